@@ -1,0 +1,266 @@
+//! The property checks of SPEC §3 over a quiescent state (no operation in flight), plus the
+//! footprint that decides whether a failed operation left a trace (SPEC §3.6).
+
+use crate::ids::{Addr, FnId, OpsId, OpsOwner};
+use crate::kernel::{fl, CallSite, Kernel};
+use crate::observe::{call, Body, Show};
+use crate::property::{Property, Violation};
+use crate::protocol::{BpfShareState, DirectMeetsIpmodify};
+use smallvec::SmallVec;
+
+/// Enabled ops that reference `f`, in list order.
+fn referencing(k: &Kernel, f: FnId) -> SmallVec<[OpsId; 4]> {
+    k.ops_list.iter().copied().filter(|&op| k.references(op, f)).collect()
+}
+
+/// The trampoline address a direct ops is supposed to send calls of `f` to, per its owner.
+fn intended_addr(k: &Kernel, op: OpsId, f: FnId) -> Option<Addr> {
+    match k.owner(op) {
+        OpsOwner::Bpf(g) => k.tr(g).cur_image.as_ref().map(|im| Addr::Image { tr: g, serial: im.serial }),
+        OpsOwner::DirectSingle => k.fstate(f).direct_user,
+        _ => None,
+    }
+}
+
+/// Whether the IPMODIFY accounting counts `op` as IPMODIFY.
+fn accounted_ipmodify(k: &Kernel, op: OpsId) -> bool {
+    let o = k.op(op);
+    o.has(fl::IPMODIFY) && !(o.has(fl::DIRECT) && k.proto.direct_meets_ipmodify == DirectMeetsIpmodify::SelfCmd)
+}
+
+/// Every violated property in a quiescent state, by function, each with a one-line explanation.
+pub fn check(k: &Kernel) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for f in (0..k.fns.len() as u16).map(FnId) {
+        check_fn(k, f, &mut out);
+    }
+    check_global(k, &mut out);
+    out
+}
+
+fn check_fn(k: &Kernel, f: FnId, out: &mut Vec<Violation>) {
+    let Some(c) = call(k, f) else { return };
+    let v = |p, d: String| Violation::new(p, Some(f), d);
+    let refs = referencing(k, f);
+    let ipm: SmallVec<[OpsId; 2]> = refs
+        .iter()
+        .copied()
+        .filter(|&o| k.op(o).has(fl::IPMODIFY) && !k.op(o).has(fl::DIRECT) && !k.op(o).has(fl::STUB))
+        .collect();
+    let dir: SmallVec<[OpsId; 2]> = refs.iter().copied().filter(|&o| k.op(o).has(fl::DIRECT)).collect();
+
+    // 1. IPMODIFY honoured
+    if let Some(&o) = ipm.first() {
+        if !matches!(c.body, Body::Redirected(_)) {
+            out.push(v(
+                Property::IpmodifyHonoured,
+                format!("{} is enabled but the call runs {}", k.owner(o), Show(k, &c)),
+            ));
+        }
+    }
+    // 2. No lost program
+    let tr = k.tr(f);
+    if tr.cur_image.is_some() {
+        let lost: Vec<String> = tr
+            .links
+            .iter()
+            .filter(|(_, p)| !c.progs().contains(p))
+            .map(|(kind, p)| format!("{p} ({kind})"))
+            .collect();
+        if !lost.is_empty() {
+            out.push(v(Property::NoLostProgram, format!("{} linked but not run: {}", lost.join(", "), Show(k, &c))));
+        }
+    }
+    // 3. No lost callback
+    for &o in &refs {
+        let op = k.op(o);
+        if op.has(fl::STUB) {
+            continue;
+        }
+        if op.has(fl::DIRECT) {
+            let Some(want) = intended_addr(k, o, f) else { continue };
+            if c.tramp.as_ref().map(|t| t.addr()) != Some(want) {
+                out.push(v(
+                    Property::NoLostCallback,
+                    format!("{} is enabled but its trampoline {want} is not reached: {}", k.owner(o), Show(k, &c)),
+                ));
+            }
+        } else if !c.callbacks.contains(&o) {
+            out.push(v(
+                Property::NoLostCallback,
+                format!("{} is enabled but its callback does not run: {}", k.owner(o), Show(k, &c)),
+            ));
+        }
+    }
+    // 4. Exclusivity
+    if ipm.len() > 1 {
+        let names: Vec<String> = ipm.iter().map(|o| k.owner(*o).to_string()).collect();
+        out.push(v(Property::Exclusivity, format!("two IPMODIFY ops enabled: {}", names.join(", "))));
+    }
+    if dir.len() > 1 {
+        let names: Vec<String> = dir.iter().map(|o| k.owner(*o).to_string()).collect();
+        out.push(v(Property::Exclusivity, format!("two direct ops enabled: {}", names.join(", "))));
+    }
+    let mut addrs: SmallVec<[Addr; 2]> = k.direct_functions.all_for(f).map(|e| e.addr).collect();
+    addrs.sort();
+    addrs.dedup();
+    if addrs.len() > 1 {
+        let names: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        out.push(v(Property::Exclusivity, format!("direct_functions holds {} trampolines: {}", addrs.len(), names.join(", "))));
+    }
+    // 5. Accounting
+    let rec = *k.rec(f);
+    let want_count = refs.len() as u16;
+    let want_ipm = refs.iter().any(|&o| accounted_ipmodify(k, o));
+    let want_dir = !dir.is_empty();
+    if rec.count != want_count {
+        out.push(v(Property::Accounting, format!("record count is {} but {} enabled ops reference it", rec.count, want_count)));
+    }
+    if rec.ipmodify != want_ipm {
+        out.push(v(Property::Accounting, format!("record IPMODIFY flag is {} but should be {want_ipm}", rec.ipmodify)));
+    }
+    if rec.direct != want_dir {
+        out.push(v(Property::Accounting, format!("record DIRECT flag is {} but should be {want_dir}", rec.direct)));
+    }
+    let want_site = if rec.count == 0 {
+        Some(CallSite::Nop)
+    } else if rec.count == 1 && rec.direct {
+        k.direct_functions.lookup(f).map(CallSite::Direct)
+    } else {
+        Some(CallSite::Caller)
+    };
+    if let Some(want) = want_site {
+        if rec.site != want {
+            out.push(v(Property::Accounting, format!("call site is {:?} but the record says {:?}", rec.site, want)));
+        }
+    }
+    // 6. Atomicity, as state: no stale direct_functions entry.
+    for e in k.direct_functions.all_for(f) {
+        let owned = dir.iter().any(|&o| intended_addr(k, o, f) == Some(e.addr));
+        if !owned {
+            out.push(v(Property::Atomicity, format!("direct_functions keeps {f} -> {} that no enabled direct ops owns", e.addr)));
+        }
+    }
+    // share-leak: an installed trampoline still sharing with no IPMODIFY ops on the function.
+    if tr.cur_image.is_some() && ipm.is_empty() {
+        let fops = k.op(k.id(OpsOwner::Bpf(f)));
+        let sharing = match k.proto.bpf_share_state {
+            BpfShareState::TrampFlags => tr.flags.share,
+            BpfShareState::IndirectBool => tr.indirect_call || fops.has(fl::SHARE_IPMODIFY),
+            BpfShareState::None => false,
+        };
+        if sharing {
+            out.push(v(Property::ShareLeak, "the trampoline stays in sharing mode with no IPMODIFY ops on the function".into()));
+        }
+    }
+}
+
+fn check_global(k: &Kernel, out: &mut Vec<Violation>) {
+    // Half-registered ops: callback/trampoline set on a direct ops that is not registered.
+    for f in (0..k.fns.len() as u16).map(FnId) {
+        let id = k.id(OpsOwner::Bpf(f));
+        let o = k.op(id);
+        if (o.func_set || o.trampoline_set) && !o.has(fl::ENABLED) {
+            out.push(Violation::new(
+                Property::Atomicity,
+                Some(f),
+                format!("{} keeps its callback/trampoline while not registered (a later register gets -EINVAL)", k.owner(id)),
+            ));
+        }
+    }
+    // Stale direct_functions entries for functions whose text is gone.
+    for e in k.direct_functions.entries() {
+        if !k.rec(e.ip).present {
+            out.push(Violation::new(
+                Property::Atomicity,
+                Some(e.ip),
+                format!("direct_functions keeps {} -> {} for a function that is not loaded", e.ip, e.addr),
+            ));
+        }
+    }
+}
+
+/// The state a failed operation must leave unchanged, minus the tolerated sharing state
+/// (SPEC §3.6). Compared before and after each failed operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    parts: Vec<(&'static str, String)>,
+    share: String,
+}
+
+/// Takes the footprint of a state.
+pub fn footprint(k: &Kernel) -> Footprint {
+    let mut parts = Vec::new();
+    let recs: Vec<String> = k.fns.iter().map(|s| format!("{:?}", s.rec)).collect();
+    parts.push(("records", recs.join(";")));
+    let ops: Vec<String> = k
+        .ops
+        .iter()
+        .map(|o| {
+            format!(
+                "{:x} {} {} {} {} {:?}",
+                o.flags & !fl::SHARE_IPMODIFY,
+                o.filter,
+                o.notrace,
+                o.func_set,
+                o.trampoline_set,
+                o.direct_call
+            )
+        })
+        .collect();
+    parts.push(("ops", ops.join(";")));
+    parts.push(("ftrace_ops_list", format!("{:?}", k.ops_list)));
+    parts.push(("direct_functions", format!("{:?}", k.direct_functions)));
+    let tramps: Vec<String> = k
+        .fns
+        .iter()
+        .map(|s| {
+            let mut fl = s.tr.flags;
+            fl.share = false;
+            format!("{:?} {:?} {:?}", s.tr.links, fl, s.tr.cur_image)
+        })
+        .collect();
+    parts.push(("trampolines", tramps.join(";")));
+    let owners: Vec<String> = k
+        .fns
+        .iter()
+        .map(|s| format!("{} {} {} {:?}", s.klp_stack, s.klp_registered, s.kprobes, s.direct_user))
+        .collect();
+    parts.push(("owners", owners.join(";")));
+    parts.push(("modules", format!("{:?} {:?} {}", k.modules, k.tracers, k.kprobe_ftrace_enabled)));
+    let share: Vec<String> = k
+        .fns
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let fops = k.op(k.id(OpsOwner::Bpf(FnId(i as u16))));
+            format!("{} {} {}", s.tr.flags.share, s.tr.indirect_call, fops.has(fl::SHARE_IPMODIFY))
+        })
+        .collect();
+    Footprint { parts, share: share.join(";") }
+}
+
+impl Footprint {
+    /// What changed between `self` (before) and `after`: the atomicity violation if anything but
+    /// the sharing state changed, else a share-leak if that did.
+    pub fn compare(&self, after: &Footprint, what: &str) -> Option<Violation> {
+        let changed: Vec<&str> = self
+            .parts
+            .iter()
+            .zip(&after.parts)
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, _)| a.0)
+            .collect();
+        if !changed.is_empty() {
+            return Some(Violation::new(
+                Property::Atomicity,
+                None,
+                format!("`{what}` failed but changed {}", changed.join(", ")),
+            ));
+        }
+        if self.share != after.share {
+            return Some(Violation::new(Property::ShareLeak, None, format!("`{what}` failed but left a trampoline in sharing mode")));
+        }
+        None
+    }
+}

@@ -1,0 +1,436 @@
+//! The BPF trampoline (kernel/bpf/trampoline.c, SPEC §2, §5.2, §5.3): links by kind, the image
+//! rebuild with its flags, registration through the direct API, the `goto again` retry on
+//! `-EAGAIN`, and the owner callback for every command.
+
+use crate::errno::Errno;
+use crate::ftrace::{call, wait, Cmd, SetHash};
+use crate::direct::{ModifyDirectMulti, ModifyDirectSingle, RegisterDirectMulti, RegisterDirectSingle, UnregisterDirectMulti, UnregisterDirectSingle};
+use crate::ids::{Addr, FnId, OpsId, OpsOwner, ProgKind, Tid};
+use crate::kernel::{fl, Image, Kernel, TrampFlags, BPF_MAX_TRAMP_LINKS, RETRIES_MAX};
+use crate::locks::Lock;
+use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Step};
+use crate::property::{Property, Violation};
+use crate::protocol::{BpfDirectApi, BpfPeerLock, BpfShareState, DirectRegisterFailure};
+
+fn image_addr(f: FnId, serial: u32) -> Addr {
+    Addr::Image { tr: f, serial }
+}
+
+/// `bpf_tramp_ftrace_ops_func(ops, ENABLE_SHARE_IPMODIFY_SELF)`: called inside the direct ops'
+/// registration with tr->mutex already held; pure flag logic, so it runs inline.
+pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId) -> Result<(), Errno> {
+    let OpsOwner::Bpf(f) = k.owner(ops) else {
+        panic!("[core internal bug] SELF sent to a non-BPF ops");
+    };
+    k.ev(t, EventKind::Callback(ops, Cmd::SelfEnable.name(k.proto.bpf_share_state)));
+    match k.proto.bpf_share_state {
+        BpfShareState::TrampFlags => {
+            let fl = k.tr(f).flags;
+            if fl.call_orig && !fl.orig_stack {
+                if fl.share {
+                    k.ev(t, EventKind::Warn("bpf_tramp_ftrace_ops_func: SHARE_IPMODIFY already set"));
+                    return Err(Errno::EBUSY);
+                }
+                k.tr_mut(t, f).flags.share = true;
+                return Err(Errno::EAGAIN);
+            }
+            Ok(())
+        }
+        // v2's callback knows only ENABLE/DISABLE: "default: ret = -EINVAL".
+        BpfShareState::IndirectBool => Err(Errno::EINVAL),
+        BpfShareState::None => panic!("[core internal bug] SELF sent to a trampoline without ops_func"),
+    }
+}
+
+/// `bpf_tramp_ftrace_ops_func` for the PEER commands: take tr->mutex (trylock, `-EAGAIN` when
+/// busy; or blocking, per `bpf_peer_lock`), switch sharing and rebuild without direct_mutex.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BpfOpsFunc {
+    pub f: FnId,
+    pub cmd: Cmd,
+    pc: u8,
+}
+
+impl BpfOpsFunc {
+    pub fn new(f: FnId, cmd: Cmd) -> Self {
+        BpfOpsFunc { f, cmd, pc: 0 }
+    }
+}
+
+impl Step for BpfOpsFunc {
+    const NAME: &'static str = "bpf_tramp_ftrace_ops_func";
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        let f = self.f;
+        match self.pc {
+            0 => match k.proto.bpf_peer_lock {
+                BpfPeerLock::Trylock => wait!(self, 1, Request::TryLock(Lock::Tr(f))),
+                BpfPeerLock::Blocking => wait!(self, 1, Request::Lock(Lock::Tr(f))),
+            },
+            1 => {
+                if !input.ok() {
+                    return Flow::Ret(Err(Errno::EAGAIN));
+                }
+                let rebuild = match (k.proto.bpf_share_state, self.cmd) {
+                    (BpfShareState::TrampFlags, Cmd::PeerEnable) => {
+                        let tr = k.tr_mut(t, f);
+                        tr.flags.share = true;
+                        tr.flags.call_orig && !tr.flags.orig_stack
+                    }
+                    (BpfShareState::TrampFlags, Cmd::PeerDisable) => {
+                        let tr = k.tr_mut(t, f);
+                        tr.flags.share = false;
+                        tr.flags.orig_stack
+                    }
+                    (BpfShareState::IndirectBool, Cmd::PeerEnable) => {
+                        k.tr_mut(t, f).indirect_call = true;
+                        true
+                    }
+                    (BpfShareState::IndirectBool, Cmd::PeerDisable) => {
+                        k.tr_mut(t, f).indirect_call = false;
+                        let fops = k.id(OpsOwner::Bpf(f));
+                        k.set_ops_flags(t, fops, 0, fl::SHARE_IPMODIFY);
+                        true
+                    }
+                    (share, cmd) => panic!("[core internal bug] {cmd:?} to a {share:?} trampoline"),
+                };
+                if rebuild {
+                    call!(self, 2, BpfTrampolineUpdate::new(f, false));
+                }
+                k.unlock(t, Lock::Tr(f));
+                Flow::Ret(Ok(0))
+            }
+            _ => {
+                k.unlock(t, Lock::Tr(f));
+                Flow::Ret(input.ret())
+            }
+        }
+    }
+}
+
+/// `bpf_trampoline_update(tr, lock_direct_mutex)` (tr->mutex held): snapshot the links, allocate
+/// and build an image with its flags, register (first image) or modify, retry on `-EAGAIN`
+/// (`goto again`), install; restore the old flags on any error.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BpfTrampolineUpdate {
+    pub f: FnId,
+    pub lock_direct: bool,
+    pc: u8,
+    orig_flags: TrampFlags,
+    im: Option<Image>,
+    retries: u16,
+}
+
+impl BpfTrampolineUpdate {
+    pub fn new(f: FnId, lock_direct: bool) -> Self {
+        BpfTrampolineUpdate { f, lock_direct, pc: 0, orig_flags: TrampFlags::default(), im: None, retries: 0 }
+    }
+
+    fn out(&self, k: &mut Kernel, t: Tid, r: Result<(), Errno>) -> Flow {
+        if r.is_err() {
+            k.tr_mut(t, self.f).flags = self.orig_flags;
+        }
+        Flow::Ret(r.map(|_| 0))
+    }
+}
+
+impl Step for BpfTrampolineUpdate {
+    const NAME: &'static str = "bpf_trampoline_update";
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        let f = self.f;
+        loop {
+            match self.pc {
+                0 => {
+                    self.orig_flags = k.tr(f).flags;
+                    if k.tr(f).links.is_empty() {
+                        let Some(cur) = k.tr(f).cur_image.as_ref() else {
+                            k.ev(t, EventKind::Warn("bpf_trampoline_update: no links and no image"));
+                            return Flow::Ret(Ok(0));
+                        };
+                        let addr = image_addr(f, cur.serial);
+                        call!(self, 10, UnregisterFentry::new(f, addr));
+                    }
+                    wait!(self, 1, Request::Alloc(AllocSite::TrampImage));
+                }
+                10 => {
+                    let r = input.ret().map(|_| ());
+                    let tr = k.tr_mut(t, f);
+                    tr.cur_image = None;
+                    tr.selector = 0;
+                    return self.out(k, t, r);
+                }
+                1 => {
+                    if !input.ok() {
+                        return self.out(k, t, Err(Errno::ENOMEM));
+                    }
+                    let share_flags = k.proto.bpf_share_state == BpfShareState::TrampFlags;
+                    let tr = k.tr_mut(t, f);
+                    tr.next_serial += 1;
+                    let call_orig = tr.links.iter().any(|(kind, _)| kind.calls_orig());
+                    // "clear all bits except SHARE_IPMODIFY"
+                    tr.flags = TrampFlags { call_orig, orig_stack: false, share: share_flags && tr.flags.share };
+                    self.im = Some(Image {
+                        serial: tr.next_serial,
+                        call_orig,
+                        orig_stack: false,
+                        progs: tr.links.iter().map(|(_, p)| *p).collect(),
+                    });
+                    self.pc = 2;
+                }
+                2 => {
+                    // again:
+                    let orig_stack = match k.proto.bpf_share_state {
+                        BpfShareState::TrampFlags => k.tr(f).flags.share && k.tr(f).flags.call_orig,
+                        BpfShareState::IndirectBool => k.tr(f).indirect_call,
+                        BpfShareState::None => false,
+                    };
+                    k.tr_mut(t, f).flags.orig_stack = orig_stack;
+                    wait!(self, 3, Request::Build(f));
+                }
+                3 => {
+                    if !input.ok() {
+                        return self.out(k, t, Err(Errno::E2BIG));
+                    }
+                    let flags = k.tr(f).flags;
+                    let im = self.im.as_mut().expect("[core internal bug] image");
+                    im.call_orig = flags.call_orig;
+                    im.orig_stack = flags.orig_stack;
+                    let addr = image_addr(f, im.serial);
+                    if k.proto.bpf_share_state == BpfShareState::IndirectBool && k.tr(f).indirect_call {
+                        // v2: after building, the trampoline marks its ops as sharing.
+                        let fops = k.id(OpsOwner::Bpf(f));
+                        k.set_ops_flags(t, fops, fl::SHARE_IPMODIFY, 0);
+                    }
+                    if k.tr(f).cur_image.is_some() {
+                        call!(self, 4, ModifyFentry::new(f, addr, self.lock_direct));
+                    }
+                    call!(self, 4, RegisterFentry::new(f, addr));
+                }
+                4 => {
+                    let r = input.ret();
+                    if r == Err(Errno::EAGAIN) && k.proto.bpf_share_state != BpfShareState::None {
+                        // "reset fops->func and fops->trampoline for re-register" (fixes-2025's
+                        // ftrace does this itself; BPF no longer does).
+                        if k.proto.direct_register_failure != DirectRegisterFailure::Reset {
+                            let fops = k.id(OpsOwner::Bpf(f));
+                            let o = k.op_mut(fops);
+                            o.func_set = false;
+                            o.trampoline_set = false;
+                        }
+                        if k.proto.bpf_share_state == BpfShareState::IndirectBool {
+                            k.tr_mut(t, f).indirect_call = true;
+                        }
+                        self.retries += 1;
+                        if self.retries > RETRIES_MAX {
+                            k.violate(Violation::new(Property::Livelock, Some(f), "bpf_trampoline_update: -EAGAIN retry hit its bound"));
+                            return self.out(k, t, Err(Errno::EAGAIN));
+                        }
+                        self.pc = 2;
+                        continue;
+                    }
+                    if let Err(e) = r {
+                        return self.out(k, t, Err(e));
+                    }
+                    let im = self.im.take();
+                    let tr = k.tr_mut(t, f);
+                    tr.cur_image = im;
+                    tr.selector += 1;
+                    return self.out(k, t, Ok(()));
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
+}
+
+/// `register_fentry`: single-ip API (pre), or set the filter then `register_ftrace_direct_multi`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RegisterFentry {
+    pub f: FnId,
+    pub addr: Addr,
+    pc: u8,
+    err: Option<Errno>,
+}
+
+impl RegisterFentry {
+    pub fn new(f: FnId, addr: Addr) -> Self {
+        RegisterFentry { f, addr, pc: 0, err: None }
+    }
+}
+
+impl Step for RegisterFentry {
+    const NAME: &'static str = "register_fentry";
+    fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
+        let fops = k.id(OpsOwner::Bpf(self.f));
+        match self.pc {
+            0 => {
+                if k.proto.bpf_direct_api == BpfDirectApi::Single {
+                    call!(self, 9, RegisterDirectSingle::new(self.f, self.addr));
+                }
+                call!(self, 1, SetHash::filter(fops, self.f, false, k.proto.bpf_filter_reset))
+            }
+            1 => {
+                if let Err(e) = input.ret() {
+                    if k.proto.bpf_checks_set_filter {
+                        return Flow::Ret(Err(e));
+                    }
+                }
+                call!(self, 2, RegisterDirectMulti::new(fops, self.addr))
+            }
+            2 => {
+                let r = input.ret();
+                if let (Err(e), true) = (r, k.proto.bpf_unfilter_on_failure) {
+                    self.err = Some(e);
+                    call!(self, 3, SetHash::filter(fops, self.f, true, false));
+                }
+                Flow::Ret(r)
+            }
+            3 => Flow::Ret(self.err.map_or(Ok(0), Err)),
+            _ => Flow::Ret(input.ret()),
+        }
+    }
+}
+
+/// `modify_fentry`: `modify_ftrace_direct` (single) or `modify_ftrace_direct_multi(_nolock)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ModifyFentry {
+    pub f: FnId,
+    pub addr: Addr,
+    pub lock_direct: bool,
+    pc: u8,
+}
+
+impl ModifyFentry {
+    pub fn new(f: FnId, addr: Addr, lock_direct: bool) -> Self {
+        ModifyFentry { f, addr, lock_direct, pc: 0 }
+    }
+}
+
+impl Step for ModifyFentry {
+    const NAME: &'static str = "modify_fentry";
+    fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
+        if self.pc == 1 {
+            return Flow::Ret(input.ret());
+        }
+        if k.proto.bpf_direct_api == BpfDirectApi::Single {
+            let old = k.tr(self.f).cur_image.as_ref().map(|i| image_addr(self.f, i.serial));
+            let old = old.expect("[core internal bug] modify without an image");
+            call!(self, 1, ModifyDirectSingle::new(self.f, old, self.addr));
+        }
+        let fops = k.id(OpsOwner::Bpf(self.f));
+        call!(self, 1, ModifyDirectMulti::new(fops, self.addr, self.lock_direct))
+    }
+}
+
+/// `unregister_fentry`: `unregister_ftrace_direct` (single) or `unregister_ftrace_direct_multi`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UnregisterFentry {
+    pub f: FnId,
+    pub addr: Addr,
+    pc: u8,
+}
+
+impl UnregisterFentry {
+    pub fn new(f: FnId, addr: Addr) -> Self {
+        UnregisterFentry { f, addr, pc: 0 }
+    }
+}
+
+impl Step for UnregisterFentry {
+    const NAME: &'static str = "unregister_fentry";
+    fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
+        if self.pc == 1 {
+            return Flow::Ret(input.ret());
+        }
+        if k.proto.bpf_direct_api == BpfDirectApi::Single {
+            call!(self, 1, UnregisterDirectSingle::new(self.f, self.addr));
+        }
+        let fops = k.id(OpsOwner::Bpf(self.f));
+        call!(self, 1, UnregisterDirectMulti::new(fops, self.addr))
+    }
+}
+
+/// `bpf_trampoline_link_prog`: under tr->mutex add the link and update; on failure remove it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BpfLink {
+    pub kind: ProgKind,
+    pub f: FnId,
+    pc: u8,
+}
+
+impl BpfLink {
+    pub fn new(kind: ProgKind, f: FnId) -> Self {
+        BpfLink { kind, f, pc: 0 }
+    }
+}
+
+impl Step for BpfLink {
+    const NAME: &'static str = "bpf_trampoline_link_prog";
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        let f = self.f;
+        match self.pc {
+            0 => wait!(self, 1, Request::Lock(Lock::Tr(f))),
+            1 => {
+                // bpf_trampoline_module_get / btf lookup: the function's module must be live.
+                let err = if !k.fn_live(f) {
+                    Some(Errno::ENOENT)
+                } else if k.tr(f).links.len() >= BPF_MAX_TRAMP_LINKS {
+                    Some(Errno::E2BIG)
+                } else {
+                    None
+                };
+                if let Some(e) = err {
+                    k.unlock(t, Lock::Tr(f));
+                    return Flow::Ret(Err(e));
+                }
+                let prog = k.new_prog();
+                k.tr_mut(t, f).links.push((self.kind, prog));
+                call!(self, 2, BpfTrampolineUpdate::new(f, true))
+            }
+            _ => {
+                let r = input.ret();
+                if r.is_err() {
+                    k.tr_mut(t, f).links.pop();
+                }
+                k.unlock(t, Lock::Tr(f));
+                Flow::Ret(r)
+            }
+        }
+    }
+}
+
+/// `bpf_trampoline_unlink_prog`: under tr->mutex remove the oldest link of the kind and update;
+/// the link stays removed whatever the update returns.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BpfUnlink {
+    pub kind: ProgKind,
+    pub f: FnId,
+    pc: u8,
+}
+
+impl BpfUnlink {
+    pub fn new(kind: ProgKind, f: FnId) -> Self {
+        BpfUnlink { kind, f, pc: 0 }
+    }
+}
+
+impl Step for BpfUnlink {
+    const NAME: &'static str = "bpf_trampoline_unlink_prog";
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        let f = self.f;
+        match self.pc {
+            0 => wait!(self, 1, Request::Lock(Lock::Tr(f))),
+            1 => {
+                let Some(i) = k.tr(f).links.iter().position(|(kind, _)| *kind == self.kind) else {
+                    k.unlock(t, Lock::Tr(f));
+                    return Flow::Ret(Err(Errno::ENOENT));
+                };
+                k.tr_mut(t, f).links.remove(i);
+                call!(self, 2, BpfTrampolineUpdate::new(f, true))
+            }
+            _ => {
+                k.unlock(t, Lock::Tr(f));
+                Flow::Ret(input.ret())
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Single-ip direct users (samples/ftrace/ftrace-direct*.c, SPEC §2): each registers its own
+//! trampoline at one function through the single-ip API and its shared `direct_ops`, which has no
+//! owner callback. A user pins the module of its function (a modelling choice: the samples target
+//! built-in functions, and a user that did not pin its target would leave a dangling entry).
+
+use crate::errno::Errno;
+use crate::direct::{ModifyDirectSingle, RegisterDirectSingle, UnregisterDirectSingle};
+use crate::ftrace::call;
+use crate::ids::{Addr, FnId, Tid};
+use crate::kernel::Kernel;
+use crate::machine::{Flow, Input, Step};
+use crate::protocol::SingleDirectApi;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DirectAction {
+    Register,
+    Modify,
+    Unregister,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DirectUser {
+    pub action: DirectAction,
+    pub f: FnId,
+    pc: u8,
+    addr: Option<Addr>,
+}
+
+impl DirectUser {
+    pub fn new(action: DirectAction, f: FnId) -> Self {
+        DirectUser { action, f, pc: 0, addr: None }
+    }
+}
+
+impl Step for DirectUser {
+    const NAME: &'static str = "ftrace_direct_sample";
+    fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
+        let f = self.f;
+        if self.pc == 1 {
+            let r = input.ret();
+            let st = k.fstate_mut(f);
+            match self.action {
+                DirectAction::Register | DirectAction::Modify if r.is_ok() => st.direct_user = self.addr,
+                DirectAction::Unregister => st.direct_user = None,
+                _ => {}
+            }
+            return Flow::Ret(r);
+        }
+        if k.proto.single_direct_api == SingleDirectApi::Absent {
+            return Flow::Ret(Err(Errno::ENODEV));
+        }
+        let cur = k.fstate(f).direct_user;
+        match (self.action, cur) {
+            (DirectAction::Register, Some(_)) => Flow::Ret(Err(Errno::EBUSY)),
+            (DirectAction::Register, None) => {
+                let a = k.new_sample_addr();
+                self.addr = Some(a);
+                call!(self, 1, RegisterDirectSingle::new(f, a))
+            }
+            (_, None) => Flow::Ret(Err(Errno::ENOENT)),
+            (DirectAction::Modify, Some(old)) => {
+                let a = k.new_sample_addr();
+                self.addr = Some(a);
+                call!(self, 1, ModifyDirectSingle::new(f, old, a))
+            }
+            (DirectAction::Unregister, Some(old)) => call!(self, 1, UnregisterDirectSingle::new(f, old)),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Plain tracers (SPEC §2): ops with neither IPMODIFY nor DIRECT, any filter (empty = every
+//! function) and a notrace hash. They only observe. Serialized by `trace_types_lock`.
+
+use crate::errno::Errno;
+use crate::ftrace::{call, wait, RegisterFtraceFunction, SetHash, SetHashes, UnregisterFtraceFunction};
+use crate::ids::{FnId, OpsOwner, Tid, TracerId};
+use crate::kernel::Kernel;
+use crate::locks::Lock;
+use crate::machine::{Flow, Input, Request, Step};
+use crate::op::HashSel;
+
+/// Register tracer `t` with fresh filter and notrace hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TracerRegister {
+    pub t: TracerId,
+    pub filter: Vec<FnId>,
+    pub notrace: Vec<FnId>,
+    pc: u8,
+}
+
+impl TracerRegister {
+    pub fn new(t: TracerId, filter: Vec<FnId>, notrace: Vec<FnId>) -> Self {
+        TracerRegister { t, filter, notrace, pc: 0 }
+    }
+}
+
+impl Step for TracerRegister {
+    const NAME: &'static str = "tracer_register";
+    fn step(&mut self, k: &mut Kernel, tid: Tid, input: Input) -> Flow {
+        let ops = k.id(OpsOwner::Tracer(self.t));
+        match self.pc {
+            0 => wait!(self, 1, Request::Lock(Lock::TraceTypes)),
+            1 => {
+                if k.tracers[self.t.0 as usize].registered {
+                    k.unlock(tid, Lock::TraceTypes);
+                    return Flow::Ret(Err(Errno::EBUSY));
+                }
+                call!(self, 2, SetHashes::new(ops, self.filter.clone(), self.notrace.clone()))
+            }
+            2 => {
+                if let Err(e) = input.ret() {
+                    k.unlock(tid, Lock::TraceTypes);
+                    return Flow::Ret(Err(e));
+                }
+                call!(self, 3, RegisterFtraceFunction::new(ops))
+            }
+            _ => {
+                let r = input.ret();
+                if r.is_ok() {
+                    k.tracers[self.t.0 as usize].registered = true;
+                }
+                k.unlock(tid, Lock::TraceTypes);
+                Flow::Ret(r)
+            }
+        }
+    }
+}
+
+/// Add or remove one ip in a tracer's filter or notrace hash (`ftrace_set_filter_ip` /
+/// `ftrace_set_notrace_ip`), registered or not.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TracerSet {
+    pub t: TracerId,
+    pub which: HashSel,
+    pub add: bool,
+    pub f: FnId,
+    pc: u8,
+}
+
+impl TracerSet {
+    pub fn new(t: TracerId, which: HashSel, add: bool, f: FnId) -> Self {
+        TracerSet { t, which, add, f, pc: 0 }
+    }
+}
+
+impl Step for TracerSet {
+    const NAME: &'static str = "tracer_set_ip";
+    fn step(&mut self, k: &mut Kernel, tid: Tid, input: Input) -> Flow {
+        let ops = k.id(OpsOwner::Tracer(self.t));
+        match self.pc {
+            0 => wait!(self, 1, Request::Lock(Lock::TraceTypes)),
+            1 => {
+                let frame = match self.which {
+                    HashSel::Filter => SetHash::filter(ops, self.f, !self.add, false),
+                    HashSel::Notrace => SetHash::notrace(ops, self.f, !self.add),
+                };
+                call!(self, 2, frame)
+            }
+            _ => {
+                k.unlock(tid, Lock::TraceTypes);
+                Flow::Ret(input.ret())
+            }
+        }
+    }
+}
+
+/// Unregister tracer `t` (its hashes stay, like the function tracer's filter files).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TracerUnregister {
+    pub t: TracerId,
+    pc: u8,
+}
+
+impl TracerUnregister {
+    pub fn new(t: TracerId) -> Self {
+        TracerUnregister { t, pc: 0 }
+    }
+}
+
+impl Step for TracerUnregister {
+    const NAME: &'static str = "tracer_unregister";
+    fn step(&mut self, k: &mut Kernel, tid: Tid, input: Input) -> Flow {
+        let ops = k.id(OpsOwner::Tracer(self.t));
+        match self.pc {
+            0 => wait!(self, 1, Request::Lock(Lock::TraceTypes)),
+            1 => {
+                if !k.tracers[self.t.0 as usize].registered {
+                    k.unlock(tid, Lock::TraceTypes);
+                    return Flow::Ret(Err(Errno::ENOENT));
+                }
+                call!(self, 2, UnregisterFtraceFunction::new(ops))
+            }
+            _ => {
+                k.tracers[self.t.0 as usize].registered = false;
+                k.unlock(tid, Lock::TraceTypes);
+                Flow::Ret(input.ret())
+            }
+        }
+    }
+}

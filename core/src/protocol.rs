@@ -1,0 +1,587 @@
+//! Protocol versions as values of one type made of named switches (SPEC §5, §6).
+//!
+//! Every behaviour that differs between versions of the kernel code sits behind a switch; a
+//! [`Protocol`] is a set of switch values, a preset is a named protocol, and a protocol file or a
+//! command line composes a version that never existed (`base = "fixes-2025"` plus overrides).
+//! Switch names and value spellings are part of the interface: users write them in protocol files,
+//! reproducers and on the command line.
+
+use std::fmt;
+
+macro_rules! switch_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name { $($(#[$vm])* $var),+ }
+        impl $name {
+            pub const VALUES: &'static [&'static str] = &[$($s),+];
+            pub fn as_str(self) -> &'static str { match self { $($name::$var => $s),+ } }
+            fn parse(s: &str) -> Option<Self> { match s { $($s => Some($name::$var),)+ _ => None } }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+switch_enum! {
+    /// What `__ftrace_hash_update_ipmodify` does when a DIRECT ops without IPMODIFY enters a record
+    /// that already has IPMODIFY (SPEC §5.2, §5.3).
+    DirectMeetsIpmodify {
+        /// Fail with `-EBUSY` at once, no owner callback.
+        Busy => "busy",
+        /// v2 combination #4: return `-EAGAIN` so the owner enables sharing and retries.
+        Eagain => "eagain",
+        /// merged: `-EBUSY` without owner callback, else the owner's answer to `ENABLE_SHARE_IPMODIFY_SELF`.
+        SelfCmd => "self",
+    }
+}
+
+switch_enum! {
+    /// How the IPMODIFY register path finds the direct ops to ask before going live
+    /// (`prepare_direct_functions_for_ipmodify`, SPEC §5.2, §5.3).
+    PeerScan {
+        /// No prepare step (before the series).
+        None => "none",
+        /// v2: skip non-direct ops, stop at the first direct ops that has SHARE_IPMODIFY, else at the
+        /// first direct ops that references the ip.
+        StopAtSharing => "stop-at-sharing",
+        /// merged: the first enabled direct ops that references the ip.
+        FirstReferencing => "first-referencing",
+    }
+}
+
+switch_enum! {
+    /// Which registrations take `direct_mutex` in `register_ftrace_function` (SPEC §5.2, §5.3).
+    RegisterTakesDirectMutex {
+        /// v2: only the prepare step of an IPMODIFY (non-direct) ops takes it.
+        IpmodifyOnly => "ipmodify-only",
+        /// merged: every `register_ftrace_function` takes it; holders use the `_nolock` form.
+        Always => "always",
+    }
+}
+
+switch_enum! {
+    /// What `register_ftrace_direct(_multi)` does when the final register fails (SPEC §5.3, §5.4).
+    DirectRegisterFailure {
+        /// Remove the direct_functions entries it added; callback/trampoline stay set.
+        RemoveEntries => "remove-entries",
+        /// rcu-hash-2023: the published map keeps the new entries; callback/trampoline stay set.
+        LeaveEntries => "leave-entries",
+        /// fixes-2025: remove the entries and clear the ops' callback/trampoline.
+        Reset => "reset",
+    }
+}
+
+switch_enum! {
+    /// The single-ip direct API (`register/modify/unregister_ftrace_direct(ip, addr)`, SPEC §2, §5.3, §5.4).
+    SingleDirectApi {
+        /// Removed (rcu-hash-2023 and later).
+        Absent => "absent",
+        /// `modify_ftrace_direct` on a record with count 1 registers its stub ops with the locking
+        /// `register_ftrace_function` while holding direct_mutex.
+        LockingModify => "locking-modify",
+        /// fixes-2022: the stub ops is registered with `register_ftrace_function_nolock`.
+        NolockModify => "nolock-modify",
+    }
+}
+
+switch_enum! {
+    /// Which direct API the BPF trampoline uses (SPEC §5.1, §6).
+    BpfDirectApi {
+        /// The single-ip API and its shared `direct_ops` (no owner callback).
+        Single => "single",
+        /// `*_ftrace_direct_multi` with the trampoline's own `fops` and owner callback.
+        Multi => "multi",
+    }
+}
+
+switch_enum! {
+    /// The BPF trampoline's sharing state and owner callback (SPEC §5.2, §5.3).
+    BpfShareState {
+        /// No sharing, no owner callback.
+        None => "none",
+        /// v2: a boolean "indirect call"; ENABLE always rebuilds; ORIG_STACK whenever sharing is on;
+        /// SHARE_IPMODIFY is set on the ops after building.
+        IndirectBool => "indirect-bool",
+        /// merged: `BPF_TRAMP_F_SHARE_IPMODIFY` in `tr->flags`, SELF/PEER/DISABLE_PEER commands.
+        TrampFlags => "tramp-flags",
+    }
+}
+
+switch_enum! {
+    /// How the BPF owner callback takes `tr->mutex` for PEER commands (SPEC §5.3, §5.5).
+    BpfPeerLock {
+        /// `mutex_trylock`, `-EAGAIN` when it is taken.
+        Trylock => "trylock",
+        /// The alternative discussed in the thread: a blocking `mutex_lock`.
+        Blocking => "blocking",
+    }
+}
+
+switch_enum! {
+    /// Where `call_direct_funcs` finds the trampoline address (SPEC §5.4).
+    DirectCallSource {
+        /// Look the ip up in `direct_functions` (first entry wins).
+        FunctionsHash => "functions-hash",
+        /// rcu-hash-2023: the address kept in the ops (`ops->direct_call`).
+        Ops => "ops",
+    }
+}
+
+switch_enum! {
+    /// Whether the IPMODIFY accounting itself calls the direct owner (SPEC §5.5, Steven's first
+    /// proposal in the seed thread).
+    IpmodifyOwnerCall {
+        /// It never calls anyone (v2 and everything merged).
+        None => "none",
+        /// Drop ftrace_lock, send PEER to the direct ops of every entering record that has DIRECT,
+        /// retake ftrace_lock and repeat until nothing changed ("wash, rinse, repeat").
+        UnlockAndRetry => "unlock-and-retry",
+    }
+}
+
+/// A protocol: one value per switch. Every preset is one of these (SPEC §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Protocol {
+    /// `register_ftrace_direct_multi` gives the ops `DIRECT | IPMODIFY` (SPEC §5.1).
+    pub direct_is_ipmodify: bool,
+    /// SPEC §5.2, §5.3.
+    pub direct_meets_ipmodify: DirectMeetsIpmodify,
+    /// SPEC §5.2, §5.3.
+    pub peer_scan: PeerScan,
+    /// SPEC §5.2, §5.3.
+    pub register_takes_direct_mutex: RegisterTakesDirectMutex,
+    /// `unregister_ftrace_function` runs `cleanup_direct_functions_after_ipmodify` (DISABLE_PEER) for
+    /// IPMODIFY ops (SPEC §5.3).
+    pub cleanup_after_ipmodify: bool,
+    /// `modify_ftrace_direct(_multi)` runs the IPMODIFY accounting for the direct ops with "update
+    /// target" semantics, so SELF is sent for records that have IPMODIFY (SPEC §5.4 fixes-2025).
+    pub modify_checks_ipmodify: bool,
+    /// SPEC §5.3, §5.4.
+    pub direct_register_failure: DirectRegisterFailure,
+    /// SPEC §5.3, §5.4.
+    pub single_direct_api: SingleDirectApi,
+    /// SPEC §5.1, §6.
+    pub bpf_direct_api: BpfDirectApi,
+    /// SPEC §5.2, §5.3.
+    pub bpf_share_state: BpfShareState,
+    /// SPEC §5.3, §5.5.
+    pub bpf_peer_lock: BpfPeerLock,
+    /// BPF sets the filter with `reset=1` when registering (SPEC §5.4 fixes-2022).
+    pub bpf_filter_reset: bool,
+    /// BPF checks the result of `ftrace_set_filter_ip` when registering (SPEC §5.4 fixes-2025).
+    pub bpf_checks_set_filter: bool,
+    /// The shared single-ip `direct_ops` carries IPMODIFY (SPEC §5.1, §5.2: "still has IPMODIFY in
+    /// v2"; §5.3: direct ops never carry IPMODIFY).
+    pub single_direct_ops_ipmodify: bool,
+    /// `register_ftrace_direct_multi` keeps the caller's ops flags and or-s in DIRECT (v2), and then
+    /// rejects `IPMODIFY | SHARE_IPMODIFY` with `-EINVAL`; otherwise it assigns the flags (SPEC §5.2, §5.3).
+    pub direct_keeps_flags: bool,
+    /// SPEC §5.4 rcu-hash-2023.
+    pub direct_call_source: DirectCallSource,
+    /// SPEC §5.5.
+    pub ipmodify_owner_call: IpmodifyOwnerCall,
+    /// v2's BPF removes the ip from its ops' filter again when registering fails (SPEC §5.2).
+    pub bpf_unfilter_on_failure: bool,
+}
+
+/// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
+pub const PRESETS: &[(&str, &str)] = &[
+    ("pre", "before the series: direct ops carry IPMODIFY, livepatch and BPF exclude each other (SPEC §5.1)"),
+    ("v2", "the series as posted in the seed: SHARE_IPMODIFY flag, -EAGAIN and retry (SPEC §5.2)"),
+    ("merged", "the series as merged for v6.0: SELF/PEER/DISABLE_PEER commands (SPEC §5.3)"),
+    ("fixes-2022", "BPF resets the filter; the single-ip modify uses the _nolock register (SPEC §5.4)"),
+    ("rcu-hash-2023", "single-ip API gone, direct_functions published by RCU, addresses in the ops (SPEC §5.4)"),
+    ("fixes-2025", "failure/unregister reset the ops, modify checks IPMODIFY, BPF checks set_filter (SPEC §5.4)"),
+    ("alt-rinse-repeat", "merged with Steven's first proposal: the accounting drops ftrace_lock to call the owner and repeats (SPEC §5.5)"),
+    ("alt-blocking-peer", "merged with the owner callback taking tr->mutex with a blocking lock (SPEC §5.5)"),
+];
+
+/// The six kernel states of SPEC §6, in history order.
+pub const KERNEL_PRESETS: &[&str] = &["pre", "v2", "merged", "fixes-2022", "rcu-hash-2023", "fixes-2025"];
+
+impl Protocol {
+    /// The state before the series (SPEC §5.1).
+    pub const PRE: Protocol = Protocol {
+        direct_is_ipmodify: true,
+        direct_meets_ipmodify: DirectMeetsIpmodify::Busy,
+        peer_scan: PeerScan::None,
+        register_takes_direct_mutex: RegisterTakesDirectMutex::IpmodifyOnly,
+        cleanup_after_ipmodify: false,
+        modify_checks_ipmodify: false,
+        direct_register_failure: DirectRegisterFailure::RemoveEntries,
+        single_direct_api: SingleDirectApi::LockingModify,
+        bpf_direct_api: BpfDirectApi::Single,
+        bpf_share_state: BpfShareState::None,
+        bpf_peer_lock: BpfPeerLock::Trylock,
+        bpf_filter_reset: false,
+        bpf_checks_set_filter: false,
+        single_direct_ops_ipmodify: true,
+        direct_keeps_flags: false,
+        direct_call_source: DirectCallSource::FunctionsHash,
+        ipmodify_owner_call: IpmodifyOwnerCall::None,
+        bpf_unfilter_on_failure: false,
+    };
+
+    /// The v2 posting in the seed (SPEC §5.2).
+    pub const V2: Protocol = Protocol {
+        direct_is_ipmodify: false,
+        direct_meets_ipmodify: DirectMeetsIpmodify::Eagain,
+        peer_scan: PeerScan::StopAtSharing,
+        bpf_direct_api: BpfDirectApi::Multi,
+        bpf_share_state: BpfShareState::IndirectBool,
+        direct_keeps_flags: true,
+        bpf_unfilter_on_failure: true,
+        ..Protocol::PRE
+    };
+
+    /// The series as merged (SPEC §5.3).
+    pub const MERGED: Protocol = Protocol {
+        direct_meets_ipmodify: DirectMeetsIpmodify::SelfCmd,
+        peer_scan: PeerScan::FirstReferencing,
+        register_takes_direct_mutex: RegisterTakesDirectMutex::Always,
+        cleanup_after_ipmodify: true,
+        bpf_share_state: BpfShareState::TrampFlags,
+        single_direct_ops_ipmodify: false,
+        direct_keeps_flags: false,
+        bpf_unfilter_on_failure: false,
+        ..Protocol::V2
+    };
+
+    /// SPEC §5.4 fixes-2022.
+    pub const FIXES_2022: Protocol = Protocol {
+        bpf_filter_reset: true,
+        single_direct_api: SingleDirectApi::NolockModify,
+        ..Protocol::MERGED
+    };
+
+    /// SPEC §5.4 rcu-hash-2023.
+    pub const RCU_HASH_2023: Protocol = Protocol {
+        single_direct_api: SingleDirectApi::Absent,
+        direct_register_failure: DirectRegisterFailure::LeaveEntries,
+        direct_call_source: DirectCallSource::Ops,
+        ..Protocol::FIXES_2022
+    };
+
+    /// SPEC §5.4 fixes-2025.
+    pub const FIXES_2025: Protocol = Protocol {
+        direct_register_failure: DirectRegisterFailure::Reset,
+        modify_checks_ipmodify: true,
+        bpf_checks_set_filter: true,
+        ..Protocol::RCU_HASH_2023
+    };
+
+    /// SPEC §5.5: Steven's "wash, rinse, repeat" instead of the prepare step.
+    pub const ALT_RINSE_REPEAT: Protocol = Protocol {
+        peer_scan: PeerScan::None,
+        ipmodify_owner_call: IpmodifyOwnerCall::UnlockAndRetry,
+        ..Protocol::MERGED
+    };
+
+    /// SPEC §5.5: the owner callback takes `tr->mutex` with a blocking lock.
+    pub const ALT_BLOCKING_PEER: Protocol = Protocol {
+        bpf_peer_lock: BpfPeerLock::Blocking,
+        ..Protocol::MERGED
+    };
+
+    /// A preset by name.
+    pub fn preset(name: &str) -> Option<Protocol> {
+        Some(match name {
+            "pre" => Protocol::PRE,
+            "v2" => Protocol::V2,
+            "merged" => Protocol::MERGED,
+            "fixes-2022" => Protocol::FIXES_2022,
+            "rcu-hash-2023" => Protocol::RCU_HASH_2023,
+            "fixes-2025" => Protocol::FIXES_2025,
+            "alt-rinse-repeat" => Protocol::ALT_RINSE_REPEAT,
+            "alt-blocking-peer" => Protocol::ALT_BLOCKING_PEER,
+            _ => return None,
+        })
+    }
+
+    /// The preset this protocol equals, if any.
+    pub fn preset_name(&self) -> Option<&'static str> {
+        PRESETS.iter().map(|(n, _)| *n).find(|n| Protocol::preset(n).as_ref() == Some(self))
+    }
+
+    /// Every switch with its current value, in table order.
+    pub fn switches(&self) -> Vec<(&'static str, String)> {
+        SWITCHES.iter().map(|s| (s.name, (s.get)(self))).collect()
+    }
+
+    /// Sets one switch from its textual value, with a clear error for an unknown switch or value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ProtocolError> {
+        let key = key.trim();
+        let value = value.trim().trim_matches('"');
+        let sw = SWITCHES.iter().find(|s| s.name == key).ok_or_else(|| ProtocolError::UnknownSwitch(key.to_string()))?;
+        if !(sw.set)(self, value) {
+            return Err(ProtocolError::UnknownValue {
+                switch: sw.name,
+                value: value.to_string(),
+                allowed: sw.values,
+            });
+        }
+        Ok(())
+    }
+
+    /// Rejects combinations the model cannot express.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        let bad = |why: &str| Err(ProtocolError::Inexpressible(why.to_string()));
+        if self.bpf_direct_api == BpfDirectApi::Single && self.single_direct_api == SingleDirectApi::Absent {
+            return bad("bpf_direct_api=single needs the single-ip direct API (single_direct_api is absent)");
+        }
+        if self.bpf_direct_api == BpfDirectApi::Single && self.bpf_share_state != BpfShareState::None {
+            return bad("bpf_share_state needs bpf_direct_api=multi: the single-ip API's shared direct_ops has no owner callback");
+        }
+        if self.direct_call_source == DirectCallSource::Ops && self.single_direct_api != SingleDirectApi::Absent {
+            return bad("direct_call_source=ops needs single_direct_api=absent: the single-ip API keeps no address in its ops");
+        }
+        if self.single_direct_api == SingleDirectApi::Absent && self.single_direct_ops_ipmodify {
+            return bad("single_direct_ops_ipmodify=true needs the single-ip direct API (single_direct_api is absent)");
+        }
+        Ok(())
+    }
+
+    /// The protocol of a `key = value` text (a protocol file): `base = "<preset>"` first, then
+    /// overrides, `#` comments and blank lines allowed.
+    pub fn parse_file(text: &str) -> Result<Protocol, ProtocolError> {
+        let mut proto: Option<Protocol> = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (k, v) = line.split_once('=').ok_or_else(|| ProtocolError::Syntax {
+                line: i + 1,
+                text: raw.to_string(),
+            })?;
+            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+            if k == "base" {
+                if proto.is_some() {
+                    return Err(ProtocolError::Syntax { line: i + 1, text: "`base` given twice".into() });
+                }
+                proto = Some(Protocol::preset(v).ok_or_else(|| ProtocolError::UnknownPreset(v.to_string()))?);
+                continue;
+            }
+            let p = proto.as_mut().ok_or(ProtocolError::MissingBase)?;
+            p.set(k, v).map_err(|e| e.at_line(i + 1))?;
+        }
+        let p = proto.ok_or(ProtocolError::MissingBase)?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// The switches that differ from `base`, as `key=value` pairs.
+    pub fn diff(&self, base: &Protocol) -> Vec<(&'static str, String)> {
+        self.switches()
+            .into_iter()
+            .zip(base.switches())
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, _)| a)
+            .collect()
+    }
+
+    /// A short name: the preset name, or the closest preset plus the overrides.
+    pub fn describe(&self) -> String {
+        if let Some(n) = self.preset_name() {
+            return n.to_string();
+        }
+        let (base, diff) = PRESETS
+            .iter()
+            .map(|(n, _)| (*n, self.diff(&Protocol::preset(n).unwrap())))
+            .min_by_key(|(_, d)| d.len())
+            .unwrap();
+        let sets: Vec<String> = diff.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{base}+{}", sets.join(","))
+    }
+}
+
+/// What went wrong reading a protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtocolError {
+    UnknownPreset(String),
+    UnknownSwitch(String),
+    UnknownValue { switch: &'static str, value: String, allowed: &'static [&'static str] },
+    Inexpressible(String),
+    MissingBase,
+    Syntax { line: usize, text: String },
+    AtLine(usize, Box<ProtocolError>),
+}
+
+impl ProtocolError {
+    fn at_line(self, line: usize) -> ProtocolError {
+        ProtocolError::AtLine(line, Box::new(self))
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::UnknownPreset(p) => {
+                let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+                write!(f, "unknown protocol `{p}` (presets: {})", names.join(", "))
+            }
+            ProtocolError::UnknownSwitch(s) => {
+                let names: Vec<&str> = SWITCHES.iter().map(|s| s.name).collect();
+                write!(f, "unknown switch `{s}` (switches: {})", names.join(", "))
+            }
+            ProtocolError::UnknownValue { switch, value, allowed } => {
+                write!(f, "unknown value `{value}` for switch `{switch}` (allowed: {})", allowed.join(", "))
+            }
+            ProtocolError::Inexpressible(why) => write!(f, "the model cannot express this protocol: {why}"),
+            ProtocolError::MissingBase => write!(f, "protocol file must start with `base = \"<preset>\"`"),
+            ProtocolError::Syntax { line, text } => write!(f, "line {line}: expected `key = value`, found `{text}`"),
+            ProtocolError::AtLine(line, e) => write!(f, "line {line}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// One switch in the registry: name, documentation, values and accessors.
+pub struct Switch {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub values: &'static [&'static str],
+    get: fn(&Protocol) -> String,
+    set: fn(&mut Protocol, &str) -> bool,
+}
+
+const BOOL: &[&str] = &["false", "true"];
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+macro_rules! switches {
+    ($($field:ident : $kind:tt = $doc:literal),+ $(,)?) => {
+        /// The switch registry, in SPEC §6 table order followed by the switches this model adds.
+        pub const SWITCHES: &[Switch] = &[$(switches!(@one $field, $kind, $doc)),+];
+    };
+    (@one $field:ident, bool, $doc:literal) => {
+        Switch {
+            name: stringify!($field),
+            doc: $doc,
+            values: BOOL,
+            get: |p| p.$field.to_string(),
+            set: |p, v| parse_bool(v).map(|b| p.$field = b).is_some(),
+        }
+    };
+    (@one $field:ident, $ty:ident, $doc:literal) => {
+        Switch {
+            name: stringify!($field),
+            doc: $doc,
+            values: $ty::VALUES,
+            get: |p| p.$field.as_str().to_string(),
+            set: |p, v| $ty::parse(v).map(|x| p.$field = x).is_some(),
+        }
+    };
+}
+
+switches! {
+    direct_is_ipmodify: bool = "direct ops carry IPMODIFY (SPEC 5.1)",
+    direct_meets_ipmodify: DirectMeetsIpmodify = "direct ops entering an IPMODIFY record: busy, v2 -EAGAIN, or SELF command (SPEC 5.2, 5.3)",
+    peer_scan: PeerScan = "how the IPMODIFY register path finds the direct ops to ask (SPEC 5.2, 5.3)",
+    register_takes_direct_mutex: RegisterTakesDirectMutex = "which registrations take direct_mutex (SPEC 5.2, 5.3)",
+    cleanup_after_ipmodify: bool = "unregistering an IPMODIFY ops sends DISABLE_PEER (SPEC 5.3)",
+    modify_checks_ipmodify: bool = "modify runs the IPMODIFY accounting with update-target semantics (SPEC 5.4)",
+    direct_register_failure: DirectRegisterFailure = "what a failed direct register leaves behind (SPEC 5.3, 5.4)",
+    single_direct_api: SingleDirectApi = "the single-ip direct API and its modify path (SPEC 5.3, 5.4)",
+    bpf_direct_api: BpfDirectApi = "the direct API the BPF trampoline uses (SPEC 5.1, 6)",
+    bpf_share_state: BpfShareState = "the BPF trampoline's sharing state and owner callback (SPEC 5.2, 5.3)",
+    bpf_peer_lock: BpfPeerLock = "how the BPF owner callback takes tr->mutex (SPEC 5.3, 5.5)",
+    bpf_filter_reset: bool = "BPF sets its filter with reset=1 (SPEC 5.4)",
+    bpf_checks_set_filter: bool = "BPF checks the result of ftrace_set_filter_ip (SPEC 5.4)",
+    single_direct_ops_ipmodify: bool = "the shared single-ip direct_ops carries IPMODIFY (SPEC 5.1, 5.2)",
+    direct_keeps_flags: bool = "register_ftrace_direct_multi or-s DIRECT into the caller's flags and rejects IPMODIFY|SHARE_IPMODIFY (SPEC 5.2)",
+    direct_call_source: DirectCallSource = "where call_direct_funcs finds the address (SPEC 5.4)",
+    ipmodify_owner_call: IpmodifyOwnerCall = "the accounting calls the direct owner itself, unlocking and repeating (SPEC 5.5)",
+    bpf_unfilter_on_failure: bool = "BPF removes the ip from its filter when registering fails (SPEC 5.2)",
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// Resolves a protocol from a preset name plus `key=value` overrides.
+pub fn resolve(name: &str, sets: &[(String, String)]) -> Result<Protocol, ProtocolError> {
+    let mut p = Protocol::preset(name).ok_or_else(|| ProtocolError::UnknownPreset(name.to_string()))?;
+    for (k, v) in sets {
+        p.set(k, v)?;
+    }
+    p.validate()?;
+    Ok(p)
+}
+
+/// Splits a `key=value` argument.
+pub fn parse_assignment(s: &str) -> Result<(String, String), ProtocolError> {
+    let (k, v) = s.split_once('=').ok_or_else(|| ProtocolError::Syntax { line: 0, text: s.to_string() })?;
+    Ok((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_spec_table() {
+        // SPEC §6, one row per switch: pre, v2, merged, fixes-2022, rcu-hash-2023, fixes-2025.
+        let rows: &[(&str, [&str; 6])] = &[
+            ("direct_is_ipmodify", ["true", "false", "false", "false", "false", "false"]),
+            ("direct_meets_ipmodify", ["busy", "eagain", "self", "self", "self", "self"]),
+            ("peer_scan", ["none", "stop-at-sharing", "first-referencing", "first-referencing", "first-referencing", "first-referencing"]),
+            ("register_takes_direct_mutex", ["ipmodify-only", "ipmodify-only", "always", "always", "always", "always"]),
+            ("cleanup_after_ipmodify", ["false", "false", "true", "true", "true", "true"]),
+            ("modify_checks_ipmodify", ["false", "false", "false", "false", "false", "true"]),
+            ("direct_register_failure", ["remove-entries", "remove-entries", "remove-entries", "remove-entries", "leave-entries", "reset"]),
+            ("single_direct_api", ["locking-modify", "locking-modify", "locking-modify", "nolock-modify", "absent", "absent"]),
+            ("bpf_direct_api", ["single", "multi", "multi", "multi", "multi", "multi"]),
+            ("bpf_share_state", ["none", "indirect-bool", "tramp-flags", "tramp-flags", "tramp-flags", "tramp-flags"]),
+            ("bpf_peer_lock", ["trylock", "trylock", "trylock", "trylock", "trylock", "trylock"]),
+            ("bpf_filter_reset", ["false", "false", "false", "true", "true", "true"]),
+            ("bpf_checks_set_filter", ["false", "false", "false", "false", "false", "true"]),
+        ];
+        for (i, preset) in KERNEL_PRESETS.iter().enumerate() {
+            let p = Protocol::preset(preset).unwrap();
+            p.validate().unwrap();
+            let sw = p.switches();
+            for (name, vals) in rows {
+                let got = &sw.iter().find(|(n, _)| n == name).unwrap().1;
+                assert_eq!(got, vals[i], "{preset}.{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_preset_is_valid_and_named() {
+        for (n, _) in PRESETS {
+            let p = Protocol::preset(n).unwrap();
+            p.validate().unwrap();
+            assert_eq!(p.preset_name(), Some(*n));
+            assert_eq!(p.describe(), *n);
+        }
+    }
+
+    #[test]
+    fn protocol_file_and_errors() {
+        let p = Protocol::parse_file("base = \"fixes-2025\"\nmodify_checks_ipmodify = false # what if\n").unwrap();
+        assert!(!p.modify_checks_ipmodify);
+        assert_eq!(p.describe(), "fixes-2025+modify_checks_ipmodify=false");
+        assert_eq!(Protocol::parse_file("peer_scan = none").unwrap_err(), ProtocolError::MissingBase);
+        let e = Protocol::parse_file("base = merged\nfoo = 1").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("unknown switch `foo`"), "{e}");
+        let e = Protocol::parse_file("base = merged\npeer_scan = sideways").unwrap_err().to_string();
+        assert!(e.contains("unknown value `sideways`") && e.contains("first-referencing"), "{e}");
+        let e = resolve("nope", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown protocol `nope`"), "{e}");
+        let e = resolve("rcu-hash-2023", &[("bpf_direct_api".into(), "single".into())]).unwrap_err().to_string();
+        assert!(e.contains("cannot express"), "{e}");
+    }
+}

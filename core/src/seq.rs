@@ -1,0 +1,188 @@
+//! The sequential driver: runs one owner-level operation to completion, no contention. For tests,
+//! proptest and fuzzing. Locks are always free (a thread asking for a lock it holds is a
+//! `lock-recursion` finding and leaves the model stuck); the lock order of every acquisition is
+//! recorded lockdep-style; allocation, build and trylock decisions come from a [`Faults`] plan.
+
+use crate::check::{check, footprint};
+use crate::errno::Errno;
+use crate::kernel::Kernel;
+use crate::locks::{Lock, LockOrder};
+use crate::machine::{Request, Status};
+use crate::op::Op;
+use crate::property::{Property, Violation};
+use crate::protocol::Protocol;
+use crate::world::World;
+
+/// Which decisions of one operation fail. Decisions of each kind are numbered from 0 within the
+/// operation; bit `i` set means the `i`-th one fails (for trylocks: finds the lock taken).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Faults {
+    pub allocs: u32,
+    pub builds: u32,
+    pub trylocks: u32,
+}
+
+impl Faults {
+    pub const NONE: Faults = Faults { allocs: 0, builds: 0, trylocks: 0 };
+
+    pub fn is_none(&self) -> bool {
+        *self == Faults::NONE
+    }
+}
+
+impl std::fmt::Display for Faults {
+    /// ` !alloc=0,2 !build=0 !trylock=1`, or nothing.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (name, bits) in [("alloc", self.allocs), ("build", self.builds), ("trylock", self.trylocks)] {
+            if bits != 0 {
+                let idx: Vec<String> = (0..32).filter(|i| bits & (1 << i) != 0).map(|i| i.to_string()).collect();
+                write!(f, " !{name}={}", idx.join(","))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Faults {
+    /// Parses the ` !kind=i,j` suffix words of a reproducer line.
+    pub fn parse_word(&mut self, word: &str) -> Result<(), String> {
+        let w = word.strip_prefix('!').ok_or_else(|| format!("expected a fault like `!alloc=0`, found `{word}`"))?;
+        let (kind, list) = w.split_once('=').ok_or_else(|| format!("expected `!kind=i,j`, found `{word}`"))?;
+        let slot = match kind {
+            "alloc" => &mut self.allocs,
+            "build" => &mut self.builds,
+            "trylock" => &mut self.trylocks,
+            _ => return Err(format!("unknown fault kind `{kind}` (expected alloc, build or trylock)")),
+        };
+        for i in list.split(',') {
+            let n: u32 = i.parse().map_err(|_| format!("bad fault index `{i}` in `{word}`"))?;
+            if n >= 32 {
+                return Err(format!("fault index {n} out of range (0..32) in `{word}`"));
+            }
+            *slot |= 1 << n;
+        }
+        Ok(())
+    }
+}
+
+/// The result of one operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub result: Result<(), Errno>,
+    /// Properties violated by this operation or in the state it left.
+    pub violations: Vec<Violation>,
+    /// A trylock found its lock taken.
+    pub contended: bool,
+    /// An allocation or build failure was injected.
+    pub faulted: bool,
+    /// The model is stuck (lock recursion): no further operation can run.
+    pub stuck: bool,
+}
+
+/// Runs owner-level operations one at a time.
+#[derive(Clone, Debug)]
+pub struct Sequential {
+    pub k: Kernel,
+    pub order: LockOrder,
+    /// Check the footprint of failed operations (atomicity); costs two snapshots per operation.
+    pub check_atomicity: bool,
+    pub stuck: bool,
+}
+
+impl Sequential {
+    pub fn new(world: &World, proto: Protocol) -> Sequential {
+        let mut k = Kernel::new(world, proto);
+        k.ensure_threads(1);
+        Sequential { k, order: LockOrder::default(), check_atomicity: true, stuck: false }
+    }
+
+    /// Runs `op` to completion without faults and checks the properties afterwards.
+    pub fn apply(&mut self, op: &Op) -> Outcome {
+        self.apply_with(op, Faults::NONE)
+    }
+
+    /// Runs `op` with the given faults and checks the properties afterwards.
+    pub fn apply_with(&mut self, op: &Op, faults: Faults) -> Outcome {
+        let before = (self.check_atomicity && !self.stuck).then(|| footprint(&self.k));
+        let mut out = self.run(op, faults);
+        if out.stuck {
+            return out;
+        }
+        if let (Some(before), Err(_)) = (before, out.result) {
+            if let Some(v) = before.compare(&footprint(&self.k), &op.to_string()) {
+                out.violations.push(v);
+            }
+        }
+        out.violations.extend(check(&self.k));
+        out
+    }
+
+    /// Runs `op` to completion; only the findings raised inside steps (locks, livelock) are
+    /// reported. The fast path for benchmarks and search.
+    pub fn run(&mut self, op: &Op, faults: Faults) -> Outcome {
+        if self.stuck {
+            return Outcome {
+                result: Err(Errno::EBUSY),
+                violations: Vec::new(),
+                contended: false,
+                faulted: false,
+                stuck: true,
+            };
+        }
+        let t = 0;
+        let (mut allocs, mut builds, mut trys) = (0u32, 0u32, 0u32);
+        let mut violations = Vec::new();
+        self.k.start(t, op.clone());
+        let result = loop {
+            match self.k.run(t) {
+                Status::Done(r) => break r,
+                Status::Idle => unreachable!("[core internal bug] thread went idle without finishing"),
+                Status::Wants(req) => {
+                    let ok = match req {
+                        Request::Lock(l) => {
+                            if let Some(v) = self.blocking(t, l) {
+                                violations.push(v);
+                                self.stuck = true;
+                                self.k.mark_stuck(t);
+                                violations.append(&mut self.k.violations);
+                                return Outcome { result: Err(Errno::EBUSY), violations, contended: false, faulted: false, stuck: true };
+                            }
+                            true
+                        }
+                        Request::TryLock(l) => {
+                            let fail = bit(faults.trylocks, &mut trys);
+                            !fail && self.k.lock_holder(l).is_none()
+                        }
+                        Request::Alloc(_) => !bit(faults.allocs, &mut allocs),
+                        Request::Build(_) => !bit(faults.builds, &mut builds),
+                    };
+                    self.k.answer(t, ok);
+                }
+            }
+        };
+        violations.append(&mut self.k.violations);
+        let th = &self.k.threads[t as usize];
+        Outcome { result, violations, contended: th.contended, faulted: th.faulted, stuck: false }
+    }
+
+    /// A blocking acquisition: records its lock order; a lock already held by this thread is a
+    /// recursion (and the thread waits forever).
+    fn blocking(&mut self, t: u8, l: Lock) -> Option<Violation> {
+        if self.k.holds(t, l) {
+            return Some(Violation::new(Property::LockRecursion, None, format!("{l} acquired while already held")));
+        }
+        assert!(self.k.lock_holder(l).is_none(), "[core internal bug] lock {l} held by another thread in the sequential driver");
+        let held: Vec<_> = self.k.held_by(t).map(|h| h.class()).collect();
+        if let Some(cycle) = self.order.acquire(held.into_iter(), l.class()) {
+            let names: Vec<&str> = cycle.iter().map(|c| c.name()).collect();
+            self.k.violate(Violation::new(Property::LockOrder, None, format!("lock order cycle {}", names.join(" -> "))));
+        }
+        None
+    }
+}
+
+fn bit(mask: u32, counter: &mut u32) -> bool {
+    let i = *counter;
+    *counter += 1;
+    i < 32 && mask & (1 << i) != 0
+}
