@@ -17,7 +17,12 @@ fn referencing(k: &Kernel, f: FnId) -> SmallVec<[OpsId; 4]> {
 fn intended_addr(k: &Kernel, op: OpsId, f: FnId) -> Option<Addr> {
     match k.owner(op) {
         OpsOwner::Bpf(g) => k.tr(g).cur_image.as_ref().map(|im| Addr::Image { tr: g, serial: im.serial }),
-        OpsOwner::DirectSingle => k.fstate(f).direct_user,
+        // The shared single-ip direct_ops: a direct user's trampoline, or (pre) the BPF trampoline.
+        OpsOwner::DirectSingle => k.fstate(f).direct_user.or_else(|| {
+            let bpf_single = k.proto.bpf_direct_api == crate::protocol::BpfDirectApi::Single;
+            let im = k.tr(f).cur_image.as_ref().filter(|_| bpf_single);
+            im.map(|im| Addr::Image { tr: f, serial: im.serial })
+        }),
         _ => None,
     }
 }

@@ -37,6 +37,7 @@ pub mod owners;
 pub mod property;
 pub mod protocol;
 pub mod script;
+pub mod sched;
 pub mod seq;
 pub mod world;
 
