@@ -33,6 +33,7 @@ pub mod locks;
 pub mod machine;
 pub mod observe;
 pub mod op;
+pub mod oracle;
 pub mod owners;
 pub mod property;
 pub mod protocol;

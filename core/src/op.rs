@@ -21,6 +21,31 @@
 //! ```
 //!
 //! `F` is `f0`, `f1`, ...; `T` is `t0`, ...; `M` is `m0`, ...
+//!
+//! # Owner-level semantics
+//!
+//! What each operation means before the kernel is involved (the model's owners decide these
+//! without calling ftrace; the oracle predicts the same):
+//!
+//! | operation | refused at owner level with |
+//! |---|---|
+//! | `klp-enable F` | never. If F's module is not loaded the patch is *pending* and is applied when the module loads (`klp_module_coming`); on an already patched F it stacks (no ftrace call) |
+//! | `klp-disable F` | `EINVAL` when F has no patch. Disabling a stacked or pending patch makes no ftrace call |
+//! | `bpf-link K F` | `ENOENT` when F's module is not live; `E2BIG` at 38 links on one trampoline |
+//! | `bpf-unlink K F` | `ENOENT` when no program of kind K is linked to F (the oldest of K is unlinked) |
+//! | `kprobe-arm F` | `ENOENT` when F's module is not live. Probes at one address aggregate: only the first arms ftrace |
+//! | `kprobe-disarm F` | `ENOENT` when no probe is armed at F |
+//! | `tracer-register T ..` | `EBUSY` when T is registered; `EINVAL` (from ftrace) when a named function is not loaded |
+//! | `tracer-*-add/remove T F` | works on registered and unregistered tracers; `EINVAL` (ftrace) when F is not loaded, `ENOENT` (ftrace) removing an absent entry |
+//! | `tracer-unregister T` | `ENOENT` when T is not registered (its hashes stay as they were) |
+//! | `direct-register F` | `ENODEV` when the version has no single-ip API; `EBUSY` when a user is at F already |
+//! | `direct-modify F`, `direct-unregister F` | `ENODEV` without the API; `ENOENT` when no user is at F |
+//! | `module-load M` | `EBUSY` when loaded or loading |
+//! | `module-unload M` | `ENOENT` when not loaded; `EBUSY` while a BPF trampoline or a direct user holds one of its functions |
+//!
+//! Unloading a module turns its livepatches back into pending patches, kills its kprobes, and
+//! zeroes the tracers' hash entries for its functions (`clear_mod_from_hashes`: such an entry keeps
+//! the hash non-empty but matches nothing, also after the module comes back).
 
 use crate::ids::{FnId, ModId, ProgKind, TracerId};
 use std::fmt;

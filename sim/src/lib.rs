@@ -1,1 +1,3 @@
-pub fn placeholder() {}
+//! `ftsim-sim`: the seeded discrete-event simulator and the `ftsim` command line.
+
+pub mod harness;
