@@ -3,25 +3,50 @@
 
 use crate::ids::{Addr, FnId, OpsId, OpsOwner};
 use crate::kernel::{fl, CallSite, Kernel};
-use crate::observe::{call, Body, Show};
+use crate::observe::{call_among, Body, Show};
 use crate::property::{Property, Violation};
 use crate::protocol::{BpfShareState, DirectMeetsIpmodify};
 use smallvec::SmallVec;
 
-/// Enabled ops that reference `f`, in list order.
-fn referencing(k: &Kernel, f: FnId) -> SmallVec<[OpsId; 4]> {
-    k.ops_list.iter().copied().filter(|&op| k.references(op, f)).collect()
+/// For every function, the registered ops whose hashes select it, in list order: one pass over
+/// the ops list instead of one per function.
+fn index(k: &Kernel) -> Vec<SmallVec<[OpsId; 4]>> {
+    let n = k.fns.len();
+    let mut per_fn: Vec<SmallVec<[OpsId; 4]>> = vec![SmallVec::new(); n];
+    for &op in &k.ops_list {
+        let filter = k.filter(op);
+        if filter.is_empty() {
+            for (f, list) in per_fn.iter_mut().enumerate() {
+                if k.hash_selects(op, FnId(f as u16)) {
+                    list.push(op);
+                }
+            }
+        } else {
+            for f in filter.ips() {
+                if k.hash_selects(op, f) {
+                    per_fn[f.0 as usize].push(op);
+                }
+            }
+        }
+    }
+    per_fn
 }
 
 /// The trampoline address a direct ops is supposed to send calls of `f` to, per its owner.
 fn intended_addr(k: &Kernel, op: OpsId, f: FnId) -> Option<Addr> {
     match k.owner(op) {
-        OpsOwner::Bpf(g) => k.tr(g).cur_image.as_ref().map(|im| Addr::Image { tr: g, serial: im.serial }),
+        OpsOwner::Bpf(g) => k.tr(g).cur_image.as_ref().map(|im| Addr::Image {
+            tr: g,
+            serial: im.serial,
+        }),
         // The shared single-ip direct_ops: a direct user's trampoline, or (pre) the BPF trampoline.
         OpsOwner::DirectSingle => k.fstate(f).direct_user.or_else(|| {
             let bpf_single = k.proto.bpf_direct_api == crate::protocol::BpfDirectApi::Single;
             let im = k.tr(f).cur_image.as_ref().filter(|_| bpf_single);
-            im.map(|im| Addr::Image { tr: f, serial: im.serial })
+            im.map(|im| Addr::Image {
+                tr: f,
+                serial: im.serial,
+            })
         }),
         _ => None,
     }
@@ -30,36 +55,54 @@ fn intended_addr(k: &Kernel, op: OpsId, f: FnId) -> Option<Addr> {
 /// Whether the IPMODIFY accounting counts `op` as IPMODIFY.
 fn accounted_ipmodify(k: &Kernel, op: OpsId) -> bool {
     let o = k.op(op);
-    o.has(fl::IPMODIFY) && !(o.has(fl::DIRECT) && k.proto.direct_meets_ipmodify == DirectMeetsIpmodify::SelfCmd)
+    o.has(fl::IPMODIFY)
+        && !(o.has(fl::DIRECT) && k.proto.direct_meets_ipmodify == DirectMeetsIpmodify::SelfCmd)
 }
 
 /// Every violated property in a quiescent state, by function, each with a one-line explanation.
 pub fn check(k: &Kernel) -> Vec<Violation> {
     let mut out = Vec::new();
+    let idx = index(k);
     for f in (0..k.fns.len() as u16).map(FnId) {
-        check_fn(k, f, &mut out);
+        check_fn(k, f, &idx[f.0 as usize], &mut out);
     }
     check_global(k, &mut out);
     out
 }
 
-fn check_fn(k: &Kernel, f: FnId, out: &mut Vec<Violation>) {
-    let Some(c) = call(k, f) else { return };
+fn check_fn(k: &Kernel, f: FnId, selecting: &[OpsId], out: &mut Vec<Violation>) {
+    let Some(c) = call_among(k, f, selecting.iter().copied()) else {
+        return;
+    };
     let v = |p, d: String| Violation::new(p, Some(f), d);
-    let refs = referencing(k, f);
+    let refs: SmallVec<[OpsId; 4]> = selecting
+        .iter()
+        .copied()
+        .filter(|&op| k.references(op, f))
+        .collect();
     let ipm: SmallVec<[OpsId; 2]> = refs
         .iter()
         .copied()
-        .filter(|&o| k.op(o).has(fl::IPMODIFY) && !k.op(o).has(fl::DIRECT) && !k.op(o).has(fl::STUB))
+        .filter(|&o| {
+            k.op(o).has(fl::IPMODIFY) && !k.op(o).has(fl::DIRECT) && !k.op(o).has(fl::STUB)
+        })
         .collect();
-    let dir: SmallVec<[OpsId; 2]> = refs.iter().copied().filter(|&o| k.op(o).has(fl::DIRECT)).collect();
+    let dir: SmallVec<[OpsId; 2]> = refs
+        .iter()
+        .copied()
+        .filter(|&o| k.op(o).has(fl::DIRECT))
+        .collect();
 
     // 1. IPMODIFY honoured
     if let Some(&o) = ipm.first() {
         if !matches!(c.body, Body::Redirected(_)) {
             out.push(v(
                 Property::IpmodifyHonoured,
-                format!("{} is enabled but the call runs {}", k.owner(o), Show(k, &c)),
+                format!(
+                    "{} is enabled but the call runs {}",
+                    k.owner(o),
+                    Show(k, &c)
+                ),
             ));
         }
     }
@@ -73,7 +116,10 @@ fn check_fn(k: &Kernel, f: FnId, out: &mut Vec<Violation>) {
             .map(|(kind, p)| format!("{p} ({kind})"))
             .collect();
         if !lost.is_empty() {
-            out.push(v(Property::NoLostProgram, format!("{} linked but not run: {}", lost.join(", "), Show(k, &c))));
+            out.push(v(
+                Property::NoLostProgram,
+                format!("{} linked but not run: {}", lost.join(", "), Show(k, &c)),
+            ));
         }
     }
     // 3. No lost callback
@@ -83,35 +129,58 @@ fn check_fn(k: &Kernel, f: FnId, out: &mut Vec<Violation>) {
             continue;
         }
         if op.has(fl::DIRECT) {
-            let Some(want) = intended_addr(k, o, f) else { continue };
+            let Some(want) = intended_addr(k, o, f) else {
+                continue;
+            };
             if c.tramp.as_ref().map(|t| t.addr()) != Some(want) {
                 out.push(v(
                     Property::NoLostCallback,
-                    format!("{} is enabled but its trampoline {want} is not reached: {}", k.owner(o), Show(k, &c)),
+                    format!(
+                        "{} is enabled but its trampoline {want} is not reached: {}",
+                        k.owner(o),
+                        Show(k, &c)
+                    ),
                 ));
             }
         } else if !c.callbacks.contains(&o) {
             out.push(v(
                 Property::NoLostCallback,
-                format!("{} is enabled but its callback does not run: {}", k.owner(o), Show(k, &c)),
+                format!(
+                    "{} is enabled but its callback does not run: {}",
+                    k.owner(o),
+                    Show(k, &c)
+                ),
             ));
         }
     }
     // 4. Exclusivity
     if ipm.len() > 1 {
         let names: Vec<String> = ipm.iter().map(|o| k.owner(*o).to_string()).collect();
-        out.push(v(Property::Exclusivity, format!("two IPMODIFY ops enabled: {}", names.join(", "))));
+        out.push(v(
+            Property::Exclusivity,
+            format!("two IPMODIFY ops enabled: {}", names.join(", ")),
+        ));
     }
     if dir.len() > 1 {
         let names: Vec<String> = dir.iter().map(|o| k.owner(*o).to_string()).collect();
-        out.push(v(Property::Exclusivity, format!("two direct ops enabled: {}", names.join(", "))));
+        out.push(v(
+            Property::Exclusivity,
+            format!("two direct ops enabled: {}", names.join(", ")),
+        ));
     }
     let mut addrs: SmallVec<[Addr; 2]> = k.direct_functions.all_for(f).map(|e| e.addr).collect();
     addrs.sort();
     addrs.dedup();
     if addrs.len() > 1 {
         let names: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-        out.push(v(Property::Exclusivity, format!("direct_functions holds {} trampolines: {}", addrs.len(), names.join(", "))));
+        out.push(v(
+            Property::Exclusivity,
+            format!(
+                "direct_functions holds {} trampolines: {}",
+                addrs.len(),
+                names.join(", ")
+            ),
+        ));
     }
     // 5. Accounting
     let rec = *k.rec(f);
@@ -119,13 +188,31 @@ fn check_fn(k: &Kernel, f: FnId, out: &mut Vec<Violation>) {
     let want_ipm = refs.iter().any(|&o| accounted_ipmodify(k, o));
     let want_dir = !dir.is_empty();
     if rec.count != want_count {
-        out.push(v(Property::Accounting, format!("record count is {} but {} enabled ops reference it", rec.count, want_count)));
+        out.push(v(
+            Property::Accounting,
+            format!(
+                "record count is {} but {} enabled ops reference it",
+                rec.count, want_count
+            ),
+        ));
     }
     if rec.ipmodify != want_ipm {
-        out.push(v(Property::Accounting, format!("record IPMODIFY flag is {} but should be {want_ipm}", rec.ipmodify)));
+        out.push(v(
+            Property::Accounting,
+            format!(
+                "record IPMODIFY flag is {} but should be {want_ipm}",
+                rec.ipmodify
+            ),
+        ));
     }
     if rec.direct != want_dir {
-        out.push(v(Property::Accounting, format!("record DIRECT flag is {} but should be {want_dir}", rec.direct)));
+        out.push(v(
+            Property::Accounting,
+            format!(
+                "record DIRECT flag is {} but should be {want_dir}",
+                rec.direct
+            ),
+        ));
     }
     let want_site = if rec.count == 0 {
         Some(CallSite::Nop)
@@ -136,14 +223,23 @@ fn check_fn(k: &Kernel, f: FnId, out: &mut Vec<Violation>) {
     };
     if let Some(want) = want_site {
         if rec.site != want {
-            out.push(v(Property::Accounting, format!("call site is {:?} but the record says {:?}", rec.site, want)));
+            out.push(v(
+                Property::Accounting,
+                format!("call site is {:?} but the record says {:?}", rec.site, want),
+            ));
         }
     }
     // 6. Atomicity, as state: no stale direct_functions entry.
     for e in k.direct_functions.all_for(f) {
         let owned = dir.iter().any(|&o| intended_addr(k, o, f) == Some(e.addr));
         if !owned {
-            out.push(v(Property::Atomicity, format!("direct_functions keeps {f} -> {} that no enabled direct ops owns", e.addr)));
+            out.push(v(
+                Property::Atomicity,
+                format!(
+                    "direct_functions keeps {f} -> {} that no enabled direct ops owns",
+                    e.addr
+                ),
+            ));
         }
     }
     // share-leak: an installed trampoline still sharing with no IPMODIFY ops on the function.
@@ -155,7 +251,10 @@ fn check_fn(k: &Kernel, f: FnId, out: &mut Vec<Violation>) {
             BpfShareState::None => false,
         };
         if sharing {
-            out.push(v(Property::ShareLeak, "the trampoline stays in sharing mode with no IPMODIFY ops on the function".into()));
+            out.push(v(
+                Property::ShareLeak,
+                "the trampoline stays in sharing mode with no IPMODIFY ops on the function".into(),
+            ));
         }
     }
 }
@@ -179,7 +278,10 @@ fn check_global(k: &Kernel, out: &mut Vec<Violation>) {
             out.push(Violation::new(
                 Property::Atomicity,
                 Some(e.ip),
-                format!("direct_functions keeps {} -> {} for a function that is not loaded", e.ip, e.addr),
+                format!(
+                    "direct_functions keeps {} -> {} for a function that is not loaded",
+                    e.ip, e.addr
+                ),
             ));
         }
     }
@@ -189,73 +291,91 @@ fn check_global(k: &Kernel, out: &mut Vec<Violation>) {
 /// (SPEC §3.6). Compared before and after each failed operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Footprint {
-    parts: Vec<(&'static str, String)>,
-    share: String,
+    records: Vec<crate::kernel::Record>,
+    ops: Vec<crate::kernel::Ops>,
+    ops_list: SmallVec<[OpsId; 8]>,
+    direct_functions: crate::hash::DirectHash,
+    trampolines: Vec<crate::kernel::Trampoline>,
+    owners: Vec<(u16, bool, u16, Option<Addr>)>,
+    modules: (
+        SmallVec<[crate::kernel::ModState; 2]>,
+        SmallVec<[crate::kernel::TracerState; 2]>,
+        u16,
+    ),
+    share: Vec<(bool, bool, bool)>,
 }
 
 /// Takes the footprint of a state.
 pub fn footprint(k: &Kernel) -> Footprint {
-    let mut parts = Vec::new();
-    let recs: Vec<String> = k.fns.iter().map(|s| format!("{:?}", s.rec)).collect();
-    parts.push(("records", recs.join(";")));
-    let ops: Vec<String> = k
-        .ops
-        .iter()
-        .map(|o| {
-            format!(
-                "{:x} {} {} {} {} {:?}",
-                o.flags & !fl::SHARE_IPMODIFY,
-                o.filter,
-                o.notrace,
-                o.func_set,
-                o.trampoline_set,
-                o.direct_call
-            )
-        })
-        .collect();
-    parts.push(("ops", ops.join(";")));
-    parts.push(("ftrace_ops_list", format!("{:?}", k.ops_list)));
-    parts.push(("direct_functions", format!("{:?}", k.direct_functions)));
-    let tramps: Vec<String> = k
+    let mut ops = k.ops.clone();
+    for o in &mut ops {
+        o.flags &= !fl::SHARE_IPMODIFY;
+    }
+    let trampolines = k
         .fns
         .iter()
         .map(|s| {
-            let mut fl = s.tr.flags;
-            fl.share = false;
-            format!("{:?} {:?} {:?}", s.tr.links, fl, s.tr.cur_image)
+            let mut t = s.tr.clone();
+            t.flags.share = false;
+            t.indirect_call = false;
+            t.next_serial = 0;
+            t.selector = 0;
+            t
         })
         .collect();
-    parts.push(("trampolines", tramps.join(";")));
-    let owners: Vec<String> = k
-        .fns
-        .iter()
-        .map(|s| format!("{} {} {} {:?}", s.klp_stack, s.klp_registered, s.kprobes, s.direct_user))
-        .collect();
-    parts.push(("owners", owners.join(";")));
-    parts.push(("modules", format!("{:?} {:?} {}", k.modules, k.tracers, k.kprobe_ftrace_enabled)));
-    let share: Vec<String> = k
+    let share = k
         .fns
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let fops = k.op(k.id(OpsOwner::Bpf(FnId(i as u16))));
-            format!("{} {} {}", s.tr.flags.share, s.tr.indirect_call, fops.has(fl::SHARE_IPMODIFY))
+            (
+                s.tr.flags.share,
+                s.tr.indirect_call,
+                fops.has(fl::SHARE_IPMODIFY),
+            )
         })
         .collect();
-    Footprint { parts, share: share.join(";") }
+    Footprint {
+        records: k.fns.iter().map(|s| s.rec).collect(),
+        ops,
+        ops_list: k.ops_list.clone(),
+        direct_functions: k.direct_functions.clone(),
+        trampolines,
+        owners: k
+            .fns
+            .iter()
+            .map(|s| (s.klp_stack, s.klp_registered, s.kprobes, s.direct_user))
+            .collect(),
+        modules: (
+            k.modules.clone(),
+            k.tracers.clone(),
+            k.kprobe_ftrace_enabled,
+        ),
+        share,
+    }
 }
 
 impl Footprint {
     /// What changed between `self` (before) and `after`: the atomicity violation if anything but
     /// the sharing state changed, else a share-leak if that did.
     pub fn compare(&self, after: &Footprint, what: &str) -> Option<Violation> {
-        let changed: Vec<&str> = self
-            .parts
-            .iter()
-            .zip(&after.parts)
-            .filter(|(a, b)| a.1 != b.1)
-            .map(|(a, _)| a.0)
-            .collect();
+        let mut changed = Vec::new();
+        let mut diff = |name: &'static str, same: bool| {
+            if !same {
+                changed.push(name);
+            }
+        };
+        diff("records", self.records == after.records);
+        diff("ops", self.ops == after.ops);
+        diff("ftrace_ops_list", self.ops_list == after.ops_list);
+        diff(
+            "direct_functions",
+            self.direct_functions == after.direct_functions,
+        );
+        diff("trampolines", self.trampolines == after.trampolines);
+        diff("owners", self.owners == after.owners);
+        diff("modules", self.modules == after.modules);
         if !changed.is_empty() {
             return Some(Violation::new(
                 Property::Atomicity,
@@ -264,7 +384,11 @@ impl Footprint {
             ));
         }
         if self.share != after.share {
-            return Some(Violation::new(Property::ShareLeak, None, format!("`{what}` failed but left a trampoline in sharing mode")));
+            return Some(Violation::new(
+                Property::ShareLeak,
+                None,
+                format!("`{what}` failed but left a trampoline in sharing mode"),
+            ));
         }
         None
     }

@@ -3,7 +3,10 @@
 //! its shared `direct_ops`.
 
 use crate::errno::Errno;
-use crate::ftrace::{call, wait, RegisterFtraceFunction, RegisterNolock, SetHash, UnregisterFtraceFunction, UpdateIpmodify};
+use crate::ftrace::{
+    call, wait, RegisterFtraceFunction, RegisterNolock, SetHash, UnregisterFtraceFunction,
+    UpdateIpmodify,
+};
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, Tid};
 use crate::kernel::{fl, Kernel};
 use crate::locks::Lock;
@@ -21,7 +24,12 @@ pub struct RegisterDirectMulti {
 
 impl RegisterDirectMulti {
     pub fn new(ops: OpsId, addr: Addr) -> Self {
-        RegisterDirectMulti { ops, addr, pc: 0, idx: 0 }
+        RegisterDirectMulti {
+            ops,
+            addr,
+            pc: 0,
+            idx: 0,
+        }
     }
 }
 
@@ -36,7 +44,10 @@ impl Step for RegisterDirectMulti {
                         return Flow::Ret(Err(Errno::EINVAL));
                     }
                     // v2: "if the ops does ipmodify, it cannot share the same fentry"
-                    if k.proto.direct_keeps_flags && o.has(fl::IPMODIFY) && o.has(fl::SHARE_IPMODIFY) {
+                    if k.proto.direct_keeps_flags
+                        && o.has(fl::IPMODIFY)
+                        && o.has(fl::SHARE_IPMODIFY)
+                    {
                         return Flow::Ret(Err(Errno::EINVAL));
                     }
                     if k.filter(self.ops).is_empty() {
@@ -46,7 +57,10 @@ impl Step for RegisterDirectMulti {
                 }
                 1 => {
                     // Make sure requested entries are not already registered.
-                    if k.filter(self.ops).entries().any(|ip| k.direct_functions.lookup(ip).is_some()) {
+                    if k.filter(self.ops)
+                        .entries()
+                        .any(|ip| k.direct_functions.lookup(ip).is_some())
+                    {
                         k.unlock(t, Lock::Direct);
                         return Flow::Ret(Err(Errno::EBUSY));
                     }
@@ -57,12 +71,20 @@ impl Step for RegisterDirectMulti {
                         wait!(self, 3, Request::Alloc(AllocSite::DirectEntry));
                     }
                     let p = k.proto;
-                    let ipm = if p.direct_is_ipmodify { fl::IPMODIFY } else { 0 };
+                    let ipm = if p.direct_is_ipmodify {
+                        fl::IPMODIFY
+                    } else {
+                        0
+                    };
                     let o = k.op_mut(self.ops);
                     o.func_set = true;
                     o.trampoline_set = true;
                     o.direct_call = Some(self.addr);
-                    o.flags = if p.direct_keeps_flags { o.flags | fl::DIRECT | ipm } else { fl::DIRECT | ipm };
+                    o.flags = if p.direct_keeps_flags {
+                        o.flags | fl::DIRECT | ipm
+                    } else {
+                        fl::DIRECT | ipm
+                    };
                     call!(self, 4, RegisterNolock::new(self.ops));
                 }
                 3 => {
@@ -72,7 +94,10 @@ impl Step for RegisterDirectMulti {
                         k.unlock(t, Lock::Direct);
                         return Flow::Ret(Err(Errno::ENOMEM));
                     }
-                    let ip = k.filter(self.ops).nth_entry(self.idx as usize).expect("[core internal bug] entry index");
+                    let ip = k
+                        .filter(self.ops)
+                        .nth_entry(self.idx as usize)
+                        .expect("[core internal bug] entry index");
                     k.direct_add(t, ip, self.addr);
                     self.idx += 1;
                     self.pc = 2;
@@ -82,7 +107,9 @@ impl Step for RegisterDirectMulti {
                     if r.is_err() {
                         let filter = k.filter(self.ops).clone();
                         match k.proto.direct_register_failure {
-                            DirectRegisterFailure::RemoveEntries => k.direct_remove_for_filter(t, &filter, self.addr),
+                            DirectRegisterFailure::RemoveEntries => {
+                                k.direct_remove_for_filter(t, &filter, self.addr)
+                            }
                             DirectRegisterFailure::LeaveEntries => {}
                             DirectRegisterFailure::Reset => {
                                 k.direct_remove_for_filter(t, &filter, self.addr);
@@ -161,7 +188,13 @@ pub struct ModifyDirectMulti {
 
 impl ModifyDirectMulti {
     pub fn new(ops: OpsId, addr: Addr, lock_direct: bool) -> Self {
-        ModifyDirectMulti { ops, addr, lock_direct, pc: 0, err: None }
+        ModifyDirectMulti {
+            ops,
+            addr,
+            lock_direct,
+            pc: 0,
+            err: None,
+        }
     }
 }
 
@@ -242,7 +275,12 @@ pub struct RegisterDirectSingle {
 
 impl RegisterDirectSingle {
     pub fn new(ip: FnId, addr: Addr) -> Self {
-        RegisterDirectSingle { ip, addr, pc: 0, err: None }
+        RegisterDirectSingle {
+            ip,
+            addr,
+            pc: 0,
+            err: None,
+        }
     }
 }
 
@@ -265,7 +303,10 @@ impl Step for RegisterDirectSingle {
                     return fail(k, Errno::EBUSY);
                 }
                 if r.direct {
-                    k.ev(t, EventKind::Warn("register_ftrace_direct: rec has DIRECT but no entry"));
+                    k.ev(
+                        t,
+                        EventKind::Warn("register_ftrace_direct: rec has DIRECT but no entry"),
+                    );
                     return fail(k, Errno::ENODEV);
                 }
                 wait!(self, 2, Request::Alloc(AllocSite::DirectEntry))
@@ -346,7 +387,10 @@ impl Step for UnregisterDirectSingle {
             _ => {
                 let r = input.ret();
                 if r.is_err() {
-                    k.ev(t, EventKind::Warn("unregister_ftrace_direct: removing the ip failed"));
+                    k.ev(
+                        t,
+                        EventKind::Warn("unregister_ftrace_direct: removing the ip failed"),
+                    );
                 }
                 k.direct_remove_first(t, self.ip);
                 k.unlock(t, Lock::Direct);
@@ -372,7 +416,13 @@ pub struct ModifyDirectSingle {
 
 impl ModifyDirectSingle {
     pub fn new(ip: FnId, old: Addr, new: Addr) -> Self {
-        ModifyDirectSingle { ip, old, new, pc: 0, err: None }
+        ModifyDirectSingle {
+            ip,
+            old,
+            new,
+            pc: 0,
+            err: None,
+        }
     }
 }
 

@@ -15,7 +15,10 @@ pub struct StableHasher {
 
 impl Default for StableHasher {
     fn default() -> Self {
-        StableHasher { a: 0x243f_6a88_85a3_08d3, b: 0x1319_8a2e_0370_7344 }
+        StableHasher {
+            a: 0x243f_6a88_85a3_08d3,
+            b: 0x1319_8a2e_0370_7344,
+        }
     }
 }
 
@@ -35,7 +38,8 @@ impl StableHasher {
         self.b = mix(self.b.rotate_left(17) ^ w ^ 0xa076_1d64_78bd_642f);
     }
     pub fn finish128(&self) -> u128 {
-        ((mix(self.a ^ self.b.rotate_left(7)) as u128) << 64) | mix(self.b ^ self.a.rotate_left(29)) as u128
+        ((mix(self.a ^ self.b.rotate_left(7)) as u128) << 64)
+            | mix(self.b ^ self.a.rotate_left(29)) as u128
     }
 }
 
@@ -86,15 +90,15 @@ impl Canon {
     }
     fn addr(&mut self, k: &Kernel, a: Addr) -> u64 {
         match a {
-            Addr::Image { tr, serial } if k.tr(tr).cur_image.as_ref().is_some_and(|im| im.serial == serial) => {
+            Addr::Image { tr, serial }
+                if k.tr(tr)
+                    .cur_image
+                    .as_ref()
+                    .is_some_and(|im| im.serial == serial) =>
+            {
                 (1 << 40) | tr.0 as u64
             }
-            Addr::Sample { .. } => {
-                if let Some(g) = k.fns.iter().position(|s| s.direct_user == Some(a)) {
-                    return (2 << 40) | g as u64;
-                }
-                self.stale(a)
-            }
+            Addr::Sample { f, .. } if k.fstate(f).direct_user == Some(a) => (2 << 40) | f.0 as u64,
             _ => self.stale(a),
         }
     }
@@ -108,7 +112,7 @@ impl Canon {
         };
         let tr = match a {
             Addr::Image { tr, .. } => tr.0 as u64,
-            Addr::Sample { .. } => 0xffff,
+            Addr::Sample { f, .. } => 0x8000 | f.0 as u64,
         };
         (3 << 40) | (tr << 16) | i as u64
     }
@@ -120,7 +124,13 @@ pub fn fingerprint(k: &Kernel) -> u128 {
     let mut c = Canon::default();
     for s in &k.fns {
         let r = &s.rec;
-        h.word(r.present as u64 | (r.disabled as u64) << 1 | (r.ipmodify as u64) << 2 | (r.direct as u64) << 3 | (r.count as u64) << 8);
+        h.word(
+            r.present as u64
+                | (r.disabled as u64) << 1
+                | (r.ipmodify as u64) << 2
+                | (r.direct as u64) << 3
+                | (r.count as u64) << 8,
+        );
         match r.site {
             CallSite::Nop => h.word(0),
             CallSite::Caller => h.word(1),
@@ -135,7 +145,13 @@ pub fn fingerprint(k: &Kernel) -> u128 {
             None => h.word(0),
         }
         let tr = &s.tr;
-        h.word(tr.links.len() as u64 | (tr.flags.call_orig as u64) << 8 | (tr.flags.orig_stack as u64) << 9 | (tr.flags.share as u64) << 10 | (tr.indirect_call as u64) << 11);
+        h.word(
+            tr.links.len() as u64
+                | (tr.flags.call_orig as u64) << 8
+                | (tr.flags.orig_stack as u64) << 9
+                | (tr.flags.share as u64) << 10
+                | (tr.indirect_call as u64) << 11,
+        );
         for (kind, p) in &tr.links {
             let x = c.prog(*p);
             h.word(*kind as u64 | x << 4);
@@ -143,7 +159,11 @@ pub fn fingerprint(k: &Kernel) -> u128 {
         match &tr.cur_image {
             None => h.word(0xdead),
             Some(im) => {
-                h.word(im.call_orig as u64 | (im.orig_stack as u64) << 1 | (im.progs.len() as u64) << 2);
+                h.word(
+                    im.call_orig as u64
+                        | (im.orig_stack as u64) << 1
+                        | (im.progs.len() as u64) << 2,
+                );
                 for p in &im.progs {
                     let x = c.prog(*p);
                     h.word(x);
@@ -152,7 +172,12 @@ pub fn fingerprint(k: &Kernel) -> u128 {
         }
     }
     for o in &k.ops {
-        h.word(o.flags as u64 | (o.func_set as u64) << 16 | (o.trampoline_set as u64) << 17 | (o.hash_of.map_or(0xffff, |x| x.0) as u64) << 18);
+        h.word(
+            o.flags as u64
+                | (o.func_set as u64) << 16
+                | (o.trampoline_set as u64) << 17
+                | (o.hash_of.map_or(0xffff, |x| x.0) as u64) << 18,
+        );
         for &(ip, n) in o.filter.raw() {
             h.word(ip as u64 | (n as u64) << 16 | 1 << 40);
         }
@@ -177,7 +202,12 @@ pub fn fingerprint(k: &Kernel) -> u128 {
         h.word(e.ip.0 as u64 | x << 16);
     }
     for m in &k.modules {
-        h.word(m.loaded as u64 | (m.live as u64) << 1 | (m.busy as u64) << 2 | (m.klp_seen as u64) << 3);
+        h.word(
+            m.loaded as u64
+                | (m.live as u64) << 1
+                | (m.busy as u64) << 2
+                | (m.klp_seen as u64) << 3,
+        );
     }
     for t in &k.tracers {
         h.word(t.registered as u64);

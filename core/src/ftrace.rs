@@ -11,7 +11,9 @@ use crate::kernel::{fl, Kernel, RETRIES_MAX};
 use crate::locks::Lock;
 use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Ret, Step};
 use crate::property::{Property, Violation};
-use crate::protocol::{BpfShareState, DirectMeetsIpmodify, IpmodifyOwnerCall, PeerScan, RegisterTakesDirectMutex};
+use crate::protocol::{
+    BpfShareState, DirectMeetsIpmodify, IpmodifyOwnerCall, PeerScan, RegisterTakesDirectMutex,
+};
 
 /// Suspends the frame at `pc` until the driver answers `req`.
 macro_rules! wait {
@@ -83,7 +85,12 @@ pub struct RegisterFtraceFunction {
 
 impl RegisterFtraceFunction {
     pub fn new(ops: OpsId) -> Self {
-        RegisterFtraceFunction { ops, pc: 0, direct_locked: false, prepare: false }
+        RegisterFtraceFunction {
+            ops,
+            pc: 0,
+            direct_locked: false,
+            prepare: false,
+        }
     }
 }
 
@@ -94,8 +101,12 @@ impl Step for RegisterFtraceFunction {
             match self.pc {
                 0 => {
                     let o = k.op(self.ops);
-                    self.prepare = o.has(fl::IPMODIFY) && !o.has(fl::DIRECT) && k.proto.peer_scan != PeerScan::None;
-                    let takes = k.proto.register_takes_direct_mutex == RegisterTakesDirectMutex::Always || self.prepare;
+                    self.prepare = o.has(fl::IPMODIFY)
+                        && !o.has(fl::DIRECT)
+                        && k.proto.peer_scan != PeerScan::None;
+                    let takes = k.proto.register_takes_direct_mutex
+                        == RegisterTakesDirectMutex::Always
+                        || self.prepare;
                     if takes {
                         self.direct_locked = true;
                         wait!(self, 1, Request::Lock(Lock::Direct));
@@ -147,7 +158,14 @@ impl Step for RegisterNolock {
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         match self.pc {
             0 => wait!(self, 1, Request::Lock(Lock::Ftrace)),
-            1 => call!(self, 2, FtraceStartup { ops: self.ops, pc: 0 }),
+            1 => call!(
+                self,
+                2,
+                FtraceStartup {
+                    ops: self.ops,
+                    pc: 0
+                }
+            ),
             _ => {
                 k.unlock(t, Lock::Ftrace);
                 Flow::Ret(input.ret())
@@ -171,7 +189,10 @@ impl Step for FtraceStartup {
             0 => {
                 // __register_ftrace_function: WARN_ON(ops->flags & FTRACE_OPS_FL_ENABLED) -> -EBUSY
                 if k.op(self.ops).has(fl::ENABLED) {
-                    k.ev(t, EventKind::Warn("__register_ftrace_function: ops already enabled"));
+                    k.ev(
+                        t,
+                        EventKind::Warn("__register_ftrace_function: ops already enabled"),
+                    );
                     return Flow::Ret(Err(Errno::EBUSY));
                 }
                 k.list_add(t, self.ops);
@@ -196,7 +217,10 @@ impl Step for FtraceStartup {
 /// `ftrace_shutdown` (ftrace_lock held). Atomic: it takes no lock and calls no owner.
 pub fn ftrace_shutdown(k: &mut Kernel, t: Tid, ops: OpsId) -> Ret {
     if !k.op(ops).has(fl::ENABLED) {
-        k.ev(t, EventKind::Warn("__unregister_ftrace_function: ops not enabled"));
+        k.ev(
+            t,
+            EventKind::Warn("__unregister_ftrace_function: ops not enabled"),
+        );
         return Err(Errno::EBUSY);
     }
     k.list_remove(t, ops);
@@ -231,7 +255,10 @@ fn ipmodify_disable(k: &mut Kernel, t: Tid, ops: OpsId) {
         return; // old_hash == NULL: -EINVAL, ignored
     }
     let r = k.ipmodify_flag_pass(t, &old, &IpHash::new());
-    debug_assert!(r.is_ok(), "[core internal bug] removing entries cannot conflict");
+    debug_assert!(
+        r.is_ok(),
+        "[core internal bug] removing entries cannot conflict"
+    );
 }
 
 /// `__ftrace_hash_update_ipmodify(ops, old, new[, update_target])` (ftrace_lock held on entry and
@@ -261,7 +288,12 @@ fn none_if_empty(h: &IpHash) -> Option<IpHash> {
 impl UpdateIpmodify {
     /// `ftrace_hash_ipmodify_enable`: EMPTY_HASH -> filter.
     pub fn enable(k: &Kernel, ops: OpsId) -> Self {
-        Self::with(ops, Some(IpHash::new()), none_if_empty(k.filter(ops)), false)
+        Self::with(
+            ops,
+            Some(IpHash::new()),
+            none_if_empty(k.filter(ops)),
+            false,
+        )
     }
     /// `ftrace_hash_ipmodify_update`: filter -> new.
     pub fn update(k: &Kernel, ops: OpsId, new: &IpHash) -> Self {
@@ -273,7 +305,18 @@ impl UpdateIpmodify {
         Self::with(ops, Some(h.clone()), Some(h), true)
     }
     fn with(ops: OpsId, old: Option<IpHash>, new: Option<IpHash>, update_target: bool) -> Self {
-        UpdateIpmodify { ops, old, new, update_target, pc: 0, next: 0, changed: false, retries: 0, gen0: 0, err: None }
+        UpdateIpmodify {
+            ops,
+            old,
+            new,
+            update_target,
+            pc: 0,
+            next: 0,
+            changed: false,
+            retries: 0,
+            gen0: 0,
+            err: None,
+        }
     }
 
     /// The direct-ops pass: nothing is set, so nothing needs rolling back.
@@ -299,7 +342,10 @@ impl UpdateIpmodify {
                 DirectMeetsIpmodify::Eagain => return Err(Errno::EAGAIN),
                 DirectMeetsIpmodify::SelfCmd => {
                     if r.direct {
-                        k.ev(t, EventKind::Warn("FTRACE_WARN_ON(rec->flags & FTRACE_FL_DIRECT)"));
+                        k.ev(
+                            t,
+                            EventKind::Warn("FTRACE_WARN_ON(rec->flags & FTRACE_FL_DIRECT)"),
+                        );
                     }
                     if !k.has_ops_func(self.ops) {
                         return Err(Errno::EBUSY);
@@ -313,7 +359,12 @@ impl UpdateIpmodify {
 
     /// The next record (from `self.next`) entering the new hash that has DIRECT, with the direct
     /// ops to ask about it.
-    fn next_direct_peer(&mut self, k: &Kernel, old: &IpHash, new: &IpHash) -> Option<(FnId, Option<OpsId>)> {
+    fn next_direct_peer(
+        &mut self,
+        k: &Kernel,
+        old: &IpHash,
+        new: &IpHash,
+    ) -> Option<(FnId, Option<OpsId>)> {
         let ips: Vec<FnId> = new.ips().collect();
         while (self.next as usize) < ips.len() {
             let f = ips[self.next as usize];
@@ -339,7 +390,12 @@ impl Step for UpdateIpmodify {
                     }
                     let Some(is_ipmodify) = accounted_ipmodify(k, self.ops) else {
                         if k.op(self.ops).has(fl::IPMODIFY) && k.op(self.ops).has(fl::DIRECT) {
-                            k.ev(t, EventKind::Warn("__ftrace_hash_update_ipmodify: IPMODIFY and DIRECT"));
+                            k.ev(
+                                t,
+                                EventKind::Warn(
+                                    "__ftrace_hash_update_ipmodify: IPMODIFY and DIRECT",
+                                ),
+                            );
                         }
                         return Flow::Ret(Ok(0));
                     };
@@ -495,7 +551,9 @@ impl Step for CleanupAfterIpmodify {
                     k.unlock(t, Lock::Ftrace);
                     self.idx += 1;
                     match found {
-                        Some(op) if k.has_ops_func(op) => call!(self, 1, OpsFunc::new(op, Cmd::PeerDisable)),
+                        Some(op) if k.has_ops_func(op) => {
+                            call!(self, 1, OpsFunc::new(op, Cmd::PeerDisable))
+                        }
                         _ => self.pc = 1,
                     }
                 }
@@ -516,7 +574,11 @@ pub struct UnregisterFtraceFunction {
 
 impl UnregisterFtraceFunction {
     pub fn new(ops: OpsId) -> Self {
-        UnregisterFtraceFunction { ops, pc: 0, r: None }
+        UnregisterFtraceFunction {
+            ops,
+            pc: 0,
+            r: None,
+        }
     }
 }
 
@@ -529,7 +591,15 @@ impl Step for UnregisterFtraceFunction {
                 self.r = ftrace_shutdown(k, t, self.ops).err();
                 k.unlock(t, Lock::Ftrace);
                 if k.proto.cleanup_after_ipmodify && k.op(self.ops).has(fl::IPMODIFY) {
-                    call!(self, 2, CleanupAfterIpmodify { ops: self.ops, idx: 0, pc: 0 });
+                    call!(
+                        self,
+                        2,
+                        CleanupAfterIpmodify {
+                            ops: self.ops,
+                            idx: 0,
+                            pc: 0
+                        }
+                    );
                 }
                 Flow::Ret(self.r.map_or(Ok(0), Err))
             }
@@ -555,10 +625,26 @@ pub struct SetHash {
 
 impl SetHash {
     pub fn filter(ops: OpsId, ip: FnId, remove: bool, reset: bool) -> Self {
-        SetHash { ops, ip, notrace: false, remove, reset, pc: 0, new: IpHash::new() }
+        SetHash {
+            ops,
+            ip,
+            notrace: false,
+            remove,
+            reset,
+            pc: 0,
+            new: IpHash::new(),
+        }
     }
     pub fn notrace(ops: OpsId, ip: FnId, remove: bool) -> Self {
-        SetHash { ops, ip, notrace: true, remove, reset: false, pc: 0, new: IpHash::new() }
+        SetHash {
+            ops,
+            ip,
+            notrace: true,
+            remove,
+            reset: false,
+            pc: 0,
+            new: IpHash::new(),
+        }
     }
     fn unlock_all(&self, k: &mut Kernel, t: Tid) {
         k.unlock(t, Lock::Ftrace);
@@ -580,8 +666,16 @@ impl Step for SetHash {
                 if !input.ok() {
                     return fail(k, Errno::ENOMEM);
                 }
-                let orig = if self.notrace { k.notrace(self.ops) } else { k.filter(self.ops) };
-                let mut new = if self.reset { IpHash::new() } else { orig.clone() };
+                let orig = if self.notrace {
+                    k.notrace(self.ops)
+                } else {
+                    k.filter(self.ops)
+                };
+                let mut new = if self.reset {
+                    IpHash::new()
+                } else {
+                    orig.clone()
+                };
                 // __ftrace_match_addr: ftrace_location(ip) must find a record.
                 if !k.rec(self.ip).present {
                     return fail(k, Errno::EINVAL);
@@ -644,7 +738,12 @@ pub struct SetHashes {
 
 impl SetHashes {
     pub fn new(ops: OpsId, filter: Vec<FnId>, notrace: Vec<FnId>) -> Self {
-        SetHashes { ops, filter, notrace, pc: 0 }
+        SetHashes {
+            ops,
+            filter,
+            notrace,
+            pc: 0,
+        }
     }
 }
 
@@ -659,7 +758,12 @@ impl Step for SetHashes {
                     k.unlock(t, Lock::Regex(self.ops));
                     return Flow::Ret(Err(Errno::ENOMEM));
                 }
-                if self.filter.iter().chain(&self.notrace).any(|f| !k.rec(*f).present) {
+                if self
+                    .filter
+                    .iter()
+                    .chain(&self.notrace)
+                    .any(|f| !k.rec(*f).present)
+                {
                     k.unlock(t, Lock::Regex(self.ops));
                     return Flow::Ret(Err(Errno::EINVAL));
                 }
@@ -702,9 +806,14 @@ impl Step for OpsFunc {
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         match self.pc {
             0 => {
-                k.ev(t, EventKind::Callback(self.target, self.cmd.name(k.proto.bpf_share_state)));
+                k.ev(
+                    t,
+                    EventKind::Callback(self.target, self.cmd.name(k.proto.bpf_share_state)),
+                );
                 match k.owner(self.target) {
-                    OpsOwner::Bpf(f) => call!(self, 1, crate::owners::bpf::BpfOpsFunc::new(f, self.cmd)),
+                    OpsOwner::Bpf(f) => {
+                        call!(self, 1, crate::owners::bpf::BpfOpsFunc::new(f, self.cmd))
+                    }
                     other => panic!("[core internal bug] {other} has no ops_func"),
                 }
             }

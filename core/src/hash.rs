@@ -93,12 +93,18 @@ impl IpHash {
 
     /// Distinct live ips, in order.
     pub fn ips(&self) -> impl Iterator<Item = FnId> + '_ {
-        self.entries.iter().filter(|e| e.0 != DEAD_IP).map(|e| FnId(e.0))
+        self.entries
+            .iter()
+            .filter(|e| e.0 != DEAD_IP)
+            .map(|e| FnId(e.0))
     }
 
     /// Number of dead entries.
     pub fn dead(&self) -> u16 {
-        self.entries.iter().find(|e| e.0 == DEAD_IP).map_or(0, |e| e.1)
+        self.entries
+            .iter()
+            .find(|e| e.0 == DEAD_IP)
+            .map_or(0, |e| e.1)
     }
 
     /// Raw (ip, multiplicity) pairs, for fingerprints and printing.
@@ -202,7 +208,10 @@ mod tests {
         h.add(FnId(1));
         h.add(FnId(3));
         assert_eq!(h.len(), 3);
-        assert_eq!(h.entries().collect::<Vec<_>>(), vec![FnId(1), FnId(3), FnId(3)]);
+        assert_eq!(
+            h.entries().collect::<Vec<_>>(),
+            vec![FnId(1), FnId(3), FnId(3)]
+        );
         assert_eq!(h.remove(FnId(2)), Err(Errno::ENOENT));
         h.remove(FnId(3)).unwrap();
         assert!(h.contains(FnId(3)));
@@ -214,8 +223,14 @@ mod tests {
 
     #[test]
     fn direct_lookup_finds_newest() {
-        let a = Addr::Sample { serial: 1 };
-        let b = Addr::Sample { serial: 2 };
+        let a = Addr::Sample {
+            f: FnId(0),
+            serial: 1,
+        };
+        let b = Addr::Sample {
+            f: FnId(0),
+            serial: 2,
+        };
         let mut d = DirectHash::default();
         d.add(FnId(0), a);
         d.add(FnId(0), a);

@@ -43,32 +43,44 @@ impl fmt::Display for ProgId {
 }
 
 fn parse_prefixed(s: &str, prefix: char, what: &str) -> Result<u32, String> {
-    let rest = s.strip_prefix(prefix).ok_or_else(|| format!("expected a {what} like `{prefix}0`, found `{s}`"))?;
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) || (rest.len() > 1 && rest.starts_with('0')) {
+    let rest = s
+        .strip_prefix(prefix)
+        .ok_or_else(|| format!("expected a {what} like `{prefix}0`, found `{s}`"))?;
+    if rest.is_empty()
+        || !rest.bytes().all(|b| b.is_ascii_digit())
+        || (rest.len() > 1 && rest.starts_with('0'))
+    {
         return Err(format!("expected a {what} like `{prefix}0`, found `{s}`"));
     }
-    rest.parse::<u32>().map_err(|_| format!("{what} number out of range in `{s}`"))
+    rest.parse::<u32>()
+        .map_err(|_| format!("{what} number out of range in `{s}`"))
 }
 
 impl std::str::FromStr for FnId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let n = parse_prefixed(s, 'f', "function")?;
-        u16::try_from(n).map(FnId).map_err(|_| format!("function number out of range in `{s}`"))
+        u16::try_from(n)
+            .map(FnId)
+            .map_err(|_| format!("function number out of range in `{s}`"))
     }
 }
 impl std::str::FromStr for ModId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let n = parse_prefixed(s, 'm', "module")?;
-        u8::try_from(n).map(ModId).map_err(|_| format!("module number out of range in `{s}`"))
+        u8::try_from(n)
+            .map(ModId)
+            .map_err(|_| format!("module number out of range in `{s}`"))
     }
 }
 impl std::str::FromStr for TracerId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let n = parse_prefixed(s, 't', "tracer")?;
-        u8::try_from(n).map(TracerId).map_err(|_| format!("tracer number out of range in `{s}`"))
+        u8::try_from(n)
+            .map(TracerId)
+            .map_err(|_| format!("tracer number out of range in `{s}`"))
     }
 }
 
@@ -107,7 +119,9 @@ impl std::str::FromStr for ProgKind {
         ProgKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown program kind `{s}` (expected fentry, fexit or fmod_ret)"))
+            .ok_or_else(|| {
+                format!("unknown program kind `{s}` (expected fentry, fexit or fmod_ret)")
+            })
     }
 }
 
@@ -116,14 +130,14 @@ impl std::str::FromStr for ProgKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Addr {
     Image { tr: FnId, serial: u32 },
-    Sample { serial: u32 },
+    Sample { f: FnId, serial: u32 },
 }
 
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Addr::Image { tr, serial } => write!(f, "bpf_tramp({tr})#{serial}"),
-            Addr::Sample { serial } => write!(f, "my_tramp#{serial}"),
+            Addr::Sample { f: fun, serial } => write!(f, "my_tramp({fun})#{serial}"),
         }
     }
 }
@@ -210,7 +224,9 @@ impl OpsLayout {
             3 => OpsOwner::StubSingle,
             _ if i < FIXED_SLOTS => OpsOwner::Test((i - 4) as u8),
             _ if i < FIXED_SLOTS + self.functions => OpsOwner::Klp(FnId(i - FIXED_SLOTS)),
-            _ if i < FIXED_SLOTS + 2 * self.functions => OpsOwner::Bpf(FnId(i - FIXED_SLOTS - self.functions)),
+            _ if i < FIXED_SLOTS + 2 * self.functions => {
+                OpsOwner::Bpf(FnId(i - FIXED_SLOTS - self.functions))
+            }
             _ => OpsOwner::Tracer(TracerId((i - FIXED_SLOTS - 2 * self.functions) as u8)),
         }
     }

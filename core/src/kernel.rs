@@ -257,8 +257,13 @@ impl PartialEq for Kernel {
 impl Kernel {
     /// The initial state: built-in functions present with count 0, modules unloaded, no owner.
     pub fn new(world: &World, proto: Protocol) -> Kernel {
-        world.validate().expect("[core internal bug] world must be validated by the caller");
-        let layout = OpsLayout { functions: world.functions, tracers: world.tracers };
+        world
+            .validate()
+            .expect("[core internal bug] world must be validated by the caller");
+        let layout = OpsLayout {
+            functions: world.functions,
+            tracers: world.tracers,
+        };
         let module_of: Vec<Option<ModId>> = world.fns().map(|f| world.module_of(f)).collect();
         let fns = module_of
             .iter()
@@ -280,12 +285,18 @@ impl Kernel {
             .collect();
         let mut k = Kernel {
             proto,
-            info: Arc::new(WorldInfo { world: world.clone(), module_of, layout }),
+            info: Arc::new(WorldInfo {
+                world: world.clone(),
+                module_of,
+                layout,
+            }),
             fns,
             ops: vec![Ops::default(); layout.len()],
             ops_list: SmallVec::new(),
             direct_functions: DirectHash::default(),
-            modules: (0..world.modules.len()).map(|_| ModState::default()).collect(),
+            modules: (0..world.modules.len())
+                .map(|_| ModState::default())
+                .collect(),
             tracers: (0..world.tracers).map(|_| TracerState::default()).collect(),
             kprobe_ftrace_enabled: 0,
             locks: SmallVec::new(),
@@ -307,7 +318,13 @@ impl Kernel {
         self.ops[kp.0 as usize].flags = fl::IPMODIFY;
         let d = self.id(OpsOwner::DirectSingle);
         self.ops[d.0 as usize] = Ops {
-            flags: fl::DIRECT | fl::PERMANENT | if p.single_direct_ops_ipmodify { fl::IPMODIFY } else { 0 },
+            flags: fl::DIRECT
+                | fl::PERMANENT
+                | if p.single_direct_ops_ipmodify {
+                    fl::IPMODIFY
+                } else {
+                    0
+                },
             func_set: true,
             trampoline_set: true,
             ..Ops::default()
@@ -373,7 +390,8 @@ impl Kernel {
 
     /// Whether the owner of `id` has an `ops_func` callback.
     pub fn has_ops_func(&self, id: OpsId) -> bool {
-        matches!(self.owner(id), OpsOwner::Bpf(_)) && self.proto.bpf_share_state != BpfShareState::None
+        matches!(self.owner(id), OpsOwner::Bpf(_))
+            && self.proto.bpf_share_state != BpfShareState::None
     }
 
     /// `ftrace_ops_test` / `hash_contains_ip`: the hashes of `id` select `f`.
@@ -413,12 +431,18 @@ impl Kernel {
 
     /// Locks held by `t`, in acquisition order.
     pub fn held_by(&self, t: Tid) -> impl Iterator<Item = Lock> + '_ {
-        self.locks.iter().filter(move |(_, h)| *h == t).map(|(l, _)| *l)
+        self.locks
+            .iter()
+            .filter(move |(_, h)| *h == t)
+            .map(|(l, _)| *l)
     }
 
     /// Grants `l` to `t`: the driver found it free.
     pub(crate) fn grant(&mut self, t: Tid, l: Lock) {
-        assert!(self.lock_holder(l).is_none(), "[core internal bug] {l} granted while held");
+        assert!(
+            self.lock_holder(l).is_none(),
+            "[core internal bug] {l} granted while held"
+        );
         self.locks.push((l, t));
         self.ev(t, EventKind::Acquire(l));
     }
@@ -428,7 +452,9 @@ impl Kernel {
             .locks
             .iter()
             .position(|&(x, h)| x == l && h == t)
-            .unwrap_or_else(|| panic!("[core internal bug] thread {t} releases {l} it does not hold"));
+            .unwrap_or_else(|| {
+                panic!("[core internal bug] thread {t} releases {l} it does not hold")
+            });
         self.locks.remove(i);
         self.ev(t, EventKind::Release(l));
     }
@@ -533,7 +559,10 @@ impl Kernel {
     /// ips of the hash. In ip order.
     fn candidates(&self, hash: &IpHash, all: bool) -> SmallVec<[FnId; 8]> {
         if all {
-            (0..self.fns.len() as u16).map(FnId).filter(|f| self.rec(*f).present).collect()
+            (0..self.fns.len() as u16)
+                .map(FnId)
+                .filter(|f| self.rec(*f).present)
+                .collect()
         } else {
             hash.ips().filter(|f| self.rec(*f).present).collect()
         }
@@ -561,9 +590,9 @@ impl Kernel {
             if r.disabled {
                 continue;
             }
-            let matched = if all {
-                !other.contains(f)
-            } else if filter_hash {
+            // filter_hash: in the hash (or "all") and not in notrace; notrace: in the notrace hash
+            // and in the filter (or the filter is empty).
+            let matched = if filter_hash {
                 !other.contains(f)
             } else {
                 other.contains(f) || other.is_empty()
@@ -580,7 +609,11 @@ impl Kernel {
             } else {
                 if rec.count == 0 {
                     // FTRACE_WARN_ON(ftrace_rec_count(rec) == 0): the kernel refuses and warns.
-                    self.violate(Violation::new(Property::Accounting, Some(f), "record count would go below zero"));
+                    self.violate(Violation::new(
+                        Property::Accounting,
+                        Some(f),
+                        "record count would go below zero",
+                    ));
                     continue;
                 }
                 rec.count -= 1;
@@ -664,10 +697,13 @@ impl Kernel {
         self.touch(f);
     }
 
-    /// A fresh trampoline address for a single-ip direct user.
-    pub fn new_sample_addr(&mut self) -> Addr {
+    /// A fresh trampoline address for the single-ip direct user at `f`.
+    pub fn new_sample_addr(&mut self, f: FnId) -> Addr {
         self.next_sample += 1;
-        Addr::Sample { serial: self.next_sample }
+        Addr::Sample {
+            f,
+            serial: self.next_sample,
+        }
     }
 
     /// A fresh program id.

@@ -37,8 +37,8 @@ pub mod oracle;
 pub mod owners;
 pub mod property;
 pub mod protocol;
-pub mod script;
 pub mod sched;
+pub mod script;
 pub mod seq;
 pub mod world;
 

@@ -102,7 +102,11 @@ impl LockOrder {
 
     /// Records the acquisition of `new` while `held` are held. Returns the cycle closed by this
     /// acquisition, as a list of classes starting and ending at `new`, if any.
-    pub fn acquire(&mut self, held: impl Iterator<Item = LockClass>, new: LockClass) -> Option<Vec<LockClass>> {
+    pub fn acquire(
+        &mut self,
+        held: impl Iterator<Item = LockClass>,
+        new: LockClass,
+    ) -> Option<Vec<LockClass>> {
         let n = Self::idx(new);
         let mut cycle = None;
         for h in held {
@@ -113,7 +117,8 @@ impl LockOrder {
             // Adding a -> n closes a cycle if n already reaches a.
             if cycle.is_none() {
                 if let Some(path) = self.path(n, a) {
-                    let mut c: Vec<LockClass> = path.into_iter().map(|i| LockClass::ALL[i]).collect();
+                    let mut c: Vec<LockClass> =
+                        path.into_iter().map(|i| LockClass::ALL[i]).collect();
                     c.push(new);
                     cycle = Some(c);
                 }
@@ -174,9 +179,20 @@ mod tests {
     #[test]
     fn order_cycle_is_reported_once_closed() {
         let mut o = LockOrder::default();
-        assert_eq!(o.acquire([LockClass::Tr].into_iter(), LockClass::Direct), None);
-        assert_eq!(o.acquire([LockClass::Tr, LockClass::Direct].into_iter(), LockClass::Ftrace), None);
-        let c = o.acquire([LockClass::Direct].into_iter(), LockClass::Tr).unwrap();
+        assert_eq!(
+            o.acquire([LockClass::Tr].into_iter(), LockClass::Direct),
+            None
+        );
+        assert_eq!(
+            o.acquire(
+                [LockClass::Tr, LockClass::Direct].into_iter(),
+                LockClass::Ftrace
+            ),
+            None
+        );
+        let c = o
+            .acquire([LockClass::Direct].into_iter(), LockClass::Tr)
+            .unwrap();
         assert_eq!(c, vec![LockClass::Tr, LockClass::Direct, LockClass::Tr]);
     }
 }

@@ -231,7 +231,10 @@ impl Kernel {
     pub fn start(&mut self, t: Tid, op: Op) {
         self.ensure_threads(t as usize + 1);
         let th = &mut self.threads[t as usize];
-        assert!(th.stack.is_empty(), "[core internal bug] thread {t} is busy");
+        assert!(
+            th.stack.is_empty(),
+            "[core internal bug] thread {t} is busy"
+        );
         *th = Thread::default();
         th.stack.push(crate::owners::frame_for(&op));
         th.op = Some(op.clone());
@@ -243,7 +246,10 @@ impl Kernel {
     pub fn start_frame(&mut self, t: Tid, frame: Frame) {
         self.ensure_threads(t as usize + 1);
         let th = &mut self.threads[t as usize];
-        assert!(th.stack.is_empty(), "[core internal bug] thread {t} is busy");
+        assert!(
+            th.stack.is_empty(),
+            "[core internal bug] thread {t} is busy"
+        );
         *th = Thread::default();
         th.stack.push(frame);
         th.input = Some(Input::Start);
@@ -262,7 +268,9 @@ impl Kernel {
 
     /// Whether thread `t` has an operation in flight.
     pub fn busy(&self, t: Tid) -> bool {
-        self.threads.get(t as usize).is_some_and(|th| !th.stack.is_empty())
+        self.threads
+            .get(t as usize)
+            .is_some_and(|th| !th.stack.is_empty())
     }
 
     /// Runs thread `t` until it needs a decision or finishes.
@@ -272,7 +280,10 @@ impl Kernel {
             return self.status(t);
         };
         loop {
-            let mut frame = self.threads[ti].stack.pop().expect("[core internal bug] running an idle thread");
+            let mut frame = self.threads[ti]
+                .stack
+                .pop()
+                .expect("[core internal bug] running an idle thread");
             if input == Input::Start {
                 self.ev(t, EventKind::Enter(frame.name()));
             }
@@ -305,10 +316,16 @@ impl Kernel {
     /// until it is); a `TryLock` answered `true` takes the lock.
     pub fn answer(&mut self, t: Tid, ok: bool) {
         let ti = t as usize;
-        let req = self.threads[ti].pending.take().expect("[core internal bug] answering a thread with no request");
+        let req = self.threads[ti]
+            .pending
+            .take()
+            .expect("[core internal bug] answering a thread with no request");
         match req {
             Request::Lock(l) => {
-                assert!(ok, "[core internal bug] a blocking lock can only be granted");
+                assert!(
+                    ok,
+                    "[core internal bug] a blocking lock can only be granted"
+                );
                 self.grant(t, l);
             }
             Request::TryLock(l) => {

@@ -22,7 +22,12 @@ pub enum Body {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Tramp {
     /// A live BPF image.
-    Image { addr: Addr, call_orig: bool, orig_stack: bool, progs: SmallVec<[ProgId; 2]> },
+    Image {
+        addr: Addr,
+        call_orig: bool,
+        orig_stack: bool,
+        progs: SmallVec<[ProgId; 2]>,
+    },
     /// A live single-ip direct user's trampoline (returns into the target).
     Sample { addr: Addr },
     /// An address whose image was freed or whose user went away.
@@ -69,20 +74,19 @@ fn resolve(k: &Kernel, addr: Addr) -> Tramp {
             },
             _ => Tramp::Freed { addr },
         },
-        Addr::Sample { .. } => {
-            if k.fns.iter().any(|s| s.direct_user == Some(addr)) {
-                Tramp::Sample { addr }
-            } else {
-                Tramp::Freed { addr }
-            }
-        }
+        Addr::Sample { f, .. } if k.fstate(f).direct_user == Some(addr) => Tramp::Sample { addr },
+        Addr::Sample { .. } => Tramp::Freed { addr },
     }
 }
 
 /// The body a trampoline ends in, given the target the callbacks left on the stack.
 fn through(t: &Tramp, target: Body) -> Body {
     match t {
-        Tramp::Image { call_orig: true, orig_stack: false, .. } => Body::Original,
+        Tramp::Image {
+            call_orig: true,
+            orig_stack: false,
+            ..
+        } => Body::Original,
         Tramp::Image { .. } | Tramp::Sample { .. } => target,
         Tramp::Freed { .. } => Body::Freed,
     }
@@ -90,11 +94,22 @@ fn through(t: &Tramp, target: Body) -> Body {
 
 /// What a call of `f` executes now; `None` when `f` has no live text (module not loaded).
 pub fn call(k: &Kernel, f: FnId) -> Option<Call> {
+    call_among(k, f, k.ops_list.iter().copied())
+}
+
+/// [`call`], given the registered ops (in list order) that may select `f`: the list function
+/// skips every other one anyway. Lets the property check index the ops list once.
+pub fn call_among(k: &Kernel, f: FnId, candidates: impl Iterator<Item = OpsId>) -> Option<Call> {
     let rec = k.rec(f);
     if !rec.present || rec.disabled {
         return None;
     }
-    let mut c = Call { site: rec.site, callbacks: SmallVec::new(), tramp: None, body: Body::Original };
+    let mut c = Call {
+        site: rec.site,
+        callbacks: SmallVec::new(),
+        tramp: None,
+        body: Body::Original,
+    };
     match rec.site {
         CallSite::Nop => {}
         CallSite::Direct(addr) => {
@@ -105,7 +120,7 @@ pub fn call(k: &Kernel, f: FnId) -> Option<Call> {
         CallSite::Caller => {
             let mut target = Body::Original;
             let mut direct: Option<Addr> = None;
-            for &op in &k.ops_list {
+            for op in candidates {
                 let o = k.op(op);
                 if o.has(fl::STUB) || !k.hash_selects(op, f) {
                     continue;
@@ -156,13 +171,22 @@ impl fmt::Display for Show<'_> {
         match c.site {
             CallSite::Nop => write!(f, "nop")?,
             CallSite::Caller => {
-                let cbs: Vec<String> = c.callbacks.iter().map(|o| k.owner(*o).to_string()).collect();
+                let cbs: Vec<String> = c
+                    .callbacks
+                    .iter()
+                    .map(|o| k.owner(*o).to_string())
+                    .collect();
                 write!(f, "ftrace_caller [{}]", cbs.join(", "))?
             }
             CallSite::Direct(_) => write!(f, "direct call")?,
         }
         match &c.tramp {
-            Some(Tramp::Image { addr, call_orig, orig_stack, progs }) => {
+            Some(Tramp::Image {
+                addr,
+                call_orig,
+                orig_stack,
+                progs,
+            }) => {
                 write!(f, " -> {addr} (")?;
                 let mut parts = Vec::new();
                 if *call_orig {
@@ -171,7 +195,16 @@ impl fmt::Display for Show<'_> {
                 if *orig_stack {
                     parts.push("ORIG_STACK");
                 }
-                write!(f, "{}; {} progs)", if parts.is_empty() { "0".to_string() } else { parts.join("|") }, progs.len())?
+                write!(
+                    f,
+                    "{}; {} progs)",
+                    if parts.is_empty() {
+                        "0".to_string()
+                    } else {
+                        parts.join("|")
+                    },
+                    progs.len()
+                )?
             }
             Some(Tramp::Sample { addr }) => write!(f, " -> {addr}")?,
             Some(Tramp::Freed { addr }) => write!(f, " -> {addr} (freed)")?,

@@ -58,8 +58,17 @@ pub enum Op {
     BpfUnlink(ProgKind, FnId),
     KprobeArm(FnId),
     KprobeDisarm(FnId),
-    TracerRegister { tracer: TracerId, filter: Vec<FnId>, notrace: Vec<FnId> },
-    TracerSet { tracer: TracerId, which: HashSel, add: bool, func: FnId },
+    TracerRegister {
+        tracer: TracerId,
+        filter: Vec<FnId>,
+        notrace: Vec<FnId>,
+    },
+    TracerSet {
+        tracer: TracerId,
+        which: HashSel,
+        add: bool,
+        func: FnId,
+    },
     TracerUnregister(TracerId),
     DirectRegister(FnId),
     DirectModify(FnId),
@@ -118,7 +127,9 @@ impl Op {
             Op::KlpEnable(_) | Op::KlpDisable(_) => OpKind::Livepatch,
             Op::BpfLink(..) | Op::BpfUnlink(..) => OpKind::Bpf,
             Op::KprobeArm(_) | Op::KprobeDisarm(_) => OpKind::Kprobe,
-            Op::TracerRegister { .. } | Op::TracerSet { .. } | Op::TracerUnregister(_) => OpKind::Tracer,
+            Op::TracerRegister { .. } | Op::TracerSet { .. } | Op::TracerUnregister(_) => {
+                OpKind::Tracer
+            }
             Op::DirectRegister(_) | Op::DirectModify(_) | Op::DirectUnregister(_) => OpKind::Direct,
             Op::ModuleLoad(_) | Op::ModuleUnload(_) => OpKind::Module,
         }
@@ -127,22 +138,35 @@ impl Op {
     /// Every function, tracer and module the operation names, for range checks.
     pub fn check_world(&self, w: &crate::world::World) -> Result<(), String> {
         let fns: Vec<FnId> = match self {
-            Op::TracerRegister { filter, notrace, .. } => filter.iter().chain(notrace).copied().collect(),
+            Op::TracerRegister {
+                filter, notrace, ..
+            } => filter.iter().chain(notrace).copied().collect(),
             _ => self.func().into_iter().collect(),
         };
         for f in fns {
             if f.0 >= w.functions {
-                return Err(format!("`{self}` names {f}, but the world has only {} functions", w.functions));
+                return Err(format!(
+                    "`{self}` names {f}, but the world has only {} functions",
+                    w.functions
+                ));
             }
         }
         match self {
-            Op::TracerRegister { tracer, .. } | Op::TracerSet { tracer, .. } | Op::TracerUnregister(tracer)
+            Op::TracerRegister { tracer, .. }
+            | Op::TracerSet { tracer, .. }
+            | Op::TracerUnregister(tracer)
                 if tracer.0 >= w.tracers =>
             {
-                Err(format!("`{self}` names {tracer}, but the world has only {} tracers", w.tracers))
+                Err(format!(
+                    "`{self}` names {tracer}, but the world has only {} tracers",
+                    w.tracers
+                ))
             }
             Op::ModuleLoad(m) | Op::ModuleUnload(m) if m.0 as usize >= w.modules.len() => {
-                Err(format!("`{self}` names {m}, but the world has only {} modules", w.modules.len()))
+                Err(format!(
+                    "`{self}` names {m}, but the world has only {} modules",
+                    w.modules.len()
+                ))
             }
             _ => Ok(()),
         }
@@ -163,10 +187,24 @@ impl fmt::Display for Op {
             Op::BpfUnlink(k, x) => write!(f, "bpf-unlink {k} {x}"),
             Op::KprobeArm(x) => write!(f, "kprobe-arm {x}"),
             Op::KprobeDisarm(x) => write!(f, "kprobe-disarm {x}"),
-            Op::TracerRegister { tracer, filter, notrace } => {
-                write!(f, "tracer-register {tracer} filter={} notrace={}", fmt_set(filter), fmt_set(notrace))
+            Op::TracerRegister {
+                tracer,
+                filter,
+                notrace,
+            } => {
+                write!(
+                    f,
+                    "tracer-register {tracer} filter={} notrace={}",
+                    fmt_set(filter),
+                    fmt_set(notrace)
+                )
             }
-            Op::TracerSet { tracer, which, add, func } => {
+            Op::TracerSet {
+                tracer,
+                which,
+                add,
+                func,
+            } => {
                 let verb = if *add { "add" } else { "remove" };
                 write!(f, "tracer-{}-{verb} {tracer} {func}", which.as_str())
             }
@@ -188,7 +226,9 @@ fn parse_set(s: &str, key: &str) -> Result<Vec<FnId>, String> {
     let inner = v
         .strip_prefix('{')
         .and_then(|r| r.strip_suffix('}'))
-        .ok_or_else(|| format!("expected a set like `{key}={{f0,f1}}` or `{key}={{}}`, found `{s}`"))?;
+        .ok_or_else(|| {
+            format!("expected a set like `{key}={{f0,f1}}` or `{key}={{}}`, found `{s}`")
+        })?;
     if inner.is_empty() {
         return Ok(Vec::new());
     }
@@ -206,7 +246,10 @@ impl std::str::FromStr for Op {
             if args.len() == n {
                 Ok(())
             } else {
-                Err(format!("`{verb}` takes {n} argument(s), found {} in `{line}`", args.len()))
+                Err(format!(
+                    "`{verb}` takes {n} argument(s), found {} in `{line}`",
+                    args.len()
+                ))
             }
         };
         let f = |i: usize| args[i].parse::<FnId>();
@@ -231,11 +274,18 @@ impl std::str::FromStr for Op {
                     notrace: parse_set(args[2], "notrace")?,
                 }
             }
-            "tracer-filter-add" | "tracer-filter-remove" | "tracer-notrace-add" | "tracer-notrace-remove" => {
+            "tracer-filter-add"
+            | "tracer-filter-remove"
+            | "tracer-notrace-add"
+            | "tracer-notrace-remove" => {
                 want(2)?;
                 Op::TracerSet {
                     tracer: args[0].parse()?,
-                    which: if verb.contains("notrace") { HashSel::Notrace } else { HashSel::Filter },
+                    which: if verb.contains("notrace") {
+                        HashSel::Notrace
+                    } else {
+                        HashSel::Filter
+                    },
                     add: verb.ends_with("-add"),
                     func: f(1)?,
                 }
@@ -255,7 +305,11 @@ impl std::str::FromStr for Op {
                 want(1)?;
                 Op::ModuleUnload(args[0].parse()?)
             }
-            _ => return Err(format!("unknown operation `{verb}` (see the grammar in README)")),
+            _ => {
+                return Err(format!(
+                    "unknown operation `{verb}` (see the grammar in README)"
+                ))
+            }
         };
         Ok(op)
     }
@@ -297,11 +351,26 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         assert!("klp-enable".parse::<Op>().unwrap_err().contains("takes 1"));
-        assert!("bpf-link fexit g1".parse::<Op>().unwrap_err().contains("function"));
-        assert!("bpf-link fcall f1".parse::<Op>().unwrap_err().contains("program kind"));
-        assert!("frobnicate f1".parse::<Op>().unwrap_err().contains("unknown operation"));
-        assert!("tracer-register t0 filter=f1 notrace={}".parse::<Op>().unwrap_err().contains("set"));
-        assert!("klp-enable f99999".parse::<Op>().unwrap_err().contains("range"));
+        assert!("bpf-link fexit g1"
+            .parse::<Op>()
+            .unwrap_err()
+            .contains("function"));
+        assert!("bpf-link fcall f1"
+            .parse::<Op>()
+            .unwrap_err()
+            .contains("program kind"));
+        assert!("frobnicate f1"
+            .parse::<Op>()
+            .unwrap_err()
+            .contains("unknown operation"));
+        assert!("tracer-register t0 filter=f1 notrace={}"
+            .parse::<Op>()
+            .unwrap_err()
+            .contains("set"));
+        assert!("klp-enable f99999"
+            .parse::<Op>()
+            .unwrap_err()
+            .contains("range"));
         assert!("klp-enable f01".parse::<Op>().is_err());
     }
 }

@@ -60,8 +60,13 @@ impl Property {
     /// tolerated leftovers the kernel documents (SPEC §3.6).
     pub fn class(self) -> &'static str {
         match self {
-            Property::IpmodifyHonoured | Property::NoLostProgram | Property::NoLostCallback => "behaviour",
-            Property::Exclusivity | Property::Accounting | Property::Atomicity | Property::Availability => "state",
+            Property::IpmodifyHonoured | Property::NoLostProgram | Property::NoLostCallback => {
+                "behaviour"
+            }
+            Property::Exclusivity
+            | Property::Accounting
+            | Property::Atomicity
+            | Property::Availability => "state",
             Property::ShareLeak => "tolerated",
             Property::Deadlock
             | Property::LockRecursion
@@ -81,10 +86,16 @@ impl fmt::Display for Property {
 impl std::str::FromStr for Property {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Property::ALL.into_iter().find(|p| p.id() == s).ok_or_else(|| {
-            let ids: Vec<&str> = Property::ALL.iter().map(|p| p.id()).collect();
-            format!("unknown property `{s}` (expected one of {})", ids.join(", "))
-        })
+        Property::ALL
+            .into_iter()
+            .find(|p| p.id() == s)
+            .ok_or_else(|| {
+                let ids: Vec<&str> = Property::ALL.iter().map(|p| p.id()).collect();
+                format!(
+                    "unknown property `{s}` (expected one of {})",
+                    ids.join(", ")
+                )
+            })
     }
 }
 
@@ -98,7 +109,11 @@ pub struct Violation {
 
 impl Violation {
     pub fn new(property: Property, func: Option<FnId>, detail: impl Into<String>) -> Violation {
-        Violation { property, func, detail: detail.into() }
+        Violation {
+            property,
+            func,
+            detail: detail.into(),
+        }
     }
 }
 

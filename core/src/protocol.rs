@@ -199,7 +199,14 @@ pub const PRESETS: &[(&str, &str)] = &[
 ];
 
 /// The six kernel states of SPEC §6, in history order.
-pub const KERNEL_PRESETS: &[&str] = &["pre", "v2", "merged", "fixes-2022", "rcu-hash-2023", "fixes-2025"];
+pub const KERNEL_PRESETS: &[&str] = &[
+    "pre",
+    "v2",
+    "merged",
+    "fixes-2022",
+    "rcu-hash-2023",
+    "fixes-2025",
+];
 
 impl Protocol {
     /// The state before the series (SPEC §5.1).
@@ -302,7 +309,10 @@ impl Protocol {
 
     /// The preset this protocol equals, if any.
     pub fn preset_name(&self) -> Option<&'static str> {
-        PRESETS.iter().map(|(n, _)| *n).find(|n| Protocol::preset(n).as_ref() == Some(self))
+        PRESETS
+            .iter()
+            .map(|(n, _)| *n)
+            .find(|n| Protocol::preset(n).as_ref() == Some(self))
     }
 
     /// Every switch with its current value, in table order.
@@ -314,7 +324,10 @@ impl Protocol {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ProtocolError> {
         let key = key.trim();
         let value = value.trim().trim_matches('"');
-        let sw = SWITCHES.iter().find(|s| s.name == key).ok_or_else(|| ProtocolError::UnknownSwitch(key.to_string()))?;
+        let sw = SWITCHES
+            .iter()
+            .find(|s| s.name == key)
+            .ok_or_else(|| ProtocolError::UnknownSwitch(key.to_string()))?;
         if !(sw.set)(self, value) {
             return Err(ProtocolError::UnknownValue {
                 switch: sw.name,
@@ -328,13 +341,19 @@ impl Protocol {
     /// Rejects combinations the model cannot express.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         let bad = |why: &str| Err(ProtocolError::Inexpressible(why.to_string()));
-        if self.bpf_direct_api == BpfDirectApi::Single && self.single_direct_api == SingleDirectApi::Absent {
+        if self.bpf_direct_api == BpfDirectApi::Single
+            && self.single_direct_api == SingleDirectApi::Absent
+        {
             return bad("bpf_direct_api=single needs the single-ip direct API (single_direct_api is absent)");
         }
-        if self.bpf_direct_api == BpfDirectApi::Single && self.bpf_share_state != BpfShareState::None {
+        if self.bpf_direct_api == BpfDirectApi::Single
+            && self.bpf_share_state != BpfShareState::None
+        {
             return bad("bpf_share_state needs bpf_direct_api=multi: the single-ip API's shared direct_ops has no owner callback");
         }
-        if self.direct_call_source == DirectCallSource::Ops && self.single_direct_api != SingleDirectApi::Absent {
+        if self.direct_call_source == DirectCallSource::Ops
+            && self.single_direct_api != SingleDirectApi::Absent
+        {
             return bad("direct_call_source=ops needs single_direct_api=absent: the single-ip API keeps no address in its ops");
         }
         if self.single_direct_api == SingleDirectApi::Absent && self.single_direct_ops_ipmodify {
@@ -359,9 +378,15 @@ impl Protocol {
             let (k, v) = (k.trim(), v.trim().trim_matches('"'));
             if k == "base" {
                 if proto.is_some() {
-                    return Err(ProtocolError::Syntax { line: i + 1, text: "`base` given twice".into() });
+                    return Err(ProtocolError::Syntax {
+                        line: i + 1,
+                        text: "`base` given twice".into(),
+                    });
                 }
-                proto = Some(Protocol::preset(v).ok_or_else(|| ProtocolError::UnknownPreset(v.to_string()))?);
+                proto = Some(
+                    Protocol::preset(v)
+                        .ok_or_else(|| ProtocolError::UnknownPreset(v.to_string()))?,
+                );
                 continue;
             }
             let p = proto.as_mut().ok_or(ProtocolError::MissingBase)?;
@@ -402,10 +427,17 @@ impl Protocol {
 pub enum ProtocolError {
     UnknownPreset(String),
     UnknownSwitch(String),
-    UnknownValue { switch: &'static str, value: String, allowed: &'static [&'static str] },
+    UnknownValue {
+        switch: &'static str,
+        value: String,
+        allowed: &'static [&'static str],
+    },
     Inexpressible(String),
     MissingBase,
-    Syntax { line: usize, text: String },
+    Syntax {
+        line: usize,
+        text: String,
+    },
     AtLine(usize, Box<ProtocolError>),
 }
 
@@ -426,12 +458,26 @@ impl fmt::Display for ProtocolError {
                 let names: Vec<&str> = SWITCHES.iter().map(|s| s.name).collect();
                 write!(f, "unknown switch `{s}` (switches: {})", names.join(", "))
             }
-            ProtocolError::UnknownValue { switch, value, allowed } => {
-                write!(f, "unknown value `{value}` for switch `{switch}` (allowed: {})", allowed.join(", "))
+            ProtocolError::UnknownValue {
+                switch,
+                value,
+                allowed,
+            } => {
+                write!(
+                    f,
+                    "unknown value `{value}` for switch `{switch}` (allowed: {})",
+                    allowed.join(", ")
+                )
             }
-            ProtocolError::Inexpressible(why) => write!(f, "the model cannot express this protocol: {why}"),
-            ProtocolError::MissingBase => write!(f, "protocol file must start with `base = \"<preset>\"`"),
-            ProtocolError::Syntax { line, text } => write!(f, "line {line}: expected `key = value`, found `{text}`"),
+            ProtocolError::Inexpressible(why) => {
+                write!(f, "the model cannot express this protocol: {why}")
+            }
+            ProtocolError::MissingBase => {
+                write!(f, "protocol file must start with `base = \"<preset>\"`")
+            }
+            ProtocolError::Syntax { line, text } => {
+                write!(f, "line {line}: expected `key = value`, found `{text}`")
+            }
             ProtocolError::AtLine(line, e) => write!(f, "line {line}: {e}"),
         }
     }
@@ -512,7 +558,8 @@ impl fmt::Display for Protocol {
 
 /// Resolves a protocol from a preset name plus `key=value` overrides.
 pub fn resolve(name: &str, sets: &[(String, String)]) -> Result<Protocol, ProtocolError> {
-    let mut p = Protocol::preset(name).ok_or_else(|| ProtocolError::UnknownPreset(name.to_string()))?;
+    let mut p =
+        Protocol::preset(name).ok_or_else(|| ProtocolError::UnknownPreset(name.to_string()))?;
     for (k, v) in sets {
         p.set(k, v)?;
     }
@@ -522,7 +569,10 @@ pub fn resolve(name: &str, sets: &[(String, String)]) -> Result<Protocol, Protoc
 
 /// Splits a `key=value` argument.
 pub fn parse_assignment(s: &str) -> Result<(String, String), ProtocolError> {
-    let (k, v) = s.split_once('=').ok_or_else(|| ProtocolError::Syntax { line: 0, text: s.to_string() })?;
+    let (k, v) = s.split_once('=').ok_or_else(|| ProtocolError::Syntax {
+        line: 0,
+        text: s.to_string(),
+    })?;
     Ok((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
 }
 
@@ -534,19 +584,95 @@ mod tests {
     fn presets_match_spec_table() {
         // SPEC §6, one row per switch: pre, v2, merged, fixes-2022, rcu-hash-2023, fixes-2025.
         let rows: &[(&str, [&str; 6])] = &[
-            ("direct_is_ipmodify", ["true", "false", "false", "false", "false", "false"]),
-            ("direct_meets_ipmodify", ["busy", "eagain", "self", "self", "self", "self"]),
-            ("peer_scan", ["none", "stop-at-sharing", "first-referencing", "first-referencing", "first-referencing", "first-referencing"]),
-            ("register_takes_direct_mutex", ["ipmodify-only", "ipmodify-only", "always", "always", "always", "always"]),
-            ("cleanup_after_ipmodify", ["false", "false", "true", "true", "true", "true"]),
-            ("modify_checks_ipmodify", ["false", "false", "false", "false", "false", "true"]),
-            ("direct_register_failure", ["remove-entries", "remove-entries", "remove-entries", "remove-entries", "leave-entries", "reset"]),
-            ("single_direct_api", ["locking-modify", "locking-modify", "locking-modify", "nolock-modify", "absent", "absent"]),
-            ("bpf_direct_api", ["single", "multi", "multi", "multi", "multi", "multi"]),
-            ("bpf_share_state", ["none", "indirect-bool", "tramp-flags", "tramp-flags", "tramp-flags", "tramp-flags"]),
-            ("bpf_peer_lock", ["trylock", "trylock", "trylock", "trylock", "trylock", "trylock"]),
-            ("bpf_filter_reset", ["false", "false", "false", "true", "true", "true"]),
-            ("bpf_checks_set_filter", ["false", "false", "false", "false", "false", "true"]),
+            (
+                "direct_is_ipmodify",
+                ["true", "false", "false", "false", "false", "false"],
+            ),
+            (
+                "direct_meets_ipmodify",
+                ["busy", "eagain", "self", "self", "self", "self"],
+            ),
+            (
+                "peer_scan",
+                [
+                    "none",
+                    "stop-at-sharing",
+                    "first-referencing",
+                    "first-referencing",
+                    "first-referencing",
+                    "first-referencing",
+                ],
+            ),
+            (
+                "register_takes_direct_mutex",
+                [
+                    "ipmodify-only",
+                    "ipmodify-only",
+                    "always",
+                    "always",
+                    "always",
+                    "always",
+                ],
+            ),
+            (
+                "cleanup_after_ipmodify",
+                ["false", "false", "true", "true", "true", "true"],
+            ),
+            (
+                "modify_checks_ipmodify",
+                ["false", "false", "false", "false", "false", "true"],
+            ),
+            (
+                "direct_register_failure",
+                [
+                    "remove-entries",
+                    "remove-entries",
+                    "remove-entries",
+                    "remove-entries",
+                    "leave-entries",
+                    "reset",
+                ],
+            ),
+            (
+                "single_direct_api",
+                [
+                    "locking-modify",
+                    "locking-modify",
+                    "locking-modify",
+                    "nolock-modify",
+                    "absent",
+                    "absent",
+                ],
+            ),
+            (
+                "bpf_direct_api",
+                ["single", "multi", "multi", "multi", "multi", "multi"],
+            ),
+            (
+                "bpf_share_state",
+                [
+                    "none",
+                    "indirect-bool",
+                    "tramp-flags",
+                    "tramp-flags",
+                    "tramp-flags",
+                    "tramp-flags",
+                ],
+            ),
+            (
+                "bpf_peer_lock",
+                [
+                    "trylock", "trylock", "trylock", "trylock", "trylock", "trylock",
+                ],
+            ),
+            (
+                "bpf_filter_reset",
+                ["false", "false", "false", "true", "true", "true"],
+            ),
+            (
+                "bpf_checks_set_filter",
+                ["false", "false", "false", "false", "false", "true"],
+            ),
         ];
         for (i, preset) in KERNEL_PRESETS.iter().enumerate() {
             let p = Protocol::preset(preset).unwrap();
@@ -571,17 +697,38 @@ mod tests {
 
     #[test]
     fn protocol_file_and_errors() {
-        let p = Protocol::parse_file("base = \"fixes-2025\"\nmodify_checks_ipmodify = false # what if\n").unwrap();
+        let p = Protocol::parse_file(
+            "base = \"fixes-2025\"\nmodify_checks_ipmodify = false # what if\n",
+        )
+        .unwrap();
         assert!(!p.modify_checks_ipmodify);
         assert_eq!(p.describe(), "fixes-2025+modify_checks_ipmodify=false");
-        assert_eq!(Protocol::parse_file("peer_scan = none").unwrap_err(), ProtocolError::MissingBase);
-        let e = Protocol::parse_file("base = merged\nfoo = 1").unwrap_err().to_string();
-        assert!(e.contains("line 2") && e.contains("unknown switch `foo`"), "{e}");
-        let e = Protocol::parse_file("base = merged\npeer_scan = sideways").unwrap_err().to_string();
-        assert!(e.contains("unknown value `sideways`") && e.contains("first-referencing"), "{e}");
+        assert_eq!(
+            Protocol::parse_file("peer_scan = none").unwrap_err(),
+            ProtocolError::MissingBase
+        );
+        let e = Protocol::parse_file("base = merged\nfoo = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("unknown switch `foo`"),
+            "{e}"
+        );
+        let e = Protocol::parse_file("base = merged\npeer_scan = sideways")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown value `sideways`") && e.contains("first-referencing"),
+            "{e}"
+        );
         let e = resolve("nope", &[]).unwrap_err().to_string();
         assert!(e.contains("unknown protocol `nope`"), "{e}");
-        let e = resolve("rcu-hash-2023", &[("bpf_direct_api".into(), "single".into())]).unwrap_err().to_string();
+        let e = resolve(
+            "rcu-hash-2023",
+            &[("bpf_direct_api".into(), "single".into())],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("cannot express"), "{e}");
     }
 }

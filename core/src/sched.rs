@@ -98,16 +98,24 @@ impl Sched {
 
     /// Threads that can take a step now, in ascending order.
     pub fn runnable(&self) -> SmallVec<[Tid; 8]> {
-        (0..self.lanes.len() as Tid).filter(|&t| self.can_step(t)).collect()
+        (0..self.lanes.len() as Tid)
+            .filter(|&t| self.can_step(t))
+            .collect()
     }
 
     /// Some thread has an operation in flight or queued.
     pub fn unfinished(&self) -> bool {
-        (0..self.lanes.len()).any(|t| self.k.busy(t as Tid) || (!self.lanes[t].queue.is_empty() && !self.lanes[t].stuck))
+        (0..self.lanes.len()).any(|t| {
+            self.k.busy(t as Tid) || (!self.lanes[t].queue.is_empty() && !self.lanes[t].stuck)
+        })
     }
 
     fn record(&mut self, v: Violation) {
-        if !self.findings.iter().any(|x| x.property == v.property && x.func == v.func) {
+        if !self
+            .findings
+            .iter()
+            .any(|x| x.property == v.property && x.func == v.func)
+        {
             self.findings.push(v);
         }
     }
@@ -115,7 +123,10 @@ impl Sched {
     /// Takes one step of thread `t` (which must be runnable): starts its next operation, or
     /// answers its pending request, then runs it to its next request.
     pub fn step(&mut self, t: Tid) -> StepOutcome {
-        assert!(self.can_step(t), "[core internal bug] stepping thread {t} that cannot step");
+        assert!(
+            self.can_step(t),
+            "[core internal bug] stepping thread {t} that cannot step"
+        );
         self.steps += 1;
         let ti = t as usize;
         match self.k.status(t) {
@@ -139,12 +150,22 @@ impl Sched {
         let out = match status {
             Status::Done(result) => {
                 let th = &self.k.threads[ti];
-                let c = Completion { tid: t, op: op.unwrap(), result, contended: th.contended, faulted: th.faulted };
+                let c = Completion {
+                    tid: t,
+                    op: op.unwrap(),
+                    result,
+                    contended: th.contended,
+                    faulted: th.faulted,
+                };
                 self.lanes[ti].done.push((c.op.clone(), result));
                 StepOutcome::Finished(c)
             }
             Status::Wants(Request::Lock(l)) if self.k.holds(t, l) => {
-                self.record(Violation::new(Property::LockRecursion, None, format!("{l} acquired while already held")));
+                self.record(Violation::new(
+                    Property::LockRecursion,
+                    None,
+                    format!("{l} acquired while already held"),
+                ));
                 self.lanes[ti].stuck = true;
                 self.k.mark_stuck(t);
                 StepOutcome::Progress
@@ -185,7 +206,11 @@ impl Sched {
         let held: SmallVec<[_; 8]> = self.k.held_by(t).map(|h| h.class()).collect();
         if let Some(cycle) = self.order.acquire(held.into_iter(), l.class()) {
             let names: Vec<&str> = cycle.iter().map(|c| c.name()).collect();
-            self.record(Violation::new(Property::LockOrder, None, format!("lock order cycle {}", names.join(" -> "))));
+            self.record(Violation::new(
+                Property::LockOrder,
+                None,
+                format!("lock order cycle {}", names.join(" -> ")),
+            ));
         }
     }
 
@@ -212,7 +237,11 @@ impl Sched {
                         .iter()
                         .map(|&x| {
                             let (l, _) = waits_for(self, x).unwrap();
-                            let op = self.k.threads[x].op.as_ref().map(|o| o.to_string()).unwrap_or_default();
+                            let op = self.k.threads[x]
+                                .op
+                                .as_ref()
+                                .map(|o| o.to_string())
+                                .unwrap_or_default();
                             format!("t{x} `{op}` waits for {l}")
                         })
                         .collect();

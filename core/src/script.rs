@@ -67,8 +67,17 @@ impl Replay {
 
 impl Script {
     pub fn sequential(proto: Protocol, world: World, ops: Vec<(Op, Faults)>) -> Script {
-        let lines = ops.into_iter().map(|(op, faults)| Line { tid: 0, op, faults }).collect();
-        Script { proto, world, expect: Vec::new(), lines, schedule: None }
+        let lines = ops
+            .into_iter()
+            .map(|(op, faults)| Line { tid: 0, op, faults })
+            .collect();
+        Script {
+            proto,
+            world,
+            expect: Vec::new(),
+            lines,
+            schedule: None,
+        }
     }
 
     pub fn is_concurrent(&self) -> bool {
@@ -76,7 +85,11 @@ impl Script {
     }
 
     pub fn threads(&self) -> usize {
-        self.lines.iter().map(|l| l.tid as usize + 1).max().unwrap_or(1)
+        self.lines
+            .iter()
+            .map(|l| l.tid as usize + 1)
+            .max()
+            .unwrap_or(1)
     }
 
     /// Replays the script and returns every finding.
@@ -95,7 +108,11 @@ impl Script {
             let out = s.apply_with(&l.op, l.faults);
             r.results.push((0, l.op.clone(), out.result));
             for v in out.violations {
-                if !r.findings.iter().any(|x| x.property == v.property && x.func == v.func) {
+                if !r
+                    .findings
+                    .iter()
+                    .any(|x| x.property == v.property && x.func == v.func)
+                {
                     r.findings.push(v);
                 }
             }
@@ -118,13 +135,19 @@ impl Script {
             |run| {
                 let want = sched.get(i).copied();
                 i += 1;
-                let idx = want.and_then(|w| run.iter().position(|&t| t == w)).unwrap_or(0);
+                let idx = want
+                    .and_then(|w| run.iter().position(|&t| t == w))
+                    .unwrap_or(0);
                 taken.push(run[idx]);
                 idx
             },
             STEPS_MAX,
         );
-        let mut r = Replay { findings: s.findings.clone(), schedule: taken, ..Replay::default() };
+        let mut r = Replay {
+            findings: s.findings.clone(),
+            schedule: taken,
+            ..Replay::default()
+        };
         for (t, lane) in s.lanes.iter().enumerate() {
             for (op, res) in &lane.done {
                 r.results.push((t as Tid, op.clone(), *res));
@@ -154,9 +177,16 @@ impl Script {
                     if base.is_some() {
                         return Err(at("`protocol` given twice".into()));
                     }
-                    base = Some(rest.trim_start_matches('=').trim().trim_matches('"').to_string());
+                    base = Some(
+                        rest.trim_start_matches('=')
+                            .trim()
+                            .trim_matches('"')
+                            .to_string(),
+                    );
                 }
-                "set" => sets.push(protocol::parse_assignment(rest).map_err(|e| at(e.to_string()))?),
+                "set" => {
+                    sets.push(protocol::parse_assignment(rest).map_err(|e| at(e.to_string()))?)
+                }
                 "world" => world = Some(line.parse::<World>().map_err(at)?),
                 "expect" => {
                     for w in rest.split_whitespace() {
@@ -164,16 +194,28 @@ impl Script {
                     }
                 }
                 "schedule" | "schedule:" => {
-                    let s: Result<Vec<Tid>, _> = rest.split_whitespace().map(|w| w.trim_start_matches('t').parse::<Tid>()).collect();
-                    schedule = Some(s.map_err(|_| at(format!("bad schedule `{rest}` (expected thread numbers)")))?);
+                    let s: Result<Vec<Tid>, _> = rest
+                        .split_whitespace()
+                        .map(|w| w.trim_start_matches('t').parse::<Tid>())
+                        .collect();
+                    schedule = Some(s.map_err(|_| {
+                        at(format!("bad schedule `{rest}` (expected thread numbers)"))
+                    })?);
                 }
                 _ => {
-                    let (tid, body) = match head.strip_prefix('t').and_then(|x| x.strip_suffix(':')) {
-                        Some(n) => (n.parse::<Tid>().map_err(|_| at(format!("bad thread `{head}`")))?, rest),
+                    let (tid, body) = match head.strip_prefix('t').and_then(|x| x.strip_suffix(':'))
+                    {
+                        Some(n) => (
+                            n.parse::<Tid>()
+                                .map_err(|_| at(format!("bad thread `{head}`")))?,
+                            rest,
+                        ),
                         None => (0, line),
                     };
                     if tid as usize >= THREADS_MAX {
-                        return Err(at(format!("thread t{tid} out of range (at most {THREADS_MAX} threads)")));
+                        return Err(at(format!(
+                            "thread t{tid} out of range (at most {THREADS_MAX} threads)"
+                        )));
                     }
                     let mut words: Vec<&str> = body.split_whitespace().collect();
                     let mut faults = Faults::NONE;
@@ -184,7 +226,9 @@ impl Script {
                     let op: Op = words.join(" ").parse().map_err(at)?;
                     lines.push(Line { tid, op, faults });
                     if lines.len() > SCRIPT_OPS_MAX {
-                        return Err(at(format!("too many operations (at most {SCRIPT_OPS_MAX})")));
+                        return Err(at(format!(
+                            "too many operations (at most {SCRIPT_OPS_MAX})"
+                        )));
                     }
                 }
             }
@@ -195,7 +239,13 @@ impl Script {
         for l in &lines {
             l.op.check_world(&world)?;
         }
-        Ok(Script { proto, world, expect, lines, schedule })
+        Ok(Script {
+            proto,
+            world,
+            expect,
+            lines,
+            schedule,
+        })
     }
 }
 
@@ -257,7 +307,8 @@ mod tests {
         assert!(e.contains("only 1 functions"), "{e}");
         let e = Script::parse("protocol nope\nworld functions=1\n").unwrap_err();
         assert!(e.contains("unknown protocol"), "{e}");
-        let e = Script::parse("protocol merged\nworld functions=1\nklp-enable f0 !oops=1\n").unwrap_err();
+        let e = Script::parse("protocol merged\nworld functions=1\nklp-enable f0 !oops=1\n")
+            .unwrap_err();
         assert!(e.starts_with("line 3") && e.contains("fault kind"), "{e}");
         let e = Script::parse("world functions=1\n").unwrap_err();
         assert!(e.contains("protocol"), "{e}");

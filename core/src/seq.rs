@@ -23,7 +23,11 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub const NONE: Faults = Faults { allocs: 0, builds: 0, trylocks: 0 };
+    pub const NONE: Faults = Faults {
+        allocs: 0,
+        builds: 0,
+        trylocks: 0,
+    };
 
     pub fn is_none(&self) -> bool {
         *self == Faults::NONE
@@ -33,9 +37,16 @@ impl Faults {
 impl std::fmt::Display for Faults {
     /// ` !alloc=0,2 !build=0 !trylock=1`, or nothing.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (name, bits) in [("alloc", self.allocs), ("build", self.builds), ("trylock", self.trylocks)] {
+        for (name, bits) in [
+            ("alloc", self.allocs),
+            ("build", self.builds),
+            ("trylock", self.trylocks),
+        ] {
             if bits != 0 {
-                let idx: Vec<String> = (0..32).filter(|i| bits & (1 << i) != 0).map(|i| i.to_string()).collect();
+                let idx: Vec<String> = (0..32)
+                    .filter(|i| bits & (1 << i) != 0)
+                    .map(|i| i.to_string())
+                    .collect();
                 write!(f, " !{name}={}", idx.join(","))?;
             }
         }
@@ -46,16 +57,26 @@ impl std::fmt::Display for Faults {
 impl Faults {
     /// Parses the ` !kind=i,j` suffix words of a reproducer line.
     pub fn parse_word(&mut self, word: &str) -> Result<(), String> {
-        let w = word.strip_prefix('!').ok_or_else(|| format!("expected a fault like `!alloc=0`, found `{word}`"))?;
-        let (kind, list) = w.split_once('=').ok_or_else(|| format!("expected `!kind=i,j`, found `{word}`"))?;
+        let w = word
+            .strip_prefix('!')
+            .ok_or_else(|| format!("expected a fault like `!alloc=0`, found `{word}`"))?;
+        let (kind, list) = w
+            .split_once('=')
+            .ok_or_else(|| format!("expected `!kind=i,j`, found `{word}`"))?;
         let slot = match kind {
             "alloc" => &mut self.allocs,
             "build" => &mut self.builds,
             "trylock" => &mut self.trylocks,
-            _ => return Err(format!("unknown fault kind `{kind}` (expected alloc, build or trylock)")),
+            _ => {
+                return Err(format!(
+                    "unknown fault kind `{kind}` (expected alloc, build or trylock)"
+                ))
+            }
         };
         for i in list.split(',') {
-            let n: u32 = i.parse().map_err(|_| format!("bad fault index `{i}` in `{word}`"))?;
+            let n: u32 = i
+                .parse()
+                .map_err(|_| format!("bad fault index `{i}` in `{word}`"))?;
             if n >= 32 {
                 return Err(format!("fault index {n} out of range (0..32) in `{word}`"));
             }
@@ -93,7 +114,12 @@ impl Sequential {
     pub fn new(world: &World, proto: Protocol) -> Sequential {
         let mut k = Kernel::new(world, proto);
         k.ensure_threads(1);
-        Sequential { k, order: LockOrder::default(), check_atomicity: true, stuck: false }
+        Sequential {
+            k,
+            order: LockOrder::default(),
+            check_atomicity: true,
+            stuck: false,
+        }
     }
 
     /// Runs `op` to completion without faults and checks the properties afterwards.
@@ -136,7 +162,9 @@ impl Sequential {
         let result = loop {
             match self.k.run(t) {
                 Status::Done(r) => break r,
-                Status::Idle => unreachable!("[core internal bug] thread went idle without finishing"),
+                Status::Idle => {
+                    unreachable!("[core internal bug] thread went idle without finishing")
+                }
                 Status::Wants(req) => {
                     let ok = match req {
                         Request::Lock(l) => {
@@ -145,7 +173,13 @@ impl Sequential {
                                 self.stuck = true;
                                 self.k.mark_stuck(t);
                                 violations.append(&mut self.k.violations);
-                                return Outcome { result: Err(Errno::EBUSY), violations, contended: false, faulted: false, stuck: true };
+                                return Outcome {
+                                    result: Err(Errno::EBUSY),
+                                    violations,
+                                    contended: false,
+                                    faulted: false,
+                                    stuck: true,
+                                };
                             }
                             true
                         }
@@ -162,20 +196,37 @@ impl Sequential {
         };
         violations.append(&mut self.k.violations);
         let th = &self.k.threads[t as usize];
-        Outcome { result, violations, contended: th.contended, faulted: th.faulted, stuck: false }
+        Outcome {
+            result,
+            violations,
+            contended: th.contended,
+            faulted: th.faulted,
+            stuck: false,
+        }
     }
 
     /// A blocking acquisition: records its lock order; a lock already held by this thread is a
     /// recursion (and the thread waits forever).
     fn blocking(&mut self, t: u8, l: Lock) -> Option<Violation> {
         if self.k.holds(t, l) {
-            return Some(Violation::new(Property::LockRecursion, None, format!("{l} acquired while already held")));
+            return Some(Violation::new(
+                Property::LockRecursion,
+                None,
+                format!("{l} acquired while already held"),
+            ));
         }
-        assert!(self.k.lock_holder(l).is_none(), "[core internal bug] lock {l} held by another thread in the sequential driver");
+        assert!(
+            self.k.lock_holder(l).is_none(),
+            "[core internal bug] lock {l} held by another thread in the sequential driver"
+        );
         let held: Vec<_> = self.k.held_by(t).map(|h| h.class()).collect();
         if let Some(cycle) = self.order.acquire(held.into_iter(), l.class()) {
             let names: Vec<&str> = cycle.iter().map(|c| c.name()).collect();
-            self.k.violate(Violation::new(Property::LockOrder, None, format!("lock order cycle {}", names.join(" -> "))));
+            self.k.violate(Violation::new(
+                Property::LockOrder,
+                None,
+                format!("lock order cycle {}", names.join(" -> ")),
+            ));
         }
         None
     }

@@ -22,7 +22,11 @@ pub struct World {
 impl World {
     /// A world with `functions` built-in functions, two tracers and no modules.
     pub fn new(functions: u16) -> World {
-        World { functions, tracers: 2, modules: Vec::new() }
+        World {
+            functions,
+            tracers: 2,
+            modules: Vec::new(),
+        }
     }
 
     /// Adds a module holding `fns`.
@@ -37,18 +41,30 @@ impl World {
 
     /// The module a function lives in, if any.
     pub fn module_of(&self, f: FnId) -> Option<ModId> {
-        self.modules.iter().position(|m| m.contains(&f)).map(|i| ModId(i as u8))
+        self.modules
+            .iter()
+            .position(|m| m.contains(&f))
+            .map(|i| ModId(i as u8))
     }
 
     pub fn validate(&self) -> Result<(), String> {
         if self.functions == 0 || self.functions > FUNCTIONS_MAX {
-            return Err(format!("functions must be between 1 and {FUNCTIONS_MAX}, found {}", self.functions));
+            return Err(format!(
+                "functions must be between 1 and {FUNCTIONS_MAX}, found {}",
+                self.functions
+            ));
         }
         if self.tracers > TRACERS_MAX {
-            return Err(format!("tracers must be at most {TRACERS_MAX}, found {}", self.tracers));
+            return Err(format!(
+                "tracers must be at most {TRACERS_MAX}, found {}",
+                self.tracers
+            ));
         }
         if self.modules.len() > MODULES_MAX as usize {
-            return Err(format!("at most {MODULES_MAX} modules, found {}", self.modules.len()));
+            return Err(format!(
+                "at most {MODULES_MAX} modules, found {}",
+                self.modules.len()
+            ));
         }
         let mut seen = vec![false; self.functions as usize];
         for (i, m) in self.modules.iter().enumerate() {
@@ -56,9 +72,12 @@ impl World {
                 return Err(format!("module m{i} has no functions"));
             }
             for f in m {
-                let slot = seen
-                    .get_mut(f.0 as usize)
-                    .ok_or_else(|| format!("module m{i} names {f}, but the world has only {} functions", self.functions))?;
+                let slot = seen.get_mut(f.0 as usize).ok_or_else(|| {
+                    format!(
+                        "module m{i} names {f}, but the world has only {} functions",
+                        self.functions
+                    )
+                })?;
                 if *slot {
                     return Err(format!("{f} is listed in two modules"));
                 }
@@ -71,7 +90,11 @@ impl World {
 
 impl fmt::Display for World {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "world functions={} tracers={}", self.functions, self.tracers)?;
+        write!(
+            f,
+            "world functions={} tracers={}",
+            self.functions, self.tracers
+        )?;
         for (i, m) in self.modules.iter().enumerate() {
             let fns: Vec<String> = m.iter().map(|x| x.to_string()).collect();
             write!(f, " module=m{i}:{}", fns.join(","))?;
@@ -87,23 +110,45 @@ impl std::str::FromStr for World {
         if words.next() != Some("world") {
             return Err(format!("expected `world functions=N ...`, found `{s}`"));
         }
-        let mut w = World { functions: 0, tracers: 2, modules: Vec::new() };
+        let mut w = World {
+            functions: 0,
+            tracers: 2,
+            modules: Vec::new(),
+        };
         for word in words {
-            let (k, v) = word.split_once('=').ok_or_else(|| format!("expected key=value in world line, found `{word}`"))?;
+            let (k, v) = word
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=value in world line, found `{word}`"))?;
             match k {
-                "functions" => w.functions = v.parse().map_err(|_| format!("bad function count `{v}`"))?,
-                "tracers" => w.tracers = v.parse().map_err(|_| format!("bad tracer count `{v}`"))?,
+                "functions" => {
+                    w.functions = v.parse().map_err(|_| format!("bad function count `{v}`"))?
+                }
+                "tracers" => {
+                    w.tracers = v.parse().map_err(|_| format!("bad tracer count `{v}`"))?
+                }
                 "module" => {
-                    let (name, fns) = v.split_once(':').ok_or_else(|| format!("expected module=mN:f1,f2, found `{v}`"))?;
+                    let (name, fns) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("expected module=mN:f1,f2, found `{v}`"))?;
                     let id: ModId = name.parse()?;
                     if id.0 as usize != w.modules.len() {
-                        return Err(format!("modules must be numbered in order: expected m{}, found {name}", w.modules.len()));
+                        return Err(format!(
+                            "modules must be numbered in order: expected m{}, found {name}",
+                            w.modules.len()
+                        ));
                     }
-                    let mut list = fns.split(',').map(|x| x.parse::<FnId>()).collect::<Result<Vec<_>, _>>()?;
+                    let mut list = fns
+                        .split(',')
+                        .map(|x| x.parse::<FnId>())
+                        .collect::<Result<Vec<_>, _>>()?;
                     list.sort();
                     w.modules.push(list);
                 }
-                _ => return Err(format!("unknown world key `{k}` (expected functions, tracers, module)")),
+                _ => {
+                    return Err(format!(
+                        "unknown world key `{k}` (expected functions, tracers, module)"
+                    ))
+                }
             }
         }
         w.validate()?;

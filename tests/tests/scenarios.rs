@@ -8,13 +8,17 @@ use ftsim_core::ids::{Addr, FnId, OpsOwner};
 use ftsim_core::kernel::fl;
 use ftsim_core::machine::{EventKind, Status};
 use ftsim_core::observe::{call, Body};
-use ftsim_core::{Errno, Op, Protocol, World};
 use ftsim_core::seq::Sequential;
+use ftsim_core::{Errno, Op, Protocol, World};
 use std::collections::BTreeSet;
 
 /// The results of the ops, how a call of f0 ends, how many programs it runs, and every property
 /// violated on the way.
-fn run(preset: &str, functions: u16, ops: &[&str]) -> (String, &'static str, usize, BTreeSet<&'static str>) {
+fn run(
+    preset: &str,
+    functions: u16,
+    ops: &[&str],
+) -> (String, &'static str, usize, BTreeSet<&'static str>) {
     let mut s = Sequential::new(&World::new(functions), Protocol::preset(preset).unwrap());
     let mut results = Vec::new();
     let mut props = BTreeSet::new();
@@ -52,7 +56,14 @@ fn pre_refuses_the_second_of_livepatch_and_bpf() {
     for kind in ["fentry", "fexit"] {
         let link = format!("bpf-link {kind} f0");
         expect("pre", &[&link, "klp-enable f0"], "ok EBUSY", "orig", 1, &[]);
-        expect("pre", &["klp-enable f0", &link], "ok EBUSY", "redir", 0, &[]);
+        expect(
+            "pre",
+            &["klp-enable f0", &link],
+            "ok EBUSY",
+            "redir",
+            0,
+            &[],
+        );
     }
 }
 
@@ -75,12 +86,33 @@ fn livepatch_first_then_bpf() {
     // sharing; merged and later: SELF, which asks for a rebuild with ORIG_STACK when the image calls
     // the function).
     for p in SHARED {
-        expect(p, &["klp-enable f0", "bpf-link fentry f0"], "ok ok", "redir", 1, &[]);
+        expect(
+            p,
+            &["klp-enable f0", "bpf-link fentry f0"],
+            "ok ok",
+            "redir",
+            1,
+            &[],
+        );
         match p {
             // rcu-hash-2023: the -EAGAIN register leaves its direct_functions entries behind, so the
             // retry finds the ip "already registered" and the link fails.
-            "rcu-hash-2023" => expect(p, &["klp-enable f0", "bpf-link fexit f0"], "ok EBUSY", "redir", 0, &["atomicity"]),
-            _ => expect(p, &["klp-enable f0", "bpf-link fexit f0"], "ok ok", "redir", 1, &[]),
+            "rcu-hash-2023" => expect(
+                p,
+                &["klp-enable f0", "bpf-link fexit f0"],
+                "ok EBUSY",
+                "redir",
+                0,
+                &["atomicity"],
+            ),
+            _ => expect(
+                p,
+                &["klp-enable f0", "bpf-link fexit f0"],
+                "ok ok",
+                "redir",
+                1,
+                &[],
+            ),
         }
     }
 }
@@ -101,8 +133,22 @@ fn fentry_then_fexit_on_a_livepatched_function() {
 #[test]
 fn unregistering_the_livepatch() {
     // merged sends DISABLE_PEER: the trampoline drops ORIG_STACK. v2 sends nothing: it stays shared.
-    expect("v2", &["klp-enable f0", "bpf-link fexit f0", "klp-disable f0"], "ok ok ok", "orig", 1, &["share-leak"]);
-    expect("fixes-2025", &["klp-enable f0", "bpf-link fexit f0", "klp-disable f0"], "ok ok ok", "orig", 1, &[]);
+    expect(
+        "v2",
+        &["klp-enable f0", "bpf-link fexit f0", "klp-disable f0"],
+        "ok ok ok",
+        "orig",
+        1,
+        &["share-leak"],
+    );
+    expect(
+        "fixes-2025",
+        &["klp-enable f0", "bpf-link fexit f0", "klp-disable f0"],
+        "ok ok ok",
+        "orig",
+        1,
+        &[],
+    );
     // merged: the retried registration set the filter twice (reset=0), so the DISABLE_PEER rebuild
     // updates only the first of two direct_functions entries; the second keeps the old image.
     expect(
@@ -114,23 +160,63 @@ fn unregistering_the_livepatch() {
         &["atomicity", "exclusivity"],
     );
     // fixes-2022 resets the filter: one entry, clean.
-    expect("fixes-2022", &["klp-enable f0", "bpf-link fexit f0", "klp-disable f0"], "ok ok ok", "orig", 1, &[]);
+    expect(
+        "fixes-2022",
+        &["klp-enable f0", "bpf-link fexit f0", "klp-disable f0"],
+        "ok ok ok",
+        "orig",
+        1,
+        &[],
+    );
 }
 
 #[test]
 fn two_livepatches_on_one_function_stack() {
     for p in ["pre", "v2", "merged", "fixes-2025"] {
         // The second patch reuses the registered ops; disabling the top one makes no ftrace call.
-        expect(p, &["klp-enable f0", "klp-enable f0", "klp-disable f0"], "ok ok ok", "redir", 0, &[]);
-        expect(p, &["klp-enable f0", "klp-enable f0", "klp-disable f0", "klp-disable f0"], "ok ok ok ok", "orig", 0, &[]);
+        expect(
+            p,
+            &["klp-enable f0", "klp-enable f0", "klp-disable f0"],
+            "ok ok ok",
+            "redir",
+            0,
+            &[],
+        );
+        expect(
+            p,
+            &[
+                "klp-enable f0",
+                "klp-enable f0",
+                "klp-disable f0",
+                "klp-disable f0",
+            ],
+            "ok ok ok ok",
+            "orig",
+            0,
+            &[],
+        );
     }
 }
 
 #[test]
 fn second_ipmodify_owner_is_refused() {
     for p in ["pre", "v2", "merged", "fixes-2025"] {
-        expect(p, &["klp-enable f0", "kprobe-arm f0"], "ok EBUSY", "redir", 0, &[]);
-        expect(p, &["kprobe-arm f0", "klp-enable f0"], "ok EBUSY", "redir", 0, &[]);
+        expect(
+            p,
+            &["klp-enable f0", "kprobe-arm f0"],
+            "ok EBUSY",
+            "redir",
+            0,
+            &[],
+        );
+        expect(
+            p,
+            &["kprobe-arm f0", "klp-enable f0"],
+            "ok EBUSY",
+            "redir",
+            0,
+            &[],
+        );
     }
 }
 
@@ -138,8 +224,22 @@ fn second_ipmodify_owner_is_refused() {
 fn a_direct_ops_without_owner_callback_beside_a_livepatch() {
     // The single-ip API's shared direct_ops has no ops_func: it can never share.
     for p in ["v2", "merged", "fixes-2022"] {
-        expect(p, &["direct-register f0", "klp-enable f0"], "ok EBUSY", "orig", 0, &[]);
-        expect(p, &["klp-enable f0", "direct-register f0"], "ok EBUSY", "redir", 0, &[]);
+        expect(
+            p,
+            &["direct-register f0", "klp-enable f0"],
+            "ok EBUSY",
+            "orig",
+            0,
+            &[],
+        );
+        expect(
+            p,
+            &["klp-enable f0", "direct-register f0"],
+            "ok EBUSY",
+            "redir",
+            0,
+            &[],
+        );
     }
     for p in ["rcu-hash-2023", "fixes-2025"] {
         expect(p, &["direct-register f0"], "ENODEV", "orig", 0, &[]);
@@ -154,7 +254,18 @@ fn merged_single_ip_modify_recurses_on_direct_mutex() {
     assert_eq!(r, "ok EBUSY");
     assert_eq!(props, BTreeSet::from(["lock-recursion"]));
     for p in ["pre", "v2", "fixes-2022"] {
-        expect(p, &["direct-register f0", "direct-modify f0", "direct-unregister f0"], "ok ok ok", "orig", 0, &[]);
+        expect(
+            p,
+            &[
+                "direct-register f0",
+                "direct-modify f0",
+                "direct-unregister f0",
+            ],
+            "ok ok ok",
+            "orig",
+            0,
+            &[],
+        );
     }
 }
 
@@ -163,7 +274,14 @@ fn kprobe_added_to_a_registered_ops_is_not_announced() {
     // Later kprobes add their ip to the already registered ops: ftrace_set_filter_ip sends no command,
     // so a BPF trampoline that calls the original keeps doing so.
     for p in ["merged", "fixes-2025"] {
-        expect(p, &["kprobe-arm f1", "bpf-link fexit f0", "kprobe-arm f0"], "ok ok ok", "orig", 1, &["ipmodify-honoured"]);
+        expect(
+            p,
+            &["kprobe-arm f1", "bpf-link fexit f0", "kprobe-arm f0"],
+            "ok ok ok",
+            "orig",
+            1,
+            &["ipmodify-honoured"],
+        );
     }
 }
 
@@ -186,7 +304,11 @@ fn ipmodify_ops_with_an_empty_filter_is_refused() {
         let ops = s.k.id(OpsOwner::Test(0));
         s.k.op_mut(ops).flags = fl::IPMODIFY;
         // "we do not allow ftrace_ops to set all functions to new hash"
-        assert_eq!(raw(&mut s, RegisterFtraceFunction::new(ops).into()), Err(Errno::EINVAL), "{p}");
+        assert_eq!(
+            raw(&mut s, RegisterFtraceFunction::new(ops).into()),
+            Err(Errno::EINVAL),
+            "{p}"
+        );
         assert!(!s.k.op(ops).has(fl::ENABLED));
         assert!(s.k.ops_list.is_empty(), "{p}: rolled back");
     }
@@ -200,11 +322,21 @@ fn ipmodify_conflict_rolls_back_flags_already_set() {
         let ops = s.k.id(OpsOwner::Test(0));
         s.k.op_mut(ops).flags = fl::IPMODIFY;
         for f in [0, 1, 2] {
-            assert_eq!(raw(&mut s, SetHash::filter(ops, FnId(f), false, false).into()), Ok(()));
+            assert_eq!(
+                raw(&mut s, SetHash::filter(ops, FnId(f), false, false).into()),
+                Ok(())
+            );
         }
         // f0 gets IPMODIFY first, then f1 conflicts: f0 must be rolled back, f2 never touched.
-        assert_eq!(raw(&mut s, RegisterFtraceFunction::new(ops).into()), Err(Errno::EBUSY), "{p}");
-        assert!(!s.k.rec(FnId(0)).ipmodify && s.k.rec(FnId(1)).ipmodify && !s.k.rec(FnId(2)).ipmodify, "{p}");
+        assert_eq!(
+            raw(&mut s, RegisterFtraceFunction::new(ops).into()),
+            Err(Errno::EBUSY),
+            "{p}"
+        );
+        assert!(
+            !s.k.rec(FnId(0)).ipmodify && s.k.rec(FnId(1)).ipmodify && !s.k.rec(FnId(2)).ipmodify,
+            "{p}"
+        );
         assert!(ftsim_core::check::check(&s.k).is_empty(), "{p}");
     }
 }
@@ -213,15 +345,30 @@ fn ipmodify_conflict_rolls_back_flags_already_set() {
 fn v2_rejects_ipmodify_with_share_ipmodify() {
     let mut s = Sequential::new(&World::new(1), Protocol::V2);
     let ops = s.k.id(OpsOwner::Test(0));
-    assert_eq!(raw(&mut s, SetHash::filter(ops, FnId(0), false, false).into()), Ok(()));
+    assert_eq!(
+        raw(&mut s, SetHash::filter(ops, FnId(0), false, false).into()),
+        Ok(())
+    );
     s.k.op_mut(ops).flags = fl::IPMODIFY | fl::SHARE_IPMODIFY;
-    let addr = Addr::Sample { serial: 99 };
-    assert_eq!(raw(&mut s, RegisterDirectMulti::new(ops, addr).into()), Err(Errno::EINVAL));
+    let addr = Addr::Sample {
+        f: FnId(0),
+        serial: 99,
+    };
+    assert_eq!(
+        raw(&mut s, RegisterDirectMulti::new(ops, addr).into()),
+        Err(Errno::EINVAL)
+    );
     // merged assigns the flags instead, so the same ops registers as a plain direct ops.
     let mut s = Sequential::new(&World::new(1), Protocol::MERGED);
-    assert_eq!(raw(&mut s, SetHash::filter(ops, FnId(0), false, false).into()), Ok(()));
+    assert_eq!(
+        raw(&mut s, SetHash::filter(ops, FnId(0), false, false).into()),
+        Ok(())
+    );
     s.k.op_mut(ops).flags = fl::IPMODIFY | fl::SHARE_IPMODIFY;
-    assert_eq!(raw(&mut s, RegisterDirectMulti::new(ops, addr).into()), Ok(()));
+    assert_eq!(
+        raw(&mut s, RegisterDirectMulti::new(ops, addr).into()),
+        Ok(())
+    );
     assert_eq!(s.k.op(ops).flags, fl::DIRECT | fl::ENABLED);
 }
 
@@ -252,8 +399,14 @@ fn v2_eagain_and_retry_with_share_ipmodify() {
 fn merged_livepatch_fails_with_eagain_when_the_trampoline_is_busy() {
     // The PEER trylock finds tr->mutex taken: -EAGAIN, and the livepatch leaves no trace.
     let mut s = Sequential::new(&World::new(1), Protocol::MERGED);
-    assert_eq!(s.apply(&"bpf-link fexit f0".parse().unwrap()).result, Ok(()));
-    let faults = ftsim_core::seq::Faults { trylocks: 1, ..Default::default() };
+    assert_eq!(
+        s.apply(&"bpf-link fexit f0".parse().unwrap()).result,
+        Ok(())
+    );
+    let faults = ftsim_core::seq::Faults {
+        trylocks: 1,
+        ..Default::default()
+    };
     let out = s.apply_with(&"klp-enable f0".parse().unwrap(), faults);
     assert_eq!(out.result, Err(Errno::EAGAIN));
     assert!(out.contended);
@@ -273,9 +426,16 @@ fn module_functions_come_and_go() {
     assert_eq!(ap(&mut s, "bpf-link fentry f2").result, Err(Errno::ENOENT));
     let out = ap(&mut s, "module-load m0");
     assert_eq!((out.result, out.violations.len()), (Ok(()), 0));
-    assert!(matches!(call(&s.k, FnId(2)).unwrap().body, Body::Redirected(_)));
+    assert!(matches!(
+        call(&s.k, FnId(2)).unwrap().body,
+        Body::Redirected(_)
+    ));
     assert_eq!(ap(&mut s, "bpf-link fexit f2").result, Ok(()));
-    assert_eq!(ap(&mut s, "module-unload m0").result, Err(Errno::EBUSY), "pinned by the trampoline");
+    assert_eq!(
+        ap(&mut s, "module-unload m0").result,
+        Err(Errno::EBUSY),
+        "pinned by the trampoline"
+    );
     assert_eq!(ap(&mut s, "bpf-unlink fexit f2").result, Ok(()));
     let out = ap(&mut s, "module-unload m0");
     assert_eq!((out.result, out.violations.len()), (Ok(()), 0));
@@ -283,10 +443,16 @@ fn module_functions_come_and_go() {
     assert!(!s.k.fstate(FnId(2)).klp_registered);
     // A tracer's filter entry for the module's function is zeroed: it never matches again.
     assert_eq!(ap(&mut s, "module-load m0").result, Ok(()));
-    assert_eq!(ap(&mut s, "tracer-register t0 filter={f2} notrace={}").result, Ok(()));
+    assert_eq!(
+        ap(&mut s, "tracer-register t0 filter={f2} notrace={}").result,
+        Ok(())
+    );
     assert_eq!(ap(&mut s, "module-unload m0").result, Ok(()));
     assert_eq!(ap(&mut s, "module-load m0").result, Ok(()));
     let t0 = s.k.id(OpsOwner::Tracer(ftsim_core::ids::TracerId(0)));
     assert!(!call(&s.k, FnId(2)).unwrap().callbacks.contains(&t0));
-    assert!(call(&s.k, FnId(0)).unwrap().callbacks.is_empty(), "a dead entry keeps the filter non-empty");
+    assert!(
+        call(&s.k, FnId(0)).unwrap().callbacks.is_empty(),
+        "a dead entry keeps the filter non-empty"
+    );
 }

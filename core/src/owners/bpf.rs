@@ -2,9 +2,12 @@
 //! rebuild with its flags, registration through the direct API, the `goto again` retry on
 //! `-EAGAIN`, and the owner callback for every command.
 
+use crate::direct::{
+    ModifyDirectMulti, ModifyDirectSingle, RegisterDirectMulti, RegisterDirectSingle,
+    UnregisterDirectMulti, UnregisterDirectSingle,
+};
 use crate::errno::Errno;
 use crate::ftrace::{call, wait, Cmd, SetHash};
-use crate::direct::{ModifyDirectMulti, ModifyDirectSingle, RegisterDirectMulti, RegisterDirectSingle, UnregisterDirectMulti, UnregisterDirectSingle};
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, ProgKind, Tid};
 use crate::kernel::{fl, Image, Kernel, TrampFlags, BPF_MAX_TRAMP_LINKS, RETRIES_MAX};
 use crate::locks::Lock;
@@ -22,13 +25,19 @@ pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId) -> Result<(), Errno> {
     let OpsOwner::Bpf(f) = k.owner(ops) else {
         panic!("[core internal bug] SELF sent to a non-BPF ops");
     };
-    k.ev(t, EventKind::Callback(ops, Cmd::SelfEnable.name(k.proto.bpf_share_state)));
+    k.ev(
+        t,
+        EventKind::Callback(ops, Cmd::SelfEnable.name(k.proto.bpf_share_state)),
+    );
     match k.proto.bpf_share_state {
         BpfShareState::TrampFlags => {
             let fl = k.tr(f).flags;
             if fl.call_orig && !fl.orig_stack {
                 if fl.share {
-                    k.ev(t, EventKind::Warn("bpf_tramp_ftrace_ops_func: SHARE_IPMODIFY already set"));
+                    k.ev(
+                        t,
+                        EventKind::Warn("bpf_tramp_ftrace_ops_func: SHARE_IPMODIFY already set"),
+                    );
                     return Err(Errno::EBUSY);
                 }
                 k.tr_mut(t, f).flags.share = true;
@@ -38,7 +47,9 @@ pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId) -> Result<(), Errno> {
         }
         // v2's callback knows only ENABLE/DISABLE: "default: ret = -EINVAL".
         BpfShareState::IndirectBool => Err(Errno::EINVAL),
-        BpfShareState::None => panic!("[core internal bug] SELF sent to a trampoline without ops_func"),
+        BpfShareState::None => {
+            panic!("[core internal bug] SELF sent to a trampoline without ops_func")
+        }
     }
 }
 
@@ -122,7 +133,14 @@ pub struct BpfTrampolineUpdate {
 
 impl BpfTrampolineUpdate {
     pub fn new(f: FnId, lock_direct: bool) -> Self {
-        BpfTrampolineUpdate { f, lock_direct, pc: 0, orig_flags: TrampFlags::default(), im: None, retries: 0 }
+        BpfTrampolineUpdate {
+            f,
+            lock_direct,
+            pc: 0,
+            orig_flags: TrampFlags::default(),
+            im: None,
+            retries: 0,
+        }
     }
 
     fn out(&self, k: &mut Kernel, t: Tid, r: Result<(), Errno>) -> Flow {
@@ -143,7 +161,10 @@ impl Step for BpfTrampolineUpdate {
                     self.orig_flags = k.tr(f).flags;
                     if k.tr(f).links.is_empty() {
                         let Some(cur) = k.tr(f).cur_image.as_ref() else {
-                            k.ev(t, EventKind::Warn("bpf_trampoline_update: no links and no image"));
+                            k.ev(
+                                t,
+                                EventKind::Warn("bpf_trampoline_update: no links and no image"),
+                            );
                             return Flow::Ret(Ok(0));
                         };
                         let addr = image_addr(f, cur.serial);
@@ -167,7 +188,11 @@ impl Step for BpfTrampolineUpdate {
                     tr.next_serial += 1;
                     let call_orig = tr.links.iter().any(|(kind, _)| kind.calls_orig());
                     // "clear all bits except SHARE_IPMODIFY"
-                    tr.flags = TrampFlags { call_orig, orig_stack: false, share: share_flags && tr.flags.share };
+                    tr.flags = TrampFlags {
+                        call_orig,
+                        orig_stack: false,
+                        share: share_flags && tr.flags.share,
+                    };
                     self.im = Some(Image {
                         serial: tr.next_serial,
                         call_orig,
@@ -195,7 +220,9 @@ impl Step for BpfTrampolineUpdate {
                     im.call_orig = flags.call_orig;
                     im.orig_stack = flags.orig_stack;
                     let addr = image_addr(f, im.serial);
-                    if k.proto.bpf_share_state == BpfShareState::IndirectBool && k.tr(f).indirect_call {
+                    if k.proto.bpf_share_state == BpfShareState::IndirectBool
+                        && k.tr(f).indirect_call
+                    {
                         // v2: after building, the trampoline marks its ops as sharing.
                         let fops = k.id(OpsOwner::Bpf(f));
                         k.set_ops_flags(t, fops, fl::SHARE_IPMODIFY, 0);
@@ -221,7 +248,11 @@ impl Step for BpfTrampolineUpdate {
                         }
                         self.retries += 1;
                         if self.retries > RETRIES_MAX {
-                            k.violate(Violation::new(Property::Livelock, Some(f), "bpf_trampoline_update: -EAGAIN retry hit its bound"));
+                            k.violate(Violation::new(
+                                Property::Livelock,
+                                Some(f),
+                                "bpf_trampoline_update: -EAGAIN retry hit its bound",
+                            ));
                             return self.out(k, t, Err(Errno::EAGAIN));
                         }
                         self.pc = 2;
@@ -253,7 +284,12 @@ pub struct RegisterFentry {
 
 impl RegisterFentry {
     pub fn new(f: FnId, addr: Addr) -> Self {
-        RegisterFentry { f, addr, pc: 0, err: None }
+        RegisterFentry {
+            f,
+            addr,
+            pc: 0,
+            err: None,
+        }
     }
 }
 
@@ -266,7 +302,11 @@ impl Step for RegisterFentry {
                 if k.proto.bpf_direct_api == BpfDirectApi::Single {
                     call!(self, 9, RegisterDirectSingle::new(self.f, self.addr));
                 }
-                call!(self, 1, SetHash::filter(fops, self.f, false, k.proto.bpf_filter_reset))
+                call!(
+                    self,
+                    1,
+                    SetHash::filter(fops, self.f, false, k.proto.bpf_filter_reset)
+                )
             }
             1 => {
                 if let Err(e) = input.ret() {
@@ -301,7 +341,12 @@ pub struct ModifyFentry {
 
 impl ModifyFentry {
     pub fn new(f: FnId, addr: Addr, lock_direct: bool) -> Self {
-        ModifyFentry { f, addr, lock_direct, pc: 0 }
+        ModifyFentry {
+            f,
+            addr,
+            lock_direct,
+            pc: 0,
+        }
     }
 }
 
@@ -312,12 +357,20 @@ impl Step for ModifyFentry {
             return Flow::Ret(input.ret());
         }
         if k.proto.bpf_direct_api == BpfDirectApi::Single {
-            let old = k.tr(self.f).cur_image.as_ref().map(|i| image_addr(self.f, i.serial));
+            let old = k
+                .tr(self.f)
+                .cur_image
+                .as_ref()
+                .map(|i| image_addr(self.f, i.serial));
             let old = old.expect("[core internal bug] modify without an image");
             call!(self, 1, ModifyDirectSingle::new(self.f, old, self.addr));
         }
         let fops = k.id(OpsOwner::Bpf(self.f));
-        call!(self, 1, ModifyDirectMulti::new(fops, self.addr, self.lock_direct))
+        call!(
+            self,
+            1,
+            ModifyDirectMulti::new(fops, self.addr, self.lock_direct)
+        )
     }
 }
 
@@ -420,7 +473,12 @@ impl Step for BpfUnlink {
         match self.pc {
             0 => wait!(self, 1, Request::Lock(Lock::Tr(f))),
             1 => {
-                let Some(i) = k.tr(f).links.iter().position(|(kind, _)| *kind == self.kind) else {
+                let Some(i) = k
+                    .tr(f)
+                    .links
+                    .iter()
+                    .position(|(kind, _)| *kind == self.kind)
+                else {
                     k.unlock(t, Lock::Tr(f));
                     return Flow::Ret(Err(Errno::ENOENT));
                 };

@@ -3,8 +3,8 @@
 //! owner callback. A user pins the module of its function (a modelling choice: the samples target
 //! built-in functions, and a user that did not pin its target would leave a dangling entry).
 
-use crate::errno::Errno;
 use crate::direct::{ModifyDirectSingle, RegisterDirectSingle, UnregisterDirectSingle};
+use crate::errno::Errno;
 use crate::ftrace::call;
 use crate::ids::{Addr, FnId, Tid};
 use crate::kernel::Kernel;
@@ -28,7 +28,12 @@ pub struct DirectUser {
 
 impl DirectUser {
     pub fn new(action: DirectAction, f: FnId) -> Self {
-        DirectUser { action, f, pc: 0, addr: None }
+        DirectUser {
+            action,
+            f,
+            pc: 0,
+            addr: None,
+        }
     }
 }
 
@@ -40,7 +45,9 @@ impl Step for DirectUser {
             let r = input.ret();
             let st = k.fstate_mut(f);
             match self.action {
-                DirectAction::Register | DirectAction::Modify if r.is_ok() => st.direct_user = self.addr,
+                DirectAction::Register | DirectAction::Modify if r.is_ok() => {
+                    st.direct_user = self.addr
+                }
                 DirectAction::Unregister => st.direct_user = None,
                 _ => {}
             }
@@ -53,17 +60,19 @@ impl Step for DirectUser {
         match (self.action, cur) {
             (DirectAction::Register, Some(_)) => Flow::Ret(Err(Errno::EBUSY)),
             (DirectAction::Register, None) => {
-                let a = k.new_sample_addr();
+                let a = k.new_sample_addr(f);
                 self.addr = Some(a);
                 call!(self, 1, RegisterDirectSingle::new(f, a))
             }
             (_, None) => Flow::Ret(Err(Errno::ENOENT)),
             (DirectAction::Modify, Some(old)) => {
-                let a = k.new_sample_addr();
+                let a = k.new_sample_addr(f);
                 self.addr = Some(a);
                 call!(self, 1, ModifyDirectSingle::new(f, old, a))
             }
-            (DirectAction::Unregister, Some(old)) => call!(self, 1, UnregisterDirectSingle::new(f, old)),
+            (DirectAction::Unregister, Some(old)) => {
+                call!(self, 1, UnregisterDirectSingle::new(f, old))
+            }
         }
     }
 }

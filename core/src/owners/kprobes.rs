@@ -103,7 +103,11 @@ pub struct ArmKprobeFtrace {
 
 impl ArmKprobeFtrace {
     pub fn new(f: FnId) -> Self {
-        ArmKprobeFtrace { f, pc: 0, err: None }
+        ArmKprobeFtrace {
+            f,
+            pc: 0,
+            err: None,
+        }
     }
 }
 
@@ -133,7 +137,9 @@ impl Step for ArmKprobeFtrace {
                 k.kprobe_ftrace_enabled += 1;
                 Flow::Ret(Ok(0))
             }
-            _ => Flow::Ret(Err(self.err.expect("[core internal bug] failure path without error"))),
+            _ => Flow::Ret(Err(self
+                .err
+                .expect("[core internal bug] failure path without error"))),
         }
     }
 }

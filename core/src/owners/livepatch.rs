@@ -30,7 +30,9 @@ impl Step for KlpEnable {
             0 => wait!(self, 1, Request::Lock(Lock::Klp)),
             1 => {
                 let st = k.fstate(f);
-                let pending = k.module_of(f).is_some_and(|m| !k.modules[m.0 as usize].klp_seen);
+                let pending = k
+                    .module_of(f)
+                    .is_some_and(|m| !k.modules[m.0 as usize].klp_seen);
                 if st.klp_stack > 0 || pending {
                     // Stacked (klp_find_ops found the ops) or pending on an unloaded module.
                     k.fstate_mut(f).klp_stack += 1;
@@ -105,7 +107,11 @@ pub struct KlpPatchFunc {
 
 impl KlpPatchFunc {
     pub fn new(f: FnId) -> Self {
-        KlpPatchFunc { f, pc: 0, err: None }
+        KlpPatchFunc {
+            f,
+            pc: 0,
+            err: None,
+        }
     }
 }
 
@@ -120,7 +126,10 @@ impl Step for KlpPatchFunc {
                 if !input.ok() {
                     return Flow::Ret(Err(Errno::ENOMEM));
                 }
-                *k.op_mut(ops) = Ops { flags: fl::IPMODIFY | fl::PERMANENT, ..Ops::default() };
+                *k.op_mut(ops) = Ops {
+                    flags: fl::IPMODIFY | fl::PERMANENT,
+                    ..Ops::default()
+                };
                 call!(self, 2, SetHash::filter(ops, f, false, false))
             }
             2 => {
@@ -140,7 +149,9 @@ impl Step for KlpPatchFunc {
             }
             _ => {
                 *k.op_mut(ops) = Ops::default();
-                Flow::Ret(Err(self.err.expect("[core internal bug] failure path without error")))
+                Flow::Ret(Err(self
+                    .err
+                    .expect("[core internal bug] failure path without error")))
             }
         }
     }
@@ -169,13 +180,19 @@ impl Step for KlpUnpatchFunc {
             0 => call!(self, 1, UnregisterFtraceFunction::new(ops)),
             1 => {
                 if input.ret().is_err() {
-                    k.ev(t, EventKind::Warn("klp_unpatch_func: unregister_ftrace_function failed"));
+                    k.ev(
+                        t,
+                        EventKind::Warn("klp_unpatch_func: unregister_ftrace_function failed"),
+                    );
                 }
                 call!(self, 2, SetHash::filter(ops, f, true, false))
             }
             _ => {
                 if input.ret().is_err() {
-                    k.ev(t, EventKind::Warn("klp_unpatch_func: ftrace_set_filter_ip failed"));
+                    k.ev(
+                        t,
+                        EventKind::Warn("klp_unpatch_func: ftrace_set_filter_ip failed"),
+                    );
                 }
                 if !k.op(ops).has(fl::ENABLED) {
                     *k.op_mut(ops) = Ops::default();

@@ -21,10 +21,17 @@ pub fn frame_for(op: &Op) -> Frame {
         Op::BpfUnlink(kind, f) => bpf::BpfUnlink::new(*kind, *f).into(),
         Op::KprobeArm(f) => kprobes::KprobeArm::new(*f).into(),
         Op::KprobeDisarm(f) => kprobes::KprobeDisarm::new(*f).into(),
-        Op::TracerRegister { tracer, filter, notrace } => {
-            tracers::TracerRegister::new(*tracer, filter.clone(), notrace.clone()).into()
-        }
-        Op::TracerSet { tracer, which, add, func } => tracers::TracerSet::new(*tracer, *which, *add, *func).into(),
+        Op::TracerRegister {
+            tracer,
+            filter,
+            notrace,
+        } => tracers::TracerRegister::new(*tracer, filter.clone(), notrace.clone()).into(),
+        Op::TracerSet {
+            tracer,
+            which,
+            add,
+            func,
+        } => tracers::TracerSet::new(*tracer, *which, *add, *func).into(),
         Op::TracerUnregister(t) => tracers::TracerUnregister::new(*t).into(),
         Op::DirectRegister(f) => DirectUser::new(DirectAction::Register, *f).into(),
         Op::DirectModify(f) => DirectUser::new(DirectAction::Modify, *f).into(),

@@ -60,7 +60,11 @@ pub struct ModuleLoad {
 
 impl ModuleLoad {
     pub fn new(m: ModId) -> Self {
-        ModuleLoad { m, pc: 0, err: None }
+        ModuleLoad {
+            m,
+            pc: 0,
+            err: None,
+        }
     }
 }
 
@@ -83,7 +87,14 @@ impl Step for ModuleLoad {
                     k.guard(t, crate::kernel::Guard::Records);
                     for f in fns_of(k, self.m) {
                         let rec = &mut k.fstate_mut(f).rec;
-                        *rec = Record { present: true, disabled: true, count: 0, ipmodify: false, direct: false, site: CallSite::Nop };
+                        *rec = Record {
+                            present: true,
+                            disabled: true,
+                            count: 0,
+                            ipmodify: false,
+                            direct: false,
+                            site: CallSite::Nop,
+                        };
                     }
                     k.modules[mi].loaded = true;
                     k.gen += 1;
@@ -144,7 +155,9 @@ impl Step for ModuleLoad {
                     self.pc = 3;
                 }
                 5 => {
-                    let next = fns_of(k, self.m).into_iter().find(|f| k.fstate(*f).klp_registered);
+                    let next = fns_of(k, self.m)
+                        .into_iter()
+                        .find(|f| k.fstate(*f).klp_registered);
                     match next {
                         Some(f) => call!(self, 5, KlpUnpatchFunc::new(f)),
                         None => {
@@ -160,7 +173,9 @@ impl Step for ModuleLoad {
                     let st = &mut k.modules[mi];
                     st.loaded = false;
                     st.busy = false;
-                    return Flow::Ret(Err(self.err.expect("[core internal bug] failed load without error")));
+                    return Flow::Ret(Err(self
+                        .err
+                        .expect("[core internal bug] failed load without error")));
                 }
             }
         }
@@ -184,63 +199,65 @@ impl Step for ModuleUnload {
     const NAME: &'static str = "delete_module";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
         let mi = self.m.0 as usize;
-        loop {
-            match self.pc {
-                0 => {
-                    let st = k.modules[mi];
-                    if st.busy {
-                        return Flow::Ret(Err(Errno::EBUSY));
-                    }
-                    if !st.loaded {
-                        return Flow::Ret(Err(Errno::ENOENT));
-                    }
-                    // try_stop_module: a BPF trampoline or a direct user holds a reference.
-                    let pinned = fns_of(k, self.m).into_iter().any(|f| {
-                        let s = k.fstate(f);
-                        !s.tr.links.is_empty() || s.tr.cur_image.is_some() || s.direct_user.is_some()
-                    });
-                    if pinned {
-                        return Flow::Ret(Err(Errno::EBUSY));
-                    }
-                    let st = &mut k.modules[mi];
-                    st.busy = true;
-                    st.live = false;
-                    wait!(self, 1, Request::Lock(Lock::Klp));
+        match self.pc {
+            0 => {
+                let st = k.modules[mi];
+                if st.busy {
+                    return Flow::Ret(Err(Errno::EBUSY));
                 }
-                1 => {
-                    // klp_module_going: unpatch, keep the patches pending.
-                    k.modules[mi].klp_seen = false;
-                    let next = fns_of(k, self.m).into_iter().find(|f| k.fstate(*f).klp_registered);
-                    match next {
-                        Some(f) => call!(self, 1, KlpUnpatchFunc::new(f)),
-                        None => {
-                            k.unlock(t, Lock::Klp);
-                            wait!(self, 2, Request::Lock(Lock::Kprobe));
-                        }
-                    }
+                if !st.loaded {
+                    return Flow::Ret(Err(Errno::ENOENT));
                 }
-                2 => {
-                    // kprobes_module_callback: kill the probes on the module's functions.
-                    let next = fns_of(k, self.m).into_iter().find(|f| k.fstate(*f).kprobes > 0);
-                    match next {
-                        Some(f) => {
-                            k.fstate_mut(f).kprobes = 0;
-                            call!(self, 2, DisarmKprobeFtrace::new(f));
-                        }
-                        None => {
-                            k.unlock(t, Lock::Kprobe);
-                            wait!(self, 3, Request::Lock(Lock::Ftrace));
-                        }
+                // try_stop_module: a BPF trampoline or a direct user holds a reference.
+                let pinned = fns_of(k, self.m).into_iter().any(|f| {
+                    let s = k.fstate(f);
+                    !s.tr.links.is_empty() || s.tr.cur_image.is_some() || s.direct_user.is_some()
+                });
+                if pinned {
+                    return Flow::Ret(Err(Errno::EBUSY));
+                }
+                let st = &mut k.modules[mi];
+                st.busy = true;
+                st.live = false;
+                wait!(self, 1, Request::Lock(Lock::Klp));
+            }
+            1 => {
+                // klp_module_going: unpatch, keep the patches pending.
+                k.modules[mi].klp_seen = false;
+                let next = fns_of(k, self.m)
+                    .into_iter()
+                    .find(|f| k.fstate(*f).klp_registered);
+                match next {
+                    Some(f) => call!(self, 1, KlpUnpatchFunc::new(f)),
+                    None => {
+                        k.unlock(t, Lock::Klp);
+                        wait!(self, 2, Request::Lock(Lock::Kprobe));
                     }
                 }
-                _ => {
-                    release_records(k, t, self.m);
-                    k.unlock(t, Lock::Ftrace);
-                    let st = &mut k.modules[mi];
-                    st.loaded = false;
-                    st.busy = false;
-                    return Flow::Ret(Ok(0));
+            }
+            2 => {
+                // kprobes_module_callback: kill the probes on the module's functions.
+                let next = fns_of(k, self.m)
+                    .into_iter()
+                    .find(|f| k.fstate(*f).kprobes > 0);
+                match next {
+                    Some(f) => {
+                        k.fstate_mut(f).kprobes = 0;
+                        call!(self, 2, DisarmKprobeFtrace::new(f));
+                    }
+                    None => {
+                        k.unlock(t, Lock::Kprobe);
+                        wait!(self, 3, Request::Lock(Lock::Ftrace));
+                    }
                 }
+            }
+            _ => {
+                release_records(k, t, self.m);
+                k.unlock(t, Lock::Ftrace);
+                let st = &mut k.modules[mi];
+                st.loaded = false;
+                st.busy = false;
+                Flow::Ret(Ok(0))
             }
         }
     }

@@ -2,7 +2,9 @@
 //! function) and a notrace hash. They only observe. Serialized by `trace_types_lock`.
 
 use crate::errno::Errno;
-use crate::ftrace::{call, wait, RegisterFtraceFunction, SetHash, SetHashes, UnregisterFtraceFunction};
+use crate::ftrace::{
+    call, wait, RegisterFtraceFunction, SetHash, SetHashes, UnregisterFtraceFunction,
+};
 use crate::ids::{FnId, OpsOwner, Tid, TracerId};
 use crate::kernel::Kernel;
 use crate::locks::Lock;
@@ -20,7 +22,12 @@ pub struct TracerRegister {
 
 impl TracerRegister {
     pub fn new(t: TracerId, filter: Vec<FnId>, notrace: Vec<FnId>) -> Self {
-        TracerRegister { t, filter, notrace, pc: 0 }
+        TracerRegister {
+            t,
+            filter,
+            notrace,
+            pc: 0,
+        }
     }
 }
 
@@ -35,7 +42,11 @@ impl Step for TracerRegister {
                     k.unlock(tid, Lock::TraceTypes);
                     return Flow::Ret(Err(Errno::EBUSY));
                 }
-                call!(self, 2, SetHashes::new(ops, self.filter.clone(), self.notrace.clone()))
+                call!(
+                    self,
+                    2,
+                    SetHashes::new(ops, self.filter.clone(), self.notrace.clone())
+                )
             }
             2 => {
                 if let Err(e) = input.ret() {
@@ -69,7 +80,13 @@ pub struct TracerSet {
 
 impl TracerSet {
     pub fn new(t: TracerId, which: HashSel, add: bool, f: FnId) -> Self {
-        TracerSet { t, which, add, f, pc: 0 }
+        TracerSet {
+            t,
+            which,
+            add,
+            f,
+            pc: 0,
+        }
     }
 }
 
