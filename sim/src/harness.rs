@@ -1,1 +1,882 @@
-//! Fuzzing harnesses shared by the cargo-fuzz targets and the stable corpus replay (issue 5).
+//! The fuzz harness: input types and run functions shared by the cargo-fuzz targets
+//! (`fuzz/fuzz_targets/{ops,schedule,parse}.rs`) and the stable corpus replay
+//! (`tests/tests/corpus.rs`), so libFuzzer and `cargo test` run exactly the same code.
+//!
+//! Every input derives [`Arbitrary`] and decodes into a reproducer [`Script`]: the bytes choose a
+//! preset, a small world, owner-level operations with injected faults and (for `schedule`) the
+//! interleaving. Oversized inputs are rejected ([`Verdict::Rejected`]), never truncated, so the
+//! reproducer of an input is always all of it. An input's `Debug` prints that reproducer, ready
+//! to save as a file for `ftsim replay FILE`; for an input with findings it carries their
+//! `expect` line (and, for `ops`, stops at the operation that found them).
+//!
+//! The run functions never panic on a finding: they return it in [`Outcome::findings`]. The
+//! `fuzz_*` functions are what the targets call: they turn a finding into a panic whose message
+//! names the property ids and prints the reproducer.
+//!
+//! Environment (read once by [`Config::from_env`], the targets' configuration):
+//! - `FTSIM_PROTOCOL=NAME|FILE`: pin every input to a preset or a protocol file
+//!   (`base = "merged"` plus overrides) instead of the preset the bytes choose.
+//! - `FTSIM_IGNORE=id,id`: property ids that are not findings (e.g. `share-leak`, or a known
+//!   finding of the pinned preset, to search past it).
+//!
+//! ```
+//! use ftsim_sim::harness::{self, Config, OpsInput, Verdict};
+//! // The bytes of a corpus file or of a libFuzzer input decode the same way.
+//! let input: OpsInput = harness::decode(&[2, 0, 0, 0]).unwrap();
+//! match harness::run_ops(&input, &Config::default()) {
+//!     Verdict::Ran(out) => assert!(out.script.to_string().contains("protocol")),
+//!     Verdict::Rejected(why) => panic!("{why}"),
+//! }
+//! ```
+
+pub use arbitrary;
+
+use arbitrary::{Arbitrary, Unstructured};
+use ftsim_core::check::{check, footprint};
+use ftsim_core::ids::{FnId, ModId, ProgKind, TracerId};
+use ftsim_core::kernel::Kernel;
+use ftsim_core::observe::{self, Call};
+use ftsim_core::op::{HashSel, Op};
+use ftsim_core::oracle::Model;
+use ftsim_core::property::{Property, Violation};
+use ftsim_core::protocol::{Protocol, PRESETS};
+use ftsim_core::script::{Line, Script};
+use ftsim_core::seq::{Faults, Outcome as SeqOutcome, Sequential};
+use ftsim_core::world::World;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Most operations of an `ops` input.
+pub const OPS_MAX: usize = 16;
+/// Most functions of a fuzzed world (`f0`..`f3`).
+pub const WORLD_FUNCTIONS_MAX: u8 = 4;
+/// Most tracers of a fuzzed world.
+pub const WORLD_TRACERS_MAX: u8 = 2;
+/// Most entries of a tracer's filter or notrace set in one `tracer-register`.
+pub const SET_MAX: usize = 4;
+/// Most threads of a `schedule` input.
+pub const SCHED_THREADS_MAX: u8 = 3;
+/// Most operations of a `schedule` input, over all threads.
+pub const SCHED_OPS_MAX: usize = 8;
+/// Most scheduling decisions of a `schedule` input (later steps take the lowest runnable thread).
+pub const SCHED_DECISIONS_MAX: usize = 512;
+/// Most bytes of a `parse` input.
+pub const PARSE_TEXT_MAX: usize = 4096;
+/// A parsed script is also replayed when its world and operations are at most this large.
+pub const PARSE_REPLAY_FUNCTIONS_MAX: u16 = 8;
+pub const PARSE_REPLAY_OPS_MAX: usize = 16;
+pub const PARSE_REPLAY_SCHEDULE_MAX: usize = 512;
+
+/// Decodes fuzzer bytes as libfuzzer-sys does for a typed `fuzz_target!` (which rejects input
+/// shorter than the type's minimal size, then takes the rest).
+pub fn decode<'a, T: Arbitrary<'a>>(bytes: &'a [u8]) -> arbitrary::Result<T> {
+    if bytes.len() < T::size_hint(0).0 {
+        return Err(arbitrary::Error::NotEnoughData);
+    }
+    T::arbitrary_take_rest(Unstructured::new(bytes))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// What the environment pins: the protocol and the properties that are not findings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Overrides the preset the input chooses.
+    pub protocol: Option<Protocol>,
+    /// Violations of these properties are not findings.
+    pub ignore: Vec<Property>,
+}
+
+impl Config {
+    /// Reads `FTSIM_PROTOCOL` and `FTSIM_IGNORE`.
+    pub fn from_env() -> Result<Config, String> {
+        let protocol = match std::env::var("FTSIM_PROTOCOL") {
+            Ok(v) if !v.trim().is_empty() => Some(resolve_protocol(v.trim())?),
+            _ => None,
+        };
+        let ignore = match std::env::var("FTSIM_IGNORE") {
+            Ok(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<Property>()
+                        .map_err(|e| format!("FTSIM_IGNORE: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+            Err(_) => Vec::new(),
+        };
+        Ok(Config { protocol, ignore })
+    }
+
+    /// [`Config::from_env`] once per process; a bad value ends the process with exit code 2
+    /// (usage error), since a panic would look like a finding to libFuzzer.
+    pub fn global() -> &'static Config {
+        static CONFIG: OnceLock<Config> = OnceLock::new();
+        CONFIG.get_or_init(|| match Config::from_env() {
+            Ok(c) => {
+                if let Some(p) = c.protocol {
+                    eprintln!("ftsim harness: protocol pinned to {p} (FTSIM_PROTOCOL)");
+                }
+                c
+            }
+            Err(e) => {
+                eprintln!("ftsim harness: {e}");
+                std::process::exit(2);
+            }
+        })
+    }
+
+    fn protocol_or(&self, choice: u8) -> Protocol {
+        self.protocol.unwrap_or_else(|| preset_choice(choice))
+    }
+
+    fn keeps(&self, v: &Violation) -> bool {
+        !self.ignore.contains(&v.property)
+    }
+}
+
+/// A preset name, else a protocol file path.
+pub fn resolve_protocol(name: &str) -> Result<Protocol, String> {
+    if let Some(p) = Protocol::preset(name) {
+        return Ok(p);
+    }
+    match std::fs::read_to_string(name) {
+        Ok(text) => Protocol::parse_file(&text).map_err(|e| format!("FTSIM_PROTOCOL={name}: {e}")),
+        Err(_) => {
+            let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            Err(format!(
+                "FTSIM_PROTOCOL={name}: neither a preset ({}) nor a readable protocol file",
+                names.join(", ")
+            ))
+        }
+    }
+}
+
+/// The preset an input byte chooses (wrapping, so adding a preset moves only the high bytes).
+fn preset_choice(choice: u8) -> Protocol {
+    let (name, _) = PRESETS[choice as usize % PRESETS.len()];
+    Protocol::preset(name)
+        .expect("[sim internal bug] PRESETS lists a name Protocol::preset does not know")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input pieces shared by `ops` and `schedule`
+// ---------------------------------------------------------------------------------------------
+
+/// A small world: 1..=4 functions, 1..=2 tracers, up to two modules.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorldInput {
+    pub functions: u8,
+    pub tracers: u8,
+    /// Two bits per function: 1 puts it in the first module, 2 in the second, else built in.
+    pub modules: u8,
+}
+
+impl WorldInput {
+    pub fn world(&self) -> World {
+        let functions = 1 + self.functions % WORLD_FUNCTIONS_MAX;
+        let tracers = 1 + self.tracers % WORLD_TRACERS_MAX;
+        let mut w = World {
+            functions: functions as u16,
+            tracers,
+            modules: Vec::new(),
+        };
+        for m in 1..=2u8 {
+            let fns: Vec<FnId> = (0..functions)
+                .filter(|&f| (self.modules >> (2 * f)) & 3 == m)
+                .map(|f| FnId(f as u16))
+                .collect();
+            if !fns.is_empty() {
+                w.modules.push(fns);
+            }
+        }
+        w
+    }
+}
+
+/// A BPF program kind.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindInput {
+    Fentry,
+    Fexit,
+    FmodRet,
+}
+
+impl From<KindInput> for ProgKind {
+    fn from(k: KindInput) -> ProgKind {
+        match k {
+            KindInput::Fentry => ProgKind::Fentry,
+            KindInput::Fexit => ProgKind::Fexit,
+            KindInput::FmodRet => ProgKind::FmodRet,
+        }
+    }
+}
+
+/// One owner-level operation (SPEC §7); numbers wrap into the world's ranges.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum OpInput {
+    KlpEnable(u8),
+    KlpDisable(u8),
+    BpfLink(KindInput, u8),
+    BpfUnlink(KindInput, u8),
+    KprobeArm(u8),
+    KprobeDisarm(u8),
+    TracerRegister {
+        tracer: u8,
+        filter: Vec<u8>,
+        notrace: Vec<u8>,
+    },
+    TracerSet {
+        tracer: u8,
+        notrace: bool,
+        add: bool,
+        func: u8,
+    },
+    TracerUnregister(u8),
+    DirectRegister(u8),
+    DirectModify(u8),
+    DirectUnregister(u8),
+    ModuleLoad(u8),
+    ModuleUnload(u8),
+}
+
+impl OpInput {
+    /// The operation in `w`; `None` for a module operation in a world without modules.
+    /// `Err` for an oversized tracer set.
+    fn op(&self, w: &World) -> Result<Option<Op>, &'static str> {
+        let f = |x: u8| FnId(x as u16 % w.functions);
+        let t = |x: u8| TracerId(x % w.tracers);
+        let set = |xs: &[u8]| -> Result<Vec<FnId>, &'static str> {
+            if xs.len() > SET_MAX {
+                return Err("tracer set larger than SET_MAX");
+            }
+            Ok(xs.iter().map(|&x| f(x)).collect())
+        };
+        let m = |x: u8| (!w.modules.is_empty()).then(|| ModId(x % w.modules.len() as u8));
+        Ok(Some(match *self {
+            OpInput::KlpEnable(x) => Op::KlpEnable(f(x)),
+            OpInput::KlpDisable(x) => Op::KlpDisable(f(x)),
+            OpInput::BpfLink(k, x) => Op::BpfLink(k.into(), f(x)),
+            OpInput::BpfUnlink(k, x) => Op::BpfUnlink(k.into(), f(x)),
+            OpInput::KprobeArm(x) => Op::KprobeArm(f(x)),
+            OpInput::KprobeDisarm(x) => Op::KprobeDisarm(f(x)),
+            OpInput::TracerRegister {
+                tracer,
+                ref filter,
+                ref notrace,
+            } => Op::TracerRegister {
+                tracer: t(tracer),
+                filter: set(filter)?,
+                notrace: set(notrace)?,
+            },
+            OpInput::TracerSet {
+                tracer,
+                notrace,
+                add,
+                func,
+            } => Op::TracerSet {
+                tracer: t(tracer),
+                which: if notrace {
+                    HashSel::Notrace
+                } else {
+                    HashSel::Filter
+                },
+                add,
+                func: f(func),
+            },
+            OpInput::TracerUnregister(x) => Op::TracerUnregister(t(x)),
+            OpInput::DirectRegister(x) => Op::DirectRegister(f(x)),
+            OpInput::DirectModify(x) => Op::DirectModify(f(x)),
+            OpInput::DirectUnregister(x) => Op::DirectUnregister(f(x)),
+            OpInput::ModuleLoad(x) => match m(x) {
+                Some(m) => Op::ModuleLoad(m),
+                None => return Ok(None),
+            },
+            OpInput::ModuleUnload(x) => match m(x) {
+                Some(m) => Op::ModuleUnload(m),
+                None => return Ok(None),
+            },
+        }))
+    }
+}
+
+/// Which of an operation's first eight allocations, image builds and trylocks fail.
+#[derive(Arbitrary, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultInput {
+    pub allocs: u8,
+    pub builds: u8,
+    pub trylocks: u8,
+}
+
+impl From<FaultInput> for Faults {
+    fn from(f: FaultInput) -> Faults {
+        Faults {
+            allocs: f.allocs as u32,
+            builds: f.builds as u32,
+            trylocks: f.trylocks as u32,
+        }
+    }
+}
+
+/// An operation and its injected faults (most operations have none).
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct LineInput {
+    pub op: OpInput,
+    pub faults: Option<FaultInput>,
+}
+
+impl LineInput {
+    fn line(&self, w: &World, tid: u8) -> Result<Option<Line>, &'static str> {
+        let faults = self.faults.map(Faults::from).unwrap_or(Faults::NONE);
+        Ok(self.op.op(w)?.map(|op| Line { tid, op, faults }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+// ---------------------------------------------------------------------------------------------
+
+/// What running an input produced.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The reproducer: the decoded script, with an `expect` line naming the findings and, for
+    /// concurrent runs, the schedule actually taken. Replays to the same findings.
+    pub script: Script,
+    /// Findings, deduplicated by (property, function), minus the ignored properties.
+    pub findings: Vec<Violation>,
+}
+
+impl Outcome {
+    fn new(mut script: Script, findings: Vec<Violation>) -> Outcome {
+        script.expect = expect_of(&findings);
+        Outcome { script, findings }
+    }
+
+    /// The property ids found, sorted, without repeats.
+    pub fn properties(&self) -> Vec<Property> {
+        expect_of(&self.findings)
+    }
+}
+
+/// What a harness function did with an input.
+#[derive(Clone, Debug)]
+pub enum Verdict {
+    /// Oversized or undecodable; libFuzzer should not keep it.
+    Rejected(&'static str),
+    Ran(Outcome),
+}
+
+impl Verdict {
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match self {
+            Verdict::Ran(o) => Some(o),
+            Verdict::Rejected(_) => None,
+        }
+    }
+}
+
+fn expect_of(findings: &[Violation]) -> Vec<Property> {
+    let mut e: Vec<Property> = findings.iter().map(|v| v.property).collect();
+    e.sort();
+    e.dedup();
+    e
+}
+
+fn record(findings: &mut Vec<Violation>, cfg: &Config, v: Violation) {
+    if cfg.keeps(&v)
+        && !findings
+            .iter()
+            .any(|x| x.property == v.property && x.func == v.func)
+    {
+        findings.push(v);
+    }
+}
+
+/// Panics with the property ids, the findings and the reproducer, if there are findings.
+/// Returns whether libFuzzer should keep the input (`false`: rejected).
+pub fn fail_on_findings(target: &str, verdict: &Verdict) -> bool {
+    let Verdict::Ran(out) = verdict else {
+        return false;
+    };
+    if out.findings.is_empty() {
+        return true;
+    }
+    let ids: Vec<&str> = out.properties().iter().map(|p| p.id()).collect();
+    let lines: Vec<String> = out.findings.iter().map(|v| format!("  {v}")).collect();
+    panic!(
+        "ftsim {target}: found {}\n{}\n--- reproducer: save as FILE, run `ftsim replay FILE` ---\n{}--- end of reproducer ---",
+        ids.join(" "),
+        lines.join("\n"),
+        out.script
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target `ops`: a sequence of operations through the sequential driver
+// ---------------------------------------------------------------------------------------------
+
+/// Input of the `ops` target: a preset, a small world, at most [`OPS_MAX`] operations.
+#[derive(Arbitrary, Clone, PartialEq, Eq)]
+pub struct OpsInput {
+    pub protocol: u8,
+    pub world: WorldInput,
+    pub ops: Vec<LineInput>,
+}
+
+impl OpsInput {
+    /// The reproducer script of this input (every operation, no `expect`).
+    pub fn script(&self, cfg: &Config) -> Result<Script, &'static str> {
+        if self.ops.len() > OPS_MAX {
+            return Err("more than OPS_MAX operations");
+        }
+        let world = self.world.world();
+        let mut lines = Vec::with_capacity(self.ops.len());
+        for l in &self.ops {
+            lines.extend(l.line(&world, 0)?);
+        }
+        Ok(Script {
+            proto: cfg.protocol_or(self.protocol),
+            world,
+            expect: Vec::new(),
+            lines,
+            schedule: None,
+        })
+    }
+}
+
+impl fmt::Debug for OpsInput {
+    /// The reproducer, as `run_ops` leaves it: cut after the first operation with a finding.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match run_ops(self, Config::global()) {
+            Verdict::Ran(out) => write!(f, "{}", out.script),
+            Verdict::Rejected(why) => write!(f, "# rejected input: {why}"),
+        }
+    }
+}
+
+/// The reference oracle (`ftsim_core::oracle`, issue 3) following the core: after every
+/// operation it judges the outcome and the call of every function against the policy.
+struct OracleCheck {
+    model: Model,
+    /// The call of each function after the last operation that changed the state.
+    calls: Vec<Option<Call>>,
+}
+
+impl OracleCheck {
+    fn new(script: &Script) -> OracleCheck {
+        OracleCheck {
+            model: Model::new(&script.world, &script.proto),
+            calls: Vec::new(),
+        }
+    }
+
+    /// `changed`: the state may differ from the one the cached calls were taken in.
+    fn compare(&mut self, k: &Kernel, changed: bool, op: &Op, out: &SeqOutcome) -> Vec<Violation> {
+        if changed || self.calls.is_empty() {
+            self.calls.clear();
+            self.calls
+                .extend(k.world().fns().map(|f| observe::call(k, f)));
+        }
+        self.model.step(op, out, &self.calls)
+    }
+}
+
+/// Runs an `ops` input through the sequential driver, checking the properties after every
+/// operation; stops at the first operation with a finding and cuts the reproducer there.
+///
+/// The findings are those of `Sequential::apply_with` (what `ftsim replay` runs; the corpus test
+/// checks they agree), computed faster: an operation that leaves the checked state unchanged
+/// needs neither the footprint comparison nor a new property check, since the state after the
+/// previous operation was checked and had no finding (the first operation is always checked).
+pub fn run_ops(input: &OpsInput, cfg: &Config) -> Verdict {
+    let mut script = match input.script(cfg) {
+        Ok(s) => s,
+        Err(why) => return Verdict::Rejected(why),
+    };
+    let mut s = Sequential::new(&script.world, script.proto);
+    let mut snap = Snapshot::new(&s.k);
+    let mut oracle = OracleCheck::new(&script);
+    let mut findings = Vec::new();
+    for i in 0..script.lines.len() {
+        let Line { op, faults, .. } = &script.lines[i];
+        let mut out = s.run(op, *faults);
+        let changed = !out.stuck && (i == 0 || !snap.same(&s.k));
+        if changed {
+            if out.result.is_err() {
+                out.violations
+                    .extend(footprint(&snap.k).compare(&footprint(&s.k), &op.to_string()));
+            }
+            out.violations.extend(check(&s.k));
+            snap.refresh(&s.k);
+        }
+        let disagreement = oracle.compare(&s.k, changed, op, &out);
+        for v in out.violations.into_iter().chain(disagreement) {
+            record(&mut findings, cfg, v);
+        }
+        if out.stuck || !findings.is_empty() {
+            script.lines.truncate(i + 1);
+            break;
+        }
+    }
+    Verdict::Ran(Outcome::new(script, findings))
+}
+
+/// The kernel state before an operation, for the atomicity footprint, refreshed in place (no
+/// allocation) only when an operation changed it.
+struct Snapshot {
+    k: Kernel,
+}
+
+impl Snapshot {
+    fn new(k: &Kernel) -> Snapshot {
+        Snapshot { k: k.clone() }
+    }
+
+    /// Whether every field that `check` and `footprint` read is unchanged.
+    fn same(&self, k: &Kernel) -> bool {
+        let a = &self.k;
+        a.fns == k.fns
+            && a.ops == k.ops
+            && a.ops_list == k.ops_list
+            && a.direct_functions == k.direct_functions
+            && a.modules == k.modules
+            && a.tracers == k.tracers
+            && a.kprobe_ftrace_enabled == k.kprobe_ftrace_enabled
+    }
+
+    fn refresh(&mut self, k: &Kernel) {
+        let a = &mut self.k;
+        a.fns.clone_from(&k.fns);
+        a.ops.clone_from(&k.ops);
+        a.ops_list.clone_from(&k.ops_list);
+        a.direct_functions.clone_from(&k.direct_functions);
+        a.modules.clone_from(&k.modules);
+        a.tracers.clone_from(&k.tracers);
+        a.kprobe_ftrace_enabled = k.kprobe_ftrace_enabled;
+    }
+}
+
+/// The reference for [`run_ops`] and [`run_schedule`], the slow and plain way: a sequential
+/// script through `Sequential::apply_with` and the oracle after every operation (as the
+/// reproducer replay test does), a concurrent one through `Script::replay` (the oracle judges
+/// sequential runs only). Findings deduplicated by (property, function), in order.
+pub fn replay_reference(script: &Script) -> Vec<Violation> {
+    if script.is_concurrent() {
+        return script.replay().findings;
+    }
+    let mut s = Sequential::new(&script.world, script.proto);
+    let mut model = Model::new(&script.world, &script.proto);
+    let mut findings = Vec::new();
+    for l in &script.lines {
+        let out = s.apply_with(&l.op, l.faults);
+        let calls: Vec<Option<Call>> = s.k.world().fns().map(|f| observe::call(&s.k, f)).collect();
+        let oracle = model.step(&l.op, &out, &calls);
+        for v in out.violations.iter().cloned().chain(oracle) {
+            record(&mut findings, &Config::default(), v);
+        }
+        if out.stuck {
+            break;
+        }
+    }
+    findings
+}
+
+/// The `ops` target: panics on a finding; `false` for a rejected input.
+pub fn fuzz_ops(input: &OpsInput) -> bool {
+    fail_on_findings("ops", &run_ops(input, Config::global()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target `schedule`: threads of operations, fuzzer bytes as the interleaving
+// ---------------------------------------------------------------------------------------------
+
+/// One operation of a thread.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct ThreadLine {
+    /// Wraps into 0..[`SCHED_THREADS_MAX`].
+    pub thread: u8,
+    pub line: LineInput,
+}
+
+/// Input of the `schedule` target: a preset, a small world, at most [`SCHED_OPS_MAX`]
+/// operations on up to [`SCHED_THREADS_MAX`] threads, and the scheduling decisions: at each
+/// point, decision `d` asks for thread `d % threads` (a thread that cannot step then is skipped
+/// and the lowest runnable thread steps, as `ftsim replay` does).
+#[derive(Arbitrary, Clone, PartialEq, Eq)]
+pub struct ScheduleInput {
+    pub protocol: u8,
+    pub world: WorldInput,
+    pub lines: Vec<ThreadLine>,
+    pub decisions: Vec<u8>,
+}
+
+impl ScheduleInput {
+    /// The concurrent reproducer script of this input, with the schedule as requested.
+    pub fn script(&self, cfg: &Config) -> Result<Script, &'static str> {
+        if self.lines.len() > SCHED_OPS_MAX {
+            return Err("more than SCHED_OPS_MAX operations");
+        }
+        if self.decisions.len() > SCHED_DECISIONS_MAX {
+            return Err("more than SCHED_DECISIONS_MAX decisions");
+        }
+        let world = self.world.world();
+        let mut lines = Vec::with_capacity(self.lines.len());
+        for l in &self.lines {
+            lines.extend(l.line.line(&world, l.thread % SCHED_THREADS_MAX)?);
+        }
+        let threads = lines.iter().map(|l| l.tid + 1).max().unwrap_or(1);
+        let schedule = self.decisions.iter().map(|d| d % threads).collect();
+        Ok(Script {
+            proto: cfg.protocol_or(self.protocol),
+            world,
+            expect: Vec::new(),
+            lines,
+            schedule: Some(schedule),
+        })
+    }
+}
+
+impl fmt::Debug for ScheduleInput {
+    /// The reproducer with the schedule actually taken.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match run_schedule(self, Config::global()) {
+            Verdict::Ran(out) => write!(f, "{}", out.script),
+            Verdict::Rejected(why) => write!(f, "# rejected input: {why}"),
+        }
+    }
+}
+
+/// Runs a `schedule` input on the concurrent executor exactly as `ftsim replay` runs its script,
+/// and rewrites the reproducer's schedule to the decisions actually taken.
+pub fn run_schedule(input: &ScheduleInput, cfg: &Config) -> Verdict {
+    let mut script = match input.script(cfg) {
+        Ok(s) => s,
+        Err(why) => return Verdict::Rejected(why),
+    };
+    let replay = script.replay();
+    let mut findings = Vec::new();
+    for v in replay.findings {
+        record(&mut findings, cfg, v);
+    }
+    script.schedule = Some(replay.schedule);
+    Verdict::Ran(Outcome::new(script, findings))
+}
+
+/// The `schedule` target: panics on a finding; `false` for a rejected input.
+pub fn fuzz_schedule(input: &ScheduleInput) -> bool {
+    fail_on_findings("schedule", &run_schedule(input, Config::global()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target `parse`: arbitrary text into every parser
+// ---------------------------------------------------------------------------------------------
+
+/// Input of the `parse` target: text (the bytes up to the first invalid UTF-8 sequence), so
+/// corpus files are plain reproducer and protocol files.
+#[derive(Arbitrary, Clone, PartialEq, Eq)]
+pub struct ParseInput(pub String);
+
+impl fmt::Debug for ParseInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the parsers made of a `parse` input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub script: bool,
+    pub protocol_file: bool,
+    /// Lines that parsed as an operation, as a world line.
+    pub op_lines: usize,
+    pub world_lines: usize,
+    /// The script was small enough to replay, and was replayed.
+    pub replayed: bool,
+}
+
+/// Feeds the text to `Script::parse`, `Protocol::parse_file`, and each line to `Op::from_str`
+/// and `World::from_str`. None of them may panic, and whatever parses must print back to text
+/// that parses to the same value (panics otherwise: a parser bug). A small parsed script is also
+/// replayed (findings are fine here; a panic is not).
+pub fn run_parse(input: &ParseInput) -> Result<Parsed, &'static str> {
+    let text = &input.0;
+    if text.len() > PARSE_TEXT_MAX {
+        return Err("more than PARSE_TEXT_MAX bytes");
+    }
+    let mut p = Parsed::default();
+    if let Ok(s) = Script::parse(text) {
+        p.script = true;
+        let printed = s.to_string();
+        let again = Script::parse(&printed).unwrap_or_else(|e| {
+            panic!(
+                "ftsim parse: a parsed script prints as text that does not parse ({e}):\n{printed}"
+            )
+        });
+        assert_eq!(
+            again, s,
+            "ftsim parse: script round trip changed the script:\n{printed}"
+        );
+        if replayable(&s) {
+            s.replay();
+            p.replayed = true;
+        }
+    }
+    if let Ok(proto) = Protocol::parse_file(text) {
+        p.protocol_file = true;
+        let printed = protocol_file_text(&proto);
+        let again = Protocol::parse_file(&printed)
+            .unwrap_or_else(|e| panic!("ftsim parse: protocol {proto} prints as a file that does not parse ({e}):\n{printed}"));
+        assert_eq!(
+            again, proto,
+            "ftsim parse: protocol file round trip changed the protocol:\n{printed}"
+        );
+    }
+    for line in text.lines() {
+        if let Ok(op) = line.parse::<Op>() {
+            p.op_lines += 1;
+            let printed = op.to_string();
+            assert_eq!(
+                printed.parse::<Op>().as_ref(),
+                Ok(&op),
+                "ftsim parse: operation round trip of `{line}`"
+            );
+        }
+        if let Ok(w) = line.parse::<World>() {
+            p.world_lines += 1;
+            let printed = w.to_string();
+            assert_eq!(
+                printed.parse::<World>().as_ref(),
+                Ok(&w),
+                "ftsim parse: world round trip of `{line}`"
+            );
+        }
+    }
+    Ok(p)
+}
+
+fn replayable(s: &Script) -> bool {
+    s.world.functions <= PARSE_REPLAY_FUNCTIONS_MAX
+        && s.lines.len() <= PARSE_REPLAY_OPS_MAX
+        && s.schedule
+            .as_ref()
+            .is_none_or(|x| x.len() <= PARSE_REPLAY_SCHEDULE_MAX)
+}
+
+/// A protocol as a protocol file: its closest preset and the overrides.
+pub fn protocol_file_text(p: &Protocol) -> String {
+    let base = p
+        .describe()
+        .split('+')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut text = format!("base = \"{base}\"\n");
+    if let Some(b) = Protocol::preset(&base) {
+        for (k, v) in p.diff(&b) {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    text
+}
+
+/// The `parse` target: panics on a parser bug; `false` for a rejected input.
+pub fn fuzz_parse(input: &ParseInput) -> bool {
+    run_parse(input).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn world_input_wraps_into_small_worlds() {
+        let w = WorldInput {
+            functions: 7,
+            tracers: 3,
+            modules: 0b10_01_00_01,
+        }
+        .world();
+        assert_eq!(
+            w.to_string(),
+            "world functions=4 tracers=2 module=m0:f0,f2 module=m1:f3"
+        );
+        w.validate().unwrap();
+        let w = WorldInput {
+            functions: 1,
+            tracers: 0,
+            modules: 0b1000,
+        }
+        .world();
+        assert_eq!(w.to_string(), "world functions=2 tracers=1 module=m0:f1");
+    }
+
+    #[test]
+    fn ops_stop_at_the_first_finding() {
+        // merged: livepatch, fentry, then fexit: the rebuilt trampoline calls the original
+        // function (the crate example of ftsim-core).
+        let ops = [
+            OpInput::KlpEnable(0),
+            OpInput::BpfLink(KindInput::Fentry, 0),
+            OpInput::BpfLink(KindInput::Fexit, 0),
+            OpInput::KlpDisable(0),
+        ];
+        let input = OpsInput {
+            protocol: 2,
+            world: WorldInput {
+                functions: 0,
+                tracers: 0,
+                modules: 0,
+            },
+            ops: ops
+                .into_iter()
+                .map(|op| LineInput { op, faults: None })
+                .collect(),
+        };
+        let out = run_ops(&input, &Config::default())
+            .outcome()
+            .cloned()
+            .unwrap();
+        assert_eq!(out.script.proto, Protocol::MERGED);
+        assert!(!out.findings.is_empty());
+        assert_eq!(out.script.lines.len(), 3, "{}", out.script);
+        assert!(
+            out.properties().contains(&Property::IpmodifyHonoured),
+            "{}",
+            out.script
+        );
+        let again = Script::parse(&out.script.to_string()).unwrap().replay();
+        assert_eq!(expect_of(&again.findings), out.properties());
+    }
+
+    #[test]
+    fn oversized_inputs_are_rejected() {
+        let line = LineInput {
+            op: OpInput::KlpEnable(0),
+            faults: None,
+        };
+        let input = OpsInput {
+            protocol: 0,
+            world: WorldInput {
+                functions: 0,
+                tracers: 0,
+                modules: 0,
+            },
+            ops: vec![line; OPS_MAX + 1],
+        };
+        assert!(matches!(
+            run_ops(&input, &Config::default()),
+            Verdict::Rejected(_)
+        ));
+        assert!(run_parse(&ParseInput("x".repeat(PARSE_TEXT_MAX + 1))).is_err());
+    }
+
+    #[test]
+    fn protocol_files_round_trip() {
+        let mut p = Protocol::FIXES_2025;
+        p.set("modify_checks_ipmodify", "false").unwrap();
+        assert_eq!(Protocol::parse_file(&protocol_file_text(&p)).unwrap(), p);
+    }
+}
