@@ -1,0 +1,157 @@
+//! loom: every interleaving of the lock protocol for small scenarios (issue 6), within a
+//! preemption bound, over every preset. Compiled only with `RUSTFLAGS="--cfg loom"`.
+//!
+//! One test per (scenario, preset), named `<scenario>::<preset>` (dashes become underscores):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p ftsim-tests --test loom --release                   # all
+//! RUSTFLAGS="--cfg loom" cargo test -p ftsim-tests --test loom --release modify_vs_klp_enable:: # one scenario
+//! RUSTFLAGS="--cfg loom" cargo test -p ftsim-tests --test loom --release -- --exact modify_vs_klp_enable::merged --nocapture
+//! ```
+//!
+//! The scenarios and what is pinned for each preset are in [`ftsim_tests::conc::CASES`]; the
+//! driver and the verdict in [`ftsim_tests::conc`].
+#![cfg(loom)]
+
+use ftsim_core::protocol::{Protocol, PRESETS};
+use ftsim_tests::conc::{model, Case, Expect, CASES};
+
+fn case(name: &str) -> &'static Case {
+    CASES
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case `{name}`"))
+}
+
+/// With `FTSIM_LOOM_PIN=1` a test prints what it found as the `Expect` to pin in
+/// `conc::CASES` instead of checking (for re-pinning after a deliberate model change; read the
+/// summary before pasting).
+fn pin(c: &Case, preset: &str, proto: Protocol) {
+    let s = c.scenario();
+    let pinned = if s.prepare(proto).is_err() {
+        "Expect::NotApplicable".to_string()
+    } else if model::expect_deadlock(&s, proto, c.preemptions).is_ok() {
+        "Expect::Deadlock".to_string()
+    } else {
+        let r = model::explore(&s, proto, c.preemptions).unwrap();
+        println!("  {}", r.summary());
+        format!(
+            "Expect::Outcomes {{ outcomes: &{:?}, findings: &{:?}, contention: &{:?} }}",
+            r.outcomes(),
+            r.findings(),
+            r.contention_tolerated()
+        )
+    };
+    println!(
+        "PIN {} (\"{preset}\", {}),",
+        c.name,
+        pinned
+            .replace('{', "{")
+            .replace("&{", "&[")
+            .replace("}, findings", "], findings")
+            .replace("}, contention", "], contention")
+            .replace("} }", "] }")
+    );
+}
+
+/// Runs one scenario under one preset and checks it against its pinned expectation.
+fn run(name: &str, preset_ident: &str) {
+    let c = case(name);
+    let preset = preset_ident.replace('_', "-");
+    let proto = Protocol::preset(&preset).unwrap_or_else(|| panic!("no preset `{preset}`"));
+    let s = c.scenario();
+    let bound = model::bound(c.preemptions);
+    println!(
+        "{name} under {preset}: {} ({s}); preemption bound {bound}",
+        c.about
+    );
+    if std::env::var_os("FTSIM_LOOM_PIN").is_some() {
+        return pin(c, &preset, proto);
+    }
+    match c.expect(&preset) {
+        Expect::NotApplicable => {
+            let why = s
+                .prepare(proto)
+                .err()
+                .expect("the scenario is pinned as not applicable, but its setup succeeds");
+            println!("  not applicable: {why}");
+        }
+        Expect::Deadlock => {
+            let t0 = std::time::Instant::now();
+            let (msg, interleaving) = model::expect_deadlock(&s, proto, c.preemptions)
+                .unwrap_or_else(|e| panic!("{name} under {preset}: {e}"));
+            println!(
+                "  loom: {msg} (after {:.2?})\n  the interleaving that deadlocked:\n{interleaving}",
+                t0.elapsed()
+            );
+            assert!(
+                msg.starts_with("deadlock"),
+                "loom failed the model, but not with a deadlock: {msg}"
+            );
+        }
+        Expect::Outcomes { .. } => {
+            let r = model::explore(&s, proto, c.preemptions)
+                .unwrap_or_else(|e| panic!("{name} under {preset}: {e}"));
+            println!("  {}", r.summary());
+            if let Err(e) = c.check_report(&preset, &r, bound >= c.preemptions) {
+                panic!("{e}");
+            }
+        }
+    }
+}
+
+/// Every case lists every preset, and every preset has a test below.
+#[test]
+fn every_case_covers_every_preset() {
+    for c in CASES {
+        for (p, _) in PRESETS {
+            let _ = c.expect(p);
+        }
+    }
+}
+
+macro_rules! loom_case {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn pre() {
+                super::run(stringify!($name), "pre");
+            }
+            #[test]
+            fn v2() {
+                super::run(stringify!($name), "v2");
+            }
+            #[test]
+            fn merged() {
+                super::run(stringify!($name), "merged");
+            }
+            #[test]
+            fn fixes_2022() {
+                super::run(stringify!($name), "fixes_2022");
+            }
+            #[test]
+            fn rcu_hash_2023() {
+                super::run(stringify!($name), "rcu_hash_2023");
+            }
+            #[test]
+            fn fixes_2025() {
+                super::run(stringify!($name), "fixes_2025");
+            }
+            #[test]
+            fn alt_rinse_repeat() {
+                super::run(stringify!($name), "alt_rinse_repeat");
+            }
+            #[test]
+            fn alt_blocking_peer() {
+                super::run(stringify!($name), "alt_blocking_peer");
+            }
+        }
+    };
+}
+
+loom_case!(link_fexit_vs_klp_enable);
+loom_case!(link_fentry_vs_klp_enable);
+loom_case!(modify_vs_klp_enable);
+loom_case!(unlink_vs_klp_disable);
+loom_case!(link_fexit_vs_kprobe_arm);
+loom_case!(three_owners);
