@@ -18,6 +18,8 @@
 
 use crate::errno::Errno;
 use crate::ids::Tid;
+use crate::locks::Lock;
+use crate::machine::EventKind;
 use crate::op::Op;
 use crate::property::{Property, Violation};
 use crate::protocol::{self, Protocol, ProtocolError};
@@ -57,6 +59,18 @@ pub struct Replay {
     pub findings: Vec<Violation>,
     /// The scheduling decisions actually taken (concurrent scripts).
     pub schedule: Vec<Tid>,
+    /// With [`Script::replay_traced`]: per step (per operation for sequential scripts) the thread,
+    /// its events, the locks it holds afterwards, and the findings that appeared.
+    pub timeline: Vec<TimelineStep>,
+}
+
+/// One step of a traced replay.
+#[derive(Clone, Debug, Default)]
+pub struct TimelineStep {
+    pub tid: Tid,
+    pub events: Vec<EventKind>,
+    pub held: Vec<Lock>,
+    pub findings: Vec<Violation>,
 }
 
 impl Replay {
@@ -94,27 +108,42 @@ impl Script {
 
     /// Replays the script and returns every finding.
     pub fn replay(&self) -> Replay {
+        self.replay_with(false)
+    }
+
+    /// Replays the script recording the timeline of every step.
+    pub fn replay_traced(&self) -> Replay {
+        self.replay_with(true)
+    }
+
+    fn replay_with(&self, trace: bool) -> Replay {
         if self.is_concurrent() {
-            self.replay_concurrent()
+            self.replay_concurrent(trace)
         } else {
-            self.replay_sequential()
+            self.replay_sequential(trace)
         }
     }
 
-    fn replay_sequential(&self) -> Replay {
+    fn replay_sequential(&self, trace: bool) -> Replay {
         let mut s = Sequential::new(&self.world, self.proto);
+        if trace {
+            s.k.trace = Some(Vec::new());
+        }
         let mut r = Replay::default();
         for l in &self.lines {
             let out = s.apply_with(&l.op, l.faults);
             r.results.push((0, l.op.clone(), out.result));
+            let mut new = Vec::new();
             for v in out.violations {
-                if !r
-                    .findings
-                    .iter()
-                    .any(|x| x.property == v.property && x.func == v.func)
-                {
-                    r.findings.push(v);
+                if !r.findings.iter().any(|x| x.property == v.property && x.func == v.func) {
+                    r.findings.push(v.clone());
+                    new.push(v);
                 }
+            }
+            if let Some(events) = s.k.trace.as_mut() {
+                let events = std::mem::take(events).into_iter().map(|e| e.kind).collect();
+                let held = s.k.held_by(0).collect();
+                r.timeline.push(TimelineStep { tid: 0, events, held, findings: new });
             }
             if out.stuck {
                 break;
@@ -123,31 +152,46 @@ impl Script {
         r
     }
 
-    fn replay_concurrent(&self) -> Replay {
+    fn replay_concurrent(&self, trace: bool) -> Replay {
         let mut s = Sched::new(&self.world, self.proto, self.threads());
+        if trace {
+            s.k.trace = Some(Vec::new());
+        }
         for l in &self.lines {
             s.push(l.tid, l.op.clone(), l.faults);
         }
         let sched = self.schedule.clone().unwrap_or_default();
         let mut taken = Vec::new();
+        let mut timeline = Vec::new();
         let mut i = 0;
-        s.run_with(
-            |run| {
-                let want = sched.get(i).copied();
-                i += 1;
-                let idx = want
-                    .and_then(|w| run.iter().position(|&t| t == w))
-                    .unwrap_or(0);
-                taken.push(run[idx]);
-                idx
-            },
-            STEPS_MAX,
-        );
-        let mut r = Replay {
-            findings: s.findings.clone(),
-            schedule: taken,
-            ..Replay::default()
-        };
+        while s.steps < STEPS_MAX {
+            let run = s.runnable();
+            if run.is_empty() {
+                if s.unfinished() {
+                    let before = s.findings.len();
+                    s.detect_deadlock();
+                    if trace && s.findings.len() > before {
+                        let findings = s.findings[before..].to_vec();
+                        timeline.push(TimelineStep { tid: 0, events: Vec::new(), held: Vec::new(), findings });
+                    }
+                }
+                break;
+            }
+            // Follow the schedule; a thread that cannot step is skipped for the lowest runnable.
+            let want = sched.get(i).copied();
+            i += 1;
+            let t = want.filter(|w| run.contains(w)).unwrap_or(run[0]);
+            taken.push(t);
+            let before = s.findings.len();
+            s.step(t);
+            if let Some(events) = s.k.trace.as_mut() {
+                let events = std::mem::take(events).into_iter().map(|e| e.kind).collect();
+                let held = s.k.held_by(t).collect();
+                let findings = s.findings[before..].to_vec();
+                timeline.push(TimelineStep { tid: t, events, held, findings });
+            }
+        }
+        let mut r = Replay { findings: s.findings.clone(), schedule: taken, timeline, ..Replay::default() };
         for (t, lane) in s.lanes.iter().enumerate() {
             for (op, res) in &lane.done {
                 r.results.push((t as Tid, op.clone(), *res));
