@@ -36,9 +36,14 @@ impl IpHash {
         self.entries.is_empty()
     }
 
-    /// Number of entries, duplicates included.
+    /// Number of live entries, duplicates included (dead entries match nothing, and the model's
+    /// loops over a hash skip them).
     pub fn len(&self) -> usize {
-        self.entries.iter().map(|e| e.1 as usize).sum()
+        self.entries
+            .iter()
+            .filter(|e| e.0 != DEAD_IP)
+            .map(|e| e.1 as usize)
+            .sum()
     }
 
     pub fn contains(&self, f: FnId) -> bool {
@@ -75,6 +80,13 @@ impl IpHash {
     pub fn kill_one(&mut self, f: FnId) {
         if self.remove(f).is_ok() {
             self.add_raw(DEAD_IP);
+        }
+    }
+
+    /// Every entry for `f` becomes dead: its address is gone for good.
+    pub fn kill_all(&mut self, f: FnId) {
+        while self.contains(f) {
+            self.kill_one(f);
         }
     }
 

@@ -35,10 +35,10 @@
 //! | `bpf-unlink K F` | `ENOENT` when no program of kind K is linked to F (the oldest of K is unlinked) |
 //! | `kprobe-arm F` | `ENOENT` when F's module is not live. Probes at one address aggregate: only the first arms ftrace |
 //! | `kprobe-disarm F` | `ENOENT` when no probe is armed at F |
-//! | `tracer-register T ..` | `EBUSY` when T is registered; `EINVAL` (from ftrace) when a named function is not loaded |
-//! | `tracer-*-add/remove T F` | works on registered and unregistered tracers; `EINVAL` (ftrace) when F is not loaded, `ENOENT` (ftrace) removing an absent entry |
+//! | `tracer-register T ..` | `EBUSY` when T is registered; `EINVAL` when a named function's module is not live (kallsyms cannot name it) |
+//! | `tracer-*-add/remove T F` | works on registered and unregistered tracers; `EINVAL` when F's module is not live, `ENOENT` (ftrace) removing an absent entry |
 //! | `tracer-unregister T` | `ENOENT` when T is not registered (its hashes stay as they were) |
-//! | `direct-register F` | `ENODEV` when the version has no single-ip API; `EBUSY` when a user is at F already |
+//! | `direct-register F` | `ENODEV` when the version has no single-ip API; `EBUSY` when a user is at F already; `ENODEV` when F's module is not live |
 //! | `direct-modify F`, `direct-unregister F` | `ENODEV` without the API; `ENOENT` when no user is at F |
 //! | `module-load M` | `EBUSY` when loaded or loading |
 //! | `module-unload M` | `ENOENT` when not loaded; `EBUSY` while a BPF trampoline or a direct user holds one of its functions |

@@ -50,11 +50,15 @@
 //! # Properties reported (SPEC §3 identifiers)
 //!
 //! - `availability`: a refusal of an allowed operation not explained by contention or a fault.
+//!   A refusal the policy expects is not judged by its errno: the policy promises the refusal.
 //! - `exclusivity`: a success the policy refuses because of another owner (a second IPMODIFY or
 //!   direct owner, a direct user next to an IPMODIFY owner, both kinds under the exclusive policy).
-//! - `atomicity`: a failed operation that changed the picture (a failed `bpf-unlink` still drops
-//!   its link; a failed `module-load` still kills the tracers' entries for its functions) or
-//!   changed what a call of some function executes.
+//! - `atomicity`: a failed operation that changed the picture or what a call of some function
+//!   executes. Owners leave two kinds of leftovers on failure paths: a release (`klp-disable`,
+//!   `bpf-unlink`, `kprobe-disarm`, `tracer-unregister`, `direct-unregister`) that fails past its
+//!   owner-level checks has let go all the same (the owner drops its state whatever ftrace
+//!   answers), and a failed `module-load` has run `ftrace_release_mod`, killing the tracers'
+//!   entries for the module's functions.
 //! - `ipmodify-honoured`: f has an IPMODIFY owner but a call does not end in its redirected body.
 //! - `no-lost-program`: a linked program of f does not run on a call of f.
 //! - `no-lost-callback`: a tracer or IPMODIFY owner of f gets no callback, or the direct user's
@@ -68,8 +72,8 @@
 //! One divergence must not cascade, so after each operation the oracle takes the core's actual
 //! result as the truth about owner-level state: on success it applies the operation's effect
 //! (even one the policy refuses: a second IPMODIFY owner then stays in the picture); on failure it
-//! keeps its picture, except for the two leftovers the owner-level code is known to leave on its
-//! failure paths (above), which it applies. Then it predicts each call from that picture. The
+//! keeps its picture, except for the leftovers owners leave on their failure paths (above), which
+//! it applies. Then it predicts each call from that picture. The
 //! refusal-or-success verdict of the core is thus reported once, at the operation, and what the
 //! calls execute is judged against what the owners actually hold.
 
@@ -190,13 +194,26 @@ pub struct Expect {
     pub sample: bool,
 }
 
-/// What a call executes, without addresses and image flags: compared across a failed operation.
+/// What a call executes in owner terms, without addresses, serials and image flags: judged
+/// against [`Expect`], and compared across a failed operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Seen {
+    /// Callbacks of owners other than direct ones.
     callbacks: Vec<OpsOwner>,
-    tramp: Option<(&'static str, Option<FnId>, Vec<ProgId>)>,
+    tramp: Option<Entered>,
+    /// The owner whose redirect the body is; `None` for the original body or garbage.
     body: Option<OpsOwner>,
-    freed_body: bool,
+}
+
+/// The trampoline a call enters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entered {
+    /// A live image of the BPF trampoline of a function, with its programs (sorted).
+    Image(FnId, Vec<ProgId>),
+    /// The live trampoline of the direct user of a function.
+    Sample(FnId),
+    /// A freed image, or the trampoline of a user that went away.
+    Freed,
 }
 
 /// The abstract picture plus the policy.
@@ -478,13 +495,20 @@ impl Model {
         }
     }
 
-    /// Applies what a failed `op` leaves behind at owner level (see the module docs).
+    /// Applies what a failed `op` leaves behind at owner level (see the module docs): a release
+    /// past its owner-level checks has let go whatever ftrace answered, a failed load has run
+    /// `ftrace_release_mod`.
     fn apply_failed(&mut self, op: &Op, allowed: &Allowed) {
-        match (op, allowed) {
-            // bpf_trampoline_unlink_prog drops the link before the update that failed.
-            (Op::BpfUnlink(k, f), Allowed::Ok) => self.unlink_oldest(*k, *f),
-            // A failed load runs ftrace_release_mod.
-            (Op::ModuleLoad(m), Allowed::Ok) => self.kill_entries(*m),
+        if *allowed != Allowed::Ok {
+            return;
+        }
+        match op {
+            Op::KlpDisable(_)
+            | Op::BpfUnlink(..)
+            | Op::KprobeDisarm(_)
+            | Op::TracerUnregister(_)
+            | Op::DirectUnregister(_) => self.apply_ok(op),
+            Op::ModuleLoad(m) => self.kill_entries(*m),
             _ => {}
         }
     }
@@ -589,9 +613,8 @@ impl Model {
 
     fn leftover(&self, op: &Op) -> &'static str {
         match op {
-            Op::BpfUnlink(..) => "the program stays unlinked",
             Op::ModuleLoad(_) => "the tracers' entries for the module's functions died",
-            _ => "the picture changed",
+            _ => "its owner let go all the same",
         }
     }
 
@@ -641,12 +664,7 @@ impl Model {
                     names(errnos)
                 ),
             )),
-            (Allowed::Refused { errnos, .. }, Err(e)) if !errnos.contains(&e) && !excused(e) => {
-                eprintln!(
-                    "ORACLE-ERRNO-MISMATCH `{op}` -> {e}, expected {}",
-                    names(errnos)
-                )
-            }
+            // The policy promises the refusal, not its errno.
             (Allowed::Refused { .. }, Err(_)) => {}
         }
     }
@@ -680,11 +698,12 @@ impl Model {
             } => {
                 let mut p = progs.to_vec();
                 p.sort();
-                ("image", Some(*tr), p)
+                Entered::Image(*tr, p)
             }
-            Tramp::Image { .. } => ("image", None, Vec::new()),
-            Tramp::Sample { .. } => ("sample", None, Vec::new()),
-            Tramp::Freed { .. } => ("freed", None, Vec::new()),
+            Tramp::Sample {
+                addr: Addr::Sample { f, .. },
+            } => Entered::Sample(*f),
+            _ => Entered::Freed,
         });
         let body = match c.body {
             Body::Redirected(o) => Some(self.owner(o)),
@@ -694,7 +713,6 @@ impl Model {
             callbacks,
             tramp,
             body,
-            freed_body: c.body == Body::Freed,
         }
     }
 
@@ -733,15 +751,11 @@ impl Model {
                     want.ipmodify[0]
                 ),
             ),
-            _ if s.freed_body => out(
-                Property::Accounting,
-                format!("the call ends in a freed trampoline: {shown}"),
-            ),
             _ => {}
         }
         // no-lost-program, and no program that is not linked.
         let ran: Vec<ProgId> = match &s.tramp {
-            Some(("image", Some(tr), progs)) if *tr == f => progs.clone(),
+            Some(Entered::Image(tr, progs)) if *tr == f => progs.clone(),
             _ => Vec::new(),
         };
         let lost: Vec<String> = want
@@ -780,21 +794,25 @@ impl Model {
                 format!("{o} does not hold {f} but gets a callback: {shown}"),
             );
         }
-        let kind = s.tramp.as_ref().map(|t| t.0);
-        if want.sample && kind != Some("sample") {
-            out(Property::NoLostCallback, format!("the direct user of {f} is registered but its trampoline is not reached: {shown}"));
-        }
-        let direct_owner = want.sample || !want.progs.is_empty();
-        if !direct_owner && kind.is_some() {
+        if want.sample && s.tramp != Some(Entered::Sample(f)) {
             out(
-                Property::Accounting,
-                format!("{f} has no direct owner but the call enters a trampoline: {shown}"),
+                Property::NoLostCallback,
+                format!("the direct user of {f} does not get its trampoline reached: {shown}"),
             );
         }
-        if want.sample && kind == Some("image") {
+        // No trampoline but the direct owner's (a freed one where a direct owner holds f is
+        // already a lost program or callback).
+        let direct_owner = want.sample || !want.progs.is_empty();
+        let owned = match &s.tramp {
+            None => true,
+            Some(Entered::Image(tr, _)) => *tr == f && !want.progs.is_empty(),
+            Some(Entered::Sample(g)) => *g == f && want.sample,
+            Some(Entered::Freed) => direct_owner,
+        };
+        if !owned {
             out(
                 Property::Accounting,
-                format!("{f} has no BPF programs but the call enters a BPF trampoline: {shown}"),
+                format!("the call enters a trampoline no direct owner of {f} holds: {shown}"),
             );
         }
     }
@@ -859,7 +877,6 @@ impl Seen {
             callbacks: Vec::new(),
             tramp: None,
             body: None,
-            freed_body: false,
         }
     }
 }

@@ -14,7 +14,8 @@
 //!
 //! Without `tN:` prefixes and without `schedule` the operations run one after another through
 //! the sequential driver. With them they run on the concurrent executor, which follows the
-//! schedule (a thread that cannot step is skipped) and then steps the lowest runnable thread.
+//! schedule (an entry naming a thread that cannot step is skipped) and then steps the lowest
+//! runnable thread.
 
 use crate::errno::Errno;
 use crate::ids::Tid;
@@ -135,7 +136,11 @@ impl Script {
             r.results.push((0, l.op.clone(), out.result));
             let mut new = Vec::new();
             for v in out.violations {
-                if !r.findings.iter().any(|x| x.property == v.property && x.func == v.func) {
+                if !r
+                    .findings
+                    .iter()
+                    .any(|x| x.property == v.property && x.func == v.func)
+                {
                     r.findings.push(v.clone());
                     new.push(v);
                 }
@@ -143,7 +148,12 @@ impl Script {
             if let Some(events) = s.k.trace.as_mut() {
                 let events = std::mem::take(events).into_iter().map(|e| e.kind).collect();
                 let held = s.k.held_by(0).collect();
-                r.timeline.push(TimelineStep { tid: 0, events, held, findings: new });
+                r.timeline.push(TimelineStep {
+                    tid: 0,
+                    events,
+                    held,
+                    findings: new,
+                });
             }
             if out.stuck {
                 break;
@@ -172,15 +182,23 @@ impl Script {
                     s.detect_deadlock();
                     if trace && s.findings.len() > before {
                         let findings = s.findings[before..].to_vec();
-                        timeline.push(TimelineStep { tid: 0, events: Vec::new(), held: Vec::new(), findings });
+                        timeline.push(TimelineStep {
+                            tid: 0,
+                            events: Vec::new(),
+                            held: Vec::new(),
+                            findings,
+                        });
                     }
                 }
                 break;
             }
-            // Follow the schedule; a thread that cannot step is skipped for the lowest runnable.
-            let want = sched.get(i).copied();
+            // Follow the schedule, skipping entries that name a thread that cannot step; after the
+            // schedule, the lowest runnable thread steps.
+            while sched.get(i).is_some_and(|w| !run.contains(w)) {
+                i += 1;
+            }
+            let t = sched.get(i).copied().unwrap_or(run[0]);
             i += 1;
-            let t = want.filter(|w| run.contains(w)).unwrap_or(run[0]);
             taken.push(t);
             let before = s.findings.len();
             s.step(t);
@@ -188,10 +206,20 @@ impl Script {
                 let events = std::mem::take(events).into_iter().map(|e| e.kind).collect();
                 let held = s.k.held_by(t).collect();
                 let findings = s.findings[before..].to_vec();
-                timeline.push(TimelineStep { tid: t, events, held, findings });
+                timeline.push(TimelineStep {
+                    tid: t,
+                    events,
+                    held,
+                    findings,
+                });
             }
         }
-        let mut r = Replay { findings: s.findings.clone(), schedule: taken, timeline, ..Replay::default() };
+        let mut r = Replay {
+            findings: s.findings.clone(),
+            schedule: taken,
+            timeline,
+            ..Replay::default()
+        };
         for (t, lane) in s.lanes.iter().enumerate() {
             for (op, res) in &lane.done {
                 r.results.push((t as Tid, op.clone(), *res));

@@ -33,15 +33,23 @@ pub const SEEDS_MAX: u64 = 1 << 40;
 
 /// `--protocol NAME|FILE` plus `--set key=value` overrides.
 pub fn target(arg: &str, sets: &[String]) -> Result<Target, UsageError> {
-    let pairs: Vec<(String, String)> =
-        sets.iter().map(|s| protocol::parse_assignment(s)).collect::<Result<_, _>>().map_err(|_| {
-            UsageError(format!("--set expects key=value, found `{}`", sets.iter().find(|s| !s.contains('=')).unwrap()))
+    let pairs: Vec<(String, String)> = sets
+        .iter()
+        .map(|s| protocol::parse_assignment(s))
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            UsageError(format!(
+                "--set expects key=value, found `{}`",
+                sets.iter().find(|s| !s.contains('=')).unwrap()
+            ))
         })?;
     let mut proto = match Protocol::preset(arg) {
         Some(p) => p,
         None if Path::new(arg).is_file() => {
-            let text = std::fs::read_to_string(arg).map_err(|e| UsageError(format!("cannot read protocol file {arg}: {e}")))?;
-            Protocol::parse_file(&text).map_err(|e| UsageError(format!("protocol file {arg}: {e}")))?
+            let text = std::fs::read_to_string(arg)
+                .map_err(|e| UsageError(format!("cannot read protocol file {arg}: {e}")))?;
+            Protocol::parse_file(&text)
+                .map_err(|e| UsageError(format!("protocol file {arg}: {e}")))?
         }
         None => {
             let names: Vec<&str> = protocol::PRESETS.iter().map(|(n, _)| *n).collect();
@@ -59,13 +67,21 @@ pub fn target(arg: &str, sets: &[String]) -> Result<Target, UsageError> {
     for s in sets {
         args.push_str(&format!(" --set {s}"));
     }
-    let name = if sets.is_empty() { arg.to_string() } else { proto.describe() };
+    let name = if sets.is_empty() {
+        arg.to_string()
+    } else {
+        proto.describe()
+    };
     Ok(Target { name, proto, args })
 }
 
 /// `A..B` (B excluded), `A..=B`, or one seed `A`.
 pub fn seeds(arg: &str) -> Result<SeedSet, UsageError> {
-    let bad = || UsageError(format!("bad --seeds `{arg}`: expected A..B, A..=B or a single seed (unsigned 64-bit)"));
+    let bad = || {
+        UsageError(format!(
+            "bad --seeds `{arg}`: expected A..B, A..=B or a single seed (unsigned 64-bit)"
+        ))
+    };
     let num = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
     let (lo, hi) = if let Some((a, b)) = arg.split_once("..=") {
         (num(a)?, num(b)?.checked_add(1).ok_or_else(bad)?)
@@ -79,9 +95,17 @@ pub fn seeds(arg: &str) -> Result<SeedSet, UsageError> {
         return Err(UsageError(format!("--seeds `{arg}` is empty")));
     }
     if hi - lo > SEEDS_MAX {
-        return Err(UsageError(format!("--seeds `{arg}` has {} seeds; at most {SEEDS_MAX} per invocation", hi - lo)));
+        return Err(UsageError(format!(
+            "--seeds `{arg}` has {} seeds; at most {SEEDS_MAX} per invocation",
+            hi - lo
+        )));
     }
-    Ok(SeedSet { lo, hi, shard: 0, shards: 1 })
+    Ok(SeedSet {
+        lo,
+        hi,
+        shard: 0,
+        shards: 1,
+    })
 }
 
 /// `--shard i/n`: keeps every n-th seed starting at the i-th.

@@ -19,7 +19,11 @@ use std::path::PathBuf;
 const DEFAULT_SEEDS: u64 = 2_000;
 
 #[derive(Parser)]
-#[command(name = "ftsim", version, about = "Deterministic simulator for ftrace IPMODIFY/DIRECT sharing (livepatch + BPF trampolines)")]
+#[command(
+    name = "ftsim",
+    version,
+    about = "Deterministic simulator for ftrace IPMODIFY/DIRECT sharing (livepatch + BPF trampolines)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -125,7 +129,9 @@ fn main() {
             EXIT_USAGE
         }
         Err(_) => {
-            eprintln!("ftsim: internal error (a bug in ftsim; please report it with the command line)");
+            eprintln!(
+                "ftsim: internal error (a bug in ftsim; please report it with the command line)"
+            );
             EXIT_INTERNAL
         }
     };
@@ -143,9 +149,15 @@ fn dispatch(cli: Cli) -> Result<i32, UsageError> {
 
 fn targets(p: &ProtoArgs) -> Result<Vec<Target>, UsageError> {
     if p.protocols.is_empty() {
-        return PRESETS.iter().map(|(n, _)| cli::target(n, &p.sets)).collect();
+        return PRESETS
+            .iter()
+            .map(|(n, _)| cli::target(n, &p.sets))
+            .collect();
     }
-    p.protocols.iter().map(|n| cli::target(n, &p.sets)).collect()
+    p.protocols
+        .iter()
+        .map(|n| cli::target(n, &p.sets))
+        .collect()
 }
 
 fn one_target(p: &ProtoArgs) -> Result<Target, UsageError> {
@@ -158,7 +170,9 @@ fn one_target(p: &ProtoArgs) -> Result<Target, UsageError> {
 
 fn check_events(n: u64) -> Result<(), UsageError> {
     if n == 0 || n > EVENTS_MAX {
-        return Err(UsageError(format!("--events must be between 1 and {EVENTS_MAX}, found {n}")));
+        return Err(UsageError(format!(
+            "--events must be between 1 and {EVENTS_MAX}, found {n}"
+        )));
     }
     Ok(())
 }
@@ -177,11 +191,16 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
         return Err(UsageError("this shard has no seeds".into()));
     }
     if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir).map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 || jobs > 1024 {
-        return Err(UsageError(format!("--jobs must be between 1 and 1024, found {jobs}")));
+        return Err(UsageError(format!(
+            "--jobs must be between 1 and 1024, found {jobs}"
+        )));
     }
     let cfg = sweep::Config {
         targets,
@@ -206,7 +225,9 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
     let total = cfg.targets.len() as u64 * cfg.seeds.len();
     let bar = (std::io::stderr().is_terminal() && total > 200).then(|| {
         let b = ProgressBar::new(total);
-        b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed} eta {eta}").unwrap());
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed} eta {eta}").unwrap(),
+        );
         b
     });
     let progress = |done: u64, _total: u64| {
@@ -220,16 +241,25 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
     }
     if !out.nondeterministic.is_empty() {
         for (p, s) in &out.nondeterministic {
-            eprintln!("ftsim: internal error: seed {s} of {p} is not deterministic (two runs disagree)");
+            eprintln!(
+                "ftsim: internal error: seed {s} of {p} is not deterministic (two runs disagree)"
+            );
         }
         return Ok(EXIT_INTERNAL);
     }
     let mut files = Vec::new();
     for c in &out.cells {
         if let (Some(dir), Some(r)) = (&a.out, &c.reproducer) {
-            let name = format!("{}--{}.txt", cfg.targets[c.target].name.replace(['/', '+', ',', '='], "_"), c.property.id());
+            let name = format!(
+                "{}--{}.txt",
+                cfg.targets[c.target]
+                    .name
+                    .replace(['/', '+', ',', '='], "_"),
+                c.property.id()
+            );
             let path = dir.join(name);
-            std::fs::write(&path, r.to_string()).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+            std::fs::write(&path, r.to_string())
+                .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
             files.push(Some(path));
         } else {
             files.push(None);
@@ -240,12 +270,22 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
     } else {
         print_table(&cfg, &out, &files);
     }
-    Ok(if out.cells.is_empty() { EXIT_CLEAN } else { EXIT_FOUND })
+    Ok(if out.cells.is_empty() {
+        EXIT_CLEAN
+    } else {
+        EXIT_FOUND
+    })
 }
 
 fn print_table(cfg: &sweep::Config, out: &sweep::Outcome, files: &[Option<PathBuf>]) {
     let mut o = std::io::stdout().lock();
-    let width = cfg.targets.iter().map(|t| t.name.len()).max().unwrap_or(8).max(6);
+    let width = cfg
+        .targets
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(6);
     let _ = write!(o, "\n{:<19}", "property");
     for t in &cfg.targets {
         let _ = write!(o, " {:>width$}", t.name);
@@ -257,7 +297,11 @@ fn print_table(cfg: &sweep::Config, out: &sweep::Outcome, files: &[Option<PathBu
         }
         let _ = write!(o, "{:<19}", p.id());
         for ti in 0..cfg.targets.len() {
-            let n = out.cells.iter().find(|c| c.target == ti && c.property == p).map(|c| c.seeds);
+            let n = out
+                .cells
+                .iter()
+                .find(|c| c.target == ti && c.property == p)
+                .map(|c| c.seeds);
             match n {
                 Some(n) => {
                     let _ = write!(o, " {n:>width$}");
@@ -273,10 +317,28 @@ fn print_table(cfg: &sweep::Config, out: &sweep::Outcome, files: &[Option<PathBu
     for (c, file) in out.cells.iter().zip(files) {
         let t = &cfg.targets[c.target];
         let s = c.reproducer.as_ref().unwrap_or(&c.found.script);
-        let _ = writeln!(o, "\n== {} / {} ({} of {} seeds)", t.name, c.property, c.seeds, cfg.seeds.len());
+        let _ = writeln!(
+            o,
+            "\n== {} / {} ({} of {} seeds)",
+            t.name,
+            c.property,
+            c.seeds,
+            cfg.seeds.len()
+        );
         let _ = writeln!(o, "   {}", c.found.violation);
-        let _ = writeln!(o, "   shortest reproducer ({} ops{}):", s.lines.len(), if s.is_concurrent() { ", concurrent" } else { "" });
-        for line in s.to_string().lines().filter(|l| !l.starts_with('#') && !l.starts_with("protocol") && !l.starts_with("world")) {
+        let _ = writeln!(
+            o,
+            "   shortest reproducer ({} ops{}):",
+            s.lines.len(),
+            if s.is_concurrent() {
+                ", concurrent"
+            } else {
+                ""
+            }
+        );
+        for line in s.to_string().lines().filter(|l| {
+            !l.starts_with('#') && !l.starts_with("protocol") && !l.starts_with("world")
+        }) {
             let _ = writeln!(o, "     {line}");
         }
         let _ = writeln!(o, "   replay: {}", replay_command(t, c.seed, cfg.events));
@@ -332,7 +394,8 @@ fn print_json(cfg: &sweep::Config, out: &sweep::Outcome, files: &[Option<PathBuf
 }
 
 fn read_script(path: &PathBuf) -> Result<Script, UsageError> {
-    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
     Script::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))
 }
 
@@ -340,11 +403,22 @@ fn replay(a: ReplayArgs) -> Result<i32, UsageError> {
     check_events(a.events)?;
     if let Some(path) = &a.file {
         if a.seed.is_some() || !a.proto.protocols.is_empty() {
-            return Err(UsageError("give either a reproducer FILE or --protocol and --seed".into()));
+            return Err(UsageError(
+                "give either a reproducer FILE or --protocol and --seed".into(),
+            ));
         }
         let s = read_script(path)?;
-        println!("replay {}: protocol={} {}", path.display(), s.proto, s.world);
-        let r = if a.trace { s.replay_traced() } else { s.replay() };
+        println!(
+            "replay {}: protocol={} {}",
+            path.display(),
+            s.proto,
+            s.world
+        );
+        let r = if a.trace {
+            s.replay_traced()
+        } else {
+            s.replay()
+        };
         if a.trace {
             let layout = ftsim_core::Kernel::new(&s.world, s.proto).info.layout;
             print!("{}", trace::replay(&layout, &r));
@@ -357,37 +431,72 @@ fn replay(a: ReplayArgs) -> Result<i32, UsageError> {
         }
         for p in &s.expect {
             let ok = r.has(*p);
-            println!("expected {p}: {}", if ok { "reproduced" } else { "NOT reproduced" });
+            println!(
+                "expected {p}: {}",
+                if ok { "reproduced" } else { "NOT reproduced" }
+            );
         }
-        return Ok(if r.findings.is_empty() { EXIT_CLEAN } else { EXIT_FOUND });
+        return Ok(if r.findings.is_empty() {
+            EXIT_CLEAN
+        } else {
+            EXIT_FOUND
+        });
     }
-    let seed = a.seed.ok_or_else(|| UsageError("give a reproducer FILE, or --protocol and --seed".into()))?;
+    let seed = a
+        .seed
+        .ok_or_else(|| UsageError("give a reproducer FILE, or --protocol and --seed".into()))?;
     let t = one_target(&a.proto)?;
     let run = run_seed(t.proto, seed, a.events, a.trace);
     println!("seed={seed} protocol={} {}", t.name, run.options);
     if let Some(tr) = &run.trace {
-        print!("{}", tr.lines().skip(1).map(|l| format!("{l}\n")).collect::<String>());
+        print!(
+            "{}",
+            tr.lines()
+                .skip(1)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        );
     }
     for f in &run.found {
         println!("!! step {}: {}", f.step, f.violation);
     }
-    println!("{} events, {} ops, {} findings, digest {:032x}", run.events, run.ops, run.found.len(), run.digest);
-    Ok(if run.found.is_empty() { EXIT_CLEAN } else { EXIT_FOUND })
+    println!(
+        "{} events, {} ops, {} findings, digest {:032x}",
+        run.events,
+        run.ops,
+        run.found.len(),
+        run.digest
+    );
+    Ok(if run.found.is_empty() {
+        EXIT_CLEAN
+    } else {
+        EXIT_FOUND
+    })
 }
 
 fn shrink_cmd(a: ShrinkArgs) -> Result<i32, UsageError> {
     check_events(a.events)?;
-    let want: Option<Property> = a.property.as_deref().map(str::parse).transpose().map_err(UsageError)?;
+    let want: Option<Property> = a
+        .property
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(UsageError)?;
     let (script, property) = if let Some(path) = &a.file {
         if a.seed.is_some() || !a.proto.protocols.is_empty() {
-            return Err(UsageError("give either a reproducer FILE or --protocol and --seed".into()));
+            return Err(UsageError(
+                "give either a reproducer FILE or --protocol and --seed".into(),
+            ));
         }
         let s = read_script(path)?;
         let r = s.replay();
         let p = match want.or_else(|| s.expect.first().copied()) {
             Some(p) if r.has(p) => p,
             Some(p) => {
-                eprintln!("ftsim: {} does not reproduce {p}: nothing to shrink", path.display());
+                eprintln!(
+                    "ftsim: {} does not reproduce {p}: nothing to shrink",
+                    path.display()
+                );
                 return Ok(EXIT_CLEAN);
             }
             None => match r.findings.first() {
@@ -400,7 +509,9 @@ fn shrink_cmd(a: ShrinkArgs) -> Result<i32, UsageError> {
         };
         (s, p)
     } else {
-        let seed = a.seed.ok_or_else(|| UsageError("give a reproducer FILE, or --protocol and --seed".into()))?;
+        let seed = a
+            .seed
+            .ok_or_else(|| UsageError("give a reproducer FILE, or --protocol and --seed".into()))?;
         let t = one_target(&a.proto)?;
         let run = run_seed(t.proto, seed, a.events, false);
         let found = match want {
@@ -408,7 +519,11 @@ fn shrink_cmd(a: ShrinkArgs) -> Result<i32, UsageError> {
             None => run.found.first(),
         };
         let Some(found) = found else {
-            eprintln!("ftsim: seed {seed} of {} finds {}: nothing to shrink", t.name, want.map_or("nothing".into(), |p| format!("no {p}")));
+            eprintln!(
+                "ftsim: seed {seed} of {} finds {}: nothing to shrink",
+                t.name,
+                want.map_or("nothing".into(), |p| format!("no {p}"))
+            );
             return Ok(EXIT_CLEAN);
         };
         (found.script.clone(), found.violation.property)
@@ -418,13 +533,21 @@ fn shrink_cmd(a: ShrinkArgs) -> Result<i32, UsageError> {
     let text = small.to_string();
     match &a.out {
         Some(path) => {
-            std::fs::write(path, &text).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
-            eprintln!("{property}: {before} ops -> {} ops in {replays} replays; wrote {}", small.lines.len(), path.display());
+            std::fs::write(path, &text)
+                .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+            eprintln!(
+                "{property}: {before} ops -> {} ops in {replays} replays; wrote {}",
+                small.lines.len(),
+                path.display()
+            );
             eprintln!("replay it: ftsim replay {}", path.display());
         }
         None => {
             print!("{text}");
-            eprintln!("{property}: {before} ops -> {} ops in {replays} replays", small.lines.len());
+            eprintln!(
+                "{property}: {before} ops -> {} ops in {replays} replays",
+                small.lines.len()
+            );
         }
     }
     Ok(EXIT_FOUND)
@@ -436,8 +559,11 @@ fn versions(json: bool) -> i32 {
             .iter()
             .map(|(n, d)| {
                 let p = Protocol::preset(n).unwrap();
-                let sw: serde_json::Map<String, serde_json::Value> =
-                    p.switches().into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v))).collect();
+                let sw: serde_json::Map<String, serde_json::Value> = p
+                    .switches()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                    .collect();
                 serde_json::json!({"name": n, "description": d, "switches": sw})
             })
             .collect();
@@ -457,7 +583,13 @@ fn versions(json: bool) -> i32 {
     for s in SWITCHES {
         print!("{:<28}", s.name);
         for (n, _) in PRESETS {
-            let v = Protocol::preset(n).unwrap().switches().into_iter().find(|(k, _)| *k == s.name).unwrap().1;
+            let v = Protocol::preset(n)
+                .unwrap()
+                .switches()
+                .into_iter()
+                .find(|(k, _)| *k == s.name)
+                .unwrap()
+                .1;
             print!(" {v:>width$}");
         }
         println!();

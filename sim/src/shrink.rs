@@ -45,7 +45,14 @@ pub fn shrink(script: &Script, target: Property) -> (Script, usize) {
     }
     // Sequential first: one thread, no schedule.
     let seq = Script {
-        lines: cur.lines.iter().map(|l| Line { tid: 0, ..l.clone() }).collect(),
+        lines: cur
+            .lines
+            .iter()
+            .map(|l| Line {
+                tid: 0,
+                ..l.clone()
+            })
+            .collect(),
         schedule: None,
         ..cur.clone()
     };
@@ -66,7 +73,10 @@ pub fn shrink(script: &Script, target: Property) -> (Script, usize) {
     if cur.schedule.is_some() {
         // Print the decisions actually taken, so the file says exactly what happens.
         let taken = cur.replay().schedule;
-        let exact = Script { schedule: Some(taken), ..cur.clone() };
+        let exact = Script {
+            schedule: Some(taken),
+            ..cur.clone()
+        };
         if sh.reproduces(&exact) {
             cur = exact;
             shorten_schedule(&mut sh, &mut cur);
@@ -97,18 +107,26 @@ fn drop_lines(sh: &mut Shrinker, cur: &mut Script) {
 
 fn shorten_schedule(sh: &mut Shrinker, cur: &mut Script) {
     // Binary search for the shortest prefix that still reproduces.
-    let Some(s) = cur.schedule.clone() else { return };
+    let Some(s) = cur.schedule.clone() else {
+        return;
+    };
     let (mut lo, mut hi) = (0usize, s.len());
     while lo < hi {
         let mid = (lo + hi) / 2;
-        let cand = Script { schedule: Some(s[..mid].to_vec()), ..cur.clone() };
+        let cand = Script {
+            schedule: Some(s[..mid].to_vec()),
+            ..cur.clone()
+        };
         if sh.reproduces(&cand) {
             hi = mid;
         } else {
             lo = mid + 1;
         }
     }
-    let cand = Script { schedule: Some(s[..hi].to_vec()), ..cur.clone() };
+    let cand = Script {
+        schedule: Some(s[..hi].to_vec()),
+        ..cur.clone()
+    };
     sh.attempt(cur, cand);
 }
 
@@ -156,7 +174,12 @@ fn drop_faults(sh: &mut Shrinker, cur: &mut Script) {
 
 fn shrink_sets(sh: &mut Shrinker, cur: &mut Script) {
     for i in 0..cur.lines.len() {
-        let Op::TracerRegister { filter, notrace, .. } = &cur.lines[i].op else { continue };
+        let Op::TracerRegister {
+            filter, notrace, ..
+        } = &cur.lines[i].op
+        else {
+            continue;
+        };
         let (nf, nn) = (filter.len(), notrace.len());
         for j in (0..nf).rev() {
             let mut cand = cur.clone();

@@ -56,8 +56,14 @@ pub enum ActorKind {
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 6] =
-        [ActorKind::Livepatch, ActorKind::Bpf, ActorKind::Kprobe, ActorKind::Tracer, ActorKind::Direct, ActorKind::Modules];
+    pub const ALL: [ActorKind; 6] = [
+        ActorKind::Livepatch,
+        ActorKind::Bpf,
+        ActorKind::Kprobe,
+        ActorKind::Tracer,
+        ActorKind::Direct,
+        ActorKind::Modules,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             ActorKind::Livepatch => "livepatch",
@@ -124,7 +130,10 @@ pub fn derive_options(seed: u64) -> Options {
         world = world.with_module(&[functions - 1]);
     }
     let mut r = rng(seed, stream::SWARM);
-    let mut kinds: Vec<ActorKind> = ActorKind::ALL.into_iter().filter(|_| r.random_bool(0.6)).collect();
+    let mut kinds: Vec<ActorKind> = ActorKind::ALL
+        .into_iter()
+        .filter(|_| r.random_bool(0.6))
+        .collect();
     if world.modules.is_empty() {
         kinds.retain(|k| *k != ActorKind::Modules);
     }
@@ -139,13 +148,31 @@ pub fn derive_options(seed: u64) -> Options {
         };
         actors.extend(std::iter::repeat_n(k, n));
     }
-    world.tracers = actors.iter().filter(|a| **a == ActorKind::Tracer).count().max(1) as u8;
-    let policy = if r.random_bool(0.5) { Policy::Random } else { Policy::Pct { change_points: r.random_range(0..=3) } };
+    world.tracers = actors
+        .iter()
+        .filter(|a| **a == ActorKind::Tracer)
+        .count()
+        .max(1) as u8;
+    let policy = if r.random_bool(0.5) {
+        Policy::Random
+    } else {
+        Policy::Pct {
+            change_points: r.random_range(0..=3),
+        }
+    };
     let think_max = [0, 4, 32][r.random_range(0..3)];
     let alloc_fail_permille = if r.random_bool(0.25) { 30 } else { 0 };
     let build_fail_permille = if r.random_bool(0.25) { 30 } else { 0 };
     let trylock_busy_permille = if r.random_bool(0.25) { 300 } else { 0 };
-    Options { world, actors, policy, think_max, alloc_fail_permille, build_fail_permille, trylock_busy_permille }
+    Options {
+        world,
+        actors,
+        policy,
+        think_max,
+        alloc_fail_permille,
+        build_fail_permille,
+        trylock_busy_permille,
+    }
 }
 
 /// One actor: its kind, its own generator, and what it holds (so that removals target holdings).
@@ -215,16 +242,42 @@ impl Actor {
             ActorKind::Tracer => {
                 let t = TracerId(self.index);
                 let registered = !self.held.is_empty();
-                let set = |r: &mut ChaCha8Rng, p: f64| -> Vec<FnId> { w.fns().filter(|_| r.random_bool(p)).collect() };
+                let set = |r: &mut ChaCha8Rng, p: f64| -> Vec<FnId> {
+                    w.fns().filter(|_| r.random_bool(p)).collect()
+                };
                 if !registered {
-                    return Op::TracerRegister { tracer: t, filter: set(r, 0.4), notrace: set(r, 0.15) };
+                    return Op::TracerRegister {
+                        tracer: t,
+                        filter: set(r, 0.4),
+                        notrace: set(r, 0.15),
+                    };
                 }
                 match r.random_range(0..6) {
                     0 => Op::TracerUnregister(t),
-                    1 | 2 => Op::TracerSet { tracer: t, which: HashSel::Filter, add: true, func: f },
-                    3 => Op::TracerSet { tracer: t, which: HashSel::Filter, add: false, func: f },
-                    4 => Op::TracerSet { tracer: t, which: HashSel::Notrace, add: true, func: f },
-                    _ => Op::TracerSet { tracer: t, which: HashSel::Notrace, add: false, func: f },
+                    1 | 2 => Op::TracerSet {
+                        tracer: t,
+                        which: HashSel::Filter,
+                        add: true,
+                        func: f,
+                    },
+                    3 => Op::TracerSet {
+                        tracer: t,
+                        which: HashSel::Filter,
+                        add: false,
+                        func: f,
+                    },
+                    4 => Op::TracerSet {
+                        tracer: t,
+                        which: HashSel::Notrace,
+                        add: true,
+                        func: f,
+                    },
+                    _ => Op::TracerSet {
+                        tracer: t,
+                        which: HashSel::Notrace,
+                        add: false,
+                        func: f,
+                    },
                 }
             }
         }
@@ -241,9 +294,11 @@ impl Actor {
             }
         };
         match op {
-            Op::KlpEnable(_) | Op::BpfLink(..) | Op::KprobeArm(_) | Op::DirectRegister(_) | Op::ModuleLoad(_) => {
-                self.held.push(op.clone())
-            }
+            Op::KlpEnable(_)
+            | Op::BpfLink(..)
+            | Op::KprobeArm(_)
+            | Op::DirectRegister(_)
+            | Op::ModuleLoad(_) => self.held.push(op.clone()),
             Op::TracerRegister { .. } => self.held.push(op.clone()),
             Op::TracerUnregister(_) => self.held.clear(),
             Op::KlpDisable(f) => undo(&mut self.held, &Op::KlpEnable(*f)),
@@ -323,14 +378,22 @@ impl Sim {
                 let ki = ActorKind::ALL.iter().position(|k| *k == kind).unwrap();
                 let index = counts[ki];
                 counts[ki] += 1;
-                Actor { kind, rng: rng(seed, stream::ACTOR0 + i as u64), index, held: Vec::new(), next_issue: 0 }
+                Actor {
+                    kind,
+                    rng: rng(seed, stream::ACTOR0 + i as u64),
+                    index,
+                    held: Vec::new(),
+                    next_issue: 0,
+                }
             })
             .collect();
         let mut sched_rng = rng(seed, stream::SCHED);
         let n = options.actors.len();
         let priorities: Vec<u32> = (0..n).map(|_| sched_rng.random_range(1000..2000)).collect();
         let change_at = match options.policy {
-            Policy::Pct { change_points } => (0..change_points).map(|_| sched_rng.random_range(0..EVENTS_DEFAULT)).collect(),
+            Policy::Pct { change_points } => (0..change_points)
+                .map(|_| sched_rng.random_range(0..EVENTS_DEFAULT))
+                .collect(),
             Policy::Random => Vec::new(),
         };
         let mut s = Sim {
@@ -381,7 +444,10 @@ impl Sim {
     fn issue(&mut self) {
         for i in 0..self.actors.len() {
             let t = i as Tid;
-            if self.sched.k.busy(t) || !self.sched.lanes[i].queue.is_empty() || self.actors[i].next_issue > self.time {
+            if self.sched.k.busy(t)
+                || !self.sched.lanes[i].queue.is_empty()
+                || self.actors[i].next_issue > self.time
+            {
                 continue;
             }
             let op = self.actors[i].next_op(&self.options.world);
@@ -397,7 +463,10 @@ impl Sim {
         match self.options.policy {
             Policy::Random => runnable[self.sched_rng.random_range(0..runnable.len())],
             Policy::Pct { .. } => {
-                let best = *runnable.iter().max_by_key(|&&t| (self.priorities[t as usize], t)).unwrap();
+                let best = *runnable
+                    .iter()
+                    .max_by_key(|&&t| (self.priorities[t as usize], t))
+                    .unwrap();
                 if self.change_at.contains(&self.time) {
                     self.priorities[best as usize] = self.sched_rng.random_range(0..1000);
                 }
@@ -410,7 +479,9 @@ impl Sim {
         let budget = events;
         loop {
             let draining = self.sched.steps >= budget;
-            if draining && (!self.sched.unfinished() || self.sched.steps >= budget + DRAIN_STEPS_MAX) {
+            if draining
+                && (!self.sched.unfinished() || self.sched.steps >= budget + DRAIN_STEPS_MAX)
+            {
                 break;
             }
             if !draining {
@@ -428,7 +499,12 @@ impl Sim {
                     break;
                 }
                 // Nothing to do until the next actor wakes up.
-                let next = self.actors.iter().map(|a| a.next_issue).min().unwrap_or(self.time + 1);
+                let next = self
+                    .actors
+                    .iter()
+                    .map(|a| a.next_issue)
+                    .min()
+                    .unwrap_or(self.time + 1);
                 self.time = next.max(self.time + 1);
                 continue;
             }
@@ -449,7 +525,11 @@ impl Sim {
                 });
                 let a = &mut self.actors[t as usize];
                 a.finished(&c.op, c.result.is_ok());
-                let think = if self.options.think_max == 0 { 0 } else { a.rng.random_range(0..=self.options.think_max) };
+                let think = if self.options.think_max == 0 {
+                    0
+                } else {
+                    a.rng.random_range(0..=self.options.think_max)
+                };
                 a.next_issue = self.time + think as u64;
             }
             self.collect(before);
@@ -470,7 +550,11 @@ impl Sim {
                 lines: self.lines.clone(),
                 schedule: Some(self.schedule.clone()),
             };
-            self.found.push(Found { violation: v, step: self.sched.steps, script });
+            self.found.push(Found {
+                violation: v,
+                step: self.sched.steps,
+                script,
+            });
         }
     }
 
@@ -499,7 +583,15 @@ impl WriteStable for StableHasher {
 
 /// Appends the timeline line of one step.
 fn render_step(out: &mut String, sched: &mut Sched, time: u64, t: Tid) {
-    let events: Vec<EventKind> = sched.k.trace.as_mut().map(std::mem::take).unwrap_or_default().into_iter().map(|e| e.kind).collect();
+    let events: Vec<EventKind> = sched
+        .k
+        .trace
+        .as_mut()
+        .map(std::mem::take)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     let held: Vec<_> = sched.k.held_by(t).collect();
     crate::trace::line(out, &sched.k.info.layout, time, t, &events, &held, &[]);
 }

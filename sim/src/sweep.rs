@@ -33,7 +33,12 @@ pub struct SeedSet {
 
 impl SeedSet {
     pub fn range(lo: u64, hi: u64) -> SeedSet {
-        SeedSet { lo, hi, shard: 0, shards: 1 }
+        SeedSet {
+            lo,
+            hi,
+            shard: 0,
+            shards: 1,
+        }
     }
     pub fn len(&self) -> u64 {
         let n = self.hi - self.lo;
@@ -84,7 +89,11 @@ pub struct Cell {
 
 impl Cell {
     pub fn ops(&self) -> usize {
-        self.reproducer.as_ref().unwrap_or(&self.found.script).lines.len()
+        self.reproducer
+            .as_ref()
+            .unwrap_or(&self.found.script)
+            .lines
+            .len()
     }
 }
 
@@ -130,7 +139,17 @@ impl Agg {
                 }
                 None => {
                     let property = f.violation.property;
-                    self.cells.insert(key, Cell { target: ti, property, seeds: 1, seed, found: f, reproducer: None });
+                    self.cells.insert(
+                        key,
+                        Cell {
+                            target: ti,
+                            property,
+                            seeds: 1,
+                            seed,
+                            found: f,
+                            reproducer: None,
+                        },
+                    );
                 }
             }
         }
@@ -172,14 +191,22 @@ pub fn sweep(cfg: &Config, progress: &(dyn Fn(u64, u64) + Sync)) -> Outcome {
                 // Keep the first finding of each property in this run.
                 let mut firsts: Vec<Found> = Vec::new();
                 for f in run.found {
-                    if !firsts.iter().any(|x| x.violation.property == f.violation.property) {
+                    if !firsts
+                        .iter()
+                        .any(|x| x.violation.property == f.violation.property)
+                    {
                         firsts.push(f);
                     }
                 }
                 if cfg.stop_on_first {
-                    stopped.lock().unwrap().push((i, firsts, run.events, run.ops));
+                    stopped
+                        .lock()
+                        .unwrap()
+                        .push((i, firsts, run.events, run.ops));
                 } else {
-                    agg.lock().unwrap().add(ti, seed, firsts, run.events, run.ops);
+                    agg.lock()
+                        .unwrap()
+                        .add(ti, seed, firsts, run.events, run.ops);
                 }
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total as u64);
             });
@@ -190,11 +217,22 @@ pub fn sweep(cfg: &Config, progress: &(dyn Fn(u64, u64) + Sync)) -> Outcome {
         let cutoff = first_hit.into_inner();
         for (i, firsts, events, ops) in stopped.into_inner().unwrap() {
             if i <= cutoff {
-                agg.add(i / per, cfg.seeds.nth((i % per) as u64), firsts, events, ops);
+                agg.add(
+                    i / per,
+                    cfg.seeds.nth((i % per) as u64),
+                    firsts,
+                    events,
+                    ops,
+                );
             }
         }
     }
-    let mut out = Outcome { runs: agg.runs, events: agg.events, ops: agg.ops, ..Outcome::default() };
+    let mut out = Outcome {
+        runs: agg.runs,
+        events: agg.events,
+        ops: agg.ops,
+        ..Outcome::default()
+    };
     out.cells = agg.cells.into_values().collect();
     if cfg.shrink {
         shrink_cells(&mut out.cells, cfg.jobs);

@@ -29,10 +29,23 @@ pub fn event(layout: &OpsLayout, e: &EventKind) -> Option<String> {
 }
 
 /// One timeline line.
-pub fn line(out: &mut String, layout: &OpsLayout, step: u64, t: Tid, events: &[EventKind], held: &[Lock], findings: &[Violation]) {
+pub fn line(
+    out: &mut String,
+    layout: &OpsLayout,
+    step: u64,
+    t: Tid,
+    events: &[EventKind],
+    held: &[Lock],
+    findings: &[Violation],
+) {
     let parts: Vec<String> = events.iter().filter_map(|e| event(layout, e)).collect();
     let held: Vec<String> = held.iter().map(|l| l.to_string()).collect();
-    let _ = writeln!(out, "{step:>6}  t{t:<2} {}  [holds: {}]", parts.join(" "), held.join(", "));
+    let _ = writeln!(
+        out,
+        "{step:>6}  t{t:<2} {}  [holds: {}]",
+        parts.join(" "),
+        held.join(", ")
+    );
     for v in findings {
         let _ = writeln!(out, "{step:>6}  !! {v}");
     }
@@ -42,7 +55,15 @@ pub fn line(out: &mut String, layout: &OpsLayout, step: u64, t: Tid, events: &[E
 pub fn replay(layout: &OpsLayout, r: &Replay) -> String {
     let mut out = String::new();
     for (i, s) in r.timeline.iter().enumerate() {
-        line(&mut out, layout, i as u64 + 1, s.tid, &s.events, &s.held, &s.findings);
+        line(
+            &mut out,
+            layout,
+            i as u64 + 1,
+            s.tid,
+            &s.events,
+            &s.held,
+            &s.findings,
+        );
     }
     out
 }

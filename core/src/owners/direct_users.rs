@@ -2,6 +2,8 @@
 //! trampoline at one function through the single-ip API and its shared `direct_ops`, which has no
 //! owner callback. A user pins the module of its function (a modelling choice: the samples target
 //! built-in functions, and a user that did not pin its target would leave a dangling entry).
+//! Like every owner, it names its target by symbol, so a function of a module that is not live
+//! (loading or going) cannot be named: `-ENODEV`.
 
 use crate::direct::{ModifyDirectSingle, RegisterDirectSingle, UnregisterDirectSingle};
 use crate::errno::Errno;
@@ -45,9 +47,8 @@ impl Step for DirectUser {
             let r = input.ret();
             let st = k.fstate_mut(f);
             match self.action {
-                DirectAction::Register | DirectAction::Modify if r.is_ok() => {
-                    st.direct_user = self.addr
-                }
+                DirectAction::Register if r.is_err() => st.direct_user = None,
+                DirectAction::Modify if r.is_ok() => st.direct_user = self.addr,
                 DirectAction::Unregister => st.direct_user = None,
                 _ => {}
             }
@@ -59,9 +60,14 @@ impl Step for DirectUser {
         let cur = k.fstate(f).direct_user;
         match (self.action, cur) {
             (DirectAction::Register, Some(_)) => Flow::Ret(Err(Errno::EBUSY)),
+            // The sample finds its target by name: kallsyms cannot name a function of a module
+            // that is not live, so it never reaches ftrace with such an ip.
+            (DirectAction::Register, None) if !k.fn_live(f) => Flow::Ret(Err(Errno::ENODEV)),
             (DirectAction::Register, None) => {
+                // The user holds its target (and its module) from the start of the registration.
                 let a = k.new_sample_addr(f);
                 self.addr = Some(a);
+                k.fstate_mut(f).direct_user = Some(a);
                 call!(self, 1, RegisterDirectSingle::new(f, a))
             }
             (_, None) => Flow::Ret(Err(Errno::ENOENT)),

@@ -7,12 +7,16 @@
 
 use crate::errno::Errno;
 use crate::ftrace::{call, wait};
-use crate::ids::{FnId, ModId, OpsOwner, Tid};
+use crate::ids::{FnId, ModId, Tid};
 use crate::kernel::{fl, CallSite, Kernel, Record};
 use crate::locks::Lock;
 use crate::machine::{EventKind, Flow, Input, Request, Step};
 use crate::owners::kprobes::DisarmKprobeFtrace;
 use crate::owners::livepatch::{KlpPatchFunc, KlpUnpatchFunc};
+
+fn ops_id(i: usize) -> crate::ids::OpsId {
+    crate::ids::OpsId(i as u16)
+}
 
 fn fns_of(k: &Kernel, m: ModId) -> Vec<FnId> {
     k.world().modules[m.0 as usize].clone()
@@ -21,17 +25,23 @@ fn fns_of(k: &Kernel, m: ModId) -> Vec<FnId> {
 /// `ftrace_release_mod` (ftrace_lock held).
 fn release_records(k: &mut Kernel, t: Tid, m: ModId) {
     let fns = fns_of(k, m);
-    for tr in 0..k.world().tracers {
-        let id = k.id(OpsOwner::Tracer(crate::ids::TracerId(tr)));
-        // clear_mod_from_hashes: "Do not allow this rec to match again."
+    // clear_mod_from_hashes zeroes the first entry for each record in the trace arrays' hashes
+    // ("Do not allow this rec to match again"); other ops keep the stale address, which could only
+    // match again if a later module reused the text address. The model never reuses module
+    // addresses (a reloaded module's functions are new), so every entry for them dies.
+    for i in 0..k.ops.len() {
+        let id = ops_id(i);
+        if k.op(id).hash_of.is_some()
+            || !fns
+                .iter()
+                .any(|f| k.op(id).filter.contains(*f) || k.op(id).notrace.contains(*f))
+        {
+            continue;
+        }
         let mut o = k.op(id).clone();
         for &f in &fns {
-            if o.filter.contains(f) {
-                o.filter.kill_one(f);
-            }
-            if o.notrace.contains(f) {
-                o.notrace.kill_one(f);
-            }
+            o.filter.kill_all(f);
+            o.notrace.kill_all(f);
         }
         k.assign_hash(t, id, false, o.filter);
         k.assign_hash(t, id, true, o.notrace);

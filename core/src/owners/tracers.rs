@@ -1,5 +1,7 @@
 //! Plain tracers (SPEC §2): ops with neither IPMODIFY nor DIRECT, any filter (empty = every
-//! function) and a notrace hash. They only observe. Serialized by `trace_types_lock`.
+//! function) and a notrace hash. They only observe. Serialized by `trace_types_lock`. A tracer
+//! names functions through kallsyms (`set_ftrace_filter`), which cannot name a function of a
+//! module that is not live: `-EINVAL`, as ftrace answers for an unknown function.
 
 use crate::errno::Errno;
 use crate::ftrace::{
@@ -41,6 +43,15 @@ impl Step for TracerRegister {
                 if k.tracers[self.t.0 as usize].registered {
                     k.unlock(tid, Lock::TraceTypes);
                     return Flow::Ret(Err(Errno::EBUSY));
+                }
+                if self
+                    .filter
+                    .iter()
+                    .chain(&self.notrace)
+                    .any(|f| !k.fn_live(*f))
+                {
+                    k.unlock(tid, Lock::TraceTypes);
+                    return Flow::Ret(Err(Errno::EINVAL));
                 }
                 call!(
                     self,
@@ -97,6 +108,10 @@ impl Step for TracerSet {
         match self.pc {
             0 => wait!(self, 1, Request::Lock(Lock::TraceTypes)),
             1 => {
+                if !k.fn_live(self.f) {
+                    k.unlock(tid, Lock::TraceTypes);
+                    return Flow::Ret(Err(Errno::EINVAL));
+                }
                 let frame = match self.which {
                     HashSel::Filter => SetHash::filter(ops, self.f, !self.add, false),
                     HashSel::Notrace => SetHash::notrace(ops, self.f, !self.add),
