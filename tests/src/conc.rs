@@ -245,6 +245,9 @@ struct Shared {
     journal: Journal,
     /// Set by the std driver when it finds a deadlock, so blocked threads give up.
     abort: std::sync::atomic::AtomicBool,
+    /// Std driver: the threads start their first operation together, to make overlap likely.
+    #[cfg(not(loom))]
+    gate: std::sync::Barrier,
 }
 
 impl Shared {
@@ -350,7 +353,12 @@ impl Execution {
 /// Runs `threads[t]` on thread `t`, concurrently, from the state `start` (which must be
 /// quiescent), and returns what happened. Every step is journaled into `journal` (cleared
 /// first), which outlives a loom panic.
-pub fn execute(start: &Kernel, threads: &[Vec<Op>], journal: &Journal) -> Execution {
+pub fn execute(
+    start: &Kernel,
+    order: &LockOrder,
+    threads: &[Vec<Op>],
+    journal: &Journal,
+) -> Execution {
     assert!(
         threads.len() <= THREADS_MAX,
         "at most {THREADS_MAX} threads"
@@ -365,7 +373,7 @@ pub fn execute(start: &Kernel, threads: &[Vec<Op>], journal: &Journal) -> Execut
     let shared = Arc::new(Shared {
         model: Mutex::new(Model {
             k,
-            order: LockOrder::default(),
+            order: order.clone(),
             findings: Vec::new(),
             waits: vec![None; threads.len()],
         }),
@@ -373,6 +381,8 @@ pub fn execute(start: &Kernel, threads: &[Vec<Op>], journal: &Journal) -> Execut
         functions,
         journal: journal.clone(),
         abort: std::sync::atomic::AtomicBool::new(false),
+        #[cfg(not(loom))]
+        gate: std::sync::Barrier::new(threads.len()),
     });
     let handles: Vec<_> = threads
         .iter()
@@ -528,6 +538,8 @@ fn blocking_checks(m: &mut Model, sh: &Shared, t: Tid, l: Lock) -> Next {
 fn run_thread(sh: &Shared, t: Tid, ops: &[Op]) -> (Vec<OpOutcome>, Option<String>) {
     let mut outs = Vec::new();
     let mut held: Vec<Lock> = Vec::new();
+    #[cfg(not(loom))]
+    sh.gate.wait();
     for op in ops {
         let mut starting = true;
         let mut answer = true;
@@ -540,6 +552,9 @@ fn run_thread(sh: &Shared, t: Tid, ops: &[Op]) -> (Vec<OpOutcome>, Option<String
             );
             let next = step(sh, t, op, starting, answer, &mut held);
             starting = false;
+            // Std driver: give the other threads a chance between steps (loom decides by itself).
+            #[cfg(not(loom))]
+            std::thread::yield_now();
             match next {
                 Next::Done(o) => {
                     outs.push(o);
@@ -1707,7 +1722,7 @@ pub fn run_std(s: &Scenario, proto: Protocol, iterations: usize) -> Result<Repor
     let mut report = Report::default();
     let t0 = std::time::Instant::now();
     for _ in 0..iterations {
-        let e = execute(&seq.k, &s.threads, &journal);
+        let e = execute(&seq.k, &seq.order, &s.threads, &journal);
         report.executions += 1;
         if let Some(d) = e.deadlock {
             report.deadlocks += 1;
@@ -1756,7 +1771,7 @@ pub mod model {
     pub fn explore(s: &Scenario, proto: Protocol, preemptions: usize) -> Result<Report, String> {
         let seq = s.prepare(proto)?;
         let oracle = std::sync::Arc::new(Oracle::new(&seq, &s.threads));
-        let start = std::sync::Arc::new(seq.k.clone());
+        let start = std::sync::Arc::new((seq.k.clone(), seq.order.clone()));
         let threads = s.threads.clone();
         let journal = Journal::default();
         let verdicts = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
@@ -1766,7 +1781,7 @@ pub mod model {
             let (verdicts, executions, journal) =
                 (verdicts.clone(), executions.clone(), journal.clone());
             builder(preemptions).check(move || {
-                let e = execute(&start, &threads, &journal);
+                let e = execute(&start.0, &start.1, &threads, &journal);
                 let v = verify(&oracle, &e, &journal);
                 executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 verdicts.lock().unwrap().insert(v);
@@ -1794,13 +1809,17 @@ pub mod model {
         preemptions: usize,
     ) -> Result<(String, String), String> {
         let seq = s.prepare(proto)?;
-        let start = std::sync::Arc::new(seq.k.clone());
+        let oracle = Oracle::new(&seq, &s.threads);
+        let start = std::sync::Arc::new((seq.k.clone(), seq.order.clone(), oracle));
         let threads = s.threads.clone();
         let journal = Journal::default();
         let j = journal.clone();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             builder(preemptions).check(move || {
-                let _ = execute(&start, &threads, &j);
+                let (k, order, oracle) = &*start;
+                // The executions before the deadlock must verify like any other.
+                let e = execute(k, order, &threads, &j);
+                verify(oracle, &e, &j);
             })
         }));
         match r {
