@@ -83,13 +83,6 @@ impl IpHash {
         }
     }
 
-    /// Every entry for `f` becomes dead: its address is gone for good.
-    pub fn kill_all(&mut self, f: FnId) {
-        while self.contains(f) {
-            self.kill_one(f);
-        }
-    }
-
     /// Every entry in iteration order, duplicates repeated, dead entries skipped.
     pub fn entries(&self) -> impl Iterator<Item = FnId> + '_ {
         self.entries

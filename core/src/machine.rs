@@ -165,6 +165,7 @@ frames! {
     DirectUser(crate::owners::direct_users::DirectUser),
     ModuleLoad(crate::owners::modules::ModuleLoad),
     ModuleUnload(crate::owners::modules::ModuleUnload),
+    ReleaseMod(crate::owners::modules::ReleaseMod),
 }
 
 /// A thread: one in-flight owner-level operation.

@@ -44,8 +44,10 @@
 //! | `module-unload M` | `ENOENT` when not loaded; `EBUSY` while a BPF trampoline or a direct user holds one of its functions |
 //!
 //! Unloading a module turns its livepatches back into pending patches, kills its kprobes, and
-//! zeroes the tracers' hash entries for its functions (`clear_mod_from_hashes`: such an entry keeps
-//! the hash non-empty but matches nothing, also after the module comes back).
+//! zeroes the first entry for each of its functions in each tracer's hashes
+//! (`clear_mod_from_hashes`: such an entry keeps the hash non-empty but matches nothing). Other
+//! ops keep stale entries, which match again when the module is loaded again: the model reloads a
+//! module at the same addresses.
 
 use crate::ids::{FnId, ModId, ProgKind, TracerId};
 use std::fmt;

@@ -19,8 +19,8 @@
 //! otherwise), the linked BPF programs by kind (oldest first), the number of IPMODIFY kprobes
 //! armed, and whether a single-ip direct user is registered. Per module: loaded or not. Per
 //! tracer: registered or not, and its filter and notrace multisets, whose entries die (match
-//! nothing, but keep a filter non-empty) when their function's module unloads — one entry per
-//! function and hash, like `clear_mod_from_hash`. BPF programs are numbered `prog1`, `prog2`, ...
+//! nothing, but keep a filter non-empty) when their function's module unloads: a reloaded
+//! module's functions are new text, which no old entry names. BPF programs are numbered `prog1`, `prog2`, ...
 //! in the order the BPF owner loads them: every `bpf-link` that passes its owner-level checks
 //! loads one, whether or not attaching it then succeeds.
 //!
@@ -481,16 +481,17 @@ impl Model {
         }
     }
 
-    /// `clear_mod_from_hashes`: one entry per function of the module and per hash dies.
+    /// The module's text is gone for good: every tracer entry for its functions dies.
     fn kill_entries(&mut self, m: ModId) {
-        for f in self.module_fns(m) {
-            for t in &mut self.tracers {
-                for h in [&mut t.filter, &mut t.notrace] {
-                    if let Some(i) = h.iter().position(|x| *x == Entry::Live(f)) {
-                        h[i] = Entry::Dead;
-                        h.sort();
+        let fns = self.module_fns(m);
+        for t in &mut self.tracers {
+            for h in [&mut t.filter, &mut t.notrace] {
+                for e in h.iter_mut() {
+                    if matches!(e, Entry::Live(f) if fns.contains(f)) {
+                        *e = Entry::Dead;
                     }
                 }
+                h.sort();
             }
         }
     }

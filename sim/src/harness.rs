@@ -18,6 +18,8 @@
 //!   (`base = "merged"` plus overrides) instead of the preset the bytes choose.
 //! - `FTSIM_IGNORE=id,id`: property ids that are not findings (e.g. `share-leak`, or a known
 //!   finding of the pinned preset, to search past it).
+//! - `FTSIM_FAULTS=off`: no injected faults (allocation, image build, trylock failures).
+//! - `FTSIM_ORACLE=off`: `ops` checks only the core's own properties, without the oracle.
 //!
 //! ```
 //! use ftsim_sim::harness::{self, Config, OpsInput, Verdict};
@@ -87,6 +89,10 @@ pub struct Config {
     pub protocol: Option<Protocol>,
     /// Violations of these properties are not findings.
     pub ignore: Vec<Property>,
+    /// Drop the faults the input asks for: no allocation, build or trylock fails.
+    pub no_faults: bool,
+    /// Do not compare with the oracle (`ops`): only the core's own property checks.
+    pub no_oracle: bool,
 }
 
 impl Config {
@@ -108,7 +114,12 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             Err(_) => Vec::new(),
         };
-        Ok(Config { protocol, ignore })
+        Ok(Config {
+            protocol,
+            ignore,
+            no_faults: off("FTSIM_FAULTS")?,
+            no_oracle: off("FTSIM_ORACLE")?,
+        })
     }
 
     /// [`Config::from_env`] once per process; a bad value ends the process with exit code 2
@@ -119,6 +130,19 @@ impl Config {
             Ok(c) => {
                 if let Some(p) = c.protocol {
                     eprintln!("ftsim harness: protocol pinned to {p} (FTSIM_PROTOCOL)");
+                }
+                if !c.ignore.is_empty() {
+                    let ids: Vec<&str> = c.ignore.iter().map(|p| p.id()).collect();
+                    eprintln!(
+                        "ftsim harness: not findings: {} (FTSIM_IGNORE)",
+                        ids.join(",")
+                    );
+                }
+                if c.no_faults {
+                    eprintln!("ftsim harness: no injected faults (FTSIM_FAULTS=off)");
+                }
+                if c.no_oracle {
+                    eprintln!("ftsim harness: no oracle comparison (FTSIM_ORACLE=off)");
                 }
                 c
             }
@@ -135,6 +159,15 @@ impl Config {
 
     fn keeps(&self, v: &Violation) -> bool {
         !self.ignore.contains(&v.property)
+    }
+}
+
+/// Whether an on/off variable is off (unset means on).
+fn off(var: &str) -> Result<bool, String> {
+    match std::env::var(var).as_deref() {
+        Err(_) | Ok("" | "1" | "on") => Ok(false),
+        Ok("0" | "off") => Ok(true),
+        Ok(v) => Err(format!("{var}={v}: expected on or off")),
     }
 }
 
@@ -329,8 +362,11 @@ pub struct LineInput {
 }
 
 impl LineInput {
-    fn line(&self, w: &World, tid: u8) -> Result<Option<Line>, &'static str> {
-        let faults = self.faults.map(Faults::from).unwrap_or(Faults::NONE);
+    fn line(&self, w: &World, tid: u8, cfg: &Config) -> Result<Option<Line>, &'static str> {
+        let faults = match self.faults {
+            Some(f) if !cfg.no_faults => f.into(),
+            _ => Faults::NONE,
+        };
         Ok(self.op.op(w)?.map(|op| Line { tid, op, faults }))
     }
 }
@@ -435,7 +471,7 @@ impl OpsInput {
         let world = self.world.world();
         let mut lines = Vec::with_capacity(self.ops.len());
         for l in &self.ops {
-            lines.extend(l.line(&world, 0)?);
+            lines.extend(l.line(&world, 0, cfg)?);
         }
         Ok(Script {
             proto: cfg.protocol_or(self.protocol),
@@ -498,7 +534,7 @@ pub fn run_ops(input: &OpsInput, cfg: &Config) -> Verdict {
     };
     let mut s = Sequential::new(&script.world, script.proto);
     let mut snap = Snapshot::new(&s.k);
-    let mut oracle = OracleCheck::new(&script);
+    let mut oracle = (!cfg.no_oracle).then(|| OracleCheck::new(&script));
     let mut findings = Vec::new();
     for i in 0..script.lines.len() {
         let Line { op, faults, .. } = &script.lines[i];
@@ -512,7 +548,10 @@ pub fn run_ops(input: &OpsInput, cfg: &Config) -> Verdict {
             out.violations.extend(check(&s.k));
             snap.refresh(&s.k);
         }
-        let disagreement = oracle.compare(&s.k, changed, op, &out);
+        let disagreement = match &mut oracle {
+            Some(o) => o.compare(&s.k, changed, op, &out),
+            None => Vec::new(),
+        };
         for v in out.violations.into_iter().chain(disagreement) {
             record(&mut findings, cfg, v);
         }
@@ -625,7 +664,7 @@ impl ScheduleInput {
         let world = self.world.world();
         let mut lines = Vec::with_capacity(self.lines.len());
         for l in &self.lines {
-            lines.extend(l.line.line(&world, l.thread % SCHED_THREADS_MAX)?);
+            lines.extend(l.line.line(&world, l.thread % SCHED_THREADS_MAX, cfg)?);
         }
         let threads = lines.iter().map(|l| l.tid + 1).max().unwrap_or(1);
         let schedule = self.decisions.iter().map(|d| d % threads).collect();

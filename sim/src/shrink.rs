@@ -59,6 +59,13 @@ pub fn shrink(script: &Script, target: Property) -> (Script, usize) {
     sh.attempt(&mut cur, seq);
     loop {
         let before = cur.clone();
+        if cur.schedule.is_some() && cur.lines.iter().all(|l| l.tid == 0) {
+            let seq = Script {
+                schedule: None,
+                ..cur.clone()
+            };
+            sh.attempt(&mut cur, seq);
+        }
         drop_lines(&mut sh, &mut cur);
         if cur.schedule.is_some() {
             shorten_schedule(&mut sh, &mut cur);

@@ -2,61 +2,92 @@
 //! accounted (`ftrace_module_enable`), then livepatch applies pending patches
 //! (`klp_module_coming`). Unloading is refused while a BPF trampoline or a direct user pins the
 //! module; otherwise livepatch and kprobes let go of its functions (`klp_module_going`, kprobes
-//! are killed), and `ftrace_release_mod` zeroes the tracers' hash entries for them and removes the
-//! records.
+//! are killed), and `ftrace_release_mod` removes the records and zeroes the tracers' hash entries
+//! for them.
 
 use crate::errno::Errno;
 use crate::ftrace::{call, wait};
-use crate::ids::{FnId, ModId, Tid};
+use crate::ids::{FnId, ModId, OpsOwner, Tid, TracerId};
 use crate::kernel::{fl, CallSite, Kernel, Record};
 use crate::locks::Lock;
 use crate::machine::{EventKind, Flow, Input, Request, Step};
 use crate::owners::kprobes::DisarmKprobeFtrace;
 use crate::owners::livepatch::{KlpPatchFunc, KlpUnpatchFunc};
 
-fn ops_id(i: usize) -> crate::ids::OpsId {
-    crate::ids::OpsId(i as u16)
-}
-
 fn fns_of(k: &Kernel, m: ModId) -> Vec<FnId> {
     k.world().modules[m.0 as usize].clone()
 }
 
-/// `ftrace_release_mod` (ftrace_lock held).
-fn release_records(k: &mut Kernel, t: Tid, m: ModId) {
-    let fns = fns_of(k, m);
-    // clear_mod_from_hashes zeroes the first entry for each record in the trace arrays' hashes
-    // ("Do not allow this rec to match again"); other ops keep the stale address, which could only
-    // match again if a later module reused the text address. The model never reuses module
-    // addresses (a reloaded module's functions are new), so every entry for them dies.
-    for i in 0..k.ops.len() {
-        let id = ops_id(i);
-        if k.op(id).hash_of.is_some()
-            || !fns
-                .iter()
-                .any(|f| k.op(id).filter.contains(*f) || k.op(id).notrace.contains(*f))
-        {
-            continue;
+/// `ftrace_release_mod`: under ftrace_lock the module's records go; then, "outside of
+/// ftrace_lock", `clear_mod_from_hashes` takes trace_types_lock and each trace array's regex_lock
+/// and zeroes the first entry for each record in its filter and notrace hashes ("Do not allow
+/// this rec to match again"). Other ops keep the stale ip: the model reloads a module at the same
+/// addresses, so such an entry matches the function again after a reload, as it would in the
+/// kernel when the module text lands at the same address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReleaseMod {
+    pub m: ModId,
+    pc: u8,
+    tracer: u8,
+}
+
+impl ReleaseMod {
+    pub fn new(m: ModId) -> Self {
+        ReleaseMod {
+            m,
+            pc: 0,
+            tracer: 0,
         }
-        let mut o = k.op(id).clone();
-        for &f in &fns {
-            o.filter.kill_all(f);
-            o.notrace.kill_all(f);
-        }
-        k.assign_hash(t, id, false, o.filter);
-        k.assign_hash(t, id, true, o.notrace);
     }
-    for f in fns {
-        k.guard(t, crate::kernel::Guard::Records);
-        k.fstate_mut(f).rec = Record {
-            present: false,
-            disabled: false,
-            count: 0,
-            ipmodify: false,
-            direct: false,
-            site: CallSite::Nop,
-        };
-        k.gen += 1;
+}
+
+impl Step for ReleaseMod {
+    const NAME: &'static str = "ftrace_release_mod";
+    fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
+        loop {
+            match self.pc {
+                0 => wait!(self, 1, Request::Lock(Lock::Ftrace)),
+                1 => {
+                    k.guard(t, crate::kernel::Guard::Records);
+                    for f in fns_of(k, self.m) {
+                        k.fstate_mut(f).rec = Record {
+                            present: false,
+                            disabled: false,
+                            count: 0,
+                            ipmodify: false,
+                            direct: false,
+                            site: CallSite::Nop,
+                        };
+                    }
+                    k.gen += 1;
+                    k.unlock(t, Lock::Ftrace);
+                    wait!(self, 2, Request::Lock(Lock::TraceTypes));
+                }
+                2 => {
+                    if self.tracer >= k.world().tracers {
+                        k.unlock(t, Lock::TraceTypes);
+                        return Flow::Ret(Ok(0));
+                    }
+                    let ops = k.id(OpsOwner::Tracer(TracerId(self.tracer)));
+                    wait!(self, 3, Request::Lock(Lock::Regex(ops)));
+                }
+                _ => {
+                    let ops = k.id(OpsOwner::Tracer(TracerId(self.tracer)));
+                    // In place under regex_lock only: the records these entries could match are
+                    // gone, so nothing that ftrace_lock protects depends on them.
+                    let fns = fns_of(k, self.m);
+                    let o = k.op_mut(ops);
+                    for f in fns {
+                        o.filter.kill_one(f);
+                        o.notrace.kill_one(f);
+                    }
+                    k.gen += 1;
+                    k.unlock(t, Lock::Regex(ops));
+                    self.tracer += 1;
+                    self.pc = 2;
+                }
+            }
+        }
     }
 }
 
@@ -173,13 +204,11 @@ impl Step for ModuleLoad {
                         None => {
                             k.modules[mi].klp_seen = false;
                             k.unlock(t, Lock::Klp);
-                            wait!(self, 6, Request::Lock(Lock::Ftrace));
+                            call!(self, 6, ReleaseMod::new(self.m));
                         }
                     }
                 }
                 _ => {
-                    release_records(k, t, self.m);
-                    k.unlock(t, Lock::Ftrace);
                     let st = &mut k.modules[mi];
                     st.loaded = false;
                     st.busy = false;
@@ -257,13 +286,11 @@ impl Step for ModuleUnload {
                     }
                     None => {
                         k.unlock(t, Lock::Kprobe);
-                        wait!(self, 3, Request::Lock(Lock::Ftrace));
+                        call!(self, 3, ReleaseMod::new(self.m));
                     }
                 }
             }
             _ => {
-                release_records(k, t, self.m);
-                k.unlock(t, Lock::Ftrace);
                 let st = &mut k.modules[mi];
                 st.loaded = false;
                 st.busy = false;
