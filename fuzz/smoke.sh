@@ -6,10 +6,10 @@
 #
 # Knobs (environment):
 #   FTSIM_SMOKE_PROTOCOL  preset or protocol file the smoke runs are pinned to. Default:
-#                         `proposed` once core/src/protocol.rs has it, else `pre` (the cleanest
-#                         kernel preset, see fuzz/README.md).
-#   FTSIM_SMOKE_IGNORE    properties that are not findings in the smoke runs. Default: none for
-#                         `proposed`; for the `pre` fallback, its known findings (README).
+#                         `proposed` once core/src/protocol.rs has it, else `pre`.
+#   FTSIM_SMOKE_FAULTS    on|off: injected faults in the smoke runs (default on).
+#   FTSIM_SMOKE_IGNORE    properties that are not findings in the smoke runs, or `all`. Default:
+#                         none for `proposed`; `all` for the `pre` fallback (see below).
 #   FTSIM_SMOKE_SECS      budget per target in seconds (default 20).
 #   FTSIM_CANARY_PROTOCOL flawed preset of the canary (default merged).
 #   FTSIM_CANARY_SECS     the canary's budget (default 60; it usually finds within seconds).
@@ -33,15 +33,19 @@ fi
 if [[ -z "${FTSIM_SMOKE_PROTOCOL:-}" ]]; then
     if grep -q '("proposed",' "$root/core/src/protocol.rs"; then
         FTSIM_SMOKE_PROTOCOL=proposed
-        : "${FTSIM_SMOKE_IGNORE:=}"
     else
-        # Until `proposed` exists no kernel preset keeps every promise. `pre` comes closest:
-        # its only findings are failed releases under injected faults that change state.
+        # Until `proposed` exists no preset keeps its promises: fuzzing finds violations of
+        # most properties in every kernel preset within a minute, `pre` included (the
+        # cleanest: without faults a few findings, all around module reloads and races with
+        # single-ip direct users; see fuzz/README.md). So the pinned runs only check that
+        # nothing panics outside the property checks (core internal bugs, parser panics), and
+        # the canary checks that findings are caught.
         FTSIM_SMOKE_PROTOCOL=pre
-        : "${FTSIM_SMOKE_IGNORE:=atomicity}"
+        : "${FTSIM_SMOKE_IGNORE:=all}"
     fi
 fi
 smoke_protocol="$FTSIM_SMOKE_PROTOCOL"
+smoke_faults="${FTSIM_SMOKE_FAULTS:-on}"
 smoke_ignore="${FTSIM_SMOKE_IGNORE:-}"
 secs="${FTSIM_SMOKE_SECS:-20}"
 canary_protocol="${FTSIM_CANARY_PROTOCOL:-merged}"
@@ -52,9 +56,9 @@ if [[ -z "${FTSIM_SMOKE_SEED:-}" ]]; then
 fi
 seed="$FTSIM_SMOKE_SEED"
 
-echo "fuzz smoke: protocol=$smoke_protocol ignore=[$smoke_ignore] secs=$secs seed=$seed" \
-    "canary=$canary_protocol/${canary_secs}s"
-echo "fuzz smoke: replay with FTSIM_SMOKE_PROTOCOL=$smoke_protocol" \
+echo "fuzz smoke: protocol=$smoke_protocol faults=$smoke_faults ignore=[$smoke_ignore]" \
+    "secs=$secs seed=$seed canary=$canary_protocol/${canary_secs}s"
+echo "fuzz smoke: replay with FTSIM_SMOKE_PROTOCOL=$smoke_protocol FTSIM_SMOKE_FAULTS=$smoke_faults" \
     "FTSIM_SMOKE_IGNORE=$smoke_ignore FTSIM_SMOKE_SEED=$seed bash fuzz/smoke.sh"
 
 cargo fuzz build -s none
@@ -83,17 +87,18 @@ stats() {
 failed=0
 for target in ops schedule parse; do
     log="$work/$target.log"
-    if run "$target" "$log" "$secs" FTSIM_PROTOCOL="$smoke_protocol" FTSIM_IGNORE="$smoke_ignore"; then
+    if run "$target" "$log" "$secs" FTSIM_PROTOCOL="$smoke_protocol" FTSIM_FAULTS="$smoke_faults" \
+        FTSIM_IGNORE="$smoke_ignore"; then
         echo "fuzz smoke: $target ok: $(stats "$log")"
     else
-        echo "fuzz smoke: $target FAILED (pinned to $smoke_protocol, ignoring [$smoke_ignore]):"
+        echo "fuzz smoke: $target FAILED (pinned to $smoke_protocol, faults $smoke_faults):"
         grep -v '^[[:space:]]*[0-9]*: \|^[[:space:]]*at \|^#[0-9]' "$log" | tail -60
         failed=1
     fi
 done
 
 log="$work/canary.log"
-if run ops "$log" "$canary_secs" FTSIM_PROTOCOL="$canary_protocol" FTSIM_IGNORE=; then
+if run ops "$log" "$canary_secs" FTSIM_PROTOCOL="$canary_protocol" FTSIM_FAULTS=on FTSIM_IGNORE=; then
     echo "fuzz smoke: canary FAILED: ops on $canary_protocol found nothing in ${canary_secs}s"
     failed=1
 elif grep -q 'ftsim ops: found' "$log"; then

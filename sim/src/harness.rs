@@ -16,8 +16,10 @@
 //! Environment (read once by [`Config::from_env`], the targets' configuration):
 //! - `FTSIM_PROTOCOL=NAME|FILE`: pin every input to a preset or a protocol file
 //!   (`base = "merged"` plus overrides) instead of the preset the bytes choose.
-//! - `FTSIM_IGNORE=id,id`: property ids that are not findings (e.g. `share-leak`, or a known
-//!   finding of the pinned preset, to search past it).
+//! - `FTSIM_IGNORE=id,id|all`: property ids that are not findings (e.g. `share-leak`, or a
+//!   known finding of the pinned preset, to search past it; `all`: look for panics only).
+//! - `FTSIM_ONLY=id,id`: only these properties are findings (e.g. to keep `cargo fuzz tmin` on
+//!   the property it is minimizing).
 //! - `FTSIM_FAULTS=off`: no injected faults (allocation, image build, trylock failures).
 //! - `FTSIM_ORACLE=off`: `ops` checks only the core's own properties, without the oracle.
 //!
@@ -82,13 +84,15 @@ pub fn decode<'a, T: Arbitrary<'a>>(bytes: &'a [u8]) -> arbitrary::Result<T> {
 // Configuration
 // ---------------------------------------------------------------------------------------------
 
-/// What the environment pins: the protocol and the properties that are not findings.
+/// What the environment pins: the protocol, what counts as a finding, faults and oracle.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     /// Overrides the preset the input chooses.
     pub protocol: Option<Protocol>,
     /// Violations of these properties are not findings.
     pub ignore: Vec<Property>,
+    /// If not empty, only violations of these properties are findings.
+    pub only: Vec<Property>,
     /// Drop the faults the input asks for: no allocation, build or trylock fails.
     pub no_faults: bool,
     /// Do not compare with the oracle (`ops`): only the core's own property checks.
@@ -96,54 +100,28 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads `FTSIM_PROTOCOL` and `FTSIM_IGNORE`.
+    /// Reads `FTSIM_PROTOCOL`, `FTSIM_IGNORE`, `FTSIM_ONLY`, `FTSIM_FAULTS`, `FTSIM_ORACLE`.
     pub fn from_env() -> Result<Config, String> {
         let protocol = match std::env::var("FTSIM_PROTOCOL") {
             Ok(v) if !v.trim().is_empty() => Some(resolve_protocol(v.trim())?),
             _ => None,
         };
-        let ignore = match std::env::var("FTSIM_IGNORE") {
-            Ok(v) => v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<Property>()
-                        .map_err(|e| format!("FTSIM_IGNORE: {e}"))
-                })
-                .collect::<Result<_, _>>()?,
-            Err(_) => Vec::new(),
-        };
         Ok(Config {
             protocol,
-            ignore,
+            ignore: properties("FTSIM_IGNORE")?,
+            only: properties("FTSIM_ONLY")?,
             no_faults: off("FTSIM_FAULTS")?,
             no_oracle: off("FTSIM_ORACLE")?,
         })
     }
 
-    /// [`Config::from_env`] once per process; a bad value ends the process with exit code 2
-    /// (usage error), since a panic would look like a finding to libFuzzer.
+    /// [`Config::from_env`] once per process, announced on stderr; a bad value ends the process
+    /// with exit code 2 (usage error), since a panic would look like a finding to libFuzzer.
     pub fn global() -> &'static Config {
         static CONFIG: OnceLock<Config> = OnceLock::new();
         CONFIG.get_or_init(|| match Config::from_env() {
             Ok(c) => {
-                if let Some(p) = c.protocol {
-                    eprintln!("ftsim harness: protocol pinned to {p} (FTSIM_PROTOCOL)");
-                }
-                if !c.ignore.is_empty() {
-                    let ids: Vec<&str> = c.ignore.iter().map(|p| p.id()).collect();
-                    eprintln!(
-                        "ftsim harness: not findings: {} (FTSIM_IGNORE)",
-                        ids.join(",")
-                    );
-                }
-                if c.no_faults {
-                    eprintln!("ftsim harness: no injected faults (FTSIM_FAULTS=off)");
-                }
-                if c.no_oracle {
-                    eprintln!("ftsim harness: no oracle comparison (FTSIM_ORACLE=off)");
-                }
+                c.announce();
                 c
             }
             Err(e) => {
@@ -153,13 +131,54 @@ impl Config {
         })
     }
 
+    fn announce(&self) {
+        let ids = |ps: &[Property]| ps.iter().map(|p| p.id()).collect::<Vec<_>>().join(",");
+        if let Some(p) = self.protocol {
+            eprintln!("ftsim harness: protocol pinned to {p} (FTSIM_PROTOCOL)");
+        }
+        if !self.ignore.is_empty() {
+            eprintln!(
+                "ftsim harness: not findings: {} (FTSIM_IGNORE)",
+                ids(&self.ignore)
+            );
+        }
+        if !self.only.is_empty() {
+            eprintln!(
+                "ftsim harness: only findings: {} (FTSIM_ONLY)",
+                ids(&self.only)
+            );
+        }
+        if self.no_faults {
+            eprintln!("ftsim harness: no injected faults (FTSIM_FAULTS=off)");
+        }
+        if self.no_oracle {
+            eprintln!("ftsim harness: no oracle comparison (FTSIM_ORACLE=off)");
+        }
+    }
+
     fn protocol_or(&self, choice: u8) -> Protocol {
         self.protocol.unwrap_or_else(|| preset_choice(choice))
     }
 
     fn keeps(&self, v: &Violation) -> bool {
         !self.ignore.contains(&v.property)
+            && (self.only.is_empty() || self.only.contains(&v.property))
     }
+}
+
+/// A comma-separated list of property ids, or `all`.
+fn properties(var: &str) -> Result<Vec<Property>, String> {
+    let Ok(v) = std::env::var(var) else {
+        return Ok(Vec::new());
+    };
+    if v.trim() == "all" {
+        return Ok(Property::ALL.to_vec());
+    }
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<Property>().map_err(|e| format!("{var}: {e}")))
+        .collect()
 }
 
 /// Whether an on/off variable is off (unset means on).
