@@ -36,6 +36,9 @@ pub(crate) use {call, wait};
 pub enum Cmd {
     /// merged `ENABLE_SHARE_IPMODIFY_SELF`: sent to a direct ops entering an IPMODIFY record.
     SelfEnable,
+    /// proposed `DISABLE_SHARE_IPMODIFY_SELF` (`self_syncs_share`): sent to a direct ops entering
+    /// a record without IPMODIFY.
+    SelfDisable,
     /// v2 `ENABLE_SHARE_IPMODIFY`, merged `ENABLE_SHARE_IPMODIFY_PEER`.
     PeerEnable,
     /// v2 `DISABLE_SHARE_IPMODIFY`, merged `DISABLE_SHARE_IPMODIFY_PEER`.
@@ -46,6 +49,7 @@ impl Cmd {
     pub fn name(self, share: BpfShareState) -> &'static str {
         match (self, share) {
             (Cmd::SelfEnable, _) => "ENABLE_SHARE_IPMODIFY_SELF",
+            (Cmd::SelfDisable, _) => "DISABLE_SHARE_IPMODIFY_SELF",
             (Cmd::PeerEnable, BpfShareState::IndirectBool) => "ENABLE_SHARE_IPMODIFY",
             (Cmd::PeerDisable, BpfShareState::IndirectBool) => "DISABLE_SHARE_IPMODIFY",
             (Cmd::PeerEnable, _) => "ENABLE_SHARE_IPMODIFY_PEER",
@@ -333,7 +337,15 @@ impl UpdateIpmodify {
             if in_old == in_new && !self.update_target {
                 continue;
             }
-            if !(in_new && r.ipmodify) {
+            if !in_new {
+                continue;
+            }
+            if !r.ipmodify {
+                // proposed: at registration the owner learns that this record has no IPMODIFY
+                // (any more). Not on modify: a PEER rebuild runs before its IPMODIFY goes live.
+                if k.proto.self_syncs_share && !self.update_target && k.has_ops_func(self.ops) {
+                    crate::owners::bpf::self_cmd(k, t, self.ops, Cmd::SelfDisable)?;
+                }
                 continue;
             }
             match k.proto.direct_meets_ipmodify {
@@ -350,7 +362,7 @@ impl UpdateIpmodify {
                     if !k.has_ops_func(self.ops) {
                         return Err(Errno::EBUSY);
                     }
-                    crate::owners::bpf::self_cmd(k, t, self.ops)?;
+                    crate::owners::bpf::self_cmd(k, t, self.ops, Cmd::SelfEnable)?;
                 }
             }
         }
@@ -475,13 +487,53 @@ impl Step for UpdateIpmodify {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PrepareForIpmodify {
     pub ops: OpsId,
+    /// The ips to prepare; `None`: every entry of the ops' filter.
+    pub ips: Option<Vec<FnId>>,
     idx: u16,
     pc: u8,
 }
 
 impl PrepareForIpmodify {
     pub fn new(ops: OpsId) -> Self {
-        PrepareForIpmodify { ops, idx: 0, pc: 0 }
+        PrepareForIpmodify {
+            ops,
+            ips: None,
+            idx: 0,
+            pc: 0,
+        }
+    }
+    /// Prepares only these ips (the ones a filter change adds; proposed `set_filter_notifies_peer`).
+    pub fn for_ips(ops: OpsId, ips: Vec<FnId>) -> Self {
+        PrepareForIpmodify {
+            ops,
+            ips: Some(ips),
+            idx: 0,
+            pc: 0,
+        }
+    }
+}
+
+/// The `i`-th ip a prepare or cleanup pass walks.
+fn nth_ip(k: &Kernel, ops: OpsId, ips: &Option<Vec<FnId>>, i: usize) -> Option<FnId> {
+    match ips {
+        Some(v) => v.get(i).copied(),
+        None => k.filter(ops).nth_entry(i),
+    }
+}
+
+fn ips_len(k: &Kernel, ops: OpsId, ips: &Option<Vec<FnId>>) -> usize {
+    match ips {
+        Some(v) => v.len(),
+        None => k.filter(ops).len(),
+    }
+}
+
+/// The scan mode of the prepare and cleanup passes (where a version has none, e.g. a proposed
+/// pass on a version without prepare, the merged scan).
+fn scan_mode(k: &Kernel) -> PeerScan {
+    match k.proto.peer_scan {
+        PeerScan::None => PeerScan::FirstReferencing,
+        m => m,
     }
 }
 
@@ -491,14 +543,14 @@ impl Step for PrepareForIpmodify {
         loop {
             match self.pc {
                 0 => {
-                    if self.idx as usize >= k.filter(self.ops).len() {
+                    if self.idx as usize >= ips_len(k, self.ops, &self.ips) {
                         return Flow::Ret(Ok(1));
                     }
                     wait!(self, 1, Request::Lock(Lock::Ftrace));
                 }
                 1 => {
-                    let ip = k.filter(self.ops).nth_entry(self.idx as usize);
-                    let found = ip.and_then(|ip| peer_scan(k, ip, k.proto.peer_scan));
+                    let ip = nth_ip(k, self.ops, &self.ips, self.idx as usize);
+                    let found = ip.and_then(|ip| peer_scan(k, ip, scan_mode(k)));
                     k.unlock(t, Lock::Ftrace);
                     self.idx += 1;
                     match found {
@@ -524,35 +576,76 @@ impl Step for PrepareForIpmodify {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CleanupAfterIpmodify {
     pub ops: OpsId,
+    /// The ips to clean up; `None`: every entry of the ops' filter.
+    pub ips: Option<Vec<FnId>>,
+    /// The caller already holds direct_mutex (proposed `unregister_holds_direct_mutex`,
+    /// `set_filter_notifies_peer`).
+    pub holds_direct: bool,
     idx: u16,
     pc: u8,
+    retries: u16,
+}
+
+impl CleanupAfterIpmodify {
+    pub fn new(ops: OpsId) -> Self {
+        CleanupAfterIpmodify {
+            ops,
+            ips: None,
+            holds_direct: false,
+            idx: 0,
+            pc: 0,
+            retries: 0,
+        }
+    }
 }
 
 impl Step for CleanupAfterIpmodify {
     const NAME: &'static str = "cleanup_direct_functions_after_ipmodify";
-    fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         loop {
             match self.pc {
+                0 if self.holds_direct => self.pc = 1,
                 0 => wait!(self, 1, Request::Lock(Lock::Direct)),
+                // proposed (`cleanup_retries_busy_peer`): DISABLE_PEER failed (tr->mutex taken, or
+                // the rebuild failed). Let the others run (the tr->mutex holder may be waiting for
+                // direct_mutex), then ask again.
+                3 => {
+                    if input.ret().is_ok() || !k.proto.cleanup_retries_busy_peer {
+                        self.pc = 1;
+                        continue;
+                    }
+                    self.retries += 1;
+                    if self.retries > RETRIES_MAX {
+                        k.violate(Violation::new(
+                            Property::Livelock,
+                            None,
+                            "cleanup: DISABLE_PEER kept failing",
+                        ));
+                        self.pc = 1;
+                        continue;
+                    }
+                    self.idx -= 1;
+                    k.unlock(t, Lock::Direct);
+                    wait!(self, 4, Request::Sleep);
+                }
+                4 => wait!(self, 1, Request::Lock(Lock::Direct)),
                 1 => {
-                    if self.idx as usize >= k.filter(self.ops).len() {
-                        k.unlock(t, Lock::Direct);
+                    if self.idx as usize >= ips_len(k, self.ops, &self.ips) {
+                        if !self.holds_direct {
+                            k.unlock(t, Lock::Direct);
+                        }
                         return Flow::Ret(Ok(0));
                     }
                     wait!(self, 2, Request::Lock(Lock::Ftrace));
                 }
                 2 => {
-                    let mode = match k.proto.peer_scan {
-                        PeerScan::None => PeerScan::FirstReferencing,
-                        m => m,
-                    };
-                    let ip = k.filter(self.ops).nth_entry(self.idx as usize);
-                    let found = ip.and_then(|ip| peer_scan(k, ip, mode));
+                    let ip = nth_ip(k, self.ops, &self.ips, self.idx as usize);
+                    let found = ip.and_then(|ip| peer_scan(k, ip, scan_mode(k)));
                     k.unlock(t, Lock::Ftrace);
                     self.idx += 1;
                     match found {
                         Some(op) if k.has_ops_func(op) => {
-                            call!(self, 1, OpsFunc::new(op, Cmd::PeerDisable))
+                            call!(self, 3, OpsFunc::new(op, Cmd::PeerDisable))
                         }
                         _ => self.pc = 1,
                     }
@@ -565,11 +658,15 @@ impl Step for CleanupAfterIpmodify {
 
 /// `unregister_ftrace_function`: ftrace_lock + `ftrace_shutdown`; then, where the version has it,
 /// `cleanup_direct_functions_after_ipmodify` for an IPMODIFY ops (even if shutdown failed).
+/// proposed (`unregister_holds_direct_mutex`): direct_mutex is taken first for a non-direct
+/// IPMODIFY ops and held through the cleanup, so no direct ops registers and no IPMODIFY ops
+/// arrives between the shutdown and the DISABLE_PEER.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UnregisterFtraceFunction {
     pub ops: OpsId,
     pc: u8,
     r: Option<Errno>,
+    holds_direct: bool,
 }
 
 impl UnregisterFtraceFunction {
@@ -578,6 +675,7 @@ impl UnregisterFtraceFunction {
             ops,
             pc: 0,
             r: None,
+            holds_direct: false,
         }
     }
 }
@@ -585,25 +683,37 @@ impl UnregisterFtraceFunction {
 impl Step for UnregisterFtraceFunction {
     const NAME: &'static str = "unregister_ftrace_function";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
-        match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Ftrace)),
-            1 => {
-                self.r = ftrace_shutdown(k, t, self.ops).err();
-                k.unlock(t, Lock::Ftrace);
-                if k.proto.cleanup_after_ipmodify && k.op(self.ops).has(fl::IPMODIFY) {
-                    call!(
-                        self,
-                        2,
-                        CleanupAfterIpmodify {
-                            ops: self.ops,
-                            idx: 0,
-                            pc: 0
-                        }
-                    );
+        loop {
+            match self.pc {
+                0 => {
+                    let o = k.op(self.ops);
+                    if k.proto.unregister_holds_direct_mutex
+                        && o.has(fl::IPMODIFY)
+                        && !o.has(fl::DIRECT)
+                    {
+                        self.holds_direct = true;
+                        wait!(self, 1, Request::Lock(Lock::Direct));
+                    }
+                    self.pc = 1;
                 }
-                Flow::Ret(self.r.map_or(Ok(0), Err))
+                1 => wait!(self, 2, Request::Lock(Lock::Ftrace)),
+                2 => {
+                    self.r = ftrace_shutdown(k, t, self.ops).err();
+                    k.unlock(t, Lock::Ftrace);
+                    if k.proto.cleanup_after_ipmodify && k.op(self.ops).has(fl::IPMODIFY) {
+                        let mut c = CleanupAfterIpmodify::new(self.ops);
+                        c.holds_direct = self.holds_direct;
+                        call!(self, 3, c);
+                    }
+                    self.pc = 3;
+                }
+                _ => {
+                    if self.holds_direct {
+                        k.unlock(t, Lock::Direct);
+                    }
+                    return Flow::Ret(self.r.map_or(Ok(0), Err));
+                }
             }
-            _ => Flow::Ret(self.r.map_or(Ok(0), Err)),
         }
     }
 }
@@ -612,6 +722,10 @@ impl Step for UnregisterFtraceFunction {
 /// copy the hash (an allocation), add or remove the ip, then under ftrace_lock
 /// `ftrace_hash_move_and_update_ops`: the IPMODIFY accounting for a filter change, the record
 /// accounting and the code update. It sends no command to anyone.
+///
+/// proposed (`set_filter_notifies_peer`): for an enabled non-direct IPMODIFY ops, direct_mutex is
+/// taken first; the ips the change adds go through the prepare pass (ENABLE_PEER) before the new
+/// filter goes live, and the ips it removes through the cleanup pass (DISABLE_PEER) after.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SetHash {
     pub ops: OpsId,
@@ -621,6 +735,8 @@ pub struct SetHash {
     pub reset: bool,
     pc: u8,
     new: IpHash,
+    holds_direct: bool,
+    leaving: Vec<FnId>,
 }
 
 impl SetHash {
@@ -633,6 +749,8 @@ impl SetHash {
             reset,
             pc: 0,
             new: IpHash::new(),
+            holds_direct: false,
+            leaving: Vec::new(),
         }
     }
     pub fn notrace(ops: OpsId, ip: FnId, remove: bool) -> Self {
@@ -644,85 +762,131 @@ impl SetHash {
             reset: false,
             pc: 0,
             new: IpHash::new(),
+            holds_direct: false,
+            leaving: Vec::new(),
         }
     }
-    fn unlock_all(&self, k: &mut Kernel, t: Tid) {
-        k.unlock(t, Lock::Ftrace);
+    fn fail(&self, k: &mut Kernel, t: Tid, ftrace: bool, e: Errno) -> Flow {
+        if ftrace {
+            k.unlock(t, Lock::Ftrace);
+        }
         k.unlock(t, Lock::Regex(self.ops));
+        if self.holds_direct {
+            k.unlock(t, Lock::Direct);
+        }
+        Flow::Ret(Err(e))
     }
 }
 
 impl Step for SetHash {
     const NAME: &'static str = "ftrace_set_hash";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
-        match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Regex(self.ops))),
-            1 => wait!(self, 2, Request::Alloc(AllocSite::HashCopy)),
-            2 => {
-                let fail = |k: &mut Kernel, e| {
+        loop {
+            match self.pc {
+                0 => {
+                    let o = k.op(self.ops);
+                    if k.proto.set_filter_notifies_peer
+                        && !self.notrace
+                        && o.has(fl::ENABLED)
+                        && o.has(fl::IPMODIFY)
+                        && !o.has(fl::DIRECT)
+                    {
+                        self.holds_direct = true;
+                        wait!(self, 10, Request::Lock(Lock::Direct));
+                    }
+                    wait!(self, 1, Request::Lock(Lock::Regex(self.ops)));
+                }
+                10 => wait!(self, 1, Request::Lock(Lock::Regex(self.ops))),
+                1 if self.remove && k.proto.filter_remove_in_place => self.pc = 2,
+                1 => wait!(self, 2, Request::Alloc(AllocSite::HashCopy)),
+                2 => {
+                    let in_place = self.remove && k.proto.filter_remove_in_place;
+                    if !in_place && !input.ok() {
+                        return self.fail(k, t, false, Errno::ENOMEM);
+                    }
+                    let orig = if self.notrace {
+                        k.notrace(self.ops)
+                    } else {
+                        k.filter(self.ops)
+                    };
+                    let mut new = if self.reset {
+                        IpHash::new()
+                    } else {
+                        orig.clone()
+                    };
+                    // __ftrace_match_addr: ftrace_location(ip) must find a record.
+                    if !k.rec(self.ip).present {
+                        return self.fail(k, t, false, Errno::EINVAL);
+                    }
+                    if self.remove {
+                        if let Err(e) = new.remove(self.ip) {
+                            return self.fail(k, t, false, e);
+                        }
+                    } else {
+                        new.add(self.ip);
+                    }
+                    if self.holds_direct {
+                        let old = k.filter(self.ops);
+                        let entering: Vec<FnId> = new.ips().filter(|f| !old.contains(*f)).collect();
+                        self.leaving = old.ips().filter(|f| !new.contains(*f)).collect();
+                        self.new = new;
+                        if !entering.is_empty() {
+                            call!(self, 5, PrepareForIpmodify::for_ips(self.ops, entering));
+                        }
+                    } else {
+                        self.new = new;
+                    }
+                    wait!(self, 3, Request::Lock(Lock::Ftrace))
+                }
+                5 => {
+                    if let Err(e) = input.ret() {
+                        return self.fail(k, t, false, e);
+                    }
+                    wait!(self, 3, Request::Lock(Lock::Ftrace))
+                }
+                3 => {
+                    // ftrace_hash_move: "Reject setting notrace hash on IPMODIFY ftrace_ops"
+                    if self.notrace {
+                        if k.op(self.ops).has(fl::IPMODIFY) {
+                            return self.fail(k, t, true, Errno::EINVAL);
+                        }
+                        self.pc = 6;
+                        continue;
+                    }
+                    call!(self, 4, UpdateIpmodify::update(k, self.ops, &self.new))
+                }
+                4 => {
+                    if let Err(e) = input.ret() {
+                        return self.fail(k, t, true, e);
+                    }
+                    self.pc = 6;
+                }
+                6 => {
+                    let filter_hash = !self.notrace;
+                    k.hash_rec_update(t, self.ops, filter_hash, false);
+                    k.assign_hash(t, self.ops, self.notrace, std::mem::take(&mut self.new));
+                    k.hash_rec_update(t, self.ops, filter_hash, true);
+                    if k.op(self.ops).has(fl::ENABLED) {
+                        k.update_code(t);
+                    }
+                    k.unlock(t, Lock::Ftrace);
                     k.unlock(t, Lock::Regex(self.ops));
-                    Flow::Ret(Err(e))
-                };
-                if !input.ok() {
-                    return fail(k, Errno::ENOMEM);
-                }
-                let orig = if self.notrace {
-                    k.notrace(self.ops)
-                } else {
-                    k.filter(self.ops)
-                };
-                let mut new = if self.reset {
-                    IpHash::new()
-                } else {
-                    orig.clone()
-                };
-                // __ftrace_match_addr: ftrace_location(ip) must find a record.
-                if !k.rec(self.ip).present {
-                    return fail(k, Errno::EINVAL);
-                }
-                if self.remove {
-                    if let Err(e) = new.remove(self.ip) {
-                        return fail(k, e);
+                    if self.holds_direct && !self.leaving.is_empty() {
+                        let mut c = CleanupAfterIpmodify::new(self.ops);
+                        c.ips = Some(std::mem::take(&mut self.leaving));
+                        c.holds_direct = true;
+                        call!(self, 7, c);
                     }
-                } else {
-                    new.add(self.ip);
+                    self.pc = 7;
                 }
-                self.new = new;
-                wait!(self, 3, Request::Lock(Lock::Ftrace))
-            }
-            3 => {
-                // ftrace_hash_move: "Reject setting notrace hash on IPMODIFY ftrace_ops"
-                if self.notrace {
-                    if k.op(self.ops).has(fl::IPMODIFY) {
-                        self.unlock_all(k, t);
-                        return Flow::Ret(Err(Errno::EINVAL));
+                _ => {
+                    if self.holds_direct {
+                        k.unlock(t, Lock::Direct);
                     }
-                    return self.finish(k, t);
+                    return Flow::Ret(Ok(0));
                 }
-                call!(self, 4, UpdateIpmodify::update(k, self.ops, &self.new))
-            }
-            _ => {
-                if let Err(e) = input.ret() {
-                    self.unlock_all(k, t);
-                    return Flow::Ret(Err(e));
-                }
-                self.finish(k, t)
             }
         }
-    }
-}
-
-impl SetHash {
-    fn finish(&mut self, k: &mut Kernel, t: Tid) -> Flow {
-        let filter_hash = !self.notrace;
-        k.hash_rec_update(t, self.ops, filter_hash, false);
-        k.assign_hash(t, self.ops, self.notrace, std::mem::take(&mut self.new));
-        k.hash_rec_update(t, self.ops, filter_hash, true);
-        if k.op(self.ops).has(fl::ENABLED) {
-            k.update_code(t);
-        }
-        self.unlock_all(k, t);
-        Flow::Ret(Ok(0))
     }
 }
 

@@ -51,6 +51,9 @@ pub enum Request {
     Alloc(AllocSite),
     /// `arch_prepare_bpf_trampoline` for the trampoline of a function: `true` builds.
     Build(FnId),
+    /// `msleep()`: let the other threads run first. A driver resumes a sleeping thread only when
+    /// no other thread can step (the answer is ignored).
+    Sleep,
 }
 
 impl fmt::Display for Request {
@@ -60,6 +63,7 @@ impl fmt::Display for Request {
             Request::TryLock(l) => write!(f, "trylock {l}"),
             Request::Alloc(s) => write!(f, "alloc {}", s.name()),
             Request::Build(x) => write!(f, "build tramp({x})"),
+            Request::Sleep => write!(f, "sleep"),
         }
     }
 }
@@ -349,6 +353,7 @@ impl Kernel {
                     self.ev(t, EventKind::BuildFailed(f));
                 }
             }
+            Request::Sleep => {}
         }
         self.threads[ti].input = Some(Input::Answer(ok));
     }

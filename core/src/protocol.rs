@@ -184,6 +184,30 @@ pub struct Protocol {
     pub ipmodify_owner_call: IpmodifyOwnerCall,
     /// v2's BPF removes the ip from its ops' filter again when registering fails (SPEC §5.2).
     pub bpf_unfilter_on_failure: bool,
+    /// proposed: `ftrace_set_filter_ip` on an enabled IPMODIFY ops takes direct_mutex and runs the
+    /// prepare pass (ENABLE_PEER) for the ips it adds and the cleanup pass (DISABLE_PEER) for the
+    /// ips it removes, so a kprobe added to the registered IPMODIFY ops is announced like a
+    /// registration (SPEC §2 kprobes, §5.3 prepare/cleanup).
+    pub set_filter_notifies_peer: bool,
+    /// proposed: `unregister_ftrace_function` of a non-direct IPMODIFY ops holds direct_mutex from
+    /// before the shutdown through the cleanup (SPEC §5.3 cleanup), closing the window in which a
+    /// direct ops registers or another IPMODIFY ops arrives before DISABLE_PEER is sent.
+    pub unregister_holds_direct_mutex: bool,
+    /// proposed: the BPF owner callback restores SHARE when the PEER rebuild fails, so a refused
+    /// IPMODIFY registration leaves the trampoline as it was (SPEC §3.6).
+    pub bpf_peer_restores_share: bool,
+    /// proposed: removing an ip from a filter works in place and cannot fail with `-ENOMEM`, so the
+    /// release paths (livepatch, kprobes, direct calls), which only warn, never leave the ip behind.
+    pub filter_remove_in_place: bool,
+    /// proposed: the IPMODIFY accounting of a direct ops also sends `DISABLE_SHARE_IPMODIFY_SELF`
+    /// for every record it enters at registration that has no IPMODIFY; the owner drops sharing
+    /// and asks for a rebuild (`-EAGAIN`) if its image calls through the stack. Sharing then
+    /// follows the records at every registration (SPEC §5.3 SELF). (Not on modify: a PEER rebuild
+    /// runs while its IPMODIFY ops is not live yet.)
+    pub self_syncs_share: bool,
+    /// proposed: when DISABLE_PEER finds `tr->mutex` taken (`-EAGAIN`), the cleanup releases
+    /// direct_mutex, takes it again and retries, up to the retry bound (SPEC §5.3 cleanup).
+    pub cleanup_retries_busy_peer: bool,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
@@ -196,6 +220,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("fixes-2025", "failure/unregister reset the ops, modify checks IPMODIFY, BPF checks set_filter (SPEC §5.4)"),
     ("alt-rinse-repeat", "merged with Steven's first proposal: the accounting drops ftrace_lock to call the owner and repeats (SPEC §5.5)"),
     ("alt-blocking-peer", "merged with the owner callback taking tr->mutex with a blocking lock (SPEC §5.5)"),
+    ("proposed", "fixes-2025 plus: IPMODIFY filter changes announced to the peer, unregister holds direct_mutex through cleanup, failed PEER rebuild restores SHARE"),
 ];
 
 /// The six kernel states of SPEC §6, in history order.
@@ -229,6 +254,12 @@ impl Protocol {
         direct_call_source: DirectCallSource::FunctionsHash,
         ipmodify_owner_call: IpmodifyOwnerCall::None,
         bpf_unfilter_on_failure: false,
+        set_filter_notifies_peer: false,
+        unregister_holds_direct_mutex: false,
+        bpf_peer_restores_share: false,
+        filter_remove_in_place: false,
+        self_syncs_share: false,
+        cleanup_retries_busy_peer: false,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -292,6 +323,20 @@ impl Protocol {
         ..Protocol::MERGED
     };
 
+    /// The smallest change to fixes-2025 that keeps every promise (see README, "proposed"):
+    /// IPMODIFY filter changes are announced to the direct peer like registrations, the
+    /// unregistration holds direct_mutex through its cleanup, and a failed PEER rebuild leaves the
+    /// trampoline's sharing state as it was.
+    pub const PROPOSED: Protocol = Protocol {
+        set_filter_notifies_peer: true,
+        unregister_holds_direct_mutex: true,
+        bpf_peer_restores_share: true,
+        filter_remove_in_place: true,
+        self_syncs_share: true,
+        cleanup_retries_busy_peer: true,
+        ..Protocol::FIXES_2025
+    };
+
     /// A preset by name.
     pub fn preset(name: &str) -> Option<Protocol> {
         Some(match name {
@@ -303,6 +348,7 @@ impl Protocol {
             "fixes-2025" => Protocol::FIXES_2025,
             "alt-rinse-repeat" => Protocol::ALT_RINSE_REPEAT,
             "alt-blocking-peer" => Protocol::ALT_BLOCKING_PEER,
+            "proposed" => Protocol::PROPOSED,
             _ => return None,
         })
     }
@@ -355,6 +401,9 @@ impl Protocol {
             && self.single_direct_api != SingleDirectApi::Absent
         {
             return bad("direct_call_source=ops needs single_direct_api=absent: the single-ip API keeps no address in its ops");
+        }
+        if self.self_syncs_share && self.bpf_share_state != BpfShareState::TrampFlags {
+            return bad("self_syncs_share=true needs bpf_share_state=tramp-flags (the owner side of DISABLE_SHARE_IPMODIFY_SELF)");
         }
         if self.single_direct_api == SingleDirectApi::Absent && self.single_direct_ops_ipmodify {
             return bad("single_direct_ops_ipmodify=true needs the single-ip direct API (single_direct_api is absent)");
@@ -548,6 +597,12 @@ switches! {
     direct_call_source: DirectCallSource = "where call_direct_funcs finds the address (SPEC 5.4)",
     ipmodify_owner_call: IpmodifyOwnerCall = "the accounting calls the direct owner itself, unlocking and repeating (SPEC 5.5)",
     bpf_unfilter_on_failure: bool = "BPF removes the ip from its filter when registering fails (SPEC 5.2)",
+    set_filter_notifies_peer: bool = "proposed: adding/removing ips of an enabled IPMODIFY ops sends ENABLE/DISABLE_PEER under direct_mutex",
+    unregister_holds_direct_mutex: bool = "proposed: unregistering an IPMODIFY ops holds direct_mutex through the cleanup",
+    bpf_peer_restores_share: bool = "proposed: a failed PEER rebuild restores the trampoline's SHARE flag",
+    filter_remove_in_place: bool = "proposed: removing an ip from a filter cannot fail with -ENOMEM",
+    self_syncs_share: bool = "proposed: DISABLE_SHARE_IPMODIFY_SELF for records without IPMODIFY at register and modify",
+    cleanup_retries_busy_peer: bool = "proposed: cleanup retries DISABLE_PEER that found tr->mutex taken",
 }
 
 impl fmt::Display for Protocol {

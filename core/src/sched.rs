@@ -82,8 +82,8 @@ impl Sched {
         self.lanes[t as usize].queue.push_back((op, faults));
     }
 
-    /// Whether thread `t` can take a step now.
-    pub fn can_step(&self, t: Tid) -> bool {
+    /// Whether thread `t` could take a step now, sleeping or not.
+    fn ready(&self, t: Tid) -> bool {
         let lane = &self.lanes[t as usize];
         if lane.stuck {
             return false;
@@ -96,11 +96,26 @@ impl Sched {
         }
     }
 
-    /// Threads that can take a step now, in ascending order.
+    fn sleeping(&self, t: Tid) -> bool {
+        self.k.status(t) == Status::Wants(Request::Sleep)
+    }
+
+    /// Whether thread `t` can take a step now.
+    pub fn can_step(&self, t: Tid) -> bool {
+        self.runnable().contains(&t)
+    }
+
+    /// Threads that can take a step now, in ascending order. A sleeping thread (`msleep`) is
+    /// runnable only when no other thread is.
     pub fn runnable(&self) -> SmallVec<[Tid; 8]> {
-        (0..self.lanes.len() as Tid)
-            .filter(|&t| self.can_step(t))
-            .collect()
+        let ready: SmallVec<[Tid; 8]> = (0..self.lanes.len() as Tid)
+            .filter(|&t| self.ready(t))
+            .collect();
+        if ready.iter().any(|&t| !self.sleeping(t)) {
+            ready.into_iter().filter(|&t| !self.sleeping(t)).collect()
+        } else {
+            ready
+        }
     }
 
     /// Some thread has an operation in flight or queued.
@@ -199,6 +214,7 @@ impl Sched {
             }
             Request::Alloc(_) => !nth(0, f.allocs),
             Request::Build(_) => !nth(1, f.builds),
+            Request::Sleep => true,
         }
     }
 

@@ -21,15 +21,27 @@ fn image_addr(f: FnId, serial: u32) -> Addr {
 
 /// `bpf_tramp_ftrace_ops_func(ops, ENABLE_SHARE_IPMODIFY_SELF)`: called inside the direct ops'
 /// registration with tr->mutex already held; pure flag logic, so it runs inline.
-pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId) -> Result<(), Errno> {
+pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, cmd: Cmd) -> Result<(), Errno> {
     let OpsOwner::Bpf(f) = k.owner(ops) else {
         panic!("[core internal bug] SELF sent to a non-BPF ops");
     };
     k.ev(
         t,
-        EventKind::Callback(ops, Cmd::SelfEnable.name(k.proto.bpf_share_state)),
+        EventKind::Callback(ops, cmd.name(k.proto.bpf_share_state)),
     );
     match k.proto.bpf_share_state {
+        // proposed: stop sharing; rebuild (-EAGAIN) if the image calls through the stack.
+        BpfShareState::TrampFlags if cmd == Cmd::SelfDisable => {
+            let fl = k.tr(f).flags;
+            if !fl.share {
+                return Ok(());
+            }
+            k.tr_mut(t, f).flags.share = false;
+            if fl.orig_stack {
+                return Err(Errno::EAGAIN);
+            }
+            Ok(())
+        }
         BpfShareState::TrampFlags => {
             let fl = k.tr(f).flags;
             if fl.call_orig && !fl.orig_stack {
@@ -60,11 +72,18 @@ pub struct BpfOpsFunc {
     pub f: FnId,
     pub cmd: Cmd,
     pc: u8,
+    /// The sharing state before the command (`bpf_peer_restores_share`).
+    prev: (bool, bool),
 }
 
 impl BpfOpsFunc {
     pub fn new(f: FnId, cmd: Cmd) -> Self {
-        BpfOpsFunc { f, cmd, pc: 0 }
+        BpfOpsFunc {
+            f,
+            cmd,
+            pc: 0,
+            prev: (false, false),
+        }
     }
 }
 
@@ -79,8 +98,10 @@ impl Step for BpfOpsFunc {
             },
             1 => {
                 if !input.ok() {
-                    return Flow::Ret(Err(Errno::EAGAIN));
+                    // "sleep 1 ms to make sure whatever holding tr->mutex makes some progress"
+                    wait!(self, 3, Request::Sleep);
                 }
+                self.prev = (k.tr(f).flags.share, k.tr(f).indirect_call);
                 let rebuild = match (k.proto.bpf_share_state, self.cmd) {
                     (BpfShareState::TrampFlags, Cmd::PeerEnable) => {
                         let tr = k.tr_mut(t, f);
@@ -110,9 +131,17 @@ impl Step for BpfOpsFunc {
                 k.unlock(t, Lock::Tr(f));
                 Flow::Ret(Ok(0))
             }
+            3 => Flow::Ret(Err(Errno::EAGAIN)),
             _ => {
+                let r = input.ret();
+                if r.is_err() && k.proto.bpf_peer_restores_share {
+                    let (share, indirect) = self.prev;
+                    let tr = k.tr_mut(t, f);
+                    tr.flags.share = share;
+                    tr.indirect_call = indirect;
+                }
                 k.unlock(t, Lock::Tr(f));
-                Flow::Ret(input.ret())
+                Flow::Ret(r)
             }
         }
     }
