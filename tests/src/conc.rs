@@ -20,8 +20,10 @@
 //!    taken by a BPF link that already released `direct_mutex`). The model's state is then the
 //!    state after the whole step, which is fine: what the step wrote after the first unlock is
 //!    protected by the locks still held;
-//! 3. carry out the request: block on the cell (`Lock`), `try_lock` it (`TryLock`), or answer
-//!    allocations and image builds with success (no fault injection here).
+//! 3. carry out the request: block on the cell (`Lock`), `try_lock` it (`TryLock`), yield to the
+//!    other threads (`Sleep`, `msleep()` in the kernel: loom's `yield_now` runs the thread again
+//!    only when no other thread can run), or answer allocations and image builds with success
+//!    (no fault injection here).
 //!
 //! So a thread blocked in the kernel is a thread blocked on a real mutex: with loom an order
 //! cycle between two paths is a deadlock that loom itself detects and reports
@@ -628,9 +630,11 @@ fn run_thread(sh: &Shared, t: Tid, ops: &[Op]) -> (Vec<OpOutcome>, Option<String
                         held.push(l);
                     }
                 }
-                Next::Wants(Request::Alloc(_) | Request::Build(_) | Request::Sleep) => {
-                    answer = true
+                Next::Wants(Request::Sleep) => {
+                    msleep();
+                    answer = true;
                 }
+                Next::Wants(Request::Alloc(_) | Request::Build(_)) => answer = true,
                 Next::Deadlock(cycle) => {
                     abort_all(sh);
                     return (outs, Some(cycle));
@@ -639,6 +643,19 @@ fn run_thread(sh: &Shared, t: Tid, ops: &[Op]) -> (Vec<OpOutcome>, Option<String
         }
     }
     (outs, None)
+}
+
+/// `msleep()`: let the other threads run first. loom's `yield_now` is exactly the core's contract
+/// for `Request::Sleep`: a yielded thread is scheduled again only when no other thread can run.
+#[cfg(loom)]
+fn msleep() {
+    loom::thread::yield_now();
+}
+
+/// `msleep()` on real threads.
+#[cfg(not(loom))]
+fn msleep() {
+    std::thread::sleep(std::time::Duration::from_micros(200));
 }
 
 #[cfg(not(loom))]
@@ -1228,6 +1245,19 @@ pub enum Expect {
     },
 }
 
+/// `Expect::Outcomes`, short enough for one line of a table.
+pub const fn out(
+    outcomes: &'static [&'static str],
+    findings: &'static [&'static str],
+    contention: &'static [&'static str],
+) -> Expect {
+    Expect::Outcomes {
+        outcomes,
+        findings,
+        contention,
+    }
+}
+
 /// One scenario with its expectation per preset.
 pub struct Case {
     pub name: &'static str,
@@ -1302,7 +1332,23 @@ impl Case {
     }
 }
 
-/// The scenarios of issue 6, with what loom found for every preset. See each `about`.
+/// The scenarios of issue 6, with what loom found for every preset (outcomes in thread order;
+/// `*`: a trylock of the operation found its lock taken). What the pins say:
+/// - the trylock presets never deadlock; the livepatch or kprobe side fails with `-EAGAIN` when
+///   its PEER trylock finds `tr->mutex` taken, and leaves no trace (`ok EAGAIN*`); a contended
+///   livepatch disable still succeeds (`ok*`) but its DISABLE_PEER is lost, so the trampoline stays
+///   in sharing mode (`share-leak`, caused only by contention) in merged .. fixes-2025 and
+///   alt-rinse-repeat; `proposed` retries the DISABLE_PEER and has none;
+/// - `alt-blocking-peer` deadlocks when the trampoline is already registered (a second link, or
+///   an unlink, holds `tr->mutex` and waits for `direct_mutex`, while the livepatch holds
+///   `direct_mutex` and waits for `tr->mutex` in PEER / DISABLE_PEER); a first link cannot
+///   deadlock (its ops is not enabled while it waits for `direct_mutex`, so no PEER is sent to it),
+///   but lockdep's order rule reports the cycle (`lock-order`);
+/// - findings that sequential runs have as well, pinned here as the protocol's own: `v2`'s
+///   trampoline sets `SHARE_IPMODIFY` on its registered ops without `ftrace_lock`
+///   (`lock-coverage`), and never sends DISABLE (`share-leak`); `rcu-hash-2023`'s register failure
+///   leaves its direct_functions entry, so a fexit link after a livepatch fails with `EBUSY` on
+///   the retry (`atomicity`).
 pub const CASES: &[Case] = &[
     Case {
         name: "link_fexit_vs_klp_enable",
@@ -1313,70 +1359,18 @@ pub const CASES: &[Case] = &[
         threads: &["bpf-link fexit f0", "klp-enable f0"],
         preemptions: 3,
         expect: &[
-            (
-                "pre",
-                Expect::Outcomes {
-                    outcomes: &["EBUSY ok", "ok EBUSY"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "v2",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &["lock-coverage"],
-                    contention: &[],
-                },
-            ),
-            (
-                "merged",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "fixes-2022",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
+            ("pre", out(&["EBUSY ok", "ok EBUSY"], &[], &[])),
+            ("v2", out(&["ok EAGAIN*", "ok ok"], &["lock-coverage"], &[])),
+            ("merged", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             (
                 "rcu-hash-2023",
-                Expect::Outcomes {
-                    outcomes: &["EBUSY ok", "ok EAGAIN*", "ok ok"],
-                    findings: &["atomicity@f0"],
-                    contention: &[],
-                },
+                out(&["EBUSY ok", "ok EAGAIN*", "ok ok"], &["atomicity@f0"], &[]),
             ),
-            (
-                "fixes-2025",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "alt-rinse-repeat",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "alt-blocking-peer",
-                Expect::Outcomes {
-                    outcomes: &["ok ok"],
-                    findings: &["lock-order"],
-                    contention: &[],
-                },
-            ),
+            ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("alt-blocking-peer", out(&["ok ok"], &["lock-order"], &[])),
+            ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1387,70 +1381,15 @@ pub const CASES: &[Case] = &[
         threads: &["bpf-link fentry f0", "klp-enable f0"],
         preemptions: 3,
         expect: &[
-            (
-                "pre",
-                Expect::Outcomes {
-                    outcomes: &["EBUSY ok", "ok EBUSY"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "v2",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &["lock-coverage"],
-                    contention: &[],
-                },
-            ),
-            (
-                "merged",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "fixes-2022",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "rcu-hash-2023",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "fixes-2025",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "alt-rinse-repeat",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "alt-blocking-peer",
-                Expect::Outcomes {
-                    outcomes: &["ok ok"],
-                    findings: &["lock-order"],
-                    contention: &[],
-                },
-            ),
+            ("pre", out(&["EBUSY ok", "ok EBUSY"], &[], &[])),
+            ("v2", out(&["ok EAGAIN*", "ok ok"], &["lock-coverage"], &[])),
+            ("merged", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("rcu-hash-2023", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("alt-blocking-peer", out(&["ok ok"], &["lock-order"], &[])),
+            ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1461,63 +1400,15 @@ pub const CASES: &[Case] = &[
         threads: &["bpf-link fexit f0", "klp-enable f0"],
         preemptions: 3,
         expect: &[
-            (
-                "pre",
-                Expect::Outcomes {
-                    outcomes: &["ok EBUSY"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "v2",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &["lock-coverage"],
-                    contention: &[],
-                },
-            ),
-            (
-                "merged",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "fixes-2022",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "rcu-hash-2023",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "fixes-2025",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "alt-rinse-repeat",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
+            ("pre", out(&["ok EBUSY"], &[], &[])),
+            ("v2", out(&["ok EAGAIN*", "ok ok"], &["lock-coverage"], &[])),
+            ("merged", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("rcu-hash-2023", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("alt-blocking-peer", Expect::Deadlock),
+            ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1529,55 +1420,29 @@ pub const CASES: &[Case] = &[
         preemptions: 3,
         expect: &[
             ("pre", Expect::NotApplicable),
-            (
-                "v2",
-                Expect::Outcomes {
-                    outcomes: &["ok ok"],
-                    findings: &["share-leak@f0"],
-                    contention: &[],
-                },
-            ),
+            ("v2", out(&["ok ok"], &["share-leak@f0"], &[])),
             (
                 "merged",
-                Expect::Outcomes {
-                    outcomes: &["ok ok", "ok* ok"],
-                    findings: &["share-leak@f0"],
-                    contention: &["share-leak@f0"],
-                },
+                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
             ),
             (
                 "fixes-2022",
-                Expect::Outcomes {
-                    outcomes: &["ok ok", "ok* ok"],
-                    findings: &["share-leak@f0"],
-                    contention: &["share-leak@f0"],
-                },
+                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
             ),
             (
                 "rcu-hash-2023",
-                Expect::Outcomes {
-                    outcomes: &["ok ok", "ok* ok"],
-                    findings: &["share-leak@f0"],
-                    contention: &["share-leak@f0"],
-                },
+                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
             ),
             (
                 "fixes-2025",
-                Expect::Outcomes {
-                    outcomes: &["ok ok", "ok* ok"],
-                    findings: &["share-leak@f0"],
-                    contention: &["share-leak@f0"],
-                },
+                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
             ),
             (
                 "alt-rinse-repeat",
-                Expect::Outcomes {
-                    outcomes: &["ok ok", "ok* ok"],
-                    findings: &["share-leak@f0"],
-                    contention: &["share-leak@f0"],
-                },
+                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
             ),
             ("alt-blocking-peer", Expect::Deadlock),
+            ("proposed", out(&["ok ok", "ok* ok"], &[], &[])),
         ],
     },
     Case {
@@ -1588,70 +1453,18 @@ pub const CASES: &[Case] = &[
         threads: &["bpf-link fexit f0", "kprobe-arm f0"],
         preemptions: 3,
         expect: &[
-            (
-                "pre",
-                Expect::Outcomes {
-                    outcomes: &["EBUSY ok", "ok EBUSY"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "v2",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &["lock-coverage"],
-                    contention: &[],
-                },
-            ),
-            (
-                "merged",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "fixes-2022",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
+            ("pre", out(&["EBUSY ok", "ok EBUSY"], &[], &[])),
+            ("v2", out(&["ok EAGAIN*", "ok ok"], &["lock-coverage"], &[])),
+            ("merged", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             (
                 "rcu-hash-2023",
-                Expect::Outcomes {
-                    outcomes: &["EBUSY ok", "ok EAGAIN*", "ok ok"],
-                    findings: &["atomicity@f0"],
-                    contention: &[],
-                },
+                out(&["EBUSY ok", "ok EAGAIN*", "ok ok"], &["atomicity@f0"], &[]),
             ),
-            (
-                "fixes-2025",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "alt-rinse-repeat",
-                Expect::Outcomes {
-                    outcomes: &["ok EAGAIN*", "ok ok"],
-                    findings: &[],
-                    contention: &[],
-                },
-            ),
-            (
-                "alt-blocking-peer",
-                Expect::Outcomes {
-                    outcomes: &["ok ok"],
-                    findings: &["lock-order"],
-                    contention: &[],
-                },
-            ),
+            ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("alt-blocking-peer", out(&["ok ok"], &["lock-order"], &[])),
+            ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1664,58 +1477,58 @@ pub const CASES: &[Case] = &[
         expect: &[
             (
                 "pre",
-                Expect::Outcomes {
-                    outcomes: &["EBUSY EBUSY ok", "EBUSY ok EBUSY", "ok EBUSY EBUSY"],
-                    findings: &[],
-                    contention: &[],
-                },
+                out(
+                    &["EBUSY EBUSY ok", "EBUSY ok EBUSY", "ok EBUSY EBUSY"],
+                    &[],
+                    &[],
+                ),
             ),
             (
                 "v2",
-                Expect::Outcomes {
-                    outcomes: &[
+                out(
+                    &[
                         "ok EAGAIN* EAGAIN*",
                         "ok EAGAIN* ok",
                         "ok EBUSY ok",
                         "ok ok EAGAIN*",
                         "ok ok EBUSY",
                     ],
-                    findings: &["lock-coverage"],
-                    contention: &[],
-                },
+                    &["lock-coverage"],
+                    &[],
+                ),
             ),
             (
                 "merged",
-                Expect::Outcomes {
-                    outcomes: &[
+                out(
+                    &[
                         "ok EAGAIN* EAGAIN*",
                         "ok EAGAIN* ok",
                         "ok EBUSY ok",
                         "ok ok EAGAIN*",
                         "ok ok EBUSY",
                     ],
-                    findings: &[],
-                    contention: &[],
-                },
+                    &[],
+                    &[],
+                ),
             ),
             (
                 "fixes-2022",
-                Expect::Outcomes {
-                    outcomes: &[
+                out(
+                    &[
                         "ok EAGAIN* EAGAIN*",
                         "ok EAGAIN* ok",
                         "ok EBUSY ok",
                         "ok ok EAGAIN*",
                         "ok ok EBUSY",
                     ],
-                    findings: &[],
-                    contention: &[],
-                },
+                    &[],
+                    &[],
+                ),
             ),
             (
                 "rcu-hash-2023",
-                Expect::Outcomes {
-                    outcomes: &[
+                out(
+                    &[
                         "EBUSY EBUSY ok",
                         "EBUSY ok EBUSY",
                         "ok EAGAIN* EAGAIN*",
@@ -1724,45 +1537,55 @@ pub const CASES: &[Case] = &[
                         "ok ok EAGAIN*",
                         "ok ok EBUSY",
                     ],
-                    findings: &["atomicity@f0"],
-                    contention: &[],
-                },
+                    &["atomicity@f0"],
+                    &[],
+                ),
             ),
             (
                 "fixes-2025",
-                Expect::Outcomes {
-                    outcomes: &[
+                out(
+                    &[
                         "ok EAGAIN* EAGAIN*",
                         "ok EAGAIN* ok",
                         "ok EBUSY ok",
                         "ok ok EAGAIN*",
                         "ok ok EBUSY",
                     ],
-                    findings: &[],
-                    contention: &[],
-                },
+                    &[],
+                    &[],
+                ),
             ),
             (
                 "alt-rinse-repeat",
-                Expect::Outcomes {
-                    outcomes: &[
+                out(
+                    &[
                         "ok EAGAIN* EAGAIN*",
                         "ok EAGAIN* ok",
                         "ok EBUSY ok",
                         "ok ok EAGAIN*",
                         "ok ok EBUSY",
                     ],
-                    findings: &[],
-                    contention: &[],
-                },
+                    &[],
+                    &[],
+                ),
             ),
             (
                 "alt-blocking-peer",
-                Expect::Outcomes {
-                    outcomes: &["ok EBUSY ok", "ok ok EBUSY"],
-                    findings: &["lock-order"],
-                    contention: &[],
-                },
+                out(&["ok EBUSY ok", "ok ok EBUSY"], &["lock-order"], &[]),
+            ),
+            (
+                "proposed",
+                out(
+                    &[
+                        "ok EAGAIN* EAGAIN*",
+                        "ok EAGAIN* ok",
+                        "ok EBUSY ok",
+                        "ok ok EAGAIN*",
+                        "ok ok EBUSY",
+                    ],
+                    &[],
+                    &[],
+                ),
             ),
         ],
     },

@@ -38,7 +38,7 @@ fn pin(c: &Case, preset: &str, proto: Protocol) {
         let r = model::explore(&s, proto, c.preemptions).unwrap();
         println!("  {}", r.summary());
         format!(
-            "Expect::Outcomes {{ outcomes: &{:?}, findings: &{:?}, contention: &{:?} }}",
+            "out(&{:?}, &{:?}, &{:?})",
             Vec::from_iter(r.outcomes()),
             Vec::from_iter(r.findings()),
             Vec::from_iter(r.contention_tolerated())
@@ -137,6 +137,10 @@ macro_rules! loom_case {
             #[test]
             fn alt_blocking_peer() {
                 super::run(stringify!($name), "alt_blocking_peer");
+            }
+            #[test]
+            fn proposed() {
+                super::run(stringify!($name), "proposed");
             }
         }
     };
