@@ -18,11 +18,12 @@
 //! Per function: the livepatch stack (applied while the function's text is loaded, *pending*
 //! otherwise), the linked BPF programs by kind (oldest first), the number of IPMODIFY kprobes
 //! armed, and whether a single-ip direct user is registered. Per module: loaded or not. Per
-//! tracer: registered or not, and its filter and notrace multisets, whose entries die (match
-//! nothing, but keep a filter non-empty) when their function's module unloads: a reloaded
-//! module's functions are new text, which no old entry names. BPF programs are numbered `prog1`, `prog2`, ...
-//! in the order the BPF owner loads them: every `bpf-link` that passes its owner-level checks
-//! loads one, whether or not attaching it then succeeds.
+//! tracer: registered or not, and its filter and notrace multisets. When a module unloads, the
+//! first entry for each of its functions in each hash dies (it matches nothing, but keeps a
+//! filter non-empty); further entries match the function again when the module reloads at the
+//! same addresses (the owner-level table of [`crate::op`]). BPF programs are numbered `prog1`,
+//! `prog2`, ... in the order the BPF owner loads them: every `bpf-link` that passes its
+//! owner-level checks loads one, whether or not attaching it then succeeds.
 //!
 //! # The policy (SPEC §4)
 //!
@@ -481,17 +482,17 @@ impl Model {
         }
     }
 
-    /// The module's text is gone for good: every tracer entry for its functions dies.
+    /// `clear_mod_from_hashes`: the first entry for each function of the module dies in each
+    /// tracer's hashes; other entries match again when the module reloads (same addresses).
     fn kill_entries(&mut self, m: ModId) {
-        let fns = self.module_fns(m);
-        for t in &mut self.tracers {
-            for h in [&mut t.filter, &mut t.notrace] {
-                for e in h.iter_mut() {
-                    if matches!(e, Entry::Live(f) if fns.contains(f)) {
-                        *e = Entry::Dead;
+        for f in self.module_fns(m) {
+            for t in &mut self.tracers {
+                for h in [&mut t.filter, &mut t.notrace] {
+                    if let Some(i) = h.iter().position(|x| *x == Entry::Live(f)) {
+                        h[i] = Entry::Dead;
+                        h.sort();
                     }
                 }
-                h.sort();
             }
         }
     }
