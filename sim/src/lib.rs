@@ -1,6 +1,7 @@
 //! `ftsim-sim`: the seeded discrete-event simulator and the `ftsim` command line.
 
 pub mod cli;
+pub mod explore;
 pub mod harness;
 pub mod shrink;
 pub mod sim;

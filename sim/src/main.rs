@@ -37,6 +37,9 @@ enum Cmd {
     Replay(ReplayArgs),
     /// Minimize a failing seed (or reproducer file) to a reproducer file.
     Shrink(ShrinkArgs),
+    /// Exhaustive bounded exploration: every operation sequence up to a depth, shortest
+    /// counterexample per property.
+    Explore(ftsim_sim::explore::ExploreArgs),
     /// List the presets and their switches.
     Versions {
         #[arg(long)]
@@ -143,6 +146,7 @@ fn dispatch(cli: Cli) -> Result<i32, UsageError> {
         Cmd::Run(a) => run(a),
         Cmd::Replay(a) => replay(a),
         Cmd::Shrink(a) => shrink_cmd(a),
+        Cmd::Explore(a) => ftsim_sim::explore::run(&a),
         Cmd::Versions { json } => Ok(versions(json)),
     }
 }
