@@ -7,9 +7,11 @@
 # Knobs (environment):
 #   FTSIM_SMOKE_PROTOCOL  preset or protocol file the smoke runs are pinned to. Default:
 #                         `proposed` once core/src/protocol.rs has it, else `pre`.
-#   FTSIM_SMOKE_FAULTS    on|off: injected faults in the smoke runs (default on).
+#   FTSIM_SMOKE_FAULTS    on|off: injected faults in the smoke runs. Default: off for `proposed`
+#                         (its known findings all need injected faults: see below), on otherwise.
 #   FTSIM_SMOKE_IGNORE    properties that are not findings in the smoke runs, or `all`. Default:
-#                         none for `proposed`; `all` for the `pre` fallback (see below).
+#                         share-leak for `proposed` (the tolerated class of SPEC 3.6); `all` for
+#                         the `pre` fallback.
 #   FTSIM_SMOKE_SECS      budget per target in seconds (default 20).
 #   FTSIM_CANARY_PROTOCOL flawed preset of the canary (default merged).
 #   FTSIM_CANARY_SECS     the canary's budget (default 60; it usually finds within seconds).
@@ -32,14 +34,18 @@ fi
 
 if [[ -z "${FTSIM_SMOKE_PROTOCOL:-}" ]]; then
     if grep -q '("proposed",' "$root/core/src/protocol.rs"; then
+        # `proposed` keeps its promises without injected faults, except for share-leak (a failed
+        # kprobe-arm after a PEER command leaves the trampoline sharing), which SPEC 3.6 ranks as
+        # tolerated. With faults it has atomicity and livelock findings, committed as
+        # corpus/reproducers/fuzz-proposed--*.txt: set FTSIM_SMOKE_FAULTS=on once they are fixed.
         FTSIM_SMOKE_PROTOCOL=proposed
+        : "${FTSIM_SMOKE_FAULTS:=off}"
+        : "${FTSIM_SMOKE_IGNORE:=share-leak}"
     else
-        # Until `proposed` exists no preset keeps its promises: fuzzing finds violations of
-        # most properties in every kernel preset within a minute, `pre` included (the
-        # cleanest: without faults a few findings, all around module reloads and races with
-        # single-ip direct users; see fuzz/README.md). So the pinned runs only check that
-        # nothing panics outside the property checks (core internal bugs, parser panics), and
-        # the canary checks that findings are caught.
+        # No kernel preset keeps its promises: fuzzing finds violations of most properties in
+        # each within a minute, `pre` included (the cleanest). So the pinned runs only check that
+        # nothing panics outside the property checks (core internal bugs, parser panics), and the
+        # canary checks that findings are caught.
         FTSIM_SMOKE_PROTOCOL=pre
         : "${FTSIM_SMOKE_IGNORE:=all}"
     fi
@@ -103,7 +109,7 @@ if run ops "$log" "$canary_secs" FTSIM_PROTOCOL="$canary_protocol" FTSIM_FAULTS=
     failed=1
 elif grep -q 'ftsim ops: found' "$log"; then
     echo "fuzz smoke: canary ok: $(grep -m1 'ftsim ops: found' "$log") on $canary_protocol" \
-        "after $(grep -E '^#[0-9]+' "$log" | tail -1 | cut -d' ' -f1) runs"
+        "after $(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#') runs"
 else
     echo "fuzz smoke: canary FAILED: ops on $canary_protocol stopped without a finding:"
     tail -30 "$log"
