@@ -385,7 +385,7 @@ impl Model {
                 invalid(&[ENODEV])
             }
             Op::DirectRegister(f) if self.pic(*f).direct_user => invalid(&[EBUSY]),
-            // register_ftrace_direct: no record for the ip.
+            // The sample names its target by symbol: not while the module is not live.
             Op::DirectRegister(f) if !self.loaded_fn(*f) => invalid(&[ENODEV]),
             Op::DirectRegister(f) => self.conflict_or_ok(*f, Newcomer::DirectUser),
             Op::DirectModify(f) | Op::DirectUnregister(f) if !self.pic(*f).direct_user => {
