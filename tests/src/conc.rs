@@ -35,7 +35,7 @@
 //!
 //! # What an execution is checked against
 //!
-//! [`verify`]: (1) [`Oracle`]: the execution is *linearizable* to its operations. Every operation
+//! [`verify`]: (1) [`Linearizer`]: the execution is *linearizable* to its operations. Every operation
 //! that failed because a trylock found its lock taken (`-EAGAIN` from contention) must leave no
 //! trace; the others must match some sequential order (respecting each thread's program order)
 //! run on the sequential driver from the same setup: the same result for every operation, the
@@ -43,9 +43,12 @@
 //! tolerated [`Property::ShareLeak`] (SPEC §3.6), which contention can cause and which is
 //! reported apart. (2) [`expectations`]: what the owners can check from their own bookkeeping
 //! (contention fails only with `-EAGAIN` and leaves no livepatch/kprobe behind; a patched or
-//! probed function is redirected; every linked program runs). Then the test pins, per scenario
-//! and preset, the set of outcomes and findings over all executions ([`CASES`], [`Expect`]).
-//! Until the reference oracle of issue 3 exists, this is the verdict.
+//! probed function is redirected; every linked program runs). (3) the reference oracle of issue 3
+//! (`ftsim_core::oracle::Model`, which knows the policy and not the code) follows the setup and
+//! the explaining order, then judges the operations that failed from contention with the calls of
+//! the final state; what it reports is part of the verdict (`oracle:property@function`). Then the
+//! test pins, per scenario and preset, the set of outcomes and findings over all executions
+//! ([`CASES`], [`Expect`]).
 //!
 //! # Running
 //!
@@ -80,11 +83,12 @@ use ftsim_core::ids::{Addr, FnId, OpsId, Tid};
 use ftsim_core::kernel::{fl, CallSite, Kernel};
 use ftsim_core::locks::{Lock, LockOrder};
 use ftsim_core::machine::{Event, EventKind, Request, Status};
-use ftsim_core::observe::{call, Body, Tramp};
+use ftsim_core::observe::{call, Body, Call, Tramp};
 use ftsim_core::op::Op;
+use ftsim_core::oracle::Model as Reference;
 use ftsim_core::property::{Property, Violation};
 use ftsim_core::protocol::Protocol;
-use ftsim_core::seq::Sequential;
+use ftsim_core::seq::{Outcome, Sequential};
 use ftsim_core::world::World;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
@@ -821,6 +825,9 @@ struct Candidate {
     results: HashMap<(usize, usize), Result<(), Errno>>,
     observable: String,
     findings: BTreeSet<FindingKey>,
+    /// The reference oracle after the order, and what it found along it.
+    reference: Reference,
+    oracle: Vec<Violation>,
 }
 
 /// How an execution was explained.
@@ -842,21 +849,24 @@ pub struct Verdict {
     /// Tolerated findings (`share-leak`) the sequential order does not have, as
     /// `property@function`: caused by contention.
     pub contention_tolerated: Vec<String>,
+    /// What the reference oracle (`ftsim_core::oracle`) says about the outcomes and the calls
+    /// along the explaining order (in `finding_ids` as `oracle:property@function`).
+    pub oracle: Vec<String>,
 }
 
 /// The linearizability verdict for one scenario: built once from the setup state and the threads'
 /// operations, then asked about every execution. Sequential orders are computed once per set of
 /// dropped operations and cached.
-pub struct Oracle {
-    start: Sequential,
+pub struct Linearizer {
+    start: Start,
     threads: Vec<Vec<Op>>,
     cache: std::sync::Mutex<HashMap<Vec<bool>, std::sync::Arc<Vec<Candidate>>>>,
 }
 
-impl Oracle {
-    /// `start` is the sequential driver after the setup operations.
-    pub fn new(start: &Sequential, threads: &[Vec<Op>]) -> Oracle {
-        Oracle {
+impl Linearizer {
+    /// `start` is the state after the setup operations ([`Scenario::prepare`]).
+    pub fn new(start: &Start, threads: &[Vec<Op>]) -> Linearizer {
+        Linearizer {
             start: start.clone(),
             threads: threads.to_vec(),
             cache: Default::default(),
@@ -913,19 +923,27 @@ impl Oracle {
     }
 
     fn run_order(&self, order: &[(usize, usize)]) -> Candidate {
-        let mut s = self.start.clone();
+        let Start {
+            mut seq,
+            mut reference,
+        } = self.start.clone();
         let mut results = HashMap::new();
         let mut findings = BTreeSet::new();
+        let mut oracle = Vec::new();
         for &(t, i) in order {
-            let out = s.apply(&self.threads[t][i]);
+            let op = &self.threads[t][i];
+            let out = seq.apply(op);
             results.insert((t, i), out.result);
             findings.extend(out.violations.iter().map(|v| (v.property, v.func)));
+            oracle.extend(reference.step(op, &out, &calls(&seq.k)));
         }
         Candidate {
             order: order.to_vec(),
             results,
-            observable: observable(&s.k),
+            observable: observable(&seq.k),
             findings,
+            reference,
+            oracle,
         }
     }
 
@@ -935,6 +953,27 @@ impl Oracle {
             .map(|&(t, i)| format!("t{t} {}", self.threads[t][i]))
             .collect();
         v.join("; ")
+    }
+
+    /// The reference oracle's verdict (`ftsim_core::oracle`, issue 3) on the execution explained
+    /// by candidate `c`: what it found along the order, then the operations that failed from
+    /// contention, judged last (they left no trace, so where they go does not matter) with the
+    /// calls of the final state.
+    fn reference_verdict(&self, c: &Candidate, e: &Execution) -> Vec<Violation> {
+        let mut v = c.oracle.clone();
+        let mut reference = c.reference.clone();
+        let final_calls = calls(&e.k);
+        for o in e.outcomes.iter().flatten().filter(|o| o.dropped()) {
+            let out = Outcome {
+                result: o.result,
+                violations: Vec::new(),
+                contended: true,
+                faulted: false,
+                stuck: false,
+            };
+            v.extend(reference.step(&o.op, &out, &final_calls));
+        }
+        v
     }
 
     /// Explains `e` by a sequential order, or says why none fits.
@@ -997,9 +1036,13 @@ impl Oracle {
                 .filter(|v| tolerated(v.property) && !c.findings.contains(&(v.property, v.func)))
                 .map(finding_id)
                 .collect();
+            let oracle = self.reference_verdict(c, e);
+            let mut finding_ids: BTreeSet<String> = e.findings.iter().map(finding_id).collect();
+            finding_ids.extend(oracle.iter().map(|v| format!("oracle:{}", finding_id(v))));
             return Ok(Verdict {
                 compact: e.compact(),
-                finding_ids: e.findings.iter().map(finding_id).collect(),
+                finding_ids,
+                oracle: oracle.iter().map(|v| v.to_string()).collect(),
                 outcomes: e.outcome_line(),
                 order: self.show_order(&c.order),
                 dropped: dropped_names,
@@ -1029,6 +1072,19 @@ fn diff(a: &str, b: &str) -> String {
 
 // ----- scenarios ---------------------------------------------------------------------------------
 
+/// The state a scenario's threads start from: the sequential driver (kernel state and lockdep's
+/// order graph) and the reference oracle, both after the setup.
+#[derive(Clone, Debug)]
+pub struct Start {
+    pub seq: Sequential,
+    pub reference: Reference,
+}
+
+/// The call of every function (`None` where its text is not loaded), in function order.
+pub fn calls(k: &Kernel) -> Vec<Option<Call>> {
+    k.world().fns().map(|f| call(k, f)).collect()
+}
+
 /// A small concurrent scenario: a world, setup operations run sequentially first, then one list
 /// of operations per thread.
 #[derive(Clone, Debug)]
@@ -1055,18 +1111,21 @@ impl Scenario {
         }
     }
 
-    /// The sequential driver after the setup, or the setup operation that failed (the scenario
-    /// does not apply to this protocol). Findings of the setup are the protocol's own business:
-    /// the sequential orders the oracle compares with start from the same state.
-    pub fn prepare(&self, proto: Protocol) -> Result<Sequential, String> {
-        let mut s = Sequential::new(&self.world, proto);
+    /// The state after the setup, or the setup operation that failed (the scenario does not
+    /// apply to this protocol). Findings of the setup are the protocol's own business: the
+    /// sequential orders the verdict compares with start from the same state, and so does the
+    /// reference oracle, which followed the setup.
+    pub fn prepare(&self, proto: Protocol) -> Result<Start, String> {
+        let mut seq = Sequential::new(&self.world, proto);
+        let mut reference = Reference::new(&self.world, &proto);
         for op in &self.setup {
-            let out = s.apply(op);
+            let out = seq.apply(op);
             if out.result.is_err() {
                 return Err(format!("setup `{op}` = {}", show_result(out.result)));
             }
+            reference.step(op, &out, &calls(&seq.k));
         }
-        Ok(s)
+        Ok(Start { seq, reference })
     }
 }
 
@@ -1083,12 +1142,12 @@ impl fmt::Display for Scenario {
 }
 
 /// What every execution must satisfy, whatever the protocol and scenario:
-/// - it is linearizable ([`Oracle::judge`]): no finding (lock coverage among them) that the
+/// - it is linearizable ([`Linearizer::judge`]): no finding (lock coverage among them) that the
 ///   sequential runs of the same operations do not have, except the tolerated `share-leak`;
 /// - [`expectations`]: what the owners were told is what a call of each function does.
 ///
 /// Which findings a protocol has at all is pinned by the caller ([`Expect`]).
-pub fn verify(oracle: &Oracle, e: &Execution, journal: &Journal) -> Verdict {
+pub fn verify(oracle: &Linearizer, e: &Execution, journal: &Journal) -> Verdict {
     let fail = |why: String| -> ! { panic!("{why}\n  interleaving:\n{}", journal.render()) };
     let v = oracle.judge(e).unwrap_or_else(|why| fail(why));
     if let Err(why) = expectations(e) {
@@ -1204,6 +1263,9 @@ impl Report {
             let _ = write!(s, "\n  {} ~ [{}]", v.outcomes, v.order);
             if !v.findings.is_empty() {
                 let _ = write!(s, "\n      findings: {}", v.findings.join("; "));
+            }
+            if !v.oracle.is_empty() {
+                let _ = write!(s, "\n      oracle: {}", v.oracle.join("; "));
             }
             if !v.contention_tolerated.is_empty() {
                 let _ = write!(
@@ -1344,11 +1406,12 @@ impl Case {
 ///   `direct_mutex` and waits for `tr->mutex` in PEER / DISABLE_PEER); a first link cannot
 ///   deadlock (its ops is not enabled while it waits for `direct_mutex`, so no PEER is sent to it),
 ///   but lockdep's order rule reports the cycle (`lock-order`);
-/// - findings that sequential runs have as well, pinned here as the protocol's own: `v2`'s
+/// - findings that sequential runs have as well, pinned here as the protocol's own (`oracle:`
+///   marks what the reference oracle of `ftsim_core::oracle` reports): `v2`'s
 ///   trampoline sets `SHARE_IPMODIFY` on its registered ops without `ftrace_lock`
 ///   (`lock-coverage`), and never sends DISABLE (`share-leak`); `rcu-hash-2023`'s register failure
 ///   leaves its direct_functions entry, so a fexit link after a livepatch fails with `EBUSY` on
-///   the retry (`atomicity`).
+///   the retry (`atomicity`, and `oracle:availability`: the shared policy allows it).
 pub const CASES: &[Case] = &[
     Case {
         name: "link_fexit_vs_klp_enable",
@@ -1365,7 +1428,11 @@ pub const CASES: &[Case] = &[
             ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             (
                 "rcu-hash-2023",
-                out(&["EBUSY ok", "ok EAGAIN*", "ok ok"], &["atomicity@f0"], &[]),
+                out(
+                    &["EBUSY ok", "ok EAGAIN*", "ok ok"],
+                    &["atomicity@f0", "oracle:availability@f0"],
+                    &[],
+                ),
             ),
             ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
@@ -1459,7 +1526,11 @@ pub const CASES: &[Case] = &[
             ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             (
                 "rcu-hash-2023",
-                out(&["EBUSY ok", "ok EAGAIN*", "ok ok"], &["atomicity@f0"], &[]),
+                out(
+                    &["EBUSY ok", "ok EAGAIN*", "ok ok"],
+                    &["atomicity@f0", "oracle:availability@f0"],
+                    &[],
+                ),
             ),
             ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
@@ -1537,7 +1608,7 @@ pub const CASES: &[Case] = &[
                         "ok ok EAGAIN*",
                         "ok ok EBUSY",
                     ],
-                    &["atomicity@f0"],
+                    &["atomicity@f0", "oracle:availability@f0"],
                     &[],
                 ),
             ),
@@ -1597,12 +1668,12 @@ pub const CASES: &[Case] = &[
 #[cfg(not(loom))]
 pub fn run_std(s: &Scenario, proto: Protocol, iterations: usize) -> Result<Report, String> {
     let seq = s.prepare(proto)?;
-    let oracle = Oracle::new(&seq, &s.threads);
+    let oracle = Linearizer::new(&seq, &s.threads);
     let journal = Journal::default();
     let mut report = Report::default();
     let t0 = std::time::Instant::now();
     for _ in 0..iterations {
-        let e = execute(&seq.k, &seq.order, &s.threads, &journal);
+        let e = execute(&seq.seq.k, &seq.seq.order, &s.threads, &journal);
         report.executions += 1;
         if let Some(d) = e.deadlock {
             report.deadlocks += 1;
@@ -1650,8 +1721,8 @@ pub mod model {
     /// the failing interleaving on the first execution that does not verify.
     pub fn explore(s: &Scenario, proto: Protocol, preemptions: usize) -> Result<Report, String> {
         let seq = s.prepare(proto)?;
-        let oracle = std::sync::Arc::new(Oracle::new(&seq, &s.threads));
-        let start = std::sync::Arc::new((seq.k.clone(), seq.order.clone()));
+        let oracle = std::sync::Arc::new(Linearizer::new(&seq, &s.threads));
+        let start = std::sync::Arc::new((seq.seq.k.clone(), seq.seq.order.clone()));
         let threads = s.threads.clone();
         let journal = Journal::default();
         let verdicts = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
@@ -1689,8 +1760,8 @@ pub mod model {
         preemptions: usize,
     ) -> Result<(String, String), String> {
         let seq = s.prepare(proto)?;
-        let oracle = Oracle::new(&seq, &s.threads);
-        let start = std::sync::Arc::new((seq.k.clone(), seq.order.clone(), oracle));
+        let oracle = Linearizer::new(&seq, &s.threads);
+        let start = std::sync::Arc::new((seq.seq.k.clone(), seq.seq.order.clone(), oracle));
         let threads = s.threads.clone();
         let journal = Journal::default();
         let j = journal.clone();
