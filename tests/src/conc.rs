@@ -53,7 +53,7 @@
 //! # Running
 //!
 //! ```text
-//! # every scenario under every preset (49 tests, about 20 s on two cores):
+//! # every scenario under every preset (55 tests, 15-30 s on two shared cores):
 //! RUSTFLAGS="--cfg loom" cargo test -p ftsim-tests --test loom --release
 //! # one scenario, every preset; or one scenario under one preset, with its summary:
 //! RUSTFLAGS="--cfg loom" cargo test -p ftsim-tests --test loom --release modify_vs_klp_enable::
@@ -74,7 +74,7 @@
 //! and the driver bounds the steps of one operation ([`STEPS_PER_OP_MAX`]). Measured on two
 //! shared cores: a two-thread scenario takes 0.1-0.8 s per preset at bound 3 (1.5k-8.5k
 //! executions), the three-thread one about 1 s per preset at bound 2 (3k-6k executions). Bound 4
-//! for every two-thread scenario took 1.5 min, bound 5 7 min, bound 3 for the three-thread one
+//! for every two-thread scenario took 2 min, bound 5 7 min, bound 3 for the three-thread one
 //! 5 min; all found exactly the pinned verdicts.
 
 use ftsim_core::check::check;
