@@ -197,6 +197,8 @@ pub struct Stats {
     pub explored: u64,
     /// Distinct states (symmetry orbits with symmetry on), the initial state included.
     pub distinct: u64,
+    /// Distinct states without successors: stuck in a lock recursion (sequential mode).
+    pub terminal: u64,
     /// Distinct states per level (index = depth; level 0 is the initial state).
     pub levels: Vec<Level>,
     pub elapsed: Duration,
@@ -340,6 +342,18 @@ impl Perm {
             t: (0..tracers as u8).collect(),
             tinv: (0..tracers as u8).collect(),
         }
+    }
+
+    /// The renaming sending function `i` to `f[i]` and tracer `j` to `t[j]` (both permutations).
+    pub fn new(f: Vec<u16>, t: Vec<u8>) -> Perm {
+        let mut p = Perm {
+            finv: f.clone(),
+            tinv: t.clone(),
+            f,
+            t,
+        };
+        p.set_inverse();
+        p
     }
 
     fn set_inverse(&mut self) {
@@ -1148,7 +1162,7 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 }
 
 /// The lockdep order graph as a bit mask (edge a -> b at bit 7a + b).
-fn order_mask(o: &LockOrder) -> u64 {
+pub fn order_mask(o: &LockOrder) -> u64 {
     let idx = |c: LockClass| LockClass::ALL.iter().position(|x| *x == c).unwrap() as u64;
     o.edges()
         .into_iter()
@@ -1493,6 +1507,7 @@ struct Rec<S> {
 struct New<S> {
     key: u128,
     state: Option<S>,
+    terminal: bool,
     /// Properties the new state violates.
     props: Props,
 }
@@ -1621,6 +1636,7 @@ fn expand_chunk<P: Space>(
                 new: Some(New {
                     key: e.key,
                     state: (keep && !e.terminal).then_some(e.next),
+                    terminal: e.terminal,
                     props: sprops,
                 }),
                 first,
@@ -1709,6 +1725,7 @@ fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
                 let idx = search.links.len() as u32;
                 search.links.push((r.parent, r.label));
                 new += 1;
+                search.stats.terminal += n.terminal as u64;
                 search.note(r.parent, r.label, depth, n.props, &r.first, true);
                 if let Some(s) = n.state {
                     next.push((idx, s));

@@ -1,0 +1,468 @@
+//! Exhaustive exploration: exact state counts pinned per preset (a change in the model shows up
+//! here as a diff), the shortest counterexamples, the symmetry reduction checked against a plain
+//! search and against the model itself, independence from the number of threads, and the
+//! command line.
+
+use ftsim_core::fingerprint::fingerprint;
+use ftsim_core::op::Op;
+use ftsim_core::property::Property;
+use ftsim_core::protocol::{Protocol, PRESETS};
+use ftsim_core::sched::Sched;
+use ftsim_core::seq::{Faults, Sequential};
+use ftsim_core::world::World;
+use ftsim_sim::explore::{
+    self, alphabet, fingerprint_permuted, order_mask, Config, Outcome, Perm, Scratch, Symmetry,
+};
+use ftsim_sim::sweep::Target;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeSet, HashSet};
+use std::process::Command;
+
+fn target(name: &str) -> Target {
+    Target {
+        name: name.to_string(),
+        proto: Protocol::preset(name).unwrap(),
+        args: format!("--protocol {name}"),
+    }
+}
+
+fn run(name: &str, world: World, depth: u32, interleave: bool) -> Outcome {
+    let mut cfg = Config::new(target(name), world, depth);
+    cfg.interleave = interleave;
+    cfg.verify_skips = true;
+    explore::explore(&cfg)
+}
+
+/// `distinct=N levels=a,b,.. found=property@depth,..`: what a pin compares.
+fn summary(out: &Outcome) -> String {
+    let levels: Vec<String> = out.stats.levels.iter().map(|l| l.new.to_string()).collect();
+    let found: Vec<String> = out
+        .findings
+        .iter()
+        .map(|f| format!("{}@{}", f.property, f.depth))
+        .collect();
+    format!(
+        "distinct={} levels={} found={}",
+        out.stats.distinct,
+        levels.join(","),
+        found.join(",")
+    )
+}
+
+fn check_pins(what: &str, pins: &[(&str, &str)], world: &World, depth: u32, interleave: bool) {
+    let mut diffs = Vec::new();
+    for (name, _) in PRESETS {
+        let out = run(name, world.clone(), depth, interleave);
+        for f in &out.findings {
+            assert!(
+                f.reproduces,
+                "{name}: the counterexample of {} does not replay:\n{}",
+                f.property, f.script
+            );
+        }
+        let got = summary(&out);
+        match pins.iter().find(|(n, _)| n == name) {
+            Some((_, want)) if *want == got => {}
+            Some((_, want)) => {
+                diffs.push(format!("  {name}:\n    pinned {want}\n    now    {got}"))
+            }
+            None => diffs.push(format!("  {name}: no pin; now (\"{name}\", \"{got}\"),")),
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what}: the model changed (update the pins if that was intended):\n{}",
+        diffs.join("\n")
+    );
+}
+
+/// Sequential mode, 2 functions, 1 tracer, depth 3, symmetry on.
+const SEQ_PINS: &[(&str, &str)] = &[
+    ("pre", "distinct=1562 levels=1,12,164,1385 found="),
+    ("v2", "distinct=2181 levels=1,12,174,1994 found=ipmodify-honoured@3,share-leak@3,lock-coverage@2"),
+    ("merged", "distinct=2255 levels=1,12,178,2064 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2"),
+    ("fixes-2022", "distinct=2220 levels=1,12,177,2030 found=ipmodify-honoured@3,atomicity@2"),
+    ("rcu-hash-2023", "distinct=1630 levels=1,11,143,1475 found=ipmodify-honoured@3,atomicity@2"),
+    ("fixes-2025", "distinct=1733 levels=1,11,145,1576 found=ipmodify-honoured@3"),
+    ("alt-rinse-repeat", "distinct=2251 levels=1,12,178,2060 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2,lock-coverage@3"),
+    ("alt-blocking-peer", "distinct=2265 levels=1,12,178,2074 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2,lock-order@2"),
+    ("proposed", "distinct=1732 levels=1,11,145,1575 found="),
+];
+
+/// Interleaving mode, 1 function, no tracer, two operations.
+const INTER_PINS: &[(&str, &str)] = &[
+    ("pre", "distinct=4392 levels=1,12,140,157,200,258,336,411,452,441,443,442,348,244,140,80,58,48,44,34,22,18,18,18,18,9,0 found=atomicity@9"),
+    ("v2", "distinct=5246 levels=1,12,140,157,200,258,336,430,525,579,582,539,450,361,211,99,62,61,44,29,26,24,24,24,21,15,12,12,9,3,0 found=atomicity@9,lock-coverage@20"),
+    ("merged", "distinct=5150 levels=1,12,140,157,200,258,336,430,525,579,582,539,450,361,210,95,57,54,40,25,19,16,16,16,14,10,6,2,0 found=atomicity@9,lock-recursion@13"),
+    ("fixes-2022", "distinct=5152 levels=1,12,140,157,200,258,336,430,525,579,582,539,450,361,212,97,59,56,42,25,19,16,16,16,14,8,2,0 found=atomicity@9"),
+    ("rcu-hash-2023", "distinct=3897 levels=1,10,106,125,144,179,223,275,339,402,427,428,395,332,196,86,49,47,36,24,19,16,16,13,7,2,0 found=atomicity@23"),
+    ("fixes-2025", "distinct=3941 levels=1,10,106,125,144,179,223,275,339,402,427,428,395,332,196,86,49,47,45,33,19,16,16,16,16,12,4,0 found="),
+    ("alt-rinse-repeat", "distinct=4746 levels=1,12,140,157,200,258,336,430,524,543,522,478,372,277,156,76,55,51,34,19,17,16,16,16,16,14,8,2,0 found=atomicity@9,lock-recursion@13"),
+    ("alt-blocking-peer", "distinct=5150 levels=1,12,140,157,200,258,336,430,525,579,582,539,450,361,210,95,57,54,40,25,19,16,16,16,14,10,6,2,0 found=atomicity@9,lock-recursion@13,lock-order@18"),
+    ("proposed", "distinct=3949 levels=1,10,106,125,144,179,223,275,339,402,427,428,395,332,196,85,47,46,45,31,17,16,16,16,16,14,10,6,2,0 found="),
+];
+
+#[test]
+fn sequential_state_counts_are_pinned() {
+    check_pins(
+        "sequential, 2 functions, 1 tracer, depth 3",
+        SEQ_PINS,
+        &explore::world(2, 1, 0).unwrap(),
+        3,
+        false,
+    );
+}
+
+#[test]
+fn interleaving_state_counts_are_pinned() {
+    check_pins(
+        "interleaving, 1 function, 0 tracers, 2 operations",
+        INTER_PINS,
+        &explore::world(1, 0, 0).unwrap(),
+        2,
+        true,
+    );
+}
+
+#[test]
+fn merged_bypasses_the_livepatch_in_three_operations() {
+    // SELF answers 0 for an fentry-only image without setting SHARE; the fexit rebuild goes
+    // through modify, which makes no IPMODIFY check: the trampoline calls the original body.
+    let out = run("merged", explore::world(2, 1, 0).unwrap(), 3, false);
+    let f = out
+        .findings
+        .iter()
+        .find(|f| f.property == Property::IpmodifyHonoured)
+        .expect("merged violates ipmodify-honoured within 3 operations");
+    let ops: Vec<String> = f.script.lines.iter().map(|l| l.op.to_string()).collect();
+    assert_eq!(
+        ops,
+        ["klp-enable f0", "bpf-link fentry f0", "bpf-link fexit f0"]
+    );
+    assert_eq!(f.depth, 3);
+    assert!(f.reproduces);
+    // Nothing shorter exists: at depth 2 the property holds everywhere.
+    let out = run("merged", explore::world(2, 1, 0).unwrap(), 2, false);
+    assert!(out
+        .findings
+        .iter()
+        .all(|f| f.property != Property::IpmodifyHonoured));
+}
+
+#[test]
+fn blocking_peer_deadlocks_with_three_operations_interleaved() {
+    let out = run(
+        "alt-blocking-peer",
+        explore::world(1, 0, 0).unwrap(),
+        3,
+        true,
+    );
+    let f = out
+        .findings
+        .iter()
+        .find(|f| f.property == Property::Deadlock)
+        .expect("alt-blocking-peer deadlocks");
+    assert!(f.script.is_concurrent());
+    assert!(f.reproduces, "{}", f.script);
+    assert_eq!(f.script.lines.len(), 3, "{}", f.script);
+    // merged uses a trylock in the PEER callback: no deadlock at the same bound.
+    let out = run("merged", explore::world(1, 0, 0).unwrap(), 3, true);
+    assert!(out
+        .findings
+        .iter()
+        .all(|f| f.property != Property::Deadlock));
+}
+
+#[test]
+fn results_do_not_depend_on_threads() {
+    for interleave in [false, true] {
+        let world = explore::world(2, 1, 0).unwrap();
+        let depth = if interleave { 2 } else { 3 };
+        let mut cfg = Config::new(target("merged"), world, depth);
+        cfg.interleave = interleave;
+        let one = explore::explore(&cfg);
+        cfg.threads = 3;
+        let three = explore::explore(&cfg);
+        assert_eq!(summary(&one), summary(&three));
+        assert_eq!(one.stats.explored, three.stats.explored);
+        let a: Vec<String> = one.findings.iter().map(|f| f.script.to_string()).collect();
+        let b: Vec<String> = three
+            .findings
+            .iter()
+            .map(|f| f.script.to_string())
+            .collect();
+        assert_eq!(a, b);
+    }
+}
+
+/// Reachable states of random runs: sequential ones, and concurrent ones with operations in
+/// flight (frames, held locks).
+fn sample_kernels(name: &str, world: &World, n: usize) -> Vec<ftsim_core::Kernel> {
+    let proto = Protocol::preset(name).unwrap();
+    let ops = alphabet(world, &proto);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut out = Vec::new();
+    while out.len() < n {
+        let mut s = Sequential::new(world, proto);
+        for _ in 0..rng.random_range(0..7) {
+            s.run(&ops[rng.random_range(0..ops.len())], Faults::NONE);
+        }
+        out.push(s.k);
+        let mut c = Sched::new(world, proto, 2);
+        for _ in 0..rng.random_range(0..40) {
+            let t = rng.random_range(0..2u8);
+            if !c.k.busy(t) && c.lanes[t as usize].queue.is_empty() {
+                c.push(t, ops[rng.random_range(0..ops.len())].clone(), Faults::NONE);
+            }
+            let r = c.runnable();
+            if r.is_empty() {
+                break;
+            }
+            c.step(r[rng.random_range(0..r.len())]);
+        }
+        out.push(c.k);
+    }
+    out
+}
+
+#[test]
+fn identity_encoding_is_the_core_fingerprint() {
+    // The explorer's renamed encoding must hash exactly what the core fingerprint hashes; if the
+    // core fingerprint gains a field, this fails until `explore::encode` follows.
+    for world in [
+        explore::world(3, 2, 0).unwrap(),
+        explore::world(3, 1, 2).unwrap(),
+    ] {
+        for (name, _) in PRESETS {
+            for k in sample_kernels(name, &world, 200) {
+                let id = Perm::identity(world.functions as usize, world.tracers as usize);
+                assert_eq!(
+                    fingerprint_permuted(&k, &id),
+                    fingerprint(&k),
+                    "{name}: {k:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn renaming_commutes_with_the_model() {
+    // Symmetry reduction is sound when running renamed operations from the initial state gives
+    // the renamed state: check it on random sequences, for every preset, with a module.
+    let world = explore::world(3, 2, 0).unwrap();
+    let modw = explore::world(4, 1, 2).unwrap(); // f2, f3 in m0
+    let cases: [(&World, Vec<u16>, Vec<u8>); 4] = [
+        (&world, vec![1, 2, 0], vec![1, 0]),
+        (&world, vec![0, 2, 1], vec![0, 1]),
+        (&world, vec![2, 0, 1], vec![1, 0]),
+        (&modw, vec![1, 0, 3, 2], vec![0]),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for (name, _) in PRESETS {
+        let proto = Protocol::preset(name).unwrap();
+        for (w, f, t) in &cases {
+            let p = Perm::new(f.clone(), t.clone());
+            let sym = Symmetry::new(w, proto, true);
+            let mut sc = Scratch::default();
+            let ops = alphabet(w, &proto);
+            for _ in 0..150 {
+                let mut a = Sequential::new(w, proto);
+                let mut b = Sequential::new(w, proto);
+                let mut seq = Vec::new();
+                for _ in 0..rng.random_range(1..7) {
+                    let op = &ops[rng.random_range(0..ops.len())];
+                    seq.push(op.to_string());
+                    let ra = a.apply(op);
+                    let rb = b.apply(&p.op(op));
+                    assert_eq!(ra.result, rb.result, "{name} {f:?}: {seq:?}");
+                    let pa: BTreeSet<Property> = ra.violations.iter().map(|v| v.property).collect();
+                    let pb: BTreeSet<Property> = rb.violations.iter().map(|v| v.property).collect();
+                    assert_eq!(pa, pb, "{name} {f:?}: {seq:?}");
+                    if ra.stuck {
+                        break;
+                    }
+                }
+                if a.stuck {
+                    continue; // frames in flight are not renamed
+                }
+                assert_eq!(
+                    sym.key(&a.k, &mut sc),
+                    sym.key(&b.k, &mut sc),
+                    "{name} renaming {f:?}/{t:?} of {seq:?}: the symmetric key is not invariant"
+                );
+                assert_eq!(
+                    fingerprint_permuted(&a.k, &p),
+                    fingerprint(&b.k),
+                    "{name} renaming {f:?}/{t:?} of {seq:?}"
+                );
+                assert_eq!(order_mask(&a.order), order_mask(&b.order));
+            }
+        }
+    }
+}
+
+/// Every state reachable in at most `depth` operations, by a plain breadth-first search.
+fn plain_states(name: &str, world: &World, depth: u32) -> Vec<Sequential> {
+    let proto = Protocol::preset(name).unwrap();
+    let ops = alphabet(world, &proto);
+    let key = |s: &Sequential| (fingerprint(&s.k), order_mask(&s.order), s.stuck);
+    let mut root = Sequential::new(world, proto);
+    root.check_atomicity = false;
+    let mut seen = HashSet::new();
+    seen.insert(key(&root));
+    let mut all = vec![root.clone()];
+    let mut frontier = vec![root];
+    for _ in 0..depth {
+        let mut next = Vec::new();
+        for s in &frontier {
+            if s.stuck {
+                continue;
+            }
+            for op in &ops {
+                let mut c = s.clone();
+                c.run(op, Faults::NONE);
+                if seen.insert(key(&c)) {
+                    next.push(c);
+                }
+            }
+        }
+        all.extend(next.iter().cloned());
+        frontier = next;
+    }
+    all
+}
+
+#[test]
+fn symmetry_agrees_with_plain_search() {
+    // Reduced counts are orbit counts of the plain search; the plain search without reduction
+    // is what the engine counts with --no-symmetry; both find the same properties at the same
+    // depths.
+    for (world, depth) in [
+        (explore::world(2, 2, 0).unwrap(), 3),
+        (explore::world(3, 1, 2).unwrap(), 2),
+    ] {
+        for name in ["merged", "v2", "fixes-2025"] {
+            let states = plain_states(name, &world, depth);
+            let proto = Protocol::preset(name).unwrap();
+            let sym = Symmetry::new(&world, proto, true);
+            let mut sc = Scratch::default();
+            // States stuck in a lock recursion keep their frames and are keyed without renaming:
+            // compare the others.
+            let orbits: HashSet<(u128, u64)> = states
+                .iter()
+                .filter(|s| !s.stuck)
+                .map(|s| (sym.key(&s.k, &mut sc), order_mask(&s.order)))
+                .collect();
+            let mut cfg = Config::new(target(name), world.clone(), depth);
+            cfg.symmetry = false;
+            let plain = explore::explore(&cfg);
+            cfg.symmetry = true;
+            let reduced = explore::explore(&cfg);
+            assert_eq!(plain.stats.distinct, states.len() as u64, "{name} {world}");
+            assert_eq!(
+                reduced.stats.distinct - reduced.stats.terminal,
+                orbits.len() as u64,
+                "{name} {world}"
+            );
+            assert!(reduced.stats.distinct < plain.stats.distinct);
+            let depths = |o: &Outcome| -> Vec<(Property, usize)> {
+                o.findings.iter().map(|f| (f.property, f.depth)).collect()
+            };
+            assert_eq!(depths(&plain), depths(&reduced), "{name} {world}");
+        }
+    }
+}
+
+#[test]
+fn the_alphabet_is_documented_and_complete() {
+    let w = explore::world(2, 1, 1).unwrap();
+    let a = alphabet(&w, &Protocol::MERGED);
+    let text: Vec<String> = a.iter().map(|o| o.to_string()).collect();
+    // 13 per function with the single-ip API, 6K+2 per tracer, 2 per module.
+    assert_eq!(a.len(), 2 * 13 + (6 * 2 + 2) + 2, "{text:?}");
+    for needle in [
+        "klp-enable f1",
+        "bpf-unlink fmod_ret f0",
+        "direct-modify f1",
+        "tracer-register t0 filter={f1} notrace={}",
+        "tracer-register t0 filter={} notrace={f0}",
+        "tracer-notrace-remove t0 f1",
+        "module-unload m0",
+    ] {
+        assert!(
+            text.iter().any(|t| t == needle),
+            "{needle} missing: {text:?}"
+        );
+    }
+    let a = alphabet(&w, &Protocol::FIXES_2025);
+    assert!(a.iter().all(|o| !matches!(o, Op::DirectRegister(_))));
+}
+
+fn ftsim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ftsim"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn command_line() {
+    let (c, _, e) = ftsim(&["explore", "--depth", "0"]);
+    assert_eq!(c, 2, "{e}");
+    assert!(e.contains("--depth"), "{e}");
+    let (c, _, e) = ftsim(&["explore", "--depth", "2", "--functions", "99"]);
+    assert_eq!(c, 2);
+    assert!(e.contains("--functions"), "{e}");
+    let (c, _, e) = ftsim(&["explore", "--depth", "2", "--protocol", "nope"]);
+    assert_eq!(c, 2);
+    assert!(e.contains("unknown protocol"), "{e}");
+    // A clean bound exits 0.
+    let (c, out, _) = ftsim(&["explore", "--protocol", "fixes-2025", "--depth", "1"]);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("distinct"), "{out}");
+    // Findings exit 1; JSON lines end with a summary; written counterexamples replay.
+    let dir = std::env::temp_dir().join(format!("ftsim-explore-{}", std::process::id()));
+    let (c, out, e) = ftsim(&[
+        "explore",
+        "--protocol",
+        "merged",
+        "--depth",
+        "3",
+        "--functions",
+        "1",
+        "--tracers",
+        "0",
+        "--json",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(c, 1, "{e}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["kind"], "summary");
+    assert!(last["distinct"].as_u64().unwrap() > 0);
+    let f = lines
+        .iter()
+        .find(|l| l["property"] == "ipmodify-honoured")
+        .unwrap();
+    assert_eq!(f["depth"], 3);
+    assert_eq!(f["reproduces"], true);
+    let file = f["file"].as_str().unwrap();
+    let (c, out, _) = ftsim(&["replay", file]);
+    assert_eq!(c, 1);
+    assert!(
+        out.contains("expected ipmodify-honoured: reproduced"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
