@@ -2,7 +2,7 @@
 # Fuzz smoke for CI (called by .ci/run): builds the three cargo-fuzz targets on the stable
 # toolchain (`-s none`: no sanitizer, so no nightly is needed), runs each for a fixed budget
 # pinned to a preset that keeps its promises, then runs a canary on a flawed preset that must
-# find something (proof that the harness can fail).
+# find something, searching from an empty corpus (proof that the harness can fail).
 #
 # Knobs (environment):
 #   FTSIM_SMOKE_PROTOCOL  preset or protocol file the smoke runs are pinned to. Default:
@@ -75,11 +75,14 @@ export RUST_BACKTRACE=0
 
 # run TARGET LOG [env...]: one libFuzzer run from the checked-in corpus (read only: new units go
 # to a scratch directory), artifacts in the scratch directory. Returns libFuzzer's status.
+# SEED_CORPUS=no: start from nothing (the canary: the search itself must find something).
 run() {
     local target="$1" log="$2" budget="$3"
     shift 3
+    local dirs=("$work/$target-new")
+    [[ "${SEED_CORPUS:-yes}" == yes ]] && dirs+=("$root/corpus/$target")
     mkdir -p "$work/$target-new" "$work/artifacts"
-    env "$@" cargo fuzz run -s none "$target" "$work/$target-new" "$root/corpus/$target" -- \
+    env "$@" cargo fuzz run -s none "$target" "${dirs[@]}" -- \
         -max_total_time="$budget" -seed="$seed" -artifact_prefix="$work/artifacts/$target-" \
         -print_final_stats=1 >"$log" 2>&1
 }
@@ -104,7 +107,9 @@ for target in ops schedule parse; do
 done
 
 log="$work/canary.log"
-if run ops "$log" "$canary_secs" FTSIM_PROTOCOL="$canary_protocol" FTSIM_FAULTS=on FTSIM_IGNORE=; then
+rm -rf "$work/ops-new"
+if SEED_CORPUS=no run ops "$log" "$canary_secs" FTSIM_PROTOCOL="$canary_protocol" FTSIM_FAULTS=on \
+    FTSIM_IGNORE=; then
     echo "fuzz smoke: canary FAILED: ops on $canary_protocol found nothing in ${canary_secs}s"
     failed=1
 elif grep -q 'ftsim ops: found' "$log"; then
