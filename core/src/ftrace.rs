@@ -606,11 +606,11 @@ impl Step for CleanupAfterIpmodify {
             match self.pc {
                 0 if self.holds_direct => self.pc = 1,
                 0 => wait!(self, 1, Request::Lock(Lock::Direct)),
-                // proposed (`cleanup_retries_busy_peer`): DISABLE_PEER failed (tr->mutex taken, or
-                // the rebuild failed). Let the others run (the tr->mutex holder may be waiting for
-                // direct_mutex), then ask again.
+                // proposed (`cleanup_retries_busy_peer`): DISABLE_PEER found tr->mutex taken. Let
+                // the others run (the tr->mutex holder may be waiting for direct_mutex), then ask
+                // again. Other errors (a failed rebuild) are ignored as before.
                 3 => {
-                    if input.ret().is_ok() || !k.proto.cleanup_retries_busy_peer {
+                    if input.ret() != Err(Errno::EAGAIN) || !k.proto.cleanup_retries_busy_peer {
                         self.pc = 1;
                         continue;
                     }
@@ -619,7 +619,7 @@ impl Step for CleanupAfterIpmodify {
                         k.violate(Violation::new(
                             Property::Livelock,
                             None,
-                            "cleanup: DISABLE_PEER kept failing",
+                            "cleanup: DISABLE_PEER kept finding tr->mutex taken",
                         ));
                         self.pc = 1;
                         continue;

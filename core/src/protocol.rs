@@ -206,8 +206,12 @@ pub struct Protocol {
     /// runs while its IPMODIFY ops is not live yet.)
     pub self_syncs_share: bool,
     /// proposed: when DISABLE_PEER finds `tr->mutex` taken (`-EAGAIN`), the cleanup releases
-    /// direct_mutex, takes it again and retries, up to the retry bound (SPEC §5.3 cleanup).
+    /// direct_mutex, sleeps, takes it again and retries, up to the retry bound (SPEC §5.3 cleanup).
     pub cleanup_retries_busy_peer: bool,
+    /// proposed: a BPF link reserves the image its unlink will need, so the unlink's rebuild
+    /// cannot fail (today the link is gone whatever the rebuild returns, and a failed rebuild
+    /// leaves the old image running the unlinked program; SPEC §2 BPF).
+    pub bpf_unlink_reserves_image: bool,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
@@ -220,7 +224,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("fixes-2025", "failure/unregister reset the ops, modify checks IPMODIFY, BPF checks set_filter (SPEC §5.4)"),
     ("alt-rinse-repeat", "merged with Steven's first proposal: the accounting drops ftrace_lock to call the owner and repeats (SPEC §5.5)"),
     ("alt-blocking-peer", "merged with the owner callback taking tr->mutex with a blocking lock (SPEC §5.5)"),
-    ("proposed", "fixes-2025 plus: IPMODIFY filter changes announced to the peer, unregister holds direct_mutex through cleanup, failed PEER rebuild restores SHARE"),
+    ("proposed", "fixes-2025 plus the switches that keep every promise: peers told of IPMODIFY filter changes, direct_mutex held through unregister, sharing synced at registration (see README)"),
 ];
 
 /// The six kernel states of SPEC §6, in history order.
@@ -260,6 +264,7 @@ impl Protocol {
         filter_remove_in_place: false,
         self_syncs_share: false,
         cleanup_retries_busy_peer: false,
+        bpf_unlink_reserves_image: false,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -334,6 +339,8 @@ impl Protocol {
         filter_remove_in_place: true,
         self_syncs_share: true,
         cleanup_retries_busy_peer: true,
+        bpf_unlink_reserves_image: true,
+        bpf_unfilter_on_failure: true,
         ..Protocol::FIXES_2025
     };
 
@@ -603,6 +610,7 @@ switches! {
     filter_remove_in_place: bool = "proposed: removing an ip from a filter cannot fail with -ENOMEM",
     self_syncs_share: bool = "proposed: DISABLE_SHARE_IPMODIFY_SELF for records without IPMODIFY at register and modify",
     cleanup_retries_busy_peer: bool = "proposed: cleanup retries DISABLE_PEER that found tr->mutex taken",
+    bpf_unlink_reserves_image: bool = "proposed: the unlink's rebuild uses an image reserved at link time and cannot fail",
 }
 
 impl fmt::Display for Protocol {

@@ -12,9 +12,10 @@ use crate::kernel::Kernel;
 use crate::locks::{Lock, LockOrder};
 use crate::machine::{Request, Status};
 use crate::op::Op;
+use crate::oracle::Model;
 use crate::property::{Property, Violation};
 use crate::protocol::Protocol;
-use crate::seq::Faults;
+use crate::seq::{Faults, Outcome};
 use crate::world::World;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
@@ -61,6 +62,9 @@ pub struct Sched {
     pub steps: u64,
     /// Check the properties whenever no operation is in flight.
     pub check_at_quiescence: bool,
+    /// The reference oracle, judging each operation while no two have overlapped (it judges
+    /// sequential runs); the first overlap retires it for the rest of the run.
+    pub oracle: Option<Model>,
 }
 
 impl Sched {
@@ -74,6 +78,7 @@ impl Sched {
             findings: Vec::new(),
             steps: 0,
             check_at_quiescence: true,
+            oracle: Some(Model::new(world, &proto)),
         }
     }
 
@@ -125,7 +130,8 @@ impl Sched {
         })
     }
 
-    fn record(&mut self, v: Violation) {
+    /// Records a finding, deduplicated by (property, function).
+    pub fn record(&mut self, v: Violation) {
         if !self
             .findings
             .iter()
@@ -146,6 +152,9 @@ impl Sched {
         let ti = t as usize;
         match self.k.status(t) {
             Status::Idle => {
+                if (0..self.lanes.len()).any(|u| u != ti && self.k.busy(u as Tid)) {
+                    self.oracle = None;
+                }
                 let (op, faults) = self.lanes[ti].queue.pop_front().unwrap();
                 self.lanes[ti].cur_faults = faults;
                 self.lanes[ti].counters = [0; 3];
@@ -173,6 +182,7 @@ impl Sched {
                     faulted: th.faulted,
                 };
                 self.lanes[ti].done.push((c.op.clone(), result));
+                self.judge(&c);
                 StepOutcome::Finished(c)
             }
             Status::Wants(Request::Lock(l)) if self.k.holds(t, l) => {
@@ -193,6 +203,26 @@ impl Sched {
             }
         }
         out
+    }
+
+    /// The oracle's verdict on an operation that ran alone.
+    fn judge(&mut self, c: &Completion) {
+        let Some(model) = self.oracle.as_mut() else {
+            return;
+        };
+        let calls: Vec<_> = (0..self.k.fns.len() as u16)
+            .map(|f| crate::observe::call(&self.k, crate::ids::FnId(f)))
+            .collect();
+        let out = Outcome {
+            result: c.result,
+            violations: Vec::new(),
+            contended: c.contended,
+            faulted: c.faulted,
+            stuck: false,
+        };
+        for v in model.step(&c.op, &out, &calls) {
+            self.record(v);
+        }
     }
 
     fn decide(&mut self, t: Tid, req: Request) -> bool {

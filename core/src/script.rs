@@ -22,6 +22,7 @@ use crate::ids::Tid;
 use crate::locks::Lock;
 use crate::machine::EventKind;
 use crate::op::Op;
+use crate::oracle::Model;
 use crate::property::{Property, Violation};
 use crate::protocol::{self, Protocol, ProtocolError};
 use crate::sched::Sched;
@@ -125,8 +126,11 @@ impl Script {
         }
     }
 
+    /// Sequential scripts run through the sequential driver, and the reference oracle judges
+    /// every operation (availability, and what the policy promises about each call).
     fn replay_sequential(&self, trace: bool) -> Replay {
         let mut s = Sequential::new(&self.world, self.proto);
+        let mut model = Model::new(&self.world, &self.proto);
         if trace {
             s.k.trace = Some(Vec::new());
         }
@@ -134,8 +138,14 @@ impl Script {
         for l in &self.lines {
             let out = s.apply_with(&l.op, l.faults);
             r.results.push((0, l.op.clone(), out.result));
+            let calls: Vec<_> = self
+                .world
+                .fns()
+                .map(|f| crate::observe::call(&s.k, f))
+                .collect();
+            let oracle = model.step(&l.op, &out, &calls);
             let mut new = Vec::new();
-            for v in out.violations {
+            for v in out.violations.iter().cloned().chain(oracle) {
                 if !r
                     .findings
                     .iter()

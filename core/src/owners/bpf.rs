@@ -134,7 +134,10 @@ impl Step for BpfOpsFunc {
             3 => Flow::Ret(Err(Errno::EAGAIN)),
             _ => {
                 let r = input.ret();
-                if r.is_err() && k.proto.bpf_peer_restores_share {
+                // A refused ENABLE leaves the trampoline as it was. (A failed DISABLE keeps sharing
+                // off: the old image still calls through the stack, which stays correct, and the
+                // next rebuild drops ORIG_STACK.)
+                if r.is_err() && self.cmd == Cmd::PeerEnable && k.proto.bpf_peer_restores_share {
                     let (share, indirect) = self.prev;
                     let tr = k.tr_mut(t, f);
                     tr.flags.share = share;
@@ -154,6 +157,9 @@ impl Step for BpfOpsFunc {
 pub struct BpfTrampolineUpdate {
     pub f: FnId,
     pub lock_direct: bool,
+    /// proposed (`bpf_unlink_reserves_image`): the image memory was reserved when the link was
+    /// made, so this rebuild cannot fail to allocate or build.
+    pub reserved: bool,
     pc: u8,
     orig_flags: TrampFlags,
     im: Option<Image>,
@@ -165,6 +171,7 @@ impl BpfTrampolineUpdate {
         BpfTrampolineUpdate {
             f,
             lock_direct,
+            reserved: false,
             pc: 0,
             orig_flags: TrampFlags::default(),
             im: None,
@@ -199,6 +206,10 @@ impl Step for BpfTrampolineUpdate {
                         let addr = image_addr(f, cur.serial);
                         call!(self, 10, UnregisterFentry::new(f, addr));
                     }
+                    if self.reserved {
+                        self.pc = 1;
+                        continue;
+                    }
                     wait!(self, 1, Request::Alloc(AllocSite::TrampImage));
                 }
                 10 => {
@@ -209,7 +220,7 @@ impl Step for BpfTrampolineUpdate {
                     return self.out(k, t, r);
                 }
                 1 => {
-                    if !input.ok() {
+                    if !self.reserved && !input.ok() {
                         return self.out(k, t, Err(Errno::ENOMEM));
                     }
                     let share_flags = k.proto.bpf_share_state == BpfShareState::TrampFlags;
@@ -238,10 +249,14 @@ impl Step for BpfTrampolineUpdate {
                         BpfShareState::None => false,
                     };
                     k.tr_mut(t, f).flags.orig_stack = orig_stack;
+                    if self.reserved {
+                        self.pc = 3;
+                        continue;
+                    }
                     wait!(self, 3, Request::Build(f));
                 }
                 3 => {
-                    if !input.ok() {
+                    if !self.reserved && !input.ok() {
                         return self.out(k, t, Err(Errno::E2BIG));
                     }
                     let flags = k.tr(f).flags;
@@ -512,7 +527,9 @@ impl Step for BpfUnlink {
                     return Flow::Ret(Err(Errno::ENOENT));
                 };
                 k.tr_mut(t, f).links.remove(i);
-                call!(self, 2, BpfTrampolineUpdate::new(f, true))
+                let mut u = BpfTrampolineUpdate::new(f, true);
+                u.reserved = k.proto.bpf_unlink_reserves_image;
+                call!(self, 2, u)
             }
             _ => {
                 k.unlock(t, Lock::Tr(f));
