@@ -328,6 +328,11 @@ pub fn footprint(k: &Kernel) -> Footprint {
     let mut ops = k.ops.clone();
     for o in &mut ops {
         o.flags &= !fl::SHARE_IPMODIFY;
+        // The flags of an ops that is not registered do nothing until it registers, which sets
+        // them again (`ops->flags = MULTI_FLAGS`).
+        if o.flags & fl::ENABLED == 0 {
+            o.flags = 0;
+        }
         o.direct_call = o.direct_call.map(|a| canon(k, a));
     }
     let trampolines = k
