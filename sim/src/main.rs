@@ -40,6 +40,9 @@ enum Cmd {
     /// Exhaustive bounded exploration: every operation sequence up to a depth, shortest
     /// counterexample per property.
     Explore(ftsim_sim::explore::ExploreArgs),
+    /// Write the findings report (HTML and Markdown): sweep, exhaustive search, proptest
+    /// reproducers, with a timeline picture per finding.
+    Report(ftsim_sim::report::ReportArgs),
     /// List the presets and their switches.
     Versions {
         #[arg(long)]
@@ -147,6 +150,7 @@ fn dispatch(cli: Cli) -> Result<i32, UsageError> {
         Cmd::Replay(a) => replay(a),
         Cmd::Shrink(a) => shrink_cmd(a),
         Cmd::Explore(a) => ftsim_sim::explore::run(&a),
+        Cmd::Report(a) => ftsim_sim::report::run(&a),
         Cmd::Versions { json } => Ok(versions(json)),
     }
 }
