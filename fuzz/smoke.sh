@@ -8,10 +8,9 @@
 #   FTSIM_SMOKE_PROTOCOL  preset or protocol file the smoke runs are pinned to. Default:
 #                         `proposed` once core/src/protocol.rs has it, else `pre`.
 #   FTSIM_SMOKE_FAULTS    on|off: injected faults in the smoke runs. Default: off for `proposed`
-#                         (its known findings all need injected faults: see below), on otherwise.
+#                         (it still has findings under injected faults, see below), on otherwise.
 #   FTSIM_SMOKE_IGNORE    properties that are not findings in the smoke runs, or `all`. Default:
-#                         share-leak for `proposed` (the tolerated class of SPEC 3.6); `all` for
-#                         the `pre` fallback.
+#                         none for `proposed`; `all` for the `pre` fallback.
 #   FTSIM_SMOKE_SECS      budget per target in seconds (default 20).
 #   FTSIM_CANARY_PROTOCOL flawed preset of the canary (default merged).
 #   FTSIM_CANARY_SECS     the canary's budget (default 60; it usually finds within seconds).
@@ -34,13 +33,11 @@ fi
 
 if [[ -z "${FTSIM_SMOKE_PROTOCOL:-}" ]]; then
     if grep -q '("proposed",' "$root/core/src/protocol.rs"; then
-        # `proposed` keeps its promises without injected faults, except for share-leak (a failed
-        # kprobe-arm after a PEER command leaves the trampoline sharing), which SPEC 3.6 ranks as
-        # tolerated. With faults it has atomicity and livelock findings, committed as
-        # corpus/reproducers/fuzz-proposed--*.txt: set FTSIM_SMOKE_FAULTS=on once they are fixed.
+        # `proposed` keeps its promises without injected faults. Under faults the fuzzer still
+        # finds atomicity in seconds (e.g. `klp-enable f0` then `bpf-link fmod_ret f0 !alloc=4,6,7`
+        # at bff51fa): set FTSIM_SMOKE_FAULTS=on here once those are fixed.
         FTSIM_SMOKE_PROTOCOL=proposed
         : "${FTSIM_SMOKE_FAULTS:=off}"
-        : "${FTSIM_SMOKE_IGNORE:=share-leak}"
     else
         # No kernel preset keeps its promises: fuzzing finds violations of most properties in
         # each within a minute, `pre` included (the cleanest). So the pinned runs only check that
