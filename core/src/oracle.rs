@@ -737,7 +737,8 @@ impl Model {
             }
             (Some(w), Some(c)) => (w, c),
         };
-        let shown = self.show(c);
+        // Rendered only when a violation is reported.
+        let shown = Shown(self, c);
         let s = self.seen_of(c);
         // ipmodify-honoured, and no redirect without an IPMODIFY owner.
         match s.body {
@@ -901,5 +902,14 @@ impl fmt::Display for Allowed {
                 conflict: None,
             } => write!(f, "-{}", names(errnos)),
         }
+    }
+}
+
+/// A call rendered in owner terms when displayed.
+struct Shown<'a>(&'a Model, &'a Call);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.show(self.1))
     }
 }
