@@ -326,48 +326,78 @@ pub fn alphabet(world: &World, proto: &Protocol) -> Vec<Op> {
 // ------------------------------------------------------------------------------------------
 
 /// A renaming of functions and tracers (old id -> new id), within their symmetry classes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Fixed-size and `Copy`, so that trying renamings allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Perm {
-    pub f: Vec<u16>,
-    pub finv: Vec<u16>,
-    pub t: Vec<u8>,
-    pub tinv: Vec<u8>,
+    n: u8,
+    nt: u8,
+    f: [u16; FUNCTIONS_MAX as usize],
+    finv: [u16; FUNCTIONS_MAX as usize],
+    t: [u8; TRACERS_MAX as usize],
+    tinv: [u8; TRACERS_MAX as usize],
 }
 
 impl Perm {
     pub fn identity(functions: usize, tracers: usize) -> Perm {
-        Perm {
-            f: (0..functions as u16).collect(),
-            finv: (0..functions as u16).collect(),
-            t: (0..tracers as u8).collect(),
-            tinv: (0..tracers as u8).collect(),
+        assert!(
+            functions <= FUNCTIONS_MAX as usize && tracers <= TRACERS_MAX as usize,
+            "[explore internal bug] world too large to rename"
+        );
+        let mut p = Perm {
+            n: functions as u8,
+            nt: tracers as u8,
+            f: [0; FUNCTIONS_MAX as usize],
+            finv: [0; FUNCTIONS_MAX as usize],
+            t: [0; TRACERS_MAX as usize],
+            tinv: [0; TRACERS_MAX as usize],
+        };
+        for i in 0..functions {
+            p.f[i] = i as u16;
+            p.finv[i] = i as u16;
         }
+        for i in 0..tracers {
+            p.t[i] = i as u8;
+            p.tinv[i] = i as u8;
+        }
+        p
     }
 
     /// The renaming sending function `i` to `f[i]` and tracer `j` to `t[j]` (both permutations).
     pub fn new(f: Vec<u16>, t: Vec<u8>) -> Perm {
-        let mut p = Perm {
-            finv: f.clone(),
-            tinv: t.clone(),
-            f,
-            t,
-        };
+        let mut p = Perm::identity(f.len(), t.len());
+        p.f[..f.len()].copy_from_slice(&f);
+        p.t[..t.len()].copy_from_slice(&t);
         p.set_inverse();
         p
     }
 
     fn set_inverse(&mut self) {
-        for (old, &new) in self.f.iter().enumerate() {
-            self.finv[new as usize] = old as u16;
+        for old in 0..self.n as usize {
+            self.finv[self.f[old] as usize] = old as u16;
         }
-        for (old, &new) in self.t.iter().enumerate() {
-            self.tinv[new as usize] = old as u8;
+        for old in 0..self.nt as usize {
+            self.tinv[self.t[old] as usize] = old as u8;
         }
     }
 
     pub fn is_identity(&self) -> bool {
-        self.f.iter().enumerate().all(|(i, &x)| i as u16 == x)
-            && self.t.iter().enumerate().all(|(i, &x)| i as u8 == x)
+        (0..self.n as usize).all(|i| self.f[i] == i as u16)
+            && (0..self.nt as usize).all(|i| self.t[i] == i as u8)
+    }
+
+    /// New function ids, by old id.
+    pub fn functions(&self) -> &[u16] {
+        &self.f[..self.n as usize]
+    }
+
+    /// Old function ids, by new id.
+    fn finv(&self) -> &[u16] {
+        &self.finv[..self.n as usize]
+    }
+
+    /// Old tracer ids, by new id.
+    fn tinv(&self) -> &[u8] {
+        &self.tinv[..self.nt as usize]
     }
 
     fn fun(&self, f: FnId) -> FnId {
@@ -515,6 +545,8 @@ pub struct Scratch {
     order: Vec<u16>,
     torder: Vec<u8>,
     perms: Vec<Perm>,
+    runs: Vec<(bool, usize, usize)>,
+    run_members: Vec<u16>,
     /// Renamings tried, for statistics.
     pub renamings: u64,
     /// Transitions skipped as owner-level refusals (self-loops).
@@ -585,7 +617,7 @@ pub fn encode(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
     out.clear();
     let c = &mut sc.canon;
     c.clear();
-    for &old in &p.finv {
+    for &old in p.finv() {
         let s = &k.fns[old as usize];
         let r = &s.rec;
         out.push(
@@ -691,7 +723,7 @@ pub fn encode(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
                 | (m.klp_seen as u64) << 3,
         );
     }
-    for &old in &p.tinv {
+    for &old in p.tinv() {
         out.push(k.tracers[old as usize].registered as u64);
     }
     out.push(k.kprobe_ftrace_enabled as u64);
@@ -762,6 +794,8 @@ pub struct Symmetry {
     init_ops: Vec<Ops>,
     enabled: bool,
     identity: Perm,
+    /// `permutations(n)` for small n.
+    orders: Vec<Vec<Vec<u8>>>,
 }
 
 #[inline]
@@ -824,6 +858,7 @@ impl Symmetry {
             init_ops: k0.ops.clone(),
             enabled,
             identity: Perm::identity(world.functions as usize, world.tracers as usize),
+            orders: (0..=6).map(permutations).collect(),
         }
     }
 
@@ -865,14 +900,15 @@ impl Symmetry {
         key
     }
 
-    /// Signatures, pristine flags, and the candidate renamings.
+    /// Signatures, pristine flags, and the candidate renamings (into `sc.perms`).
     fn candidates(&self, k: &Kernel, sc: &mut Scratch) {
         self.signatures(k, sc);
-        let n = self.functions;
         let nt = self.tracers;
-        // Base renaming: each class sorted by (pristine last, signature, id).
-        let mut base = self.identity.clone();
-        let mut runs: Vec<(bool, Vec<usize>)> = Vec::new(); // (is a tracer run, members)
+        // Base renaming: each class sorted by (pristine last, signature, id); runs of equal
+        // signatures (members kept in `sc.run_members`) are tried in every order.
+        let mut base = self.identity;
+        sc.runs.clear();
+        sc.run_members.clear();
         for class in &self.classes {
             sc.order.clear();
             sc.order.extend(class.iter().copied());
@@ -894,12 +930,12 @@ impl Symmetry {
                     e += 1;
                 }
                 if e - j > 1 {
-                    runs.push((false, sc.order[j..e].iter().map(|&x| x as usize).collect()));
+                    sc.runs.push((false, sc.run_members.len(), e - j));
+                    sc.run_members.extend_from_slice(&sc.order[j..e]);
                 }
                 j = e;
             }
         }
-        let _ = n;
         if nt > 1 {
             sc.torder.clear();
             sc.torder.extend(0..nt as u8);
@@ -921,7 +957,9 @@ impl Symmetry {
                     e += 1;
                 }
                 if e - j > 1 {
-                    runs.push((true, sc.torder[j..e].iter().map(|&x| x as usize).collect()));
+                    sc.runs.push((true, sc.run_members.len(), e - j));
+                    sc.run_members
+                        .extend(sc.torder[j..e].iter().map(|&x| x as u16));
                 }
                 j = e;
             }
@@ -929,38 +967,45 @@ impl Symmetry {
         base.set_inverse();
         sc.perms.clear();
         sc.perms.push(base);
-        // For each run of equal signatures, every order of its members over their slots.
-        for (is_t, members) in &runs {
-            let slots: Vec<usize> = members
-                .iter()
-                .map(|&x| {
-                    if *is_t {
-                        sc.perms[0].t[x] as usize
-                    } else {
-                        sc.perms[0].f[x] as usize
+        // For each run, every order of its members over the slots the base gives them.
+        for r in 0..sc.runs.len() {
+            let (is_t, off, len) = sc.runs[r];
+            let members = &sc.run_members[off..off + len];
+            let mut slots = [0usize; FUNCTIONS_MAX as usize];
+            for (i, &m) in members.iter().enumerate() {
+                slots[i] = if is_t {
+                    base.t[m as usize] as usize
+                } else {
+                    base.f[m as usize] as usize
+                };
+            }
+            let orders = self.orders(len);
+            let before = sc.perms.len();
+            'grow: for pi in 0..before {
+                for ord in orders.iter().skip(1) {
+                    if sc.perms.len() >= PERMS_MAX {
+                        break 'grow;
                     }
-                })
-                .collect();
-            let orders = permutations(members.len());
-            let mut next = Vec::with_capacity(sc.perms.len() * orders.len());
-            for p in &sc.perms {
-                for ord in &orders {
-                    if next.len() >= PERMS_MAX {
-                        break;
-                    }
-                    let mut q = p.clone();
+                    let mut q = sc.perms[pi];
                     for (i, &m) in members.iter().enumerate() {
-                        if *is_t {
-                            q.t[m] = slots[ord[i]] as u8;
+                        if is_t {
+                            q.t[m as usize] = slots[ord[i] as usize] as u8;
                         } else {
-                            q.f[m] = slots[ord[i]] as u16;
+                            q.f[m as usize] = slots[ord[i] as usize] as u16;
                         }
                     }
                     q.set_inverse();
-                    next.push(q);
+                    sc.perms.push(q);
                 }
             }
-            sc.perms = next;
+        }
+    }
+
+    /// Every order of `len` items (the identity first).
+    fn orders(&self, len: usize) -> std::borrow::Cow<'_, [Vec<u8>]> {
+        match self.orders.get(len) {
+            Some(v) => std::borrow::Cow::Borrowed(v.as_slice()),
+            None => std::borrow::Cow::Owned(permutations(len)),
         }
     }
 
@@ -1142,11 +1187,12 @@ impl Symmetry {
     }
 }
 
-/// Every permutation of `0..n`, in lexicographic order.
-fn permutations(n: usize) -> Vec<Vec<usize>> {
+/// Every permutation of `0..n`, in lexicographic order (the identity first), at most
+/// [`PERMS_MAX`].
+fn permutations(n: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut cur: Vec<usize> = (0..n).collect();
-    loop {
+    let mut cur: Vec<u8> = (0..n as u8).collect();
+    while out.len() < PERMS_MAX {
         out.push(cur.clone());
         // next_permutation
         let Some(i) = (0..n.saturating_sub(1))
@@ -1159,6 +1205,7 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
         cur.swap(i, j);
         cur[i + 1..].reverse();
     }
+    out
 }
 
 /// The lockdep order graph as a bit mask (edge a -> b at bit 7a + b).
@@ -1240,23 +1287,37 @@ fn self_loop(k: &Kernel, op: &Op) -> bool {
     }
 }
 
-impl Space for SeqSpace {
-    type State = Sequential;
+/// A state of the sequential mode: the driver, with its key and lock-order mask cached.
+#[derive(Clone)]
+struct SeqState {
+    s: Sequential,
+    key: u128,
+    mask: u64,
+}
 
-    fn root(&self) -> Sequential {
+impl SeqSpace {
+    fn key_of(&self, s: &Sequential, mask: u64, sc: &mut Scratch) -> u128 {
+        combine(self.sym.key(&s.k, sc), &[mask, s.stuck as u64])
+    }
+}
+
+impl Space for SeqSpace {
+    type State = SeqState;
+
+    fn root(&self) -> SeqState {
         let mut s = Sequential::new(&self.world, self.proto);
         s.check_atomicity = false;
-        s
+        let mask = order_mask(&s.order);
+        let key = self.key_of(&s, mask, &mut Scratch::default());
+        SeqState { s, key, mask }
     }
 
-    fn key(&self, s: &Sequential, sc: &mut Scratch) -> u128 {
-        combine(
-            self.sym.key(&s.k, sc),
-            &[order_mask(&s.order), s.stuck as u64],
-        )
+    fn key(&self, s: &SeqState, _sc: &mut Scratch) -> u128 {
+        s.key
     }
 
-    fn expand(&self, s: &Sequential, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<Sequential>)) {
+    fn expand(&self, st: &SeqState, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<SeqState>)) {
+        let s = &st.s;
         if s.stuck {
             return;
         }
@@ -1271,7 +1332,7 @@ impl Space for SeqSpace {
                             && out.violations.is_empty()
                             && !out.stuck
                             && c.k == s.k
-                            && order_mask(&c.order) == order_mask(&s.order),
+                            && order_mask(&c.order) == st.mask,
                         "[explore internal bug] `{op}` was predicted to be refused without effect, \
                          but it returned {:?}, raised {:?} or changed the state",
                         out.result,
@@ -1283,29 +1344,36 @@ impl Space for SeqSpace {
             let mut c = s.clone();
             let out = c.run(op, Faults::NONE);
             let mut violations = out.violations;
-            // The atomicity footprint of a failed operation, as `Sequential::apply` takes it; an
-            // unchanged kernel (the common owner-level refusal) has an unchanged footprint.
-            if !out.stuck && out.result.is_err() && c.k != s.k {
+            let mask = order_mask(&c.order);
+            // A failed operation that left the kernel as it was (a refusal) leads back to this
+            // state, and has an unchanged atomicity footprint; otherwise the footprint is
+            // compared as `Sequential::apply` does.
+            let unchanged = !out.stuck && out.result.is_err() && c.k == s.k;
+            if !out.stuck && out.result.is_err() && !unchanged {
                 if let Some(v) = footprint(&s.k).compare(&footprint(&c.k), &op.to_string()) {
                     violations.push(v);
                 }
             }
-            let key = self.key(&c, sc);
+            let key = if unchanged && mask == st.mask {
+                st.key
+            } else {
+                self.key_of(&c, mask, sc)
+            };
             emit(Edge {
                 label: i as u32,
                 key,
                 terminal: out.stuck,
-                next: c,
+                next: SeqState { s: c, key, mask },
                 violations,
             });
         }
     }
 
-    fn check(&self, s: &Sequential) -> Vec<Violation> {
-        if s.stuck {
+    fn check(&self, s: &SeqState) -> Vec<Violation> {
+        if s.s.stuck {
             Vec::new()
         } else {
-            check(&s.k)
+            check(&s.s.k)
         }
     }
 }
@@ -1358,6 +1426,10 @@ impl Space for InterSpace {
     fn root(&self) -> Inter {
         let mut s = Sched::new(&self.world, self.proto, INTERLEAVE_THREADS);
         s.check_at_quiescence = false;
+        // The oracle's abstract picture depends on the path, and is not part of the key: the
+        // explorer judges the core's properties only (availability is the oracle's, judged by
+        // the sweep and the proptest state machine).
+        s.oracle = None;
         Inter { s, started: 0 }
     }
 
@@ -1506,7 +1578,8 @@ struct Rec<S> {
 
 struct New<S> {
     key: u128,
-    state: Option<S>,
+    /// Boxed: most records of the last level carry none, and should stay small.
+    state: Option<Box<S>>,
     terminal: bool,
     /// Properties the new state violates.
     props: Props,
@@ -1635,7 +1708,7 @@ fn expand_chunk<P: Space>(
                 props,
                 new: Some(New {
                     key: e.key,
-                    state: (keep && !e.terminal).then_some(e.next),
+                    state: (keep && !e.terminal).then(|| Box::new(e.next)),
                     terminal: e.terminal,
                     props: sprops,
                 }),
@@ -1649,6 +1722,47 @@ fn expand_chunk<P: Space>(
         skipped: sc.skipped,
         renamings: sc.renamings,
     }
+}
+
+/// One level on one thread: the same decisions as [`expand_chunk`] followed by the merge, made
+/// in place (no records, one key lookup per transition).
+fn expand_inline<P: Space>(
+    space: &P,
+    frontier: &[(u32, P::State)],
+    search: &mut Search,
+    keep: bool,
+    depth: usize,
+    next: &mut Vec<(u32, P::State)>,
+) -> u64 {
+    let mut sc = Scratch::default();
+    let mut new = 0u64;
+    let mut first = Vec::new();
+    for (parent, s) in frontier {
+        space.expand(s, &mut sc, &mut |e: Edge<P::State>| {
+            search.stats.explored += 1;
+            first.clear();
+            let mut have = search.found;
+            let props = props_of(e.violations, &mut have, &mut first);
+            search.note(*parent, e.label, depth, props, &first, false);
+            if !search.keys.insert(e.key) {
+                return;
+            }
+            let idx = search.links.len() as u32;
+            search.links.push((*parent, e.label));
+            new += 1;
+            search.stats.terminal += e.terminal as u64;
+            first.clear();
+            let mut have = search.found;
+            let sprops = props_of(space.check(&e.next), &mut have, &mut first);
+            search.note(*parent, e.label, depth, sprops, &first, true);
+            if keep && !e.terminal {
+                next.push((idx, e.next));
+            }
+        });
+    }
+    search.stats.skipped += sc.skipped;
+    search.stats.renamings += sc.renamings;
+    new
 }
 
 fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
@@ -1679,9 +1793,28 @@ fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
         let depth = level as usize;
         // The last level's states are checked but never expanded: do not keep them.
         let keep = level < max_levels;
+        if threads == 1 {
+            let expanded = frontier.len() as u64;
+            let mut next = Vec::new();
+            let new = expand_inline(space, &frontier, &mut search, keep, depth, &mut next);
+            drop(frontier);
+            frontier = next;
+            if finish_level(
+                &mut search,
+                expanded,
+                new,
+                frontier.len(),
+                cfg,
+                level,
+                max_levels,
+            ) {
+                break;
+            }
+            continue;
+        }
         let keys = &search.keys;
         let found = search.found;
-        let chunks: Vec<Chunk<P::State>> = if threads == 1 || frontier.len() < 2 {
+        let chunks: Vec<Chunk<P::State>> = if frontier.len() < 2 {
             vec![expand_chunk(space, &frontier, keys, found, keep)]
         } else {
             // Small chunks handed out in order balance the load; merging them in index order
@@ -1728,16 +1861,20 @@ fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
                 search.stats.terminal += n.terminal as u64;
                 search.note(r.parent, r.label, depth, n.props, &r.first, true);
                 if let Some(s) = n.state {
-                    next.push((idx, s));
+                    next.push((idx, *s));
                 }
             }
         }
-        search.stats.levels.push(Level { expanded, new });
-        search.stats.frontier_peak = search.stats.frontier_peak.max(expanded + next.len() as u64);
-        search.stats.store_bytes = search.stats.store_bytes.max(search.store_bytes());
         frontier = next;
-        if search.links.len() as u64 >= cfg.states_max {
-            search.stats.truncated = !frontier.is_empty() && level < max_levels;
+        if finish_level(
+            &mut search,
+            expanded,
+            new,
+            frontier.len(),
+            cfg,
+            level,
+            max_levels,
+        ) {
             break;
         }
     }
@@ -1760,6 +1897,26 @@ pub fn cpu_seconds() -> Option<f64> {
     let utime: f64 = f.get(11)?.parse().ok()?;
     let stime: f64 = f.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// Records a finished level; true when the search must stop (`states_max`).
+fn finish_level(
+    search: &mut Search,
+    expanded: u64,
+    new: u64,
+    next: usize,
+    cfg: &Config,
+    level: u32,
+    max_levels: u32,
+) -> bool {
+    search.stats.levels.push(Level { expanded, new });
+    search.stats.frontier_peak = search.stats.frontier_peak.max(expanded + next as u64);
+    search.stats.store_bytes = search.stats.store_bytes.max(search.store_bytes());
+    if search.links.len() as u64 >= cfg.states_max {
+        search.stats.truncated = next > 0 && level < max_levels;
+        return true;
+    }
+    false
 }
 
 /// `VmHWM` from `/proc/self/status`, in bytes.
