@@ -617,29 +617,12 @@ impl Snapshot {
     }
 }
 
-/// The reference for [`run_ops`] and [`run_schedule`], the slow and plain way: a sequential
-/// script through `Sequential::apply_with` and the oracle after every operation (as the
-/// reproducer replay test does), a concurrent one through `Script::replay` (the oracle judges
-/// sequential runs only). Findings deduplicated by (property, function), in order.
+/// The reference for [`run_ops`] and [`run_schedule`], the slow and plain way: `Script::replay`
+/// (what `ftsim replay` runs): a sequential script through `Sequential::apply_with` with the
+/// oracle judging every operation, a concurrent one on the concurrent executor (the oracle
+/// judging until two operations overlap). Findings deduplicated by (property, function).
 pub fn replay_reference(script: &Script) -> Vec<Violation> {
-    if script.is_concurrent() {
-        return script.replay().findings;
-    }
-    let mut s = Sequential::new(&script.world, script.proto);
-    let mut model = Model::new(&script.world, &script.proto);
-    let mut findings = Vec::new();
-    for l in &script.lines {
-        let out = s.apply_with(&l.op, l.faults);
-        let calls: Vec<Option<Call>> = s.k.world().fns().map(|f| observe::call(&s.k, f)).collect();
-        let oracle = model.step(&l.op, &out, &calls);
-        for v in out.violations.iter().cloned().chain(oracle) {
-            record(&mut findings, &Config::default(), v);
-        }
-        if out.stuck {
-            break;
-        }
-    }
-    findings
+    script.replay().findings
 }
 
 /// The `ops` target: panics on a finding; `false` for a rejected input.

@@ -4,8 +4,8 @@
 //! - `corpus/ops/*`, `corpus/schedule/*`: libFuzzer inputs (raw bytes, minimized with
 //!   `cargo fuzz cmin`). Every one must decode and be accepted (libFuzzer keeps no rejected
 //!   input), run deterministically, and its printed reproducer must parse back and replay to the
-//!   same properties through `harness::replay_reference` (the plain, slow path: the core's
-//!   `apply_with` plus the oracle, or `Script::replay` for concurrent scripts). Findings are fine here:
+//!   same properties through `harness::replay_reference` (the plain, slow path: `Script::replay`,
+//!   what `ftsim replay` runs, with the core's checks and the oracle). Findings are fine here:
 //!   the bytes choose any preset, and most presets have findings; the targets panic on them, this
 //!   test checks the harness reports them faithfully.
 //! - `corpus/parse/*`: text; no parser may panic and whatever parses must round-trip.
