@@ -20,12 +20,20 @@ fn main() {
             events += run_seed(p, seed, 200, false).events;
         }
         let s = t0.elapsed().as_secs_f64();
-        println!("  {name:<18} {:>10.0} events/s  {:>8.0} seeds/s", events as f64 / s, 2000.0 / s);
+        println!(
+            "  {name:<18} {:>10.0} events/s  {:>8.0} seeds/s",
+            events as f64 / s,
+            2000.0 / s
+        );
     }
     println!("two cores (--jobs 2), 10,000 seeds x 200 events, no shrinking:");
     for (name, _) in PRESETS {
         let cfg = sweep::Config {
-            targets: vec![Target { name: name.to_string(), proto: Protocol::preset(name).unwrap(), args: String::new() }],
+            targets: vec![Target {
+                name: name.to_string(),
+                proto: Protocol::preset(name).unwrap(),
+                args: String::new(),
+            }],
             seeds: SeedSet::range(0, 10_000),
             events: 200,
             jobs: 2,
@@ -35,6 +43,9 @@ fn main() {
         };
         let out = sweep::sweep(&cfg, &|_, _| {});
         let s = out.elapsed.as_secs_f64();
-        println!("  {name:<18} {s:>6.2} s  {:>10.0} events/s", out.events as f64 / s);
+        println!(
+            "  {name:<18} {s:>6.2} s  {:>10.0} events/s",
+            out.events as f64 / s
+        );
     }
 }
