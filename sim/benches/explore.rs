@@ -32,12 +32,14 @@ fn target(name: &str) -> Target {
 
 fn line(name: &str, out: &explore::Outcome) {
     let s = &out.stats;
+    let cpu = s.cpu_s.unwrap_or(0.0).max(1e-9);
     println!(
-        "  {name:<18} {:>9} distinct {:>10} explored {:>6.2}s  {:>9.0} distinct/s {:>9.0} explored/s  peak {:>7.1} MiB  {:>5.0} B/state (RSS)  {:>4.1} B/state (store)",
+        "  {name:<18} {:>9} distinct {:>10} explored {:>6.2}s  {:>9.0} distinct/s ({:>7.0} per CPU-s) {:>9.0} explored/s  peak {:>7.1} MiB  {:>5.0} B/state (RSS)  {:>4.1} B/state (store)",
         s.distinct,
         s.explored,
         s.elapsed.as_secs_f64(),
         s.distinct_per_s(),
+        s.distinct as f64 / cpu,
         s.explored_per_s(),
         s.peak_rss_bytes.unwrap_or(0) as f64 / 1048576.0,
         s.rss_per_state().unwrap_or(0.0),

@@ -117,6 +117,8 @@ pub const INTERLEAVE_THREADS: usize = 2;
 /// Breadth-first levels the interleaving mode may take (a guard; each operation's steps are
 /// bounded by the core's retry bounds).
 pub const STEPS_MAX: u32 = 100_000;
+/// With faults: the highest decision index (per kind, per operation) a fault is injected at.
+pub const FAULT_INDEX_MAX: u32 = 16;
 /// Most symmetry permutations tried for one state; past it the key is still sound (a fingerprint
 /// of a renaming of the state), only no longer guaranteed to be the same for the whole orbit.
 pub const PERMS_MAX: usize = 720;
@@ -138,6 +140,9 @@ pub struct Config {
     /// Run the transitions predicted to be owner-level refusals anyway and check the prediction
     /// (tests; slower).
     pub verify_skips: bool,
+    /// Sequential mode: also run every operation with each single injected fault (one failing
+    /// allocation, image build or trylock), see [`FAULT_INDEX_MAX`].
+    pub faults: bool,
 }
 
 impl Config {
@@ -152,6 +157,7 @@ impl Config {
             symmetry: true,
             states_max: STATES_MAX_DEFAULT,
             verify_skips: false,
+            faults: false,
         }
     }
 }
@@ -1260,6 +1266,7 @@ struct SeqSpace {
     sym: Symmetry,
     /// Run the transitions predicted to be self-loops anyway and check the prediction.
     verify_skips: bool,
+    faults: bool,
 }
 
 /// An operation the owner refuses before any kernel code runs, with nothing changed: a
@@ -1295,9 +1302,96 @@ struct SeqState {
     mask: u64,
 }
 
+/// A single fault: the `idx`-th allocation (kind 0), image build (1) or trylock (2) fails.
+fn fault(kind: u32, idx: u32) -> Faults {
+    let mut f = Faults::NONE;
+    match kind {
+        0 => f.allocs = 1 << idx,
+        1 => f.builds = 1 << idx,
+        _ => f.trylocks = 1 << idx,
+    }
+    f
+}
+
+/// The label of a transition: the operation's index, and its fault (kind + 1, index).
+fn seq_label(op: usize, f: Faults) -> u32 {
+    let (kind, bits) = if f.allocs != 0 {
+        (1, f.allocs)
+    } else if f.builds != 0 {
+        (2, f.builds)
+    } else if f.trylocks != 0 {
+        (3, f.trylocks)
+    } else {
+        (0, 0)
+    };
+    op as u32 | kind << 16 | bits.trailing_zeros().min(31) << 20
+}
+
+fn seq_label_parts(l: u32) -> (usize, Faults) {
+    let op = (l & 0xffff) as usize;
+    let idx = (l >> 20) & 0x1f;
+    let f = match (l >> 16) & 0xf {
+        1 => fault(0, idx),
+        2 => fault(1, idx),
+        3 => fault(2, idx),
+        _ => Faults::NONE,
+    };
+    (op, f)
+}
+
 impl SeqSpace {
     fn key_of(&self, s: &Sequential, mask: u64, sc: &mut Scratch) -> u128 {
         combine(self.sym.key(&s.k, sc), &[mask, s.stuck as u64])
+    }
+
+    /// Runs operation `i` with `faults` from `st` and emits the edge. With a fault: false (and
+    /// nothing emitted) when the operation never reached the faulted decision.
+    fn transition(
+        &self,
+        st: &SeqState,
+        i: usize,
+        faults: Faults,
+        sc: &mut Scratch,
+        emit: &mut dyn FnMut(Edge<SeqState>),
+    ) -> bool {
+        let s = &st.s;
+        let op = &self.alphabet[i];
+        let mut c = s.clone();
+        let out = c.run(op, faults);
+        if !faults.is_none() {
+            let hit = if faults.trylocks != 0 {
+                out.contended
+            } else {
+                out.faulted
+            };
+            if !hit {
+                return false;
+            }
+        }
+        let mut violations = out.violations;
+        let mask = order_mask(&c.order);
+        // A failed operation that left the kernel as it was (a refusal) leads back to this
+        // state, and has an unchanged atomicity footprint; otherwise the footprint is compared
+        // as `Sequential::apply` does.
+        let unchanged = !out.stuck && out.result.is_err() && c.k == s.k;
+        if !out.stuck && out.result.is_err() && !unchanged {
+            if let Some(v) = footprint(&s.k).compare(&footprint(&c.k), &op.to_string()) {
+                violations.push(v);
+            }
+        }
+        let key = if unchanged && mask == st.mask {
+            st.key
+        } else {
+            self.key_of(&c, mask, sc)
+        };
+        emit(Edge {
+            label: seq_label(i, faults),
+            key,
+            terminal: out.stuck,
+            next: SeqState { s: c, key, mask },
+            violations,
+        });
+        true
     }
 }
 
@@ -1327,12 +1421,13 @@ impl Space for SeqSpace {
                 if self.verify_skips {
                     let mut c = s.clone();
                     let out = c.run(op, Faults::NONE);
+                    let mask = order_mask(&c.order);
                     assert!(
                         out.result.is_err()
                             && out.violations.is_empty()
                             && !out.stuck
-                            && c.k == s.k
-                            && order_mask(&c.order) == st.mask,
+                            && mask == st.mask
+                            && self.key_of(&c, mask, sc) == st.key,
                         "[explore internal bug] `{op}` was predicted to be refused without effect, \
                          but it returned {:?}, raised {:?} or changed the state",
                         out.result,
@@ -1341,31 +1436,19 @@ impl Space for SeqSpace {
                 }
                 continue;
             }
-            let mut c = s.clone();
-            let out = c.run(op, Faults::NONE);
-            let mut violations = out.violations;
-            let mask = order_mask(&c.order);
-            // A failed operation that left the kernel as it was (a refusal) leads back to this
-            // state, and has an unchanged atomicity footprint; otherwise the footprint is
-            // compared as `Sequential::apply` does.
-            let unchanged = !out.stuck && out.result.is_err() && c.k == s.k;
-            if !out.stuck && out.result.is_err() && !unchanged {
-                if let Some(v) = footprint(&s.k).compare(&footprint(&c.k), &op.to_string()) {
-                    violations.push(v);
+            self.transition(st, i, Faults::NONE, sc, emit);
+            if !self.faults {
+                continue;
+            }
+            // Each single fault, in decision order, while the operation reaches that decision.
+            for kind in 0..3 {
+                for idx in 0..FAULT_INDEX_MAX {
+                    let f = fault(kind, idx);
+                    if !self.transition(st, i, f, sc, emit) {
+                        break;
+                    }
                 }
             }
-            let key = if unchanged && mask == st.mask {
-                st.key
-            } else {
-                self.key_of(&c, mask, sc)
-            };
-            emit(Edge {
-                label: i as u32,
-                key,
-                terminal: out.stuck,
-                next: SeqState { s: c, key, mask },
-                violations,
-            });
         }
     }
 
@@ -1952,6 +2035,7 @@ pub fn explore(cfg: &Config) -> Outcome {
             alphabet: alphabet.clone(),
             sym,
             verify_skips: cfg.verify_skips,
+            faults: cfg.faults,
         };
         bfs(&space, cfg, cfg.depth)
     };
@@ -1970,10 +2054,13 @@ pub fn explore(cfg: &Config) -> Outcome {
         } else {
             let lines = path
                 .iter()
-                .map(|&l| Line {
-                    tid: 0,
-                    op: alphabet[l as usize].clone(),
-                    faults: Faults::NONE,
+                .map(|&l| {
+                    let (op, faults) = seq_label_parts(l);
+                    Line {
+                        tid: 0,
+                        op: alphabet[op].clone(),
+                        faults,
+                    }
                 })
                 .collect();
             (lines, None)
@@ -2069,6 +2156,10 @@ pub struct ExploreArgs {
     /// Also run the transitions skipped as owner-level refusals and check they change nothing.
     #[arg(long, hide = true)]
     pub verify_skips: bool,
+    /// Sequential mode: also run every operation with each single injected fault (a failing
+    /// allocation, image build or trylock).
+    #[arg(long)]
+    pub faults: bool,
 }
 
 /// Runs `ftsim explore`.
@@ -2086,6 +2177,11 @@ pub fn run(a: &ExploreArgs) -> Result<i32, UsageError> {
         )));
     }
     let world = world(a.functions, a.tracers, a.module).map_err(UsageError)?;
+    if a.faults && a.interleave {
+        return Err(UsageError(
+            "--faults applies to the sequential mode only (not with --interleave)".into(),
+        ));
+    }
     let targets: Vec<Target> = if a.protocols.is_empty() {
         ftsim_core::protocol::PRESETS
             .iter()
@@ -2114,6 +2210,7 @@ pub fn run(a: &ExploreArgs) -> Result<i32, UsageError> {
             symmetry: !a.no_symmetry,
             states_max: a.states_max,
             verify_skips: a.verify_skips,
+            faults: a.faults,
         };
         let out = explore(&cfg);
         let mut files = Vec::new();
@@ -2211,11 +2308,12 @@ fn print_text(
 ) {
     let _ = writeln!(
         o,
-        "ftsim explore: protocol={} {} depth={} mode={} symmetry={} threads={} alphabet={} ops",
+        "ftsim explore: protocol={} {} depth={} mode={}{} symmetry={} threads={} alphabet={} ops",
         cfg.target.name,
         cfg.world,
         cfg.depth,
         mode(cfg),
+        if cfg.faults { " faults=single" } else { "" },
         if cfg.symmetry { "on" } else { "off" },
         cfg.threads,
         out.alphabet.len()
@@ -2309,6 +2407,7 @@ fn print_json(
         "world": cfg.world.to_string(),
         "depth": cfg.depth,
         "symmetry": cfg.symmetry,
+        "faults": cfg.faults,
         "threads": cfg.threads,
         "alphabet": out.alphabet.len(),
         "explored": s.explored,
@@ -2321,6 +2420,9 @@ fn print_json(
         "peak_rss_bytes": s.peak_rss_bytes,
         "store_bytes_per_state": s.store_per_state(),
         "frontier_peak": s.frontier_peak,
+        "skipped": s.skipped,
+        "renamings": s.renamings,
+        "cpu_s": s.cpu_s,
         "findings": out.findings.len(),
     });
     let _ = writeln!(o, "{v}");

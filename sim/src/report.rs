@@ -8,7 +8,8 @@
 //! - **sim**: `ftsim run` over `--seeds` (default 0..2000) with shrinking; a cell counts the seeds
 //!   that violate the property.
 //! - **exhaustive**: `ftsim explore` in sequential mode (`--depth`, default 3, on `--functions`
-//!   functions and `--tracers` tracers) and in interleaving mode (`--interleave-depth`
+//!   functions and `--tracers` tracers, with single injected faults unless `--no-faults`) and in
+//!   interleaving mode (`--interleave-depth`
 //!   operations on one function, default 3; 0 skips it); a cell gives the length of the shortest
 //!   counterexample (operations; scheduling steps for interleavings).
 //! - **proptest**: every `corpus/reproducers/*.txt` (or `--reproducers DIR`) is replayed through
@@ -51,7 +52,7 @@ pub const REPORT_SEEDS: u64 = 2_000;
 /// `ftsim report` arguments.
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// Output directory (written: index.html, report.md, svg/*.svg).
+    /// Output directory (written: index.html, report.md, svg/*.svg, repro/*.txt).
     #[arg(
         short = 'o',
         long = "out",
@@ -86,6 +87,10 @@ pub struct ReportArgs {
     /// Operations of the interleaving search (one function, no tracer); 0 skips it.
     #[arg(long, default_value_t = 3)]
     pub interleave_depth: u32,
+    /// Sequential exhaustive search without injected faults (by default every operation is
+    /// also run with each single failing allocation, image build or trylock).
+    #[arg(long)]
+    pub no_faults: bool,
     /// Directory of committed proptest reproducers.
     #[arg(long, value_name = "DIR", default_value = "corpus/reproducers")]
     pub reproducers: PathBuf,
@@ -179,6 +184,7 @@ pub struct Report {
     pub explored: Vec<(Explored, Option<Explored>)>,
     pub explore_world: String,
     pub depth: u32,
+    pub faults: bool,
     pub interleave_depth: u32,
     pub reproducers: Vec<ReproducerFile>,
     pub reproducers_dir: PathBuf,
@@ -203,6 +209,8 @@ pub struct Config {
     pub functions: u16,
     pub tracers: u8,
     pub interleave_depth: u32,
+    /// Single injected faults in the sequential exhaustive search.
+    pub faults: bool,
     pub reproducers: PathBuf,
 }
 
@@ -303,6 +311,7 @@ pub fn build(cfg: &Config) -> Report {
     for (ti, t) in cfg.targets.iter().enumerate() {
         let mut ec = explore::Config::new(t.clone(), world.clone(), cfg.depth);
         ec.threads = cfg.jobs;
+        ec.faults = cfg.faults;
         let out = explore::explore(&ec);
         add_explore(&mut cells, ti, &out, Source::Exhaustive, cfg.depth);
         let seq = Explored {
@@ -374,6 +383,7 @@ pub fn build(cfg: &Config) -> Report {
         explored,
         explore_world: world.to_string(),
         depth: cfg.depth,
+        faults: cfg.faults,
         interleave_depth: cfg.interleave_depth,
         reproducers,
         reproducers_dir: cfg.reproducers.clone(),
@@ -1216,9 +1226,14 @@ fn sources_text(r: &Report) -> Vec<String> {
         None => v.push("sim: not run".into()),
     }
     v.push(format!(
-        "exhaustive: sequential on {} to depth {}; interleavings of up to two in-flight operations on one function, {}",
+        "exhaustive: sequential on {} to depth {}{}; interleavings of up to two in-flight operations on one function, {}",
         r.explore_world,
         r.depth,
+        if r.faults {
+            ", every operation also with each single injected fault"
+        } else {
+            ""
+        },
         if r.interleave_depth == 0 {
             "not run".to_string()
         } else {
@@ -1481,6 +1496,7 @@ pub fn run(a: &ReportArgs) -> Result<i32, UsageError> {
         functions: a.functions,
         tracers: a.tracers,
         interleave_depth: a.interleave_depth,
+        faults: !a.no_faults,
         reproducers: a.reproducers.clone(),
     };
     eprintln!(

@@ -28,8 +28,13 @@ fn target(name: &str) -> Target {
 }
 
 fn run(name: &str, world: World, depth: u32, interleave: bool) -> Outcome {
+    run_with(name, world, depth, interleave, false)
+}
+
+fn run_with(name: &str, world: World, depth: u32, interleave: bool, faults: bool) -> Outcome {
     let mut cfg = Config::new(target(name), world, depth);
     cfg.interleave = interleave;
+    cfg.faults = faults;
     cfg.verify_skips = true;
     explore::explore(&cfg)
 }
@@ -50,10 +55,17 @@ fn summary(out: &Outcome) -> String {
     )
 }
 
-fn check_pins(what: &str, pins: &[(&str, &str)], world: &World, depth: u32, interleave: bool) {
+fn check_pins(
+    what: &str,
+    pins: &[(&str, &str)],
+    world: &World,
+    depth: u32,
+    interleave: bool,
+    faults: bool,
+) {
     let mut diffs = Vec::new();
     for (name, _) in PRESETS {
-        let out = run(name, world.clone(), depth, interleave);
+        let out = run_with(name, world.clone(), depth, interleave, faults);
         for f in &out.findings {
             assert!(
                 f.reproduces,
@@ -111,6 +123,32 @@ fn sequential_state_counts_are_pinned() {
         &explore::world(2, 1, 0).unwrap(),
         3,
         false,
+        false,
+    );
+}
+
+/// Sequential mode with single faults, 1 function in a module, 1 tracer, depth 3.
+const FAULT_PINS: &[(&str, &str)] = &[
+    ("pre", "distinct=215 levels=1,4,22,188 found=atomicity@3"),
+    ("v2", "distinct=228 levels=1,4,22,201 found=atomicity@3,share-leak@3,lock-coverage@3"),
+    ("merged", "distinct=230 levels=1,4,22,203 found=atomicity@2,share-leak@3,lock-recursion@3"),
+    ("fixes-2022", "distinct=220 levels=1,4,22,193 found=atomicity@2,share-leak@3"),
+    ("rcu-hash-2023", "distinct=177 levels=1,4,20,152 found=atomicity@2,share-leak@3"),
+    ("fixes-2025", "distinct=181 levels=1,4,20,156 found=atomicity@2,share-leak@3"),
+    ("alt-rinse-repeat", "distinct=234 levels=1,4,22,207 found=atomicity@2,share-leak@3,lock-recursion@3"),
+    ("alt-blocking-peer", "distinct=224 levels=1,4,22,197 found=atomicity@2,share-leak@3,lock-recursion@3,lock-order@3"),
+    ("proposed", "distinct=174 levels=1,4,20,149 found="),
+];
+
+#[test]
+fn sequential_state_counts_with_faults_are_pinned() {
+    check_pins(
+        "sequential with single faults, 1 function in module m0, 1 tracer, depth 3",
+        FAULT_PINS,
+        &explore::world(1, 1, 1).unwrap(),
+        3,
+        false,
+        true,
     );
 }
 
@@ -122,7 +160,26 @@ fn interleaving_state_counts_are_pinned() {
         &explore::world(1, 0, 0).unwrap(),
         2,
         true,
+        false,
     );
+}
+
+#[test]
+fn single_faults_reach_the_failure_paths() {
+    // merged: an image allocation failing in the first link leaves the ops' callback and
+    // trampoline set (a later register gets -EINVAL): found in one operation.
+    let w = explore::world(1, 0, 0).unwrap();
+    let out = run_with("merged", w.clone(), 1, false, true);
+    let f = out
+        .findings
+        .iter()
+        .find(|f| f.property == Property::Atomicity)
+        .expect("a failing allocation breaks atomicity in merged");
+    assert_eq!(f.depth, 1);
+    assert!(f.reproduces, "{}", f.script);
+    assert!(!f.script.lines[0].faults.is_none(), "{}", f.script);
+    // Without faults one operation breaks nothing.
+    assert!(run_with("merged", w, 1, false, false).findings.is_empty());
 }
 
 #[test]
@@ -176,11 +233,12 @@ fn blocking_peer_deadlocks_with_three_operations_interleaved() {
 
 #[test]
 fn results_do_not_depend_on_threads() {
-    for interleave in [false, true] {
+    for (interleave, faults) in [(false, false), (true, false), (false, true)] {
         let world = explore::world(2, 1, 0).unwrap();
         let depth = if interleave { 2 } else { 3 };
         let mut cfg = Config::new(target("merged"), world, depth);
         cfg.interleave = interleave;
+        cfg.faults = faults;
         let one = explore::explore(&cfg);
         cfg.threads = 3;
         let three = explore::explore(&cfg);

@@ -308,6 +308,7 @@ fn the_page_is_well_formed_and_every_finding_has_a_replaying_reproducer() {
         functions: 2,
         tracers: 1,
         interleave_depth: 3,
+        faults: true,
         reproducers: corpus(),
     };
     let r = report::build(&cfg);
@@ -399,6 +400,7 @@ fn committed_reproducers_are_attributed_to_their_protocol() {
         functions: 1,
         tracers: 0,
         interleave_depth: 0,
+        faults: false,
         reproducers: corpus(),
     };
     let r = report::build(&cfg);
