@@ -981,7 +981,7 @@ fn cell_text(c: &CellReport) -> Vec<String> {
         v.push(format!("sim {n}"));
     }
     if let Some(d) = c.exhaustive {
-        v.push(format!("exh {d} ops"));
+        v.push(format!("exh {d} op{}", if d == 1 { "" } else { "s" }));
     }
     if let Some(d) = c.interleaving {
         v.push(format!("exh∥ {d} steps"));
@@ -990,6 +990,10 @@ fn cell_text(c: &CellReport) -> Vec<String> {
         v.push("proptest".into());
     }
     v
+}
+
+fn ops_text(n: usize) -> String {
+    format!("{n} operation{}", if n == 1 { "" } else { "s" })
 }
 
 fn body_text(s: &Script) -> String {
@@ -1119,8 +1123,8 @@ pub fn html(r: &Report, svgs: &BTreeMap<(usize, Property), String>) -> String {
         let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(&best.detail));
         let _ = writeln!(
             o,
-            "<p class=\"small\">Shortest reproducer: {} ops from <b>{}</b> ({}). Replay: <code>ftsim replay repro/{}.txt</code></p>",
-            best.script.lines.len(),
+            "<p class=\"small\">Shortest reproducer: {} from <b>{}</b> ({}). Replay: <code>ftsim replay repro/{}.txt</code></p>",
+            ops_text(best.script.lines.len()),
             best.source.name(),
             esc(&best.note),
             esc(&stem(t, *p))
@@ -1353,8 +1357,8 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(o, "{}\n", best.detail);
         let _ = writeln!(
             o,
-            "Shortest reproducer: {} ops from **{}** ({}). Replay: `ftsim replay repro/{s}.txt`\n",
-            best.script.lines.len(),
+            "Shortest reproducer: {} from **{}** ({}). Replay: `ftsim replay repro/{s}.txt`\n",
+            ops_text(best.script.lines.len()),
             best.source.name(),
             best.note
         );
