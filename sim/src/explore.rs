@@ -2158,7 +2158,7 @@ pub struct ExploreArgs {
     /// Stop after this many distinct states (the result says it is incomplete).
     #[arg(long, default_value_t = STATES_MAX_DEFAULT)]
     pub states_max: u64,
-    /// Write each counterexample to DIR/<protocol>--<property>.txt.
+    /// Write each counterexample to DIR/PROTOCOL--PROPERTY.txt.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
     /// One JSON object per line: findings, then a summary per protocol.
