@@ -12,10 +12,9 @@
 //!   interleaving mode (`--interleave-depth`
 //!   operations on one function, default 3; 0 skips it); a cell gives the length of the shortest
 //!   counterexample (operations; scheduling steps for interleavings).
-//! - **proptest**: every `corpus/reproducers/*.txt` (or `--reproducers DIR`) is replayed through
-//!   the sequential driver, judged by the core's checks and by the oracle
-//!   ([`ftsim_core::oracle::Model`]) as `tests/tests/reproducers.rs` does (concurrent ones by
-//!   the core's checks), and counts for the properties on its `expect` line that it reproduces.
+//! - **proptest**: every `corpus/reproducers/*.txt` (or `--reproducers DIR`) is replayed with
+//!   [`Script::replay`] (the core's checks and the oracle, [`ftsim_core::oracle::Model`]), and
+//!   counts for the properties on its `expect` line that it reproduces.
 //!
 //! # The timeline picture
 //!
@@ -35,12 +34,9 @@ use ftsim_core::errno::fmt_result;
 use ftsim_core::ids::OpsLayout;
 use ftsim_core::locks::{Lock, LockClass};
 use ftsim_core::machine::EventKind;
-use ftsim_core::observe;
 use ftsim_core::op::{Op, OpKind};
-use ftsim_core::oracle::Model;
 use ftsim_core::property::{Property, Violation};
 use ftsim_core::script::Script;
-use ftsim_core::seq::Sequential;
 use ftsim_core::Kernel;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -214,37 +210,11 @@ pub struct Config {
     pub reproducers: PathBuf,
 }
 
-/// Replays a sequential script through the core and the oracle, as `tests/tests/reproducers.rs`
-/// does: every finding of either, one per property and function.
+/// Every finding of a replay: the core's checks, and for sequential scripts (and concurrent
+/// ones until two operations overlap) the oracle's verdicts, as [`Script::replay`] gives them
+/// (and `tests/tests/reproducers.rs` judges the committed reproducers).
 pub fn replay_with_oracle(script: &Script) -> Vec<Violation> {
-    if script.is_concurrent() {
-        return script.replay().findings;
-    }
-    let mut seq = Sequential::new(&script.world, script.proto);
-    let mut model = Model::new(&script.world, &script.proto);
-    let mut found: Vec<Violation> = Vec::new();
-    for l in &script.lines {
-        let out = seq.apply_with(&l.op, l.faults);
-        let calls: Vec<_> = seq
-            .k
-            .world()
-            .fns()
-            .map(|f| observe::call(&seq.k, f))
-            .collect();
-        let oracle = model.step(&l.op, &out, &calls);
-        for v in out.violations.iter().chain(&oracle) {
-            if !found
-                .iter()
-                .any(|x| x.property == v.property && x.func == v.func)
-            {
-                found.push(v.clone());
-            }
-        }
-        if out.stuck {
-            break;
-        }
-    }
-    found
+    script.replay().findings
 }
 
 fn read_reproducers(dir: &Path) -> Vec<(PathBuf, String, Script)> {
