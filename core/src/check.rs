@@ -335,6 +335,16 @@ pub fn footprint(k: &Kernel) -> Footprint {
         }
         o.direct_call = o.direct_call.map(|a| canon(k, a));
     }
+    // With `bpf_filter_reset` a trampoline's next registration resets its filter, so what a
+    // failed registration leaves in the filter of its unregistered ops cannot matter.
+    if k.proto.bpf_filter_reset {
+        for f in 0..k.fns.len() as u16 {
+            let id = k.id(OpsOwner::Bpf(FnId(f)));
+            if !k.op(id).has(fl::ENABLED) {
+                ops[id.0 as usize].filter = crate::hash::IpHash::new();
+            }
+        }
+    }
     let trampolines = k
         .fns
         .iter()

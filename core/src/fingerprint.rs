@@ -141,8 +141,8 @@ pub fn fingerprint(k: &Kernel) -> u128 {
         }
         h.word(s.klp_stack as u64 | (s.klp_registered as u64) << 16 | (s.kprobes as u64) << 20);
         match s.direct_user {
-            Some(_) => h.word(1),
-            None => h.word(0),
+            Some(_) => h.word(1 | (s.direct_busy as u64) << 1),
+            None => h.word((s.direct_busy as u64) << 1),
         }
         let tr = &s.tr;
         h.word(
@@ -221,6 +221,11 @@ pub fn fingerprint(k: &Kernel) -> u128 {
         th.stack.hash(&mut h);
         th.pending.hash(&mut h);
         th.stuck.hash(&mut h);
+    }
+    // Mid-operation, a frame may compare the state generation with one it saved (the
+    // rinse-and-repeat accounting): then the generation is behaviour.
+    if k.threads.iter().any(|th| !th.stack.is_empty()) {
+        h.word(k.gen);
     }
     h.finish128()
 }

@@ -141,6 +141,8 @@ pub struct FnState {
     pub kprobes: u16,
     /// The single-ip direct user at this function, and its trampoline.
     pub direct_user: Option<Addr>,
+    /// The direct user's module init or exit is running (they never overlap).
+    pub direct_busy: bool,
     pub tr: Trampoline,
 }
 
@@ -280,6 +282,7 @@ impl Kernel {
                 klp_registered: false,
                 kprobes: 0,
                 direct_user: None,
+                direct_busy: false,
                 tr: Trampoline::default(),
             })
             .collect();

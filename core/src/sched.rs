@@ -87,8 +87,9 @@ impl Sched {
         self.lanes[t as usize].queue.push_back((op, faults));
     }
 
-    /// Whether thread `t` could take a step now, sleeping or not.
-    fn ready(&self, t: Tid) -> bool {
+    /// Whether thread `t` could take a step now, sleeping or not. A recorded schedule may step
+    /// any ready thread; [`Sched::runnable`] is what a fair driver chooses from.
+    pub fn ready(&self, t: Tid) -> bool {
         let lane = &self.lanes[t as usize];
         if lane.stuck {
             return false;
@@ -145,7 +146,7 @@ impl Sched {
     /// answers its pending request, then runs it to its next request.
     pub fn step(&mut self, t: Tid) -> StepOutcome {
         assert!(
-            self.can_step(t),
+            self.ready(t),
             "[core internal bug] stepping thread {t} that cannot step"
         );
         self.steps += 1;

@@ -202,9 +202,13 @@ impl Script {
                 }
                 break;
             }
-            // Follow the schedule, skipping entries that name a thread that cannot step; after the
-            // schedule, the lowest runnable thread steps.
-            while sched.get(i).is_some_and(|w| !run.contains(w)) {
+            // Follow the schedule, skipping entries that name a thread that cannot step (a
+            // sleeping thread can: the schedule was recorded when nothing else could); after
+            // the schedule, the lowest runnable thread steps.
+            while sched
+                .get(i)
+                .is_some_and(|&w| (w as usize) >= s.lanes.len() || !s.ready(w))
+            {
                 i += 1;
             }
             let t = sched.get(i).copied().unwrap_or(run[0]);

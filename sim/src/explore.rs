@@ -653,7 +653,7 @@ pub fn encode(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
             }
         }
         out.push(s.klp_stack as u64 | (s.klp_registered as u64) << 16 | (s.kprobes as u64) << 20);
-        out.push(s.direct_user.is_some() as u64);
+        out.push(s.direct_user.is_some() as u64 | (s.direct_busy as u64) << 1);
         let tr = &s.tr;
         out.push(
             tr.links.len() as u64
@@ -753,6 +753,9 @@ pub fn encode(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
         th.stack.hash(&mut w);
         th.pending.hash(&mut w);
         th.stuck.hash(&mut w);
+    }
+    if k.threads.iter().any(|th| !th.stack.is_empty()) {
+        out.push(k.gen);
     }
 }
 

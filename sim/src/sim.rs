@@ -538,7 +538,8 @@ impl Sim {
 
     /// Records the findings that appeared since `before`, each with the run so far as its script.
     fn collect(&mut self, before: usize) {
-        for v in self.sched.findings[before..].to_vec() {
+        let new: Vec<Violation> = self.sched.findings[before..].to_vec();
+        for v in new {
             self.digest.write_str_stable(&v.to_string());
             if let Some(tr) = self.trace.as_mut() {
                 let _ = writeln!(tr, "{:>6}  !! {v}", self.time);

@@ -113,6 +113,9 @@ fn rank(f: &Found, seed: u64) -> (usize, u64, u64) {
     (f.script.lines.len(), f.step, seed)
 }
 
+/// One run's work index, first finding per property, events and operations.
+type ItemResult = (usize, Vec<Found>, u64, u64);
+
 /// Order-independent aggregation of runs into cells.
 #[derive(Default)]
 struct Agg {
@@ -167,7 +170,7 @@ pub fn sweep(cfg: &Config, progress: &(dyn Fn(u64, u64) + Sync)) -> Outcome {
     // so the result is the same whatever the number of jobs.
     let first_hit = AtomicUsize::new(usize::MAX);
     let agg: Mutex<Agg> = Mutex::new(Agg::default());
-    let stopped: Mutex<Vec<(usize, Vec<Found>, u64, u64)>> = Mutex::new(Vec::new());
+    let stopped: Mutex<Vec<ItemResult>> = Mutex::new(Vec::new());
     let bad: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..cfg.jobs.max(1) {

@@ -94,7 +94,7 @@ const SEQ_PINS: &[(&str, &str)] = &[
     ("pre", "distinct=1562 levels=1,12,164,1385 found="),
     ("v2", "distinct=2181 levels=1,12,174,1994 found=ipmodify-honoured@3,share-leak@3,lock-coverage@2"),
     ("merged", "distinct=2255 levels=1,12,178,2064 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2"),
-    ("fixes-2022", "distinct=2220 levels=1,12,177,2030 found=ipmodify-honoured@3,atomicity@2"),
+    ("fixes-2022", "distinct=2220 levels=1,12,177,2030 found=ipmodify-honoured@3"),
     ("rcu-hash-2023", "distinct=1630 levels=1,11,143,1475 found=ipmodify-honoured@3,atomicity@2"),
     ("fixes-2025", "distinct=1733 levels=1,11,145,1576 found=ipmodify-honoured@3"),
     ("alt-rinse-repeat", "distinct=2251 levels=1,12,178,2060 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2,lock-coverage@3"),
@@ -104,14 +104,14 @@ const SEQ_PINS: &[(&str, &str)] = &[
 
 /// Interleaving mode, 1 function, no tracer, two operations.
 const INTER_PINS: &[(&str, &str)] = &[
-    ("pre", "distinct=4392 levels=1,12,140,157,200,258,336,411,452,441,443,442,348,244,140,80,58,48,44,34,22,18,18,18,18,9,0 found=atomicity@9"),
-    ("v2", "distinct=5246 levels=1,12,140,157,200,258,336,430,525,579,582,539,450,361,211,99,62,61,44,29,26,24,24,24,21,15,12,12,9,3,0 found=atomicity@9,lock-coverage@20"),
-    ("merged", "distinct=5150 levels=1,12,140,157,200,258,336,430,525,579,582,539,450,361,210,95,57,54,40,25,19,16,16,16,14,10,6,2,0 found=atomicity@9,lock-recursion@13"),
-    ("fixes-2022", "distinct=5152 levels=1,12,140,157,200,258,336,430,525,579,582,539,450,361,212,97,59,56,42,25,19,16,16,16,14,8,2,0 found=atomicity@9"),
+    ("pre", "distinct=4351 levels=1,12,138,153,196,254,332,407,448,438,441,440,346,243,139,79,57,47,43,34,22,18,18,18,18,9,0 found="),
+    ("v2", "distinct=5205 levels=1,12,138,153,196,254,332,426,521,576,580,537,448,360,210,98,61,60,43,29,26,24,24,24,21,15,12,12,9,3,0 found=lock-coverage@20"),
+    ("merged", "distinct=5114 levels=1,12,138,153,196,254,332,426,521,576,580,537,448,360,210,95,57,54,40,25,19,16,16,16,14,10,6,2,0 found=lock-recursion@13"),
+    ("fixes-2022", "distinct=5111 levels=1,12,138,153,196,254,332,426,521,576,580,537,448,360,211,96,58,55,41,25,19,16,16,16,14,8,2,0 found="),
     ("rcu-hash-2023", "distinct=3897 levels=1,10,106,125,144,179,223,275,339,402,427,428,395,332,196,86,49,47,36,24,19,16,16,13,7,2,0 found=atomicity@23"),
     ("fixes-2025", "distinct=3941 levels=1,10,106,125,144,179,223,275,339,402,427,428,395,332,196,86,49,47,45,33,19,16,16,16,16,12,4,0 found="),
-    ("alt-rinse-repeat", "distinct=4746 levels=1,12,140,157,200,258,336,430,524,543,522,478,372,277,156,76,55,51,34,19,17,16,16,16,16,14,8,2,0 found=atomicity@9,lock-recursion@13"),
-    ("alt-blocking-peer", "distinct=5150 levels=1,12,140,157,200,258,336,430,525,579,582,539,450,361,210,95,57,54,40,25,19,16,16,16,14,10,6,2,0 found=atomicity@9,lock-recursion@13,lock-order@18"),
+    ("alt-rinse-repeat", "distinct=4710 levels=1,12,138,153,196,254,332,426,520,540,520,476,370,276,156,76,55,51,34,19,17,16,16,16,16,14,8,2,0 found=lock-recursion@13"),
+    ("alt-blocking-peer", "distinct=5114 levels=1,12,138,153,196,254,332,426,521,576,580,537,448,360,210,95,57,54,40,25,19,16,16,16,14,10,6,2,0 found=lock-recursion@13,lock-order@18"),
     ("proposed", "distinct=3949 levels=1,10,106,125,144,179,223,275,339,402,427,428,395,332,196,85,47,46,45,31,17,16,16,16,16,14,10,6,2,0 found="),
 ];
 
@@ -132,9 +132,9 @@ const FAULT_PINS: &[(&str, &str)] = &[
     ("pre", "distinct=215 levels=1,4,22,188 found=atomicity@3"),
     ("v2", "distinct=228 levels=1,4,22,201 found=atomicity@3,share-leak@3,lock-coverage@3"),
     ("merged", "distinct=230 levels=1,4,22,203 found=atomicity@2,share-leak@3,lock-recursion@3"),
-    ("fixes-2022", "distinct=220 levels=1,4,22,193 found=atomicity@2,share-leak@3"),
-    ("rcu-hash-2023", "distinct=177 levels=1,4,20,152 found=atomicity@2,share-leak@3"),
-    ("fixes-2025", "distinct=181 levels=1,4,20,156 found=atomicity@2,share-leak@3"),
+    ("fixes-2022", "distinct=220 levels=1,4,22,193 found=atomicity@3,share-leak@3"),
+    ("rcu-hash-2023", "distinct=177 levels=1,4,20,152 found=atomicity@3,share-leak@3"),
+    ("fixes-2025", "distinct=181 levels=1,4,20,156 found=atomicity@3,share-leak@3"),
     ("alt-rinse-repeat", "distinct=234 levels=1,4,22,207 found=atomicity@2,share-leak@3,lock-recursion@3"),
     ("alt-blocking-peer", "distinct=224 levels=1,4,22,197 found=atomicity@2,share-leak@3,lock-recursion@3,lock-order@3"),
     ("proposed", "distinct=174 levels=1,4,20,149 found="),

@@ -117,3 +117,33 @@ fn shards_partition_the_seeds() {
     seen.sort();
     assert_eq!(seen, (10..33).collect::<Vec<_>>());
 }
+
+#[test]
+fn every_sweep_reproducer_replays() {
+    let cfg = sweep::Config {
+        targets: vec![
+            target("merged"),
+            target("fixes-2025"),
+            target("alt-blocking-peer"),
+        ],
+        seeds: SeedSet::range(0, 150),
+        events: 200,
+        jobs: 2,
+        stop_on_first: false,
+        self_check: false,
+        shrink: true,
+    };
+    let out = sweep::sweep(&cfg, &|_, _| {});
+    assert!(out.cells.len() > 5);
+    for c in &out.cells {
+        let r = c.reproducer.as_ref().unwrap();
+        let again = Script::parse(&r.to_string()).unwrap();
+        assert!(
+            again.replay().has(c.property),
+            "{} / {}:\n{r}",
+            cfg.targets[c.target].name,
+            c.property
+        );
+        assert!(r.lines.len() <= c.found.script.lines.len());
+    }
+}

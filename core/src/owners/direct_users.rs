@@ -46,6 +46,7 @@ impl Step for DirectUser {
         if self.pc == 1 {
             let r = input.ret();
             let st = k.fstate_mut(f);
+            st.direct_busy = false;
             match self.action {
                 DirectAction::Register if r.is_err() => st.direct_user = None,
                 DirectAction::Modify if r.is_ok() => st.direct_user = self.addr,
@@ -53,6 +54,10 @@ impl Step for DirectUser {
                 _ => {}
             }
             return Flow::Ret(r);
+        }
+        // One sample module's init and exit never overlap.
+        if k.fstate(f).direct_busy {
+            return Flow::Ret(Err(Errno::EBUSY));
         }
         if k.proto.single_direct_api == SingleDirectApi::Absent {
             return Flow::Ret(Err(Errno::ENODEV));
@@ -68,15 +73,18 @@ impl Step for DirectUser {
                 let a = k.new_sample_addr(f);
                 self.addr = Some(a);
                 k.fstate_mut(f).direct_user = Some(a);
+                k.fstate_mut(f).direct_busy = true;
                 call!(self, 1, RegisterDirectSingle::new(f, a))
             }
             (_, None) => Flow::Ret(Err(Errno::ENOENT)),
             (DirectAction::Modify, Some(old)) => {
                 let a = k.new_sample_addr(f);
                 self.addr = Some(a);
+                k.fstate_mut(f).direct_busy = true;
                 call!(self, 1, ModifyDirectSingle::new(f, old, a))
             }
             (DirectAction::Unregister, Some(old)) => {
+                k.fstate_mut(f).direct_busy = true;
                 call!(self, 1, UnregisterDirectSingle::new(f, old))
             }
         }
