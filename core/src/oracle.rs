@@ -9,7 +9,8 @@
 //! The prediction side ([`Model`], [`Model::predict`], [`Model::expect`]) uses only `op`, `ids`,
 //! `world`, `errno`, `property`, and from `protocol` only the *policy*: exclusive when
 //! `direct_is_ipmodify` (preset `pre`), shared otherwise, and whether the single-ip direct API
-//! exists. It never looks at records, hashes, the ops list, flags, the kernel state or frames.
+//! exists — plus, to follow the core after a failed module load, `failed_load_keeps_hashes`. It
+//! never looks at records, hashes, the ops list, flags, the kernel state or frames.
 //! The comparison side ([`Model::step`]) reads the core's two observation types, the [`Outcome`]
 //! of an operation and the [`Call`] of each function, and nothing else.
 //!
@@ -98,6 +99,9 @@ pub struct Policy {
     pub exclusive: bool,
     /// The single-ip direct API (`direct-*` operations) exists.
     pub single_direct_api: bool,
+    /// A failed module load leaves the tracers' hashes alone (`failed_load_keeps_hashes`): the
+    /// one leftover of a failed operation the oracle follows from a switch rather than a policy.
+    pub failed_load_keeps_hashes: bool,
 }
 
 impl Policy {
@@ -105,6 +109,7 @@ impl Policy {
         Policy {
             exclusive: p.direct_is_ipmodify,
             single_direct_api: p.single_direct_api != SingleDirectApi::Absent,
+            failed_load_keeps_hashes: p.failed_load_keeps_hashes,
         }
     }
 
@@ -510,7 +515,7 @@ impl Model {
             | Op::KprobeDisarm(_)
             | Op::TracerUnregister(_)
             | Op::DirectUnregister(_) => self.apply_ok(op),
-            Op::ModuleLoad(m) => self.kill_entries(*m),
+            Op::ModuleLoad(m) if !self.policy.failed_load_keeps_hashes => self.kill_entries(*m),
             _ => {}
         }
     }

@@ -212,6 +212,10 @@ pub struct Protocol {
     /// cannot fail (today the link is gone whatever the rebuild returns, and a failed rebuild
     /// leaves the old image running the unlinked program; SPEC §2 BPF).
     pub bpf_unlink_reserves_image: bool,
+    /// proposed: a module load that fails (a pending livepatch cannot be applied) releases its
+    /// records without `clear_mod_from_hashes`: the module never went live, so no tracer can have
+    /// named its functions since they last went, and the tracers' hashes stay as they were (§7).
+    pub failed_load_keeps_hashes: bool,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
@@ -265,6 +269,7 @@ impl Protocol {
         self_syncs_share: false,
         cleanup_retries_busy_peer: false,
         bpf_unlink_reserves_image: false,
+        failed_load_keeps_hashes: false,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -341,6 +346,7 @@ impl Protocol {
         cleanup_retries_busy_peer: true,
         bpf_unlink_reserves_image: true,
         bpf_unfilter_on_failure: true,
+        failed_load_keeps_hashes: true,
         ..Protocol::FIXES_2025
     };
 
@@ -611,6 +617,7 @@ switches! {
     self_syncs_share: bool = "proposed: DISABLE_SHARE_IPMODIFY_SELF for records without IPMODIFY at register and modify",
     cleanup_retries_busy_peer: bool = "proposed: cleanup retries DISABLE_PEER that found tr->mutex taken",
     bpf_unlink_reserves_image: bool = "proposed: the unlink's rebuild uses an image reserved at link time and cannot fail",
+    failed_load_keeps_hashes: bool = "proposed: a failed module load leaves the tracers' hashes alone",
 }
 
 impl fmt::Display for Protocol {

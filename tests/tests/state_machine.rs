@@ -159,7 +159,7 @@ pub const VERDICTS: &[(&str, &[&str], &[&str])] = &[
         ],
         &["accounting"],
     ),
-    ("proposed", &[], &["atomicity"]),
+    ("proposed", &[], &[]),
 ];
 
 /// Cases of the fault-free verdict search per preset.

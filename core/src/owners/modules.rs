@@ -27,6 +27,9 @@ fn fns_of(k: &Kernel, m: ModId) -> Vec<FnId> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReleaseMod {
     pub m: ModId,
+    /// Run `clear_mod_from_hashes` (proposed `failed_load_keeps_hashes` skips it after a load
+    /// that never went live).
+    pub clear_hashes: bool,
     pc: u8,
     tracer: u8,
 }
@@ -35,6 +38,7 @@ impl ReleaseMod {
     pub fn new(m: ModId) -> Self {
         ReleaseMod {
             m,
+            clear_hashes: true,
             pc: 0,
             tracer: 0,
         }
@@ -61,6 +65,9 @@ impl Step for ReleaseMod {
                     }
                     k.gen += 1;
                     k.unlock(t, Lock::Ftrace);
+                    if !self.clear_hashes {
+                        return Flow::Ret(Ok(0));
+                    }
                     wait!(self, 2, Request::Lock(Lock::TraceTypes));
                 }
                 2 => {
@@ -204,7 +211,9 @@ impl Step for ModuleLoad {
                         None => {
                             k.modules[mi].klp_seen = false;
                             k.unlock(t, Lock::Klp);
-                            call!(self, 6, ReleaseMod::new(self.m));
+                            let mut r = ReleaseMod::new(self.m);
+                            r.clear_hashes = !k.proto.failed_load_keeps_hashes;
+                            call!(self, 6, r);
                         }
                     }
                 }
