@@ -137,7 +137,7 @@ const FAULT_PINS: &[(&str, &str)] = &[
     ("fixes-2025", "distinct=181 levels=1,4,20,156 found=atomicity@3,share-leak@3"),
     ("alt-rinse-repeat", "distinct=234 levels=1,4,22,207 found=atomicity@2,share-leak@3,lock-recursion@3"),
     ("alt-blocking-peer", "distinct=224 levels=1,4,22,197 found=atomicity@2,share-leak@3,lock-recursion@3,lock-order@3"),
-    ("proposed", "distinct=174 levels=1,4,20,149 found="),
+    ("proposed", "distinct=176 levels=1,4,20,151 found="),
 ];
 
 #[test]
