@@ -201,9 +201,9 @@ pub struct Protocol {
     pub filter_remove_in_place: bool,
     /// proposed: the IPMODIFY accounting of a direct ops also sends `DISABLE_SHARE_IPMODIFY_SELF`
     /// for every record it enters at registration that has no IPMODIFY; the owner drops sharing
-    /// and asks for a rebuild (`-EAGAIN`) if its image calls through the stack. Sharing then
-    /// follows the records at every registration (SPEC §5.3 SELF). (Not on modify: a PEER rebuild
-    /// runs while its IPMODIFY ops is not live yet.)
+    /// (without a rebuild: an image calling through the stack stays correct until the next one).
+    /// Sharing then follows the records at every registration (SPEC §5.3 SELF). (Not on modify:
+    /// a PEER rebuild runs while its IPMODIFY ops is not live yet.)
     pub self_syncs_share: bool,
     /// proposed: when DISABLE_PEER finds `tr->mutex` taken (`-EAGAIN`), the cleanup releases
     /// direct_mutex, sleeps, takes it again and retries, up to the retry bound (SPEC §5.3 cleanup).

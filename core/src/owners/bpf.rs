@@ -31,14 +31,12 @@ pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, cmd: Cmd) -> Result<(), Errn
     );
     match k.proto.bpf_share_state {
         // proposed: stop sharing; rebuild (-EAGAIN) if the image calls through the stack.
+        // proposed: stop sharing. No rebuild is asked for: an image that calls through the stack
+        // stays correct, the next rebuild drops ORIG_STACK, and a retry here could flap with an
+        // IPMODIFY owner coming and going (livelock).
         BpfShareState::TrampFlags if cmd == Cmd::SelfDisable => {
-            let fl = k.tr(f).flags;
-            if !fl.share {
-                return Ok(());
-            }
-            k.tr_mut(t, f).flags.share = false;
-            if fl.orig_stack {
-                return Err(Errno::EAGAIN);
+            if k.tr(f).flags.share {
+                k.tr_mut(t, f).flags.share = false;
             }
             Ok(())
         }
