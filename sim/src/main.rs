@@ -16,7 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 /// Seeds per protocol in the default sweep (about a minute on two cores).
-const DEFAULT_SEEDS: u64 = 40_000;
+const DEFAULT_SEEDS: u64 = 200_000;
 
 #[derive(Parser)]
 #[command(
