@@ -75,6 +75,17 @@ pub fn target(arg: &str, sets: &[String]) -> Result<Target, UsageError> {
     Ok(Target { name, proto, args })
 }
 
+/// Every `--protocol` given, or every preset when none is, each with the `--set` overrides.
+pub fn targets(protocols: &[String], sets: &[String]) -> Result<Vec<Target>, UsageError> {
+    if protocols.is_empty() {
+        return protocol::PRESETS
+            .iter()
+            .map(|(n, _)| target(n, sets))
+            .collect();
+    }
+    protocols.iter().map(|n| target(n, sets)).collect()
+}
+
 /// `A..B` (B excluded), `A..=B`, or one seed `A`.
 pub fn seeds(arg: &str) -> Result<SeedSet, UsageError> {
     let bad = || {

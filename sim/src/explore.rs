@@ -2196,17 +2196,7 @@ pub fn run(a: &ExploreArgs) -> Result<i32, UsageError> {
             "--faults applies to the sequential mode only (not with --interleave)".into(),
         ));
     }
-    let targets: Vec<Target> = if a.protocols.is_empty() {
-        ftsim_core::protocol::PRESETS
-            .iter()
-            .map(|(n, _)| cli::target(n, &a.sets))
-            .collect::<Result<_, _>>()?
-    } else {
-        a.protocols
-            .iter()
-            .map(|n| cli::target(n, &a.sets))
-            .collect::<Result<_, _>>()?
-    };
+    let targets: Vec<Target> = cli::targets(&a.protocols, &a.sets)?;
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir)
             .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;

@@ -156,16 +156,7 @@ fn dispatch(cli: Cli) -> Result<i32, UsageError> {
 }
 
 fn targets(p: &ProtoArgs) -> Result<Vec<Target>, UsageError> {
-    if p.protocols.is_empty() {
-        return PRESETS
-            .iter()
-            .map(|(n, _)| cli::target(n, &p.sets))
-            .collect();
-    }
-    p.protocols
-        .iter()
-        .map(|n| cli::target(n, &p.sets))
-        .collect()
+    cli::targets(&p.protocols, &p.sets)
 }
 
 fn one_target(p: &ProtoArgs) -> Result<Target, UsageError> {

@@ -1423,17 +1423,7 @@ pub fn not_replaying(r: &Report) -> Vec<((usize, Property), &Evidence)> {
 
 /// Runs `ftsim report`.
 pub fn run(a: &ReportArgs) -> Result<i32, UsageError> {
-    let targets: Vec<Target> = if a.protocols.is_empty() {
-        ftsim_core::protocol::PRESETS
-            .iter()
-            .map(|(n, _)| cli::target(n, &a.sets))
-            .collect::<Result<_, _>>()?
-    } else {
-        a.protocols
-            .iter()
-            .map(|n| cli::target(n, &a.sets))
-            .collect::<Result<_, _>>()?
-    };
+    let targets: Vec<Target> = cli::targets(&a.protocols, &a.sets)?;
     let seeds = match &a.seeds {
         Some(s) => cli::seeds(s)?,
         None => SeedSet::range(0, REPORT_SEEDS),
