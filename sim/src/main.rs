@@ -88,6 +88,11 @@ struct RunArgs {
     /// Do not shrink the representative of each finding.
     #[arg(long)]
     no_shrink: bool,
+    /// Judge only the presets README calls clean (CLEAN_PRESETS): exit 1 when one of them has a
+    /// finding (each printed on standard error with its replay commands), 0 otherwise, whatever
+    /// the other presets find. This is what CI asserts.
+    #[arg(long)]
+    assert_clean: bool,
     /// Write each shrunk reproducer to DIR/<protocol>--<property>.txt.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     out: Option<PathBuf>,
@@ -268,6 +273,33 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
         print_json(&cfg, &out, &files);
     } else {
         print_table(&cfg, &out, &files);
+    }
+    if a.assert_clean {
+        let failures = sweep::clean_verdict_failures(&cfg, &out);
+        for f in &failures {
+            eprintln!("ftsim: verdict broken: {f}");
+        }
+        let clean: Vec<&str> = cfg
+            .targets
+            .iter()
+            .filter(|t| t.claimed_clean())
+            .map(|t| t.name.as_str())
+            .collect();
+        if failures.is_empty() {
+            eprintln!(
+                "ftsim: --assert-clean: no finding in the presets claimed clean ({})",
+                if clean.is_empty() {
+                    "none of them ran".to_string()
+                } else {
+                    clean.join(", ")
+                }
+            );
+        }
+        return Ok(if failures.is_empty() {
+            EXIT_CLEAN
+        } else {
+            EXIT_FOUND
+        });
     }
     Ok(if out.cells.is_empty() {
         EXIT_CLEAN
@@ -560,15 +592,25 @@ fn versions(json: bool) -> i32 {
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
                     .collect();
-                serde_json::json!({"name": n, "description": d, "switches": sw})
+                serde_json::json!({
+                    "name": n,
+                    "description": d,
+                    "clean": ftsim_core::protocol::CLEAN_PRESETS.contains(n),
+                    "switches": sw,
+                })
             })
             .collect();
         println!("{}", serde_json::Value::Array(list));
         return EXIT_CLEAN;
     }
-    println!("presets:");
+    println!("presets (* claimed clean: CI fails on any finding in them):");
     for (n, d) in PRESETS {
-        println!("  {n:<18} {d}");
+        let mark = if ftsim_core::protocol::CLEAN_PRESETS.contains(n) {
+            "*"
+        } else {
+            " "
+        };
+        println!(" {mark}{n:<18} {d}");
     }
     let width = PRESETS.iter().map(|(n, _)| n.len()).max().unwrap_or(8);
     print!("\n{:<28}", "switch");

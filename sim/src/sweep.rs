@@ -6,7 +6,7 @@
 use crate::shrink::shrink;
 use crate::sim::{run_seed, Found};
 use ftsim_core::property::Property;
-use ftsim_core::protocol::Protocol;
+use ftsim_core::protocol::{Protocol, CLEAN_PRESETS};
 use ftsim_core::script::Script;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,6 +20,21 @@ pub struct Target {
     pub proto: Protocol,
     /// e.g. `--protocol merged` or `--protocol my.proto --set peer_scan=none`.
     pub args: String,
+}
+
+impl Target {
+    /// The preset this target was named by on the command line (`--protocol NAME`, with or
+    /// without `--set` overrides), if it was named by a preset rather than a file.
+    pub fn preset(&self) -> Option<&str> {
+        let name = self.args.strip_prefix("--protocol ")?.split(' ').next()?;
+        Protocol::preset(name).map(|_| name)
+    }
+
+    /// Named by a preset README calls clean ([`CLEAN_PRESETS`]). Overrides do not change that:
+    /// `--protocol proposed --set ...` is how a test stands in for a regression of `proposed`.
+    pub fn claimed_clean(&self) -> bool {
+        self.preset().is_some_and(|n| CLEAN_PRESETS.contains(&n))
+    }
 }
 
 /// A range of seeds, optionally one shard of it (every `shards`-th seed from the `shard`-th).
@@ -59,6 +74,17 @@ impl std::fmt::Display for SeedSet {
             write!(f, " shard {}/{}", self.shard, self.shards)?;
         }
         Ok(())
+    }
+}
+
+impl SeedSet {
+    /// The command-line arguments that name this set (`--seeds A..B`, plus `--shard i/n`).
+    pub fn args(&self) -> String {
+        let mut a = format!("--seeds {}..{}", self.lo, self.hi);
+        if self.shards > 1 {
+            a.push_str(&format!(" --shard {}/{}", self.shard, self.shards));
+        }
+        a
     }
 }
 
@@ -267,6 +293,33 @@ fn shrink_cells(cells: &mut [Cell], jobs: usize) {
     for (i, s) in shrunk.into_inner().unwrap() {
         cells[i].reproducer = Some(s);
     }
+}
+
+/// The findings of the sweep that break a verdict README claims: one message per (target,
+/// property) cell of a target named by a clean preset ([`Target::claimed_clean`]), with the
+/// commands that replay the sweep and the seed. Empty when every clean preset stayed clean.
+pub fn clean_verdict_failures(cfg: &Config, out: &Outcome) -> Vec<String> {
+    out.cells
+        .iter()
+        .filter(|c| cfg.targets[c.target].claimed_clean())
+        .map(|c| {
+            let t = &cfg.targets[c.target];
+            format!(
+                "`{}` is claimed clean (CLEAN_PRESETS) but violates {} in {} of {} seeds: {}\n  \
+                 replay the sweep: ftsim run {} {} --events {}\n  \
+                 replay the seed:  {}",
+                t.name,
+                c.property,
+                c.seeds,
+                cfg.seeds.len(),
+                c.found.violation,
+                t.args,
+                cfg.seeds.args(),
+                cfg.events,
+                replay_command(t, c.seed, cfg.events)
+            )
+        })
+        .collect()
 }
 
 /// The replay command of a seed.

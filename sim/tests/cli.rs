@@ -86,3 +86,129 @@ fn bad_reproducer_file_is_a_usage_error() {
     assert_eq!(c, 2);
     assert!(e.contains("only 2 functions"), "{e}");
 }
+
+/// `.ci/sweep`, the CI step, with `FTSIM` pointing at this build: exit code, standard output
+/// and error.
+fn ci_sweep(lo: u64, hi: u64, args: &[&str]) -> (i32, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::env::temp_dir().join(format!(
+        "ftsim-ci-sweep-{}-{lo}-{}.jsonl",
+        std::process::id(),
+        args.len()
+    ));
+    let o = Command::new("bash")
+        .arg(root.join(".ci/sweep"))
+        .arg(lo.to_string())
+        .arg(hi.to_string())
+        .args(args)
+        .env("FTSIM", env!("CARGO_BIN_EXE_ftsim"))
+        .env("FTSIM_SWEEP_OUT", &out)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&out);
+    (
+        o.status.code().unwrap(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// CI fails when a preset README calls clean gets a finding: a switch of `proposed` turned back
+/// to fixes-2025's value stands in for a regression (it reintroduces the kprobe finding of
+/// README, `readme-fixes-2025--ipmodify-honoured.txt`), and the failure names the commands that
+/// replay it. Findings in the presets that are not claimed clean do not fail CI.
+#[test]
+fn ci_sweep_fails_on_a_finding_in_a_clean_preset() {
+    let broken = [
+        "--protocol",
+        "proposed",
+        "--set",
+        "set_filter_notifies_peer=false",
+    ];
+    let (c, out) = ci_sweep(0, 300, &broken);
+    assert_eq!(c, 1, "{out}");
+    assert!(out.contains("sweep FAILED"), "{out}");
+    assert!(
+        out.contains("is claimed clean (CLEAN_PRESETS) but violates ipmodify-honoured"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "replay the sweep: ftsim run --protocol proposed --set set_filter_notifies_peer=false --seeds 0..300 --events 200"
+        ),
+        "{out}"
+    );
+    // The printed seed replay reproduces the finding.
+    let line = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay the seed:"))
+        .expect("a seed replay command");
+    let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+    let (c, o, _) = ftsim(&args);
+    assert_eq!(c, 1, "{o}");
+    assert!(o.contains("ipmodify-honoured"), "{o}");
+    // The same seeds of the presets as they are: proposed clean, merged's findings only counted.
+    let (c, out) = ci_sweep(0, 300, &["--protocol", "proposed", "--protocol", "merged"]);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("the presets claimed clean are clean"), "{out}");
+    // Bad input is a failure too, not a pass.
+    let (c, out) = ci_sweep(0, 10, &["--protocol", "nonsense"]);
+    assert_eq!(c, 1, "{out}");
+}
+
+/// `.ci/run` runs the asserting sweep, and README's verdict tables and CI section agree with the
+/// one list of clean presets: every clean preset has a column of `.` in both tables.
+#[test]
+fn readme_and_ci_follow_the_clean_presets() {
+    use ftsim_core::protocol::CLEAN_PRESETS;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(
+        ci.contains("bash .ci/sweep \"$base\""),
+        ".ci/run no longer runs .ci/sweep"
+    );
+    let sweep = std::fs::read_to_string(root.join(".ci/sweep")).unwrap();
+    assert!(
+        sweep.contains("--assert-clean"),
+        ".ci/sweep does not assert"
+    );
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let listed: Vec<String> = CLEAN_PRESETS.iter().map(|n| format!("`{n}`")).collect();
+    let claim = format!(
+        "presets claimed clean (`CLEAN_PRESETS`): {}.",
+        listed.join(", ")
+    );
+    assert!(readme.contains(&claim), "README must say: {claim}");
+    // The proptest table: `| property | pre | ... |` rows.
+    let rows: Vec<Vec<&str>> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| property |"))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    // The simulator table: whitespace-separated, from `property` to the `(cells:` line.
+    let sim: Vec<Vec<&str>> = readme
+        .lines()
+        .skip_while(|l| !(l.starts_with("property ") && l.contains("proposed")))
+        .take_while(|l| !l.starts_with("(cells:"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for (table, name) in [(&rows, "proptest"), (&sim, "simulator")] {
+        assert!(table.len() > 5, "README's {name} table not found");
+        for n in CLEAN_PRESETS {
+            let col = table[0]
+                .iter()
+                .position(|h| h == n)
+                .unwrap_or_else(|| panic!("README's {name} table has no column {n}"));
+            for row in &table[1..] {
+                if row.first().is_some_and(|c| c.starts_with("---")) {
+                    continue;
+                }
+                assert_eq!(row[col], ".", "README's {name} table: {n} / {}", row[0]);
+            }
+        }
+    }
+}

@@ -436,14 +436,17 @@ fn env_u64(name: &str) -> Option<u64> {
     })
 }
 
+/// proptest's regression file (relative to this crate, where `cargo test` runs): committed data,
+/// not ignored by git; proptest replays every case in it before the novel cases of
+/// `no_finding_outside_the_verdicts`, so a case that once failed is run by every `cargo test`.
+const REGRESSIONS: &str = "proptest-regressions/state_machine.txt";
+
 fn any_preset_config() -> Config {
     Config {
         cases: env_u64("FTSIM_ORACLE_CASES").unwrap_or(64) as u32,
         rng_algorithm: RngAlgorithm::ChaCha,
         rng_seed: RngSeed::Fixed(env_u64("FTSIM_ORACLE_SEED").unwrap_or(VERDICT_SEED)),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/state_machine.txt",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
         max_shrink_iters: SHRINK_ITERS_MAX,
         ..Config::default()
     }
@@ -925,4 +928,46 @@ fn committed_reproducers_are_exactly_the_verdicts() {
         .collect();
     want.sort();
     assert_eq!(files, want);
+}
+
+#[test]
+fn clean_presets_have_no_verdict() {
+    for n in ftsim_core::protocol::CLEAN_PRESETS {
+        let (_, free, faulty) = VERDICTS.iter().find(|v| v.0 == *n).unwrap();
+        assert!(
+            free.is_empty() && faulty.is_empty(),
+            "{n} is in CLEAN_PRESETS but proptest finds {free:?} {faulty:?}"
+        );
+    }
+}
+
+/// The regression file is there for proptest to replay, and every entry is one proptest reads
+/// (a `cc <seed>` line): a file proptest cannot parse would be skipped with a warning only.
+#[test]
+fn regression_file_is_data_proptest_replays() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(REGRESSIONS);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (it is committed data)", path.display()));
+    let gitignore =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.gitignore"))
+            .unwrap_or_default();
+    assert!(
+        !gitignore
+            .lines()
+            .any(|l| l.contains("proptest-regressions")),
+        ".gitignore must not hide the regression files"
+    );
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let seed = line
+            .strip_prefix("cc ")
+            .map(|r| r.split(" #").next().unwrap().trim());
+        assert!(
+            seed.is_some_and(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit())),
+            "{}: not a proptest entry: {line}",
+            path.display()
+        );
+    }
 }
