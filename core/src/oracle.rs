@@ -7,10 +7,11 @@
 //! # Independence
 //!
 //! The prediction side ([`Model`], [`Model::predict`], [`Model::expect`]) uses only `op`, `ids`,
-//! `world`, `errno`, `property`, and from `protocol` only the *policy*: exclusive when
-//! `direct_is_ipmodify` (preset `pre`), shared otherwise, and whether the single-ip direct API
-//! exists — plus, to follow the core after a failed module load, `failed_load_keeps_hashes`. It
-//! never looks at records, hashes, the ops list, flags, the kernel state or frames.
+//! `world`, `errno`, `property`, and from `protocol` only the *promise*: the `policy` switch
+//! (exclusive or shared, SPEC §4), which no part of the model reads, and which operations exist
+//! (the single-ip direct API is there or not, SPEC §7: its `direct-*` operations). It reads no
+//! switch that says how the code keeps the promise, and never looks at records, hashes, the ops
+//! list, flags, the kernel state or frames.
 //! The comparison side ([`Model::step`]) reads the core's two observation types, the [`Outcome`]
 //! of an operation and the [`Call`] of each function, and nothing else.
 //!
@@ -52,22 +53,24 @@
 //! # Properties reported (SPEC §3 identifiers)
 //!
 //! - `availability`: a refusal of an allowed operation not explained by contention or a fault.
-//!   A refusal the policy expects is not judged by its errno: the policy promises the refusal.
+//!   A refusal the policy expects must carry one of the errnos it allows (`accounting`
+//!   otherwise), unless contention (`EAGAIN`) or a fault (`ENOMEM`, `E2BIG`) explains it.
 //! - `exclusivity`: a success the policy refuses because of another owner (a second IPMODIFY or
 //!   direct owner, a direct user next to an IPMODIFY owner, both kinds under the exclusive policy).
 //! - `atomicity`: a failed operation that changed the picture or what a call of some function
 //!   executes. Owners leave two kinds of leftovers on failure paths: a release (`klp-disable`,
 //!   `bpf-unlink`, `kprobe-disarm`, `tracer-unregister`, `direct-unregister`) that fails past its
 //!   owner-level checks has let go all the same (the owner drops its state whatever ftrace
-//!   answers), and a failed `module-load` has run `ftrace_release_mod`, killing the tracers'
-//!   entries for the module's functions.
+//!   answers). Nothing else is tolerated: a failed `module-load` in particular must leave the
+//!   tracers' hashes as they were (SPEC §3.6; the module never went live).
 //! - `ipmodify-honoured`: f has an IPMODIFY owner but a call does not end in its redirected body.
 //! - `no-lost-program`: a linked program of f does not run on a call of f.
 //! - `no-lost-callback`: a tracer or IPMODIFY owner of f gets no callback, or the direct user's
 //!   trampoline is not reached.
 //! - `accounting`: a call executes something no owner holds (a callback, program, trampoline or
 //!   redirect of an owner that does not hold f, or a freed trampoline), f's text is live when the
-//!   picture says unloaded or the reverse, or the core accepted an operation its owner refuses.
+//!   picture says unloaded or the reverse, the core accepted an operation its owner refuses, or
+//!   refused one with an errno neither the policy nor the owner-level table gives.
 //!
 //! # Following the core
 //!
@@ -84,7 +87,7 @@ use crate::ids::{Addr, FnId, ModId, OpsId, OpsLayout, OpsOwner, ProgId, ProgKind
 use crate::observe::{Body, Call, Tramp};
 use crate::op::{HashSel, Op};
 use crate::property::{Property, Violation};
-use crate::protocol::{Protocol, SingleDirectApi};
+use crate::protocol::{Protocol, SharingPolicy, SingleDirectApi};
 use crate::seq::Outcome;
 use crate::world::World;
 use std::fmt;
@@ -99,17 +102,13 @@ pub struct Policy {
     pub exclusive: bool,
     /// The single-ip direct API (`direct-*` operations) exists.
     pub single_direct_api: bool,
-    /// A failed module load leaves the tracers' hashes alone (`failed_load_keeps_hashes`): the
-    /// one leftover of a failed operation the oracle follows from a switch rather than a policy.
-    pub failed_load_keeps_hashes: bool,
 }
 
 impl Policy {
     pub fn of(p: &Protocol) -> Policy {
         Policy {
-            exclusive: p.direct_is_ipmodify,
+            exclusive: p.policy == SharingPolicy::Exclusive,
             single_direct_api: p.single_direct_api != SingleDirectApi::Absent,
-            failed_load_keeps_hashes: p.failed_load_keeps_hashes,
         }
     }
 
@@ -503,8 +502,7 @@ impl Model {
     }
 
     /// Applies what a failed `op` leaves behind at owner level (see the module docs): a release
-    /// past its owner-level checks has let go whatever ftrace answered, a failed load has run
-    /// `ftrace_release_mod`.
+    /// past its owner-level checks has let go whatever ftrace answered.
     fn apply_failed(&mut self, op: &Op, allowed: &Allowed) {
         if *allowed != Allowed::Ok {
             return;
@@ -515,7 +513,6 @@ impl Model {
             | Op::KprobeDisarm(_)
             | Op::TracerUnregister(_)
             | Op::DirectUnregister(_) => self.apply_ok(op),
-            Op::ModuleLoad(m) if !self.policy.failed_load_keeps_hashes => self.kill_entries(*m),
             _ => {}
         }
     }
@@ -618,11 +615,8 @@ impl Model {
         (self.fns.clone(), self.loaded.clone(), self.tracers.clone())
     }
 
-    fn leftover(&self, op: &Op) -> &'static str {
-        match op {
-            Op::ModuleLoad(_) => "the tracers' entries for the module's functions died",
-            _ => "its owner let go all the same",
-        }
+    fn leftover(&self, _op: &Op) -> &'static str {
+        "its owner let go all the same"
     }
 
     fn judge_result(&self, op: &Op, out: &Outcome, allowed: &Allowed, v: &mut Vec<Violation>) {
@@ -671,8 +665,21 @@ impl Model {
                     names(errnos)
                 ),
             )),
-            // The policy promises the refusal, not its errno.
-            (Allowed::Refused { .. }, Err(_)) => {}
+            (Allowed::Refused { errnos, .. }, Err(e)) if errnos.contains(&e) || excused(e) => {}
+            (Allowed::Refused { errnos, conflict }, Err(e)) => v.push(Violation::new(
+                Property::Accounting,
+                f,
+                format!(
+                    "`{op}` was refused with {e}, but {} refuses it with {}{}",
+                    if conflict.is_some() {
+                        "the policy"
+                    } else {
+                        "its owner"
+                    },
+                    names(errnos),
+                    self.excuse_note(out)
+                ),
+            )),
         }
     }
 
@@ -916,5 +923,42 @@ struct Shown<'a>(&'a Model, &'a Call);
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0.show(self.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{PRESETS, SWITCHES};
+
+    /// The oracle reads the promise, not how the code keeps it: no switch but `policy` changes
+    /// its policy, and `single_direct_api` only by whether the `direct-*` operations exist.
+    #[test]
+    fn policy_reads_no_implementation_switch() {
+        for (name, _) in PRESETS {
+            let base = Protocol::preset(name).unwrap();
+            for sw in SWITCHES.iter().filter(|s| s.name != "policy") {
+                for v in sw.values {
+                    let mut p = base;
+                    p.set(sw.name, v).unwrap();
+                    if sw.name == "single_direct_api"
+                        && (*v == "absent") != (base.single_direct_api == SingleDirectApi::Absent)
+                    {
+                        continue;
+                    }
+                    assert_eq!(
+                        Policy::of(&p),
+                        Policy::of(&base),
+                        "{name} with {}={v}: the oracle's policy changed",
+                        sw.name
+                    );
+                }
+            }
+            let mut p = base;
+            p.set("policy", "exclusive").unwrap();
+            assert!(Policy::of(&p).exclusive, "{name}");
+            p.set("policy", "shared").unwrap();
+            assert!(!Policy::of(&p).exclusive, "{name}");
+        }
     }
 }

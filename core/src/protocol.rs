@@ -141,6 +141,21 @@ switch_enum! {
     }
 }
 
+switch_enum! {
+    /// What the design promises a user (SPEC §4), as opposed to how its code achieves it: the
+    /// one switch the reference oracle reads ([`crate::oracle`]), and one no part of the model
+    /// reads. A composed version keeps its base's promise unless told otherwise, so a
+    /// `direct_is_ipmodify=true` on a sharing design is judged against sharing.
+    SharingPolicy {
+        /// SPEC §4 "Exclusive (before the series)": a function has a livepatch or a BPF
+        /// trampoline, never both; the second one gets `-EBUSY`.
+        Exclusive => "exclusive",
+        /// SPEC §4 "Shared (v2 and everything merged after)": one IPMODIFY ops and one direct ops
+        /// per function, coexisting in either order of arrival.
+        Shared => "shared",
+    }
+}
+
 /// A protocol: one value per switch. Every preset is one of these (SPEC §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Protocol {
@@ -216,6 +231,8 @@ pub struct Protocol {
     /// records without `clear_mod_from_hashes`: the module never went live, so no tracer can have
     /// named its functions since they last went, and the tracers' hashes stay as they were (§7).
     pub failed_load_keeps_hashes: bool,
+    /// The promise the design makes (SPEC §4); read by the oracle only, never by the model.
+    pub policy: SharingPolicy,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
@@ -276,6 +293,7 @@ impl Protocol {
         cleanup_retries_busy_peer: false,
         bpf_unlink_reserves_image: false,
         failed_load_keeps_hashes: false,
+        policy: SharingPolicy::Exclusive,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -287,6 +305,7 @@ impl Protocol {
         bpf_share_state: BpfShareState::IndirectBool,
         direct_keeps_flags: true,
         bpf_unfilter_on_failure: true,
+        policy: SharingPolicy::Shared,
         ..Protocol::PRE
     };
 
@@ -624,6 +643,7 @@ switches! {
     cleanup_retries_busy_peer: bool = "proposed: cleanup retries DISABLE_PEER that found tr->mutex taken",
     bpf_unlink_reserves_image: bool = "proposed: the unlink's rebuild uses an image reserved at link time and cannot fail",
     failed_load_keeps_hashes: bool = "proposed: a failed module load leaves the tracers' hashes alone",
+    policy: SharingPolicy = "what the design promises, exclusive or shared (SPEC 4): read by the oracle, not by the model",
 }
 
 impl fmt::Display for Protocol {
