@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod explore;
 pub mod harness;
+pub mod linux;
 pub mod report;
 pub mod shrink;
 pub mod sim;

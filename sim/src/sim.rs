@@ -596,3 +596,83 @@ fn render_step(out: &mut String, sched: &mut Sched, time: u64, t: Tid) {
     let held: Vec<_> = sched.k.held_by(t).collect();
     crate::trace::line(out, &sched.k.info.layout, time, t, &events, &held, &[]);
 }
+
+/// Most redraws of one actor's operation that a sequential driver refused.
+pub const REDRAWS_MAX: u32 = 16;
+
+/// A random sequential script drawn by the simulator's own actors (the same generic generators
+/// and swarm as [`run_seed`]), for drivers that run one operation at a time, such as the
+/// real-kernel campaign. The swarm is [`derive_options`] of `seed` without modules and without
+/// the actor kinds outside `kinds`. Each step a uniformly chosen actor draws its next
+/// operation; `allowed` refuses what the driver cannot perform in the model's current state (the
+/// actor draws again, at most [`REDRAWS_MAX`] times, then passes). Holdings follow the model's
+/// results, as in the simulator.
+pub fn sequential_ops(
+    proto: Protocol,
+    seed: u64,
+    kinds: &[ActorKind],
+    ops: usize,
+    allowed: impl Fn(&ftsim_core::kernel::Kernel, &Op) -> bool,
+) -> (World, Vec<Op>) {
+    let options = derive_options(seed);
+    let mut world = options.world.clone();
+    world.modules.clear();
+    let mut chosen: Vec<ActorKind> = options
+        .actors
+        .iter()
+        .copied()
+        .filter(|k| kinds.contains(k))
+        .collect();
+    if chosen.is_empty() {
+        chosen.push(kinds[(seed % kinds.len() as u64) as usize]);
+    }
+    world.tracers = chosen
+        .iter()
+        .filter(|a| **a == ActorKind::Tracer)
+        .count()
+        .max(1) as u8;
+    let mut counts = [0u8; 6];
+    let mut actors: Vec<Actor> = chosen
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| {
+            let ki = ActorKind::ALL.iter().position(|k| *k == kind).unwrap();
+            let index = counts[ki];
+            counts[ki] += 1;
+            Actor {
+                kind,
+                rng: rng(seed, stream::ACTOR0 + i as u64),
+                index,
+                held: Vec::new(),
+                next_issue: 0,
+            }
+        })
+        .collect();
+    let mut pick_rng = rng(seed, stream::SCHED);
+    let mut s = ftsim_core::seq::Sequential::new(&world, proto);
+    s.check_atomicity = false;
+    let mut out = Vec::new();
+    let mut passes = 0;
+    while out.len() < ops && passes <= ops * 4 {
+        let a = pick_rng.random_range(0..actors.len());
+        let mut op = None;
+        for _ in 0..REDRAWS_MAX {
+            let o = actors[a].next_op(&world);
+            if allowed(&s.k, &o) {
+                op = Some(o);
+                break;
+            }
+        }
+        let Some(op) = op else {
+            passes += 1;
+            continue;
+        };
+        let r = s.run(&op, Faults::NONE);
+        actors[a].finished(&op, r.result.is_ok());
+        out.push(op);
+        if r.stuck {
+            break;
+        }
+    }
+    (world, out)
+}

@@ -1,0 +1,24 @@
+//! Real kernels: run reproducer files on Linux under QEMU and compare, step by step, what the
+//! model predicts with what the kernel did (`ftsim kernel`).
+//!
+//! The pieces, host side:
+//! - [`map`]: the real owner behind every operation of the model, and the operations the real
+//!   harness cannot perform (checked before anything boots, naming the line);
+//! - [`plan`]: the guest plan (the command file `kernel/guest/ftsim-guest.c` performs);
+//! - [`predict`]: the model's prediction, in the same terms as the guest's observation;
+//! - [`observe`]: parsing what the guest printed;
+//! - [`qemu`]: booting a kernel with a plan and collecting its answers;
+//! - [`campaign`]: random sequential scripts, many per boot, and the agreement table.
+//!
+//! The guest side lives in `kernel/` (pins, setup script, module and driver sources).
+
+pub mod campaign;
+pub mod map;
+pub mod observe;
+pub mod plan;
+pub mod predict;
+pub mod qemu;
+
+pub use map::{check_performable, Kernel, FUNCTIONS};
+pub use observe::{Body, Observed, StepResult};
+pub use predict::{predict, Prediction};
