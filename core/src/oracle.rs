@@ -362,24 +362,8 @@ impl Model {
             } if filter.iter().chain(notrace).any(|f| !self.loaded_fn(*f)) => invalid(&[EINVAL]),
             Op::TracerRegister { .. } => Allowed::Ok,
             Op::TracerSet { func, .. } if !self.loaded_fn(*func) => invalid(&[EINVAL]),
-            Op::TracerSet {
-                tracer,
-                which,
-                add: false,
-                func,
-            } => {
-                let t = self.tracer(*tracer);
-                let hash = if *which == HashSel::Filter {
-                    &t.filter
-                } else {
-                    &t.notrace
-                };
-                if hash.contains(&Entry::Live(*func)) {
-                    Allowed::Ok
-                } else {
-                    invalid(&[ENOENT])
-                }
-            }
+            // Tracers edit their hashes through the tracefs files: removing an absent function
+            // changes nothing and succeeds (`enter_record`).
             Op::TracerSet { .. } => Allowed::Ok,
             Op::TracerUnregister(t) if !self.tracer(*t).registered => invalid(&[ENOENT]),
             Op::TracerUnregister(_) => Allowed::Ok,
@@ -458,8 +442,11 @@ impl Model {
                 let h = self.tracers[tracer.0 as usize].hash_mut(*which);
                 let e = Entry::Live(*func);
                 if *add {
-                    h.push(e);
-                    h.sort();
+                    // tracefs: a function already in the hash is not added twice
+                    if !h.contains(&e) {
+                        h.push(e);
+                        h.sort();
+                    }
                 } else if let Some(i) = h.iter().position(|x| *x == e) {
                     h.remove(i);
                 }

@@ -503,9 +503,9 @@ static int parse_set(const char *s, char *out, size_t n)
 		int f = atoi(p + 1);
 		if (f < 0 || f >= nfuncs)
 			return -1;
-		if (out[0])
-			strncat(out, " ", n - strlen(out) - 1);
+		/* one word per line: tracefs takes one word per write(2) and keeps a partial one */
 		strncat(out, funcs[f].sym, n - strlen(out) - 1);
+		strncat(out, "\n", n - strlen(out) - 1);
 		p++;
 		while (*p >= '0' && *p <= '9')
 			p++;
@@ -575,7 +575,7 @@ static void op_tracer_set(int line, int t, int notrace, int add, int f)
 	}
 	tracer_make(t);
 	tracer_path(path, sizeof(path), t, notrace ? "set_ftrace_notrace" : "set_ftrace_filter");
-	snprintf(word, sizeof(word), "%s%s", add ? "" : "!", funcs[f].sym);
+	snprintf(word, sizeof(word), "%s%s\n", add ? "" : "!", funcs[f].sym);
 	e = write_file(path, word, O_APPEND);
 	if (e)
 		say("op %d err %s", line, errname(e));

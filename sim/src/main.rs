@@ -675,7 +675,10 @@ fn versions(json: bool) -> i32 {
 fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
     use ftsim_sim::linux::{campaign, check_performable, map, qemu, Kernel};
     let kernel = Kernel::parse(&a.kernel).map_err(UsageError)?;
-    let proto_name = a.protocol.clone().unwrap_or_else(|| kernel.preset().to_string());
+    let proto_name = a
+        .protocol
+        .clone()
+        .unwrap_or_else(|| kernel.preset().to_string());
     let target = cli::target(&proto_name, &[])?;
     let proto = target.proto;
     let machinery = |e: qemu::Machinery| {
@@ -688,8 +691,8 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
         (Some(path), None) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-            let script = Script::parse(&text)
-                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            let script =
+                Script::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
             check_performable(&script, Some(&map::op_line_numbers(&text)))
                 .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
             let m = match qemu::prepare(kernel, a.json) {
@@ -707,11 +710,9 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
                     }
                     Ok(if r.agree { EXIT_CLEAN } else { EXIT_FOUND })
                 }
-                Err(e) if e.0.starts_with("not performable") => Err(UsageError(format!(
-                    "{}: {}",
-                    path.display(),
-                    e.0
-                ))),
+                Err(e) if e.0.starts_with("not performable") => {
+                    Err(UsageError(format!("{}: {}", path.display(), e.0)))
+                }
                 Err(e) => machinery(e),
             }
         }
@@ -737,10 +738,11 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
                 seed: a.seed,
                 batch: a.batch,
             };
-            let tally = match campaign::campaign(&m, proto, &c, &mut |l| eprintln!("ftsim kernel: {l}")) {
-                Ok(t) => t,
-                Err(e) => return machinery(e),
-            };
+            let tally =
+                match campaign::campaign(&m, proto, &c, &mut |l| eprintln!("ftsim kernel: {l}")) {
+                    Ok(t) => t,
+                    Err(e) => return machinery(e),
+                };
             let secs = started.elapsed().as_secs_f64();
             let dir = a
                 .out
@@ -761,8 +763,17 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
                     })
                 );
             } else {
-                println!("kernel {} ({}), model {proto_name}, accel {}, seed {}", kernel, m.release, m.accel.name(), a.seed);
-                println!("  scripts        {n:>6}   ({} operations, {} boots, {secs:.0} s)", tally.ops, tally.boots);
+                println!(
+                    "kernel {} ({}), model {proto_name}, accel {}, seed {}",
+                    kernel,
+                    m.release,
+                    m.accel.name(),
+                    a.seed
+                );
+                println!(
+                    "  scripts        {n:>6}   ({} operations, {} boots, {secs:.0} s)",
+                    tally.ops, tally.boots
+                );
                 println!("  agree          {:>6}", tally.agree);
                 println!("  differ         {:>6}", tally.differ.len());
                 println!("  not performed  {:>6}", tally.not_performed.len());

@@ -91,15 +91,15 @@ fn check_pins(
 
 /// Sequential mode, 2 functions, 1 tracer, depth 3, symmetry on.
 const SEQ_PINS: &[(&str, &str)] = &[
-    ("pre", "distinct=1562 levels=1,12,164,1385 found="),
-    ("v2", "distinct=2181 levels=1,12,174,1994 found=ipmodify-honoured@3,share-leak@3,lock-coverage@2"),
-    ("merged", "distinct=2255 levels=1,12,178,2064 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2"),
-    ("fixes-2022", "distinct=2220 levels=1,12,177,2030 found=ipmodify-honoured@3"),
-    ("rcu-hash-2023", "distinct=1630 levels=1,11,143,1475 found=ipmodify-honoured@3,atomicity@2"),
-    ("fixes-2025", "distinct=1733 levels=1,11,145,1576 found=ipmodify-honoured@3"),
-    ("alt-rinse-repeat", "distinct=2251 levels=1,12,178,2060 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2,lock-coverage@3"),
-    ("alt-blocking-peer", "distinct=2265 levels=1,12,178,2074 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2,lock-order@2"),
-    ("proposed", "distinct=1732 levels=1,11,145,1575 found="),
+    ("pre", "distinct=1463 levels=1,12,159,1291 found="),
+    ("v2", "distinct=2082 levels=1,12,169,1900 found=ipmodify-honoured@3,share-leak@3,lock-coverage@2"),
+    ("merged", "distinct=2154 levels=1,12,173,1968 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2"),
+    ("fixes-2022", "distinct=2119 levels=1,12,172,1934 found=ipmodify-honoured@3"),
+    ("rcu-hash-2023", "distinct=1542 levels=1,11,138,1392 found=ipmodify-honoured@3,atomicity@2"),
+    ("fixes-2025", "distinct=1645 levels=1,11,140,1493 found=ipmodify-honoured@3"),
+    ("alt-rinse-repeat", "distinct=2150 levels=1,12,173,1964 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2,lock-coverage@3"),
+    ("alt-blocking-peer", "distinct=2164 levels=1,12,173,1978 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2,lock-order@2"),
+    ("proposed", "distinct=1644 levels=1,11,140,1492 found="),
 ];
 
 /// Interleaving mode, 1 function, no tracer, two operations.
@@ -129,15 +129,15 @@ fn sequential_state_counts_are_pinned() {
 
 /// Sequential mode with single faults, 1 function in a module, 1 tracer, depth 3.
 const FAULT_PINS: &[(&str, &str)] = &[
-    ("pre", "distinct=215 levels=1,4,22,188 found=atomicity@3"),
-    ("v2", "distinct=228 levels=1,4,22,201 found=atomicity@3,share-leak@3,lock-coverage@3"),
-    ("merged", "distinct=230 levels=1,4,22,203 found=atomicity@2,share-leak@3,lock-recursion@3"),
-    ("fixes-2022", "distinct=220 levels=1,4,22,193 found=atomicity@3,share-leak@3"),
-    ("rcu-hash-2023", "distinct=177 levels=1,4,20,152 found=atomicity@3,share-leak@3"),
-    ("fixes-2025", "distinct=181 levels=1,4,20,156 found=atomicity@3,share-leak@3"),
-    ("alt-rinse-repeat", "distinct=234 levels=1,4,22,207 found=atomicity@2,share-leak@3,lock-recursion@3"),
-    ("alt-blocking-peer", "distinct=224 levels=1,4,22,197 found=atomicity@2,share-leak@3,lock-recursion@3,lock-order@3"),
-    ("proposed", "distinct=176 levels=1,4,20,151 found="),
+    ("pre", "distinct=222 levels=1,4,23,194 found=atomicity@3"),
+    ("v2", "distinct=235 levels=1,4,23,207 found=atomicity@3,share-leak@3,lock-coverage@3"),
+    ("merged", "distinct=238 levels=1,4,23,210 found=atomicity@2,share-leak@3,lock-recursion@3"),
+    ("fixes-2022", "distinct=228 levels=1,4,23,200 found=atomicity@3,share-leak@3"),
+    ("rcu-hash-2023", "distinct=183 levels=1,4,21,157 found=atomicity@3,share-leak@3"),
+    ("fixes-2025", "distinct=187 levels=1,4,21,161 found=atomicity@3,share-leak@3"),
+    ("alt-rinse-repeat", "distinct=242 levels=1,4,23,214 found=atomicity@2,share-leak@3,lock-recursion@3"),
+    ("alt-blocking-peer", "distinct=232 levels=1,4,23,204 found=atomicity@2,share-leak@3,lock-recursion@3,lock-order@3"),
+    ("proposed", "distinct=182 levels=1,4,21,156 found="),
 ];
 
 #[test]

@@ -78,8 +78,9 @@ impl Step for TracerRegister {
     }
 }
 
-/// Add or remove one ip in a tracer's filter or notrace hash (`ftrace_set_filter_ip` /
-/// `ftrace_set_notrace_ip`), registered or not.
+/// Add or remove one function in a tracer's filter or notrace hash (`echo [!]f >>
+/// set_ftrace_filter` / `set_ftrace_notrace`), registered or not: an add of a present function
+/// and a removal of an absent one change nothing and succeed ([`SetHash::regex`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TracerSet {
     pub t: TracerId,
@@ -112,10 +113,12 @@ impl Step for TracerSet {
                     k.unlock(tid, Lock::TraceTypes);
                     return Flow::Ret(Err(Errno::EINVAL));
                 }
+                // through the tracefs files, as the function tracer's users edit them
                 let frame = match self.which {
                     HashSel::Filter => SetHash::filter(ops, self.f, !self.add, false),
                     HashSel::Notrace => SetHash::notrace(ops, self.f, !self.add),
-                };
+                }
+                .regex();
                 call!(self, 2, frame)
             }
             _ => {

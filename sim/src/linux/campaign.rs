@@ -65,13 +65,13 @@ pub fn compare(pred: &Prediction, run: &ScriptRun, functions: usize) -> Result<V
             &pred.steps[n - 1].calls
         };
         let got = run.calls.get(&n);
-        for f in 0..functions {
+        for (f, w) in want.iter().enumerate().take(functions) {
             let g = got.and_then(|c| c.get(f));
-            if g != Some(&want[f]) {
+            if g != Some(w) {
                 diffs.push(Diff {
                     step: n,
                     what: format!("f{f}"),
-                    model: want[f].to_string(),
+                    model: w.to_string(),
                     kernel: g.map(|g| g.to_string()).unwrap_or_else(|| none.clone()),
                 });
             }
@@ -139,7 +139,11 @@ pub fn run_file(
     file_protocol: &str,
 ) -> Result<FileRun, Machinery> {
     let pred = predict(proto, world, ops);
-    let guest = m.dir.join("guest").canonicalize().map_err(|e| Machinery(e.to_string()))?;
+    let guest = m
+        .dir
+        .join("guest")
+        .canonicalize()
+        .map_err(|e| Machinery(e.to_string()))?;
     let p = plan::plan(
         &guest,
         &[PlanScript {
@@ -162,12 +166,19 @@ pub fn run_file(
     let _ = writeln!(
         t,
         "(the file's protocol is {file_protocol}; the prediction is {preset}'s{})",
-        if preset == m.kernel.preset() { ", the preset read from this kernel's sources" } else { "" }
+        if preset == m.kernel.preset() {
+            ", the preset read from this kernel's sources"
+        } else {
+            ""
+        }
     );
     let funcs = world.functions as usize;
     let row = |t: &mut String, n: usize, op: &str, model: &str, kernel: &str| {
         let mark = if model == kernel { " " } else { "≠" };
-        let _ = writeln!(t, "{mark} {n:>3}  {op:<44} model {model:<34} kernel {kernel}");
+        let _ = writeln!(
+            t,
+            "{mark} {n:>3}  {op:<44} model {model:<34} kernel {kernel}"
+        );
     };
     let calls_of = |n: usize| -> Vec<String> {
         (0..funcs)
@@ -181,8 +192,14 @@ pub fn run_file(
             .collect()
     };
     let initial = calls_of(0);
-    for f in 0..funcs {
-        row(&mut t, 0, &format!("  f{f} ({})", map::FUNCTIONS[f].0), &pred.initial[f].to_string(), &initial[f]);
+    for (f, k) in initial.iter().enumerate() {
+        row(
+            &mut t,
+            0,
+            &format!("  f{f} ({})", map::FUNCTIONS[f].0),
+            &pred.initial[f].to_string(),
+            k,
+        );
     }
     for (i, s) in pred.steps.iter().enumerate() {
         let n = i + 1;
@@ -193,8 +210,8 @@ pub fn run_file(
             .unwrap_or_else(|| "no answer".into());
         row(&mut t, n, &s.op.to_string(), &s.result.to_string(), &kr);
         let kc = calls_of(n);
-        for f in 0..funcs {
-            row(&mut t, n, &format!("  f{f}"), &s.calls[f].to_string(), &kc[f]);
+        for (f, k) in kc.iter().enumerate() {
+            row(&mut t, n, &format!("  f{f}"), &s.calls[f].to_string(), k);
         }
         for v in &s.violations {
             let _ = writeln!(t, "       model finding: {}", v.property.id());
@@ -203,20 +220,35 @@ pub fn run_file(
     match &run.clean {
         Some(Ok(())) => {}
         Some(Err(w)) => {
-            let _ = writeln!(t, "≠ cleanup: the kernel was not back in its initial state: {w}");
+            let _ = writeln!(
+                t,
+                "≠ cleanup: the kernel was not back in its initial state: {w}"
+            );
         }
         None => {
             let _ = writeln!(t, "≠ cleanup: no answer");
         }
     }
-    for o in boot.other.iter().filter(|l| l.contains("WARNING") || l.contains("BUG")) {
+    for o in boot
+        .other
+        .iter()
+        .filter(|l| l.contains("WARNING") || l.contains("BUG"))
+    {
         let _ = writeln!(t, "  kernel said: {o}");
     }
     let agree = diffs.is_empty();
     if agree {
-        let _ = writeln!(t, "verdict: the kernel agrees with {preset} ({} steps)", ops.len());
+        let _ = writeln!(
+            t,
+            "verdict: the kernel agrees with {preset} ({} steps)",
+            ops.len()
+        );
     } else {
-        let _ = writeln!(t, "verdict: the kernel differs from {preset} in {} places:", diffs.len());
+        let _ = writeln!(
+            t,
+            "verdict: the kernel differs from {preset} in {} places:",
+            diffs.len()
+        );
         for d in &diffs {
             let _ = writeln!(t, "  {d}");
         }
@@ -240,7 +272,11 @@ pub fn run_file(
         }).collect::<Vec<_>>(),
         "diffs": diffs.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
     });
-    Ok(FileRun { text: t, json, agree })
+    Ok(FileRun {
+        text: t,
+        json,
+        agree,
+    })
 }
 
 /// The actor kinds whose operations the harness performs.
@@ -312,7 +348,11 @@ pub fn campaign(
     c: &Campaign,
     log: &mut dyn FnMut(&str),
 ) -> Result<Tally, Machinery> {
-    let guest = m.dir.join("guest").canonicalize().map_err(|e| Machinery(e.to_string()))?;
+    let guest = m
+        .dir
+        .join("guest")
+        .canonicalize()
+        .map_err(|e| Machinery(e.to_string()))?;
     let scripts: Vec<(u64, World, Vec<Op>)> = (0..c.scripts)
         .map(|i| {
             let (w, ops) = campaign_script(proto, c.seed, i);
@@ -344,7 +384,10 @@ pub fn campaign(
             };
             if run.clean.is_none() {
                 // The guest stopped inside this script (its driver failed or timed out).
-                let why = boot.machinery.clone().unwrap_or_else(|| "the guest stopped".into());
+                let why = boot
+                    .machinery
+                    .clone()
+                    .unwrap_or_else(|| "the guest stopped".into());
                 tally.machinery.push((*i, why));
                 finished += 1;
                 break;
@@ -385,7 +428,14 @@ pub fn campaign(
 
 /// A disagreement as a reproducer file: the kernel's preset, the world, the operations, and
 /// what differed, as comments.
-pub fn disagreement_file(kernel: Kernel, seed: u64, i: u64, w: &World, ops: &[Op], diffs: &[Diff]) -> String {
+pub fn disagreement_file(
+    kernel: Kernel,
+    seed: u64,
+    i: u64,
+    w: &World,
+    ops: &[Op],
+    diffs: &[Diff],
+) -> String {
     let mut s = String::from("# ftsim reproducer\n");
     let _ = writeln!(
         s,
@@ -435,14 +485,27 @@ mod tests {
             let s = ftsim_core::script::Script::sequential(
                 p,
                 w,
-                ops.iter().map(|o| (o.clone(), Default::default())).collect(),
+                ops.iter()
+                    .map(|o| (o.clone(), Default::default()))
+                    .collect(),
             );
             map::check_performable(&s, None).unwrap();
         }
         // the generic generators reach every owner the harness maps
         let all: Vec<Op> = (0..200).flat_map(|i| campaign_script(p, 7, i).1).collect();
-        for want in ["klp-enable", "klp-disable", "bpf-link", "bpf-unlink", "kprobe-arm", "tracer-register", "tracer-filter-add"] {
-            assert!(all.iter().any(|o| o.to_string().starts_with(want)), "{want}");
+        for want in [
+            "klp-enable",
+            "klp-disable",
+            "bpf-link",
+            "bpf-unlink",
+            "kprobe-arm",
+            "tracer-register",
+            "tracer-filter-add",
+        ] {
+            assert!(
+                all.iter().any(|o| o.to_string().starts_with(want)),
+                "{want}"
+            );
         }
     }
 
@@ -472,7 +535,9 @@ mod tests {
         assert_eq!(fixed.steps[2].calls[0].body, Body::Klp(1));
         // a step the guest could not perform is not a difference
         let cannot = BootRun::parse("@@ftsim script 0\n@@ftsim op 1 cannot why not\n").unwrap();
-        assert!(compare(&fixed, &cannot.scripts[&0], 1).unwrap_err().contains("why not"));
+        assert!(compare(&fixed, &cannot.scripts[&0], 1)
+            .unwrap_err()
+            .contains("why not"));
         // silence is a difference
         let silent = BootRun::parse("@@ftsim script 0\n@@ftsim clean 0 ok\n").unwrap();
         assert!(!compare(&fixed, &silent.scripts[&0], 1).unwrap().is_empty());

@@ -163,9 +163,7 @@ pub fn op_line_numbers(text: &str) -> Vec<usize> {
     for (i, raw) in text.lines().enumerate() {
         let l = raw.split('#').next().unwrap_or("").trim();
         let first = l.split_whitespace().next().unwrap_or("");
-        if l.is_empty()
-            || matches!(first, "protocol" | "set" | "world" | "expect" | "schedule")
-        {
+        if l.is_empty() || matches!(first, "protocol" | "set" | "world" | "expect" | "schedule") {
             continue;
         }
         out.push(i + 1);

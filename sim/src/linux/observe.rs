@@ -160,7 +160,9 @@ impl BootRun {
             };
             match words.as_slice() {
                 ["boot", release] => b.release = Some(release.to_string()),
-                ["calibrate", f, "ok"] => b.calibration.push((fnum(f).map_err(|e| bad(&e))?, Ok(()))),
+                ["calibrate", f, "ok"] => {
+                    b.calibration.push((fnum(f).map_err(|e| bad(&e))?, Ok(())))
+                }
                 ["calibrate", f, "bad", why @ ..] => b
                     .calibration
                     .push((fnum(f).map_err(|e| bad(&e))?, Err(why.join(" ")))),
@@ -239,7 +241,11 @@ mod tests {
         let b = BootRun::parse(SAMPLE).unwrap();
         assert_eq!(b.release.as_deref(), Some("6.12.117+deb12-amd64"));
         assert_eq!(b.calibration[0], (0, Ok(())));
-        assert!(b.calibration[1].1.as_ref().unwrap_err().contains("2 entries"));
+        assert!(b.calibration[1]
+            .1
+            .as_ref()
+            .unwrap_err()
+            .contains("2 entries"));
         let s = &b.scripts[&0];
         assert_eq!(s.results[&1], StepResult::Ok);
         assert_eq!(s.results[&2], StepResult::Err("EBUSY".into()));
@@ -253,7 +259,13 @@ mod tests {
             }
         );
         assert_eq!(s.calls[&0][0].to_string(), "body=original");
-        assert!(s.clean.as_ref().unwrap().as_ref().unwrap_err().contains("security_syslog"));
+        assert!(s
+            .clean
+            .as_ref()
+            .unwrap()
+            .as_ref()
+            .unwrap_err()
+            .contains("security_syslog"));
         assert!(b.done);
         assert_eq!(b.other, vec!["[   12.3] some kernel message".to_string()]);
     }

@@ -51,10 +51,13 @@ mod tests {
 
     #[test]
     fn a_plan_declares_functions_then_observes_around_every_operation() {
-        let ops: Vec<Op> = ["klp-enable f0", "tracer-register t0 filter={f0,f1} notrace={f2}"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let ops: Vec<Op> = [
+            "klp-enable f0",
+            "tracer-register t0 filter={f0,f1} notrace={f2}",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
         let p = plan(
             Path::new("/g"),
             &[
@@ -94,7 +97,9 @@ cleanup 1
     #[test]
     fn every_performable_operation_is_one_word_list_the_guest_parses() {
         // The guest splits on blanks: a tracer set must print without spaces.
-        let op: Op = "tracer-register t0 filter={f0,f1} notrace={}".parse().unwrap();
+        let op: Op = "tracer-register t0 filter={f0,f1} notrace={}"
+            .parse()
+            .unwrap();
         assert_eq!(op.to_string().split_whitespace().count(), 4);
     }
 }

@@ -98,7 +98,12 @@ pub fn prepare(kernel: Kernel, quiet: bool) -> Result<Machine, Machinery> {
     if needed.iter().any(|f| !dir.join(f).exists()) {
         let setup = repo().join("kernel/setup.sh");
         if !quiet {
-            eprintln!("ftsim kernel: {} is not set up; running {} {}", kernel, setup.display(), kernel);
+            eprintln!(
+                "ftsim kernel: {} is not set up; running {} {}",
+                kernel,
+                setup.display(),
+                kernel
+            );
         }
         let st = Command::new("bash")
             .arg(&setup)
@@ -172,9 +177,9 @@ fn pick_accel(m: &Machine) -> (Accel, String) {
     };
     let verdict = match probe.boot_raw("", Duration::from_secs(KVM_PROBE_S)) {
         Ok(out) if out.contains("@@ftsim done") => "ok".to_string(),
-        Ok(_) | Err(_) => format!(
-            "KVM probe: the guest did not reach user space in {KVM_PROBE_S} s"
-        ),
+        Ok(_) | Err(_) => {
+            format!("KVM probe: the guest did not reach user space in {KVM_PROBE_S} s")
+        }
     };
     let _ = std::fs::write(&cached, &verdict);
     if verdict == "ok" {
@@ -209,9 +214,11 @@ impl Machine {
         let run = run
             .canonicalize()
             .map_err(|e| Machinery(format!("{}: {e}", run.display())))?;
-        let guest = self.dir.join("guest").canonicalize().map_err(|e| {
-            Machinery(format!("{}: {e}", self.dir.join("guest").display()))
-        })?;
+        let guest = self
+            .dir
+            .join("guest")
+            .canonicalize()
+            .map_err(|e| Machinery(format!("{}: {e}", self.dir.join("guest").display())))?;
         let plan_path = run.join("plan.txt");
         let text = if plan_text.is_empty() {
             plan::plan(&guest, &[])
@@ -231,7 +238,14 @@ impl Machine {
             Accel::Tcg => "tcg",
         };
         let mut child = Command::new("qemu-system-x86_64")
-            .args(["-accel", accel, "-m", &GUEST_MEMORY_MB.to_string(), "-smp", "1"])
+            .args([
+                "-accel",
+                accel,
+                "-m",
+                &GUEST_MEMORY_MB.to_string(),
+                "-smp",
+                "1",
+            ])
             .arg("-kernel")
             .arg(self.dir.join("vmlinuz"))
             .arg("-initrd")
