@@ -20,6 +20,15 @@ use crate::world::World;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
 
+/// Weak fairness for `msleep` (SPEC §5.3: the BPF callback's and proposed's cleanup's
+/// `msleep(1)` after a failed trylock): a sleeping thread lets the others run first, but once
+/// other threads have taken this many steps while it slept, it is *due* and runs next. One
+/// millisecond is long beside a critical section (a few steps here), so the bound is a few
+/// operations' worth of steps; a schedule that passes over a due sleeper (a recorded schedule may)
+/// is unfair, and `livelock` is judged only on fair schedules: a retry bound hit because the
+/// scheduler never let the sleeper run measures the scheduler, not the protocol.
+pub const SLEEP_STEPS_MAX: u32 = 16;
+
 /// Per-thread bookkeeping of the executor.
 #[derive(Clone, Debug, Default)]
 pub struct Lane {
@@ -30,6 +39,8 @@ pub struct Lane {
     pub done: Vec<(Op, Result<(), Errno>)>,
     /// Waiting forever (asked for a lock it holds, or part of a deadlock).
     pub stuck: bool,
+    /// Steps other threads took while this one slept (`msleep`), up to [`SLEEP_STEPS_MAX`].
+    slept: u32,
 }
 
 /// One finished operation, for callers that react to completions (the oracle, the simulator).
@@ -65,6 +76,9 @@ pub struct Sched {
     /// The reference oracle, judging each operation while no two have overlapped (it judges
     /// sequential runs); the first overlap retires it for the rest of the run.
     pub oracle: Option<Model>,
+    /// Some step passed over a due sleeper ([`SLEEP_STEPS_MAX`]): from then on `livelock` is
+    /// not judged.
+    pub unfair: bool,
 }
 
 impl Sched {
@@ -79,6 +93,7 @@ impl Sched {
             steps: 0,
             check_at_quiescence: true,
             oracle: Some(Model::new(world, &proto)),
+            unfair: false,
         }
     }
 
@@ -111,13 +126,21 @@ impl Sched {
         self.runnable().contains(&t)
     }
 
-    /// Threads that can take a step now, in ascending order. A sleeping thread (`msleep`) is
-    /// runnable only when no other thread is.
+    /// A sleeping thread that has let the others run for [`SLEEP_STEPS_MAX`] steps.
+    fn due(&self, t: Tid) -> bool {
+        self.sleeping(t) && self.lanes[t as usize].slept >= SLEEP_STEPS_MAX && self.ready(t)
+    }
+
+    /// Threads that can take a step now, in ascending order: the due sleepers if there are any
+    /// (weak fairness, [`SLEEP_STEPS_MAX`]); else the threads that are not sleeping; else the
+    /// sleepers (a sleeping thread lets the others run first).
     pub fn runnable(&self) -> SmallVec<[Tid; 8]> {
         let ready: SmallVec<[Tid; 8]> = (0..self.lanes.len() as Tid)
             .filter(|&t| self.ready(t))
             .collect();
-        if ready.iter().any(|&t| !self.sleeping(t)) {
+        if ready.iter().any(|&t| self.due(t)) {
+            ready.into_iter().filter(|&t| self.due(t)).collect()
+        } else if ready.iter().any(|&t| !self.sleeping(t)) {
             ready.into_iter().filter(|&t| !self.sleeping(t)).collect()
         } else {
             ready
@@ -131,8 +154,12 @@ impl Sched {
         })
     }
 
-    /// Records a finding, deduplicated by (property, function).
+    /// Records a finding, deduplicated by (property, function); `livelock` only while the
+    /// schedule has been fair ([`SLEEP_STEPS_MAX`]).
     pub fn record(&mut self, v: Violation) {
+        if v.property == Property::Livelock && self.unfair {
+            return;
+        }
         if !self
             .findings
             .iter()
@@ -151,6 +178,16 @@ impl Sched {
         );
         self.steps += 1;
         let ti = t as usize;
+        if !self.due(t) && (0..self.lanes.len() as Tid).any(|u| self.due(u)) {
+            self.unfair = true;
+        }
+        for u in 0..self.lanes.len() {
+            if u != ti && self.sleeping(u as Tid) {
+                let l = &mut self.lanes[u];
+                l.slept = (l.slept + 1).min(SLEEP_STEPS_MAX);
+            }
+        }
+        self.lanes[ti].slept = 0;
         match self.k.status(t) {
             Status::Idle => {
                 if (0..self.lanes.len()).any(|u| u != ti && self.k.busy(u as Tid)) {
@@ -320,5 +357,62 @@ impl Sched {
             let i = choose(&r).min(r.len() - 1);
             self.step(r[i]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(s: &str) -> Op {
+        s.parse().unwrap()
+    }
+
+    /// A sleeper is passed over while others can run, but only for [`SLEEP_STEPS_MAX`] of their
+    /// steps; then it runs next. A schedule that passes over a due sleeper is unfair, and
+    /// `livelock` is no longer judged on it.
+    #[test]
+    fn sleepers_are_due_after_a_bounded_number_of_steps() {
+        let mut s = Sched::new(&World::new(1), Protocol::PROPOSED, 2);
+        for o in [
+            "bpf-link fexit f0",
+            "kprobe-arm f0",
+            "tracer-register t0 filter={} notrace={}",
+        ] {
+            s.push(0, op(o), Faults::NONE);
+            while s.k.busy(0) || !s.lanes[0].queue.is_empty() {
+                s.step(0);
+            }
+        }
+        // The cleanup's DISABLE_PEER finds tr->mutex taken (forced) and sleeps (in the BPF
+        // callback, direct_mutex held); t1 changes a tracer's filter meanwhile (no direct_mutex).
+        let busy = Faults {
+            trylocks: 1,
+            ..Faults::NONE
+        };
+        s.push(0, op("kprobe-disarm f0"), busy);
+        while !s.sleeping(0) {
+            s.step(0);
+        }
+        for i in 0..SLEEP_STEPS_MAX {
+            s.push(1, op("tracer-filter-add t0 f0"), Faults::NONE);
+            s.push(1, op("tracer-filter-remove t0 f0"), Faults::NONE);
+            assert_eq!(s.runnable().as_slice(), &[1], "step {i}: the sleeper waits");
+            s.step(1);
+        }
+        assert_eq!(s.runnable().as_slice(), &[0], "the sleeper is due");
+        assert!(!s.unfair);
+        let mut unfair = s.clone();
+        unfair.step(1);
+        assert!(unfair.unfair, "passing over a due sleeper is unfair");
+        unfair.record(Violation::new(Property::Livelock, None, "x"));
+        assert!(unfair
+            .findings
+            .iter()
+            .all(|v| v.property != Property::Livelock));
+        s.step(0);
+        assert!(s.lanes[0].slept == 0 && !s.unfair);
+        s.record(Violation::new(Property::Livelock, None, "x"));
+        assert!(s.findings.iter().any(|v| v.property == Property::Livelock));
     }
 }

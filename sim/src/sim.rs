@@ -81,8 +81,9 @@ impl ActorKind {
 pub enum Policy {
     /// Uniformly among the runnable threads.
     Random,
-    /// PCT: random thread priorities, the highest runnable runs; at a few random points the running
-    /// thread drops to the lowest priority.
+    /// PCT: random thread priorities, the highest runnable runs; at a few random points of the
+    /// whole run (`--events`) the running thread drops to the lowest priority. The executor keeps
+    /// every schedule weakly fair for sleepers ([`ftsim_core::sched::SLEEP_STEPS_MAX`]).
     Pct { change_points: u8 },
 }
 
@@ -339,7 +340,7 @@ pub struct Run {
 /// Runs one seed.
 pub fn run_seed(proto: Protocol, seed: u64, events: u64, trace: bool) -> Run {
     let options = derive_options(seed);
-    let mut sim = Sim::new(proto, seed, options, trace);
+    let mut sim = Sim::new(proto, seed, options, events, trace);
     sim.run(events);
     sim.finish()
 }
@@ -364,7 +365,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(proto: Protocol, seed: u64, options: Options, trace: bool) -> Sim {
+    fn new(proto: Protocol, seed: u64, options: Options, events: u64, trace: bool) -> Sim {
         let mut sched = Sched::new(&options.world, proto, options.actors.len());
         if trace {
             sched.k.trace = Some(Vec::new());
@@ -390,9 +391,10 @@ impl Sim {
         let mut sched_rng = rng(seed, stream::SCHED);
         let n = options.actors.len();
         let priorities: Vec<u32> = (0..n).map(|_| sched_rng.random_range(1000..2000)).collect();
+        // Change points anywhere in the run, so a long run does not end in strict priority.
         let change_at = match options.policy {
             Policy::Pct { change_points } => (0..change_points)
-                .map(|_| sched_rng.random_range(0..EVENTS_DEFAULT))
+                .map(|_| sched_rng.random_range(0..events.max(1)))
                 .collect(),
             Policy::Random => Vec::new(),
         };
