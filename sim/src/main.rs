@@ -138,8 +138,9 @@ struct ShrinkArgs {
 
 #[derive(Args)]
 struct KernelArgs {
-    /// A sequential reproducer file (instead of --random).
-    file: Option<PathBuf>,
+    /// Sequential reproducer files (instead of --random); several run in one boot and print a
+    /// table (agreement, and whether each file's expected finding is confirmed on the kernel).
+    files: Vec<PathBuf>,
     /// The real kernel: 6.1 or 6.12 (pinned in kernel/pins.env).
     #[arg(long)]
     kernel: String,
@@ -158,6 +159,10 @@ struct KernelArgs {
     /// Where the campaign writes its disagreements (default: target/kernel/disagreements).
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     out: Option<PathBuf>,
+    /// With several FILEs: skip (and list) the ones the real harness cannot perform instead of
+    /// refusing them.
+    #[arg(long)]
+    skip_unperformable: bool,
     /// One JSON object (file) or one per line (campaign).
     #[arg(long)]
     json: bool,
@@ -685,10 +690,50 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
         eprintln!("ftsim kernel: machinery failed: {e}");
         Ok(EXIT_INTERNAL)
     };
-    match (&a.file, a.random) {
-        (Some(_), Some(_)) => Err(UsageError("give a FILE or --random N, not both".into())),
-        (None, None) => Err(UsageError("give a reproducer FILE or --random N".into())),
-        (Some(path), None) => {
+    match (a.files.as_slice(), a.random) {
+        ([_, ..], Some(_)) => Err(UsageError("give FILEs or --random N, not both".into())),
+        ([], None) => Err(UsageError("give a reproducer FILE or --random N".into())),
+        ([_, _, ..], None) => {
+            let mut rows = Vec::new();
+            for path in &a.files {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+                let script = Script::parse(&text)
+                    .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+                if let Err(e) = check_performable(&script, Some(&map::op_line_numbers(&text))) {
+                    if a.skip_unperformable {
+                        eprintln!("ftsim kernel: skipped {}: {e}", path.display());
+                        continue;
+                    }
+                    return Err(UsageError(format!("{}: {e}", path.display())));
+                }
+                rows.push(campaign::TableRow {
+                    name: path.display().to_string(),
+                    expect: script.expect.clone(),
+                    world: script.world.clone(),
+                    ops: script.lines.iter().map(|l| l.op.clone()).collect(),
+                });
+            }
+            if rows.is_empty() {
+                return Err(UsageError("no reproducer the real harness can perform".into()));
+            }
+            let m = match qemu::prepare(kernel, a.json) {
+                Ok(m) => m,
+                Err(e) => return machinery(e),
+            };
+            match campaign::run_table(&m, proto, &proto_name, &rows) {
+                Ok((text, all, json)) => {
+                    if a.json {
+                        println!("{json}");
+                    } else {
+                        print!("{text}");
+                    }
+                    Ok(if all { EXIT_CLEAN } else { EXIT_FOUND })
+                }
+                Err(e) => machinery(e),
+            }
+        }
+        ([path], None) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
             let script =
@@ -716,7 +761,7 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
                 Err(e) => machinery(e),
             }
         }
-        (None, Some(n)) => {
+        ([], Some(n)) => {
             if n == 0 {
                 return Err(UsageError("--random needs at least one script".into()));
             }

@@ -543,3 +543,88 @@ mod tests {
         assert!(!compare(&fixed, &silent.scripts[&0], 1).unwrap().is_empty());
     }
 }
+
+/// Properties a call or an errno shows directly on the real kernel; the others (record flags,
+/// hashes, locks) are judged by the model that agrees with every observation.
+pub fn observable(p: ftsim_core::property::Property) -> bool {
+    matches!(
+        p.id(),
+        "ipmodify-honoured" | "no-lost-program" | "no-lost-callback" | "availability"
+    )
+}
+
+/// One reproducer of a table run.
+pub struct TableRow {
+    pub name: String,
+    pub expect: Vec<ftsim_core::property::Property>,
+    pub world: World,
+    pub ops: Vec<Op>,
+}
+
+/// Runs many sequential reproducers in one boot; per file: does the kernel agree with the
+/// model of its preset, and is the file's expected finding confirmed (the agreeing model flags
+/// it) or refuted (it does not)? Returns the Markdown table and whether every file agreed.
+pub fn run_table(
+    m: &Machine,
+    proto: Protocol,
+    preset: &str,
+    rows: &[TableRow],
+) -> Result<(String, bool, serde_json::Value), Machinery> {
+    let guest = m.dir.join("guest").canonicalize().map_err(|e| Machinery(e.to_string()))?;
+    let scripts: Vec<PlanScript> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| PlanScript {
+            id: i,
+            ops: r.ops.clone(),
+        })
+        .collect();
+    let steps: usize = rows.iter().map(|r| r.ops.len() + 2).sum();
+    let boot = m.boot(&plan::plan(&guest, &scripts), Machine::budget(steps))?;
+    calibration(&boot, map::FUNCTIONS.len())?;
+    let mut t = String::new();
+    let _ = writeln!(t, "{}", machine_line(m, preset));
+    let _ = writeln!(t, "| reproducer | expects | kernel {} vs {preset} | finding on {} |", m.kernel, m.kernel);
+    let _ = writeln!(t, "|---|---|---|---|");
+    let mut all = true;
+    let mut json = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let pred = predict(proto, &r.world, &r.ops);
+        let flagged: Vec<_> = pred
+            .steps
+            .iter()
+            .flat_map(|s| s.violations.iter().map(|v| v.property))
+            .collect();
+        let run = boot.scripts.get(&i).cloned().unwrap_or_default();
+        let (agree, cmp) = match compare(&pred, &run, r.world.functions as usize) {
+            Ok(d) if d.is_empty() => (true, "agree".to_string()),
+            Ok(d) => (false, format!("differ: {}", d[0])),
+            Err(why) => (false, format!("not performed: {why}")),
+        };
+        all &= agree;
+        let verdicts: Vec<String> = r
+            .expect
+            .iter()
+            .map(|p| {
+                let shown = flagged.contains(p);
+                match (agree, shown, observable(*p)) {
+                    (false, _, _) => format!("{}: undecided (the model differs)", p.id()),
+                    (true, true, true) => format!("{}: confirmed", p.id()),
+                    (true, true, false) => format!("{}: confirmed by the agreeing model (not observable by a call)", p.id()),
+                    (true, false, _) => format!("{}: refuted", p.id()),
+                }
+            })
+            .collect();
+        let exp: Vec<&str> = r.expect.iter().map(|p| p.id()).collect();
+        let _ = writeln!(
+            t,
+            "| `{}` | {} | {} | {} |",
+            r.name,
+            exp.join(", "),
+            cmp,
+            verdicts.join("; ")
+        );
+        json.push(serde_json::json!({"file": r.name, "agree": agree, "compare": cmp, "verdicts": verdicts}));
+    }
+    Ok((t, all, serde_json::Value::Array(json)))
+}

@@ -252,7 +252,7 @@ impl Machine {
             .arg(self.dir.join("initrd.cpio.gz"))
             .arg("-append")
             .arg(format!(
-                "console=ttyS0 panic=-1 oops=panic quiet ftsim_script={}",
+                "console=ttyS0 panic=-1 oops=panic loglevel=5 ftsim_script={}",
                 script.display()
             ))
             .args(["-display", "none", "-no-reboot", "-nodefaults"])
@@ -305,11 +305,28 @@ impl Machine {
                 err.trim()
             )));
         }
-        if timed_out && !out.contains("@@ftsim done") {
+        if !out.contains("@@ftsim done") {
+            // the kernel's own last words (an oops, a WARN) name what stopped the guest
+            let said: Vec<String> = std::fs::read_to_string(&console)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| {
+                    ["BUG:", "WARNING:", "RIP:", "Kernel panic", "Call Trace"]
+                        .iter()
+                        .any(|k| l.contains(k))
+                })
+                .take(6)
+                .map(|l| l.trim().to_string())
+                .collect();
+            let why = if timed_out {
+                format!("guest timeout after {} s", budget.as_secs())
+            } else {
+                "the guest stopped before the end of its plan".to_string()
+            };
             return Ok(format!(
-                "{out}\n@@ftsim machinery guest timeout after {} s (console: {})\n",
-                budget.as_secs(),
-                console.display()
+                "{out}\n@@ftsim machinery {why}; console {}: {}\n",
+                console.display(),
+                said.join(" | ")
             ));
         }
         Ok(out)
