@@ -50,6 +50,11 @@ pub struct Call {
     pub callbacks: SmallVec<[OpsId; 4]>,
     pub tramp: Option<Tramp>,
     pub body: Body,
+    /// The list function met a registered ops with a NULL `func` and stopped there:
+    /// `arch_ftrace_ops_list_func` (6.1 `kernel/trace/ftrace.c:7660`, 6.12 the same):
+    /// `if (FTRACE_WARN_ON(!op->func)) { pr_warn(...); goto out; }`, and `FTRACE_WARN_ON`
+    /// calls `ftrace_kill()`: from then on every ftrace registration fails with `-ENODEV`.
+    pub null_func: bool,
 }
 
 impl Call {
@@ -109,6 +114,7 @@ pub fn call_among(k: &Kernel, f: FnId, candidates: impl Iterator<Item = OpsId>) 
         callbacks: SmallVec::new(),
         tramp: None,
         body: Body::Original,
+        null_func: false,
     };
     match rec.site {
         CallSite::Nop => {}
@@ -127,7 +133,9 @@ pub fn call_among(k: &Kernel, f: FnId, candidates: impl Iterator<Item = OpsId>) 
                 }
                 if o.has(fl::DIRECT) {
                     if !o.func_set {
-                        continue; // a NULL ops->func: nothing sane runs; reported as a lost callback
+                        // FTRACE_WARN_ON(!op->func): goto out (see `Call::null_func`)
+                        c.null_func = true;
+                        break;
                     }
                     c.callbacks.push(op);
                     // call_direct_funcs

@@ -74,6 +74,9 @@ struct link {
 };
 
 static char dir[512];
+static int kmsg_fd = -1;	/* /dev/kmsg, opened once before any observation */
+
+static void kmsg_drain(int line);
 static struct func funcs[FUNCS_MAX];
 static int nfuncs;
 static struct link links[LINKS_MAX];
@@ -648,7 +651,7 @@ static int trace_saw(int t, const char *sym)
 	tracer_path(path, sizeof(path), t, "trace");
 	if (read_file(path, buf, sizeof(buf)) < 0)
 		fatal("reading %s: %s", path, strerror(errno));
-	snprintf(needle, sizeof(needle), ": %s <-", sym);
+	snprintf(needle, sizeof(needle), ": %.120s <-", sym);
 	return strstr(buf, needle) != NULL;
 }
 
@@ -713,7 +716,7 @@ static void calibrate(void)
 		sleep_ms(20); /* anything else calling it meanwhile shows up as a second entry */
 		tracer_path(path, sizeof(path), 7, "trace");
 		read_file(path, buf, sizeof(buf));
-		snprintf(needle, sizeof(needle), ": %s <-", funcs[f].sym);
+		snprintf(needle, sizeof(needle), ": %.120s <-", funcs[f].sym);
 		for (char *p = buf; (p = strstr(p, needle)); p++)
 			n++;
 		tracer_path(path, sizeof(path), 7, "current_tracer");
@@ -729,9 +732,31 @@ static void calibrate(void)
 
 /* ---- cleanup ------------------------------------------------------------------------------ */
 
+/* ftrace_kill() (FTRACE_WARN_ON) leaves ftrace_disabled set: ftrace_regex_open says ENODEV */
+static int ftrace_is_dead(void)
+{
+	char path[256];
+	int e;
+
+	tracer_make(7);
+	tracer_path(path, sizeof(path), 7, "set_ftrace_filter");
+	e = write_file(path, "security_syslog\n", O_TRUNC);
+	write_file(path, "", O_TRUNC);
+	return e == ENODEV;
+}
+
 static void cleanup(int id)
 {
 	char buf[1 << 14], path[256], what[512] = "";
+
+	kmsg_drain(-1);
+	if (ftrace_is_dead()) {
+		/* Undoing anything now only runs into what the dead ftrace left (on 6.1.192 the
+		 * unlink's DISABLE_PEER then oopses in bpf_trampoline_update): this boot is over. */
+		say("clean %d dirty ftrace is dead (ftrace_kill: an FTRACE_WARN_ON fired)", id);
+		say("stopped");
+		exit(0);
+	}
 
 	for (int i = 0; i < LINKS_MAX; i++)
 		if (links[i].used)
@@ -761,10 +786,52 @@ static void cleanup(int id)
 	}
 	if (read_file("/proc/modules", buf, sizeof(buf)) > 0 && strstr(buf, "ftsim_"))
 		strncat(what, " a ftsim module is still loaded", sizeof(what) - strlen(what) - 1);
+	kmsg_drain(-1);
+	if (ftrace_is_dead())
+		strncat(what, " ftrace is dead (ftrace_kill: an FTRACE_WARN_ON fired)",
+			sizeof(what) - strlen(what) - 1);
 	if (what[0])
 		say("clean %d dirty %s", id, what);
 	else
 		say("clean %d ok", id);
+}
+
+/* ---- the kernel's log ---------------------------------------------------------------------- */
+
+/* Opening /dev/kmsg calls check_syslog_permissions -> security_syslog (f0): done once, before
+ * the calibration, so it is no call of f0 during a script. */
+static void kmsg_open(void)
+{
+	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	if (kmsg_fd < 0)
+		fatal("open /dev/kmsg: %s", strerror(errno));
+	lseek(kmsg_fd, 0, SEEK_END);
+}
+
+/* Reports the warnings and oopses the kernel logged since the last call, for step `line`:
+ * "@@ftsim kmsg N WHERE", WHERE being the "WARNING: ... at FILE:LINE FUNC" text. */
+static void kmsg_drain(int line)
+{
+	char rec[2048];
+	ssize_t n;
+
+	while ((n = read(kmsg_fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue; /* EPIPE: records were overwritten; go on with the next */
+		rec[n] = 0;
+		char *msg = strchr(rec, ';');
+		if (!msg)
+			continue;
+		msg++;
+		msg[strcspn(msg, "\n")] = 0;
+		char *w = strstr(msg, "WARNING: ");
+		if (w) {
+			char *at = strstr(w, " at ");
+			say("kmsg %d WARNING%s", line, at ? at : "");
+		} else if (!strncmp(msg, "BUG: ", 5) || strstr(msg, "Oops")) {
+			say("kmsg %d %s", line, msg);
+		}
+	}
 }
 
 /* ---- the plan ----------------------------------------------------------------------------- */
@@ -852,15 +919,21 @@ int main(int argc, char **argv)
 			snprintf(funcs[i].sym, sizeof(funcs[i].sym), "%s", words[2]);
 			snprintf(funcs[i].probe, sizeof(funcs[i].probe), "%s", words[3]);
 			nfuncs++;
-		} else if (!strcmp(words[0], "calibrate"))
+		} else if (!strcmp(words[0], "calibrate")) {
+			kmsg_open();
 			calibrate();
+			kmsg_drain(0);
+		}
 		else if (!strcmp(words[0], "script") && n == 2)
 			say("script %s", words[1]);
-		else if (!strcmp(words[0], "op") && n >= 3)
+		else if (!strcmp(words[0], "op") && n >= 3) {
 			do_op(atoi(words[1]), words + 2, n - 2);
-		else if (!strcmp(words[0], "observe") && n == 2) {
-			for (int f = 0; f < nfuncs; f++)
+			kmsg_drain(atoi(words[1]));
+		} else if (!strcmp(words[0], "observe") && n == 2) {
+			for (int f = 0; f < nfuncs; f++) {
 				observe_one(atoi(words[1]), f);
+				kmsg_drain(atoi(words[1]));
+			}
 		} else if (!strcmp(words[0], "cleanup") && n == 2)
 			cleanup(atoi(words[1]));
 		else

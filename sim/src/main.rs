@@ -715,7 +715,9 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
                 });
             }
             if rows.is_empty() {
-                return Err(UsageError("no reproducer the real harness can perform".into()));
+                return Err(UsageError(
+                    "no reproducer the real harness can perform".into(),
+                ));
             }
             let m = match qemu::prepare(kernel, a.json) {
                 Ok(m) => m,
@@ -803,7 +805,7 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
                         "accel": m.accel.name(), "scripts": n, "seed": a.seed,
                         "agree": tally.agree, "differ": tally.differ.len(),
                         "not_performed": tally.not_performed.len(),
-                        "machinery": tally.machinery.len(), "operations": tally.ops,
+                        "machinery": tally.machinery.len(), "operations": tally.ops, "warned": tally.warned,
                         "boots": tally.boots, "seconds": secs, "disagreements": files,
                     })
                 );
@@ -823,6 +825,10 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
                 println!("  differ         {:>6}", tally.differ.len());
                 println!("  not performed  {:>6}", tally.not_performed.len());
                 println!("  machinery      {:>6}", tally.machinery.len());
+                println!(
+                    "  (scripts during which the kernel logged a warning or an oops: {})",
+                    tally.warned
+                );
                 for (i, why) in &tally.not_performed {
                     println!("  script {i} not performed: {why}");
                 }

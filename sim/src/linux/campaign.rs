@@ -15,6 +15,9 @@ use ftsim_core::world::World;
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// What the guest's cleanup says when ftrace_kill() has run (`kernel/guest/ftsim-guest.c`).
+pub const FTRACE_DEAD: &str = "ftrace is dead";
+
 /// One place where the kernel did something else than the model predicted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diff {
@@ -77,13 +80,21 @@ pub fn compare(pred: &Prediction, run: &ScriptRun, functions: usize) -> Result<V
             }
         }
     }
-    if let Some(Err(what)) = &run.clean {
-        diffs.push(Diff {
-            step: pred.steps.len() + 1,
-            what: "cleanup".into(),
-            model: "initial state".into(),
-            kernel: what.clone(),
-        });
+    // After a kill (`Prediction::killed_at`) the kernel cannot be back in its initial state:
+    // the cleanup must find ftrace dead, and nothing else left behind is judged.
+    let cleanup = |model: &str, kernel: String| Diff {
+        step: pred.steps.len() + 1,
+        what: "cleanup".into(),
+        model: model.into(),
+        kernel,
+    };
+    match (&run.clean, pred.killed_at) {
+        (Some(Ok(())), None) => {}
+        (Some(Err(what)), Some(_)) if what.contains(FTRACE_DEAD) => {}
+        (Some(Err(what)), None) => diffs.push(cleanup("initial state", what.clone())),
+        (Some(Ok(())), Some(_)) => diffs.push(cleanup(FTRACE_DEAD, "initial state".into())),
+        (Some(Err(what)), Some(_)) => diffs.push(cleanup(FTRACE_DEAD, what.clone())),
+        (None, _) => diffs.push(cleanup("a report", none.clone())),
     }
     Ok(diffs)
 }
@@ -151,12 +162,14 @@ pub fn run_file(
             ops: ops.to_vec(),
         }],
     );
-    let boot = m.boot(&p, Machine::budget(ops.len()))?;
+    let boot = m.boot(&p)?;
     calibration(&boot, map::FUNCTIONS.len())?;
-    if let Some(what) = &boot.machinery {
-        return Err(Machinery(format!("guest driver: {what}")));
-    }
     let run = boot.scripts.get(&0).cloned().unwrap_or_default();
+    let stopped = match (&run.clean, &boot.machinery) {
+        (None, Some(why)) => Some(why.clone()),
+        (None, None) => Some("the guest stopped".to_string()),
+        _ => None,
+    };
     let diffs = match compare(&pred, &run, world.functions as usize) {
         Ok(d) => d,
         Err(why) => return Err(Machinery(format!("not performable: {why}"))),
@@ -216,9 +229,24 @@ pub fn run_file(
         for v in &s.violations {
             let _ = writeln!(t, "       model finding: {}", v.property.id());
         }
+        if pred.killed_at == Some(n) {
+            let _ = writeln!(t, "       model: a call meets a registered ops with a NULL func: FTRACE_WARN_ON -> ftrace_kill(); nothing further is predicted");
+        }
+        for l in run.kernel_said.get(&n).into_iter().flatten() {
+            let _ = writeln!(t, "       kernel said: {l}");
+        }
+    }
+    for l in run.kernel_said.get(&usize::MAX).into_iter().flatten() {
+        let _ = writeln!(t, "       kernel said during the cleanup: {l}");
+    }
+    if let Some(why) = &stopped {
+        let _ = writeln!(t, "≠ the guest stopped: {why}");
     }
     match &run.clean {
         Some(Ok(())) => {}
+        Some(Err(w)) if pred.killed_at.is_some() && w.contains(FTRACE_DEAD) => {
+            let _ = writeln!(t, "  cleanup: {w}, as the model predicted");
+        }
         Some(Err(w)) => {
             let _ = writeln!(
                 t,
@@ -236,7 +264,7 @@ pub fn run_file(
     {
         let _ = writeln!(t, "  kernel said: {o}");
     }
-    let agree = diffs.is_empty();
+    let agree = diffs.is_empty() && stopped.is_none();
     if agree {
         let _ = writeln!(
             t,
@@ -271,6 +299,8 @@ pub fn run_file(
             })
         }).collect::<Vec<_>>(),
         "diffs": diffs.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        "stopped": stopped,
+        "kernel_said": kernel_said(&run),
     });
     Ok(FileRun {
         text: t,
@@ -322,6 +352,79 @@ pub fn campaign_script(proto: Protocol, seed: u64, i: u64) -> (World, Vec<Op>) {
     sequential_ops(proto, s, &KINDS, len, performable_now)
 }
 
+/// What became of one script of [`run_scripts`].
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// The guest ran it to its cleanup.
+    Ran(ScriptRun),
+    /// The guest stopped inside it (the driver failed, the guest timed out or the kernel
+    /// crashed): what it had reported, and why it stopped (the kernel's last words included).
+    Stopped(ScriptRun, String),
+}
+
+/// Runs `scripts` (`PlanScript::id` = index), up to `batch` per boot. A script that leaves the
+/// kernel dirty, or inside which the guest stops, ends its boot: the next one starts on a fresh
+/// kernel, so one broken kernel state never leaks into another script.
+pub fn run_scripts(
+    m: &Machine,
+    scripts: &[PlanScript],
+    batch: usize,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<Outcome>, u64), Machinery> {
+    let guest = m
+        .dir
+        .join("guest")
+        .canonicalize()
+        .map_err(|e| Machinery(e.to_string()))?;
+    let mut out: Vec<Outcome> = Vec::new();
+    let mut boots = 0;
+    let mut idle_boots = 0;
+    while out.len() < scripts.len() {
+        let chunk = &scripts[out.len()..(out.len() + batch.max(1)).min(scripts.len())];
+        let boot = m.boot(&plan::plan(&guest, chunk))?;
+        boots += 1;
+        calibration(&boot, map::FUNCTIONS.len())?;
+        let before = out.len();
+        for s in chunk {
+            let run = boot.scripts.get(&s.id).cloned().unwrap_or_default();
+            match &run.clean {
+                Some(Ok(())) => out.push(Outcome::Ran(run)),
+                Some(Err(_)) => {
+                    out.push(Outcome::Ran(run));
+                    break;
+                }
+                None => {
+                    if boot.scripts.contains_key(&s.id) || before == out.len() {
+                        let why = boot
+                            .machinery
+                            .clone()
+                            .unwrap_or_else(|| "the guest stopped".into());
+                        out.push(Outcome::Stopped(run, why));
+                    }
+                    break;
+                }
+            }
+        }
+        if out.len() == before {
+            idle_boots += 1;
+            if idle_boots >= 2 {
+                return Err(Machinery(format!(
+                    "two boots in a row ran no script: {}",
+                    boot.machinery.unwrap_or_else(|| "no answer".into())
+                )));
+            }
+        } else {
+            idle_boots = 0;
+        }
+        log(&format!(
+            "{}/{} scripts, {boots} boots",
+            out.len(),
+            scripts.len()
+        ));
+    }
+    Ok((out, boots))
+}
+
 /// Options of a campaign.
 pub struct Campaign {
     pub scripts: u64,
@@ -339,6 +442,8 @@ pub struct Tally {
     pub machinery: Vec<(u64, String)>,
     pub ops: u64,
     pub boots: u64,
+    /// Scripts during which the kernel logged a warning or an oops.
+    pub warned: u64,
 }
 
 /// Runs the campaign; progress lines go to `log`.
@@ -348,80 +453,39 @@ pub fn campaign(
     c: &Campaign,
     log: &mut dyn FnMut(&str),
 ) -> Result<Tally, Machinery> {
-    let guest = m
-        .dir
-        .join("guest")
-        .canonicalize()
-        .map_err(|e| Machinery(e.to_string()))?;
-    let scripts: Vec<(u64, World, Vec<Op>)> = (0..c.scripts)
-        .map(|i| {
-            let (w, ops) = campaign_script(proto, c.seed, i);
-            (i, w, ops)
+    let scripts: Vec<(World, Vec<Op>)> = (0..c.scripts)
+        .map(|i| campaign_script(proto, c.seed, i))
+        .collect();
+    let plans: Vec<PlanScript> = scripts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ops))| PlanScript {
+            id: i,
+            ops: ops.clone(),
         })
         .collect();
-    let mut tally = Tally::default();
-    let mut next = 0usize;
-    let mut failed_boots = 0;
-    while next < scripts.len() {
-        let batch: Vec<&(u64, World, Vec<Op>)> =
-            scripts[next..].iter().take(c.batch.max(1)).collect();
-        let plan_scripts: Vec<PlanScript> = batch
-            .iter()
-            .map(|(i, _, ops)| PlanScript {
-                id: *i as usize,
-                ops: ops.clone(),
-            })
-            .collect();
-        let steps: usize = batch.iter().map(|b| b.2.len() + 2).sum();
-        let p = plan::plan(&guest, &plan_scripts);
-        let boot = m.boot(&p, Machine::budget(steps))?;
-        tally.boots += 1;
-        calibration(&boot, map::FUNCTIONS.len())?;
-        let mut finished = 0;
-        for (i, w, ops) in &batch {
-            let Some(run) = boot.scripts.get(&(*i as usize)) else {
-                break;
-            };
-            if run.clean.is_none() {
-                // The guest stopped inside this script (its driver failed or timed out).
-                let why = boot
-                    .machinery
-                    .clone()
-                    .unwrap_or_else(|| "the guest stopped".into());
-                tally.machinery.push((*i, why));
-                finished += 1;
-                break;
-            }
-            finished += 1;
-            tally.ops += ops.len() as u64;
-            let pred = predict(proto, w, ops);
-            match compare(&pred, run, w.functions as usize) {
-                Ok(d) if d.is_empty() => tally.agree += 1,
-                Ok(d) => tally.differ.push((*i, w.clone(), ops.clone(), d)),
-                Err(why) => tally.not_performed.push((*i, why)),
+    let (outcomes, boots) = run_scripts(m, &plans, c.batch, log)?;
+    let mut tally = Tally {
+        boots,
+        ..Tally::default()
+    };
+    for (i, ((w, ops), o)) in scripts.iter().zip(&outcomes).enumerate() {
+        let i = i as u64;
+        match o {
+            Outcome::Stopped(_, why) => tally.machinery.push((i, why.clone())),
+            Outcome::Ran(run) => {
+                tally.ops += ops.len() as u64;
+                if !run.kernel_said.is_empty() {
+                    tally.warned += 1;
+                }
+                let pred = predict(proto, w, ops);
+                match compare(&pred, run, w.functions as usize) {
+                    Ok(d) if d.is_empty() => tally.agree += 1,
+                    Ok(d) => tally.differ.push((i, w.clone(), ops.clone(), d)),
+                    Err(why) => tally.not_performed.push((i, why)),
+                }
             }
         }
-        if finished == 0 {
-            failed_boots += 1;
-            if failed_boots >= 2 {
-                return Err(Machinery(format!(
-                    "two boots in a row ran no script: {}",
-                    boot.machinery.unwrap_or_else(|| "no answer".into())
-                )));
-            }
-        } else {
-            failed_boots = 0;
-        }
-        next += finished.max(usize::from(failed_boots == 0));
-        log(&format!(
-            "{}/{} scripts: {} agree, {} differ, {} not performed, {} machinery",
-            next,
-            scripts.len(),
-            tally.agree,
-            tally.differ.len(),
-            tally.not_performed.len(),
-            tally.machinery.len()
-        ));
     }
     Ok(tally)
 }
@@ -468,6 +532,122 @@ pub fn write_disagreements(
         out.push(p.display().to_string());
     }
     Ok(out)
+}
+
+/// The kernel's warnings during a script, deduplicated, in step order.
+pub fn kernel_said(run: &ScriptRun) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for (n, lines) in &run.kernel_said {
+        for l in lines {
+            let step = if *n == usize::MAX {
+                "cleanup".to_string()
+            } else {
+                format!("step {n}")
+            };
+            let l = format!("{step}: {l}");
+            if !seen.contains(&l) {
+                seen.push(l);
+            }
+        }
+    }
+    seen.join("; ")
+}
+
+/// Properties a call or an errno shows directly on the real kernel; the others (record flags,
+/// hashes, locks) are judged by the model that agrees with every observation.
+pub fn observable(p: ftsim_core::property::Property) -> bool {
+    matches!(
+        p.id(),
+        "ipmodify-honoured" | "no-lost-program" | "no-lost-callback" | "availability"
+    )
+}
+
+/// One reproducer of a table run.
+pub struct TableRow {
+    pub name: String,
+    pub expect: Vec<ftsim_core::property::Property>,
+    pub world: World,
+    pub ops: Vec<Op>,
+}
+
+/// Runs many sequential reproducers in one boot; per file: does the kernel agree with the
+/// model of its preset, and is the file's expected finding confirmed (the agreeing model flags
+/// it) or refuted (it does not)? Returns the Markdown table and whether every file agreed.
+pub fn run_table(
+    m: &Machine,
+    proto: Protocol,
+    preset: &str,
+    rows: &[TableRow],
+) -> Result<(String, bool, serde_json::Value), Machinery> {
+    let scripts: Vec<PlanScript> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| PlanScript {
+            id: i,
+            ops: r.ops.clone(),
+        })
+        .collect();
+    let (outcomes, _) = run_scripts(m, &scripts, scripts.len(), &mut |_| {})?;
+    let mut t = String::new();
+    let _ = writeln!(t, "{}", machine_line(m, preset));
+    let _ = writeln!(
+        t,
+        "| reproducer | expects | kernel {} vs {preset} | finding on {} |",
+        m.kernel, m.kernel
+    );
+    let _ = writeln!(t, "|---|---|---|---|");
+    let mut all = true;
+    let mut json = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let pred = predict(proto, &r.world, &r.ops);
+        let flagged: Vec<_> = pred
+            .steps
+            .iter()
+            .flat_map(|s| s.violations.iter().map(|v| v.property))
+            .collect();
+        let (agree, mut cmp) = match &outcomes[i] {
+            Outcome::Stopped(_, why) => (false, format!("the guest stopped: {why}")),
+            Outcome::Ran(run) => match compare(&pred, run, r.world.functions as usize) {
+                Ok(d) if d.is_empty() => (true, "agree".to_string()),
+                Ok(d) => (false, format!("differ: {}", d[0])),
+                Err(why) => (false, format!("not performed: {why}")),
+            },
+        };
+        let said = match &outcomes[i] {
+            Outcome::Ran(run) | Outcome::Stopped(run, _) => kernel_said(run),
+        };
+        if !said.is_empty() {
+            cmp.push_str(&format!(" (kernel said: {said})"));
+        }
+        all &= agree;
+        let verdicts: Vec<String> = r
+            .expect
+            .iter()
+            .map(|p| {
+                let shown = flagged.contains(p);
+                match (agree, shown, observable(*p)) {
+                    (false, _, _) => format!("{}: undecided (the model differs)", p.id()),
+                    (true, true, true) => format!("{}: confirmed", p.id()),
+                    (true, true, false) => format!(
+                        "{}: confirmed by the agreeing model (not observable by a call)",
+                        p.id()
+                    ),
+                    (true, false, _) => format!("{}: refuted", p.id()),
+                }
+            })
+            .collect();
+        let exp: Vec<&str> = r.expect.iter().map(|p| p.id()).collect();
+        let _ = writeln!(
+            t,
+            "| `{}` | {} | {} | {} |",
+            r.name,
+            exp.join(", "),
+            cmp,
+            verdicts.join("; ")
+        );
+        json.push(serde_json::json!({"file": r.name, "agree": agree, "compare": cmp, "verdicts": verdicts}));
+    }
+    Ok((t, all, serde_json::Value::Array(json)))
 }
 
 #[cfg(test)]
@@ -542,89 +722,4 @@ mod tests {
         let silent = BootRun::parse("@@ftsim script 0\n@@ftsim clean 0 ok\n").unwrap();
         assert!(!compare(&fixed, &silent.scripts[&0], 1).unwrap().is_empty());
     }
-}
-
-/// Properties a call or an errno shows directly on the real kernel; the others (record flags,
-/// hashes, locks) are judged by the model that agrees with every observation.
-pub fn observable(p: ftsim_core::property::Property) -> bool {
-    matches!(
-        p.id(),
-        "ipmodify-honoured" | "no-lost-program" | "no-lost-callback" | "availability"
-    )
-}
-
-/// One reproducer of a table run.
-pub struct TableRow {
-    pub name: String,
-    pub expect: Vec<ftsim_core::property::Property>,
-    pub world: World,
-    pub ops: Vec<Op>,
-}
-
-/// Runs many sequential reproducers in one boot; per file: does the kernel agree with the
-/// model of its preset, and is the file's expected finding confirmed (the agreeing model flags
-/// it) or refuted (it does not)? Returns the Markdown table and whether every file agreed.
-pub fn run_table(
-    m: &Machine,
-    proto: Protocol,
-    preset: &str,
-    rows: &[TableRow],
-) -> Result<(String, bool, serde_json::Value), Machinery> {
-    let guest = m.dir.join("guest").canonicalize().map_err(|e| Machinery(e.to_string()))?;
-    let scripts: Vec<PlanScript> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| PlanScript {
-            id: i,
-            ops: r.ops.clone(),
-        })
-        .collect();
-    let steps: usize = rows.iter().map(|r| r.ops.len() + 2).sum();
-    let boot = m.boot(&plan::plan(&guest, &scripts), Machine::budget(steps))?;
-    calibration(&boot, map::FUNCTIONS.len())?;
-    let mut t = String::new();
-    let _ = writeln!(t, "{}", machine_line(m, preset));
-    let _ = writeln!(t, "| reproducer | expects | kernel {} vs {preset} | finding on {} |", m.kernel, m.kernel);
-    let _ = writeln!(t, "|---|---|---|---|");
-    let mut all = true;
-    let mut json = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
-        let pred = predict(proto, &r.world, &r.ops);
-        let flagged: Vec<_> = pred
-            .steps
-            .iter()
-            .flat_map(|s| s.violations.iter().map(|v| v.property))
-            .collect();
-        let run = boot.scripts.get(&i).cloned().unwrap_or_default();
-        let (agree, cmp) = match compare(&pred, &run, r.world.functions as usize) {
-            Ok(d) if d.is_empty() => (true, "agree".to_string()),
-            Ok(d) => (false, format!("differ: {}", d[0])),
-            Err(why) => (false, format!("not performed: {why}")),
-        };
-        all &= agree;
-        let verdicts: Vec<String> = r
-            .expect
-            .iter()
-            .map(|p| {
-                let shown = flagged.contains(p);
-                match (agree, shown, observable(*p)) {
-                    (false, _, _) => format!("{}: undecided (the model differs)", p.id()),
-                    (true, true, true) => format!("{}: confirmed", p.id()),
-                    (true, true, false) => format!("{}: confirmed by the agreeing model (not observable by a call)", p.id()),
-                    (true, false, _) => format!("{}: refuted", p.id()),
-                }
-            })
-            .collect();
-        let exp: Vec<&str> = r.expect.iter().map(|p| p.id()).collect();
-        let _ = writeln!(
-            t,
-            "| `{}` | {} | {} | {} |",
-            r.name,
-            exp.join(", "),
-            cmp,
-            verdicts.join("; ")
-        );
-        json.push(serde_json::json!({"file": r.name, "agree": agree, "compare": cmp, "verdicts": verdicts}));
-    }
-    Ok((t, all, serde_json::Value::Array(json)))
 }

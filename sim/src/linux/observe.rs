@@ -77,6 +77,9 @@ pub struct ScriptRun {
     pub calls: BTreeMap<usize, Vec<Observed>>,
     /// `None` until the cleanup reported; `Some(Err(what))` when the kernel was not back.
     pub clean: Option<Result<(), String>>,
+    /// Per operation number, the warnings and oopses the kernel logged during it (or during
+    /// the observation after it); `usize::MAX`: during the cleanup.
+    pub kernel_said: BTreeMap<usize, Vec<String>>,
 }
 
 /// Everything one boot reported.
@@ -201,8 +204,27 @@ impl BootRun {
                     b.scripts.entry(id).or_default().clean = Some(Err(what.join(" ")));
                     cur = None;
                 }
+                ["kmsg", n, what @ ..] => {
+                    let id = script(&mut b, cur);
+                    let n: usize = match *n {
+                        "-1" => usize::MAX,
+                        n => n.parse().map_err(|_| bad("bad step number"))?,
+                    };
+                    match id {
+                        Ok(id) => b
+                            .scripts
+                            .get_mut(&id)
+                            .unwrap()
+                            .kernel_said
+                            .entry(n)
+                            .or_default()
+                            .push(what.join(" ")),
+                        Err(_) => b.other.push(what.join(" ")),
+                    }
+                }
                 ["machinery", what @ ..] => b.machinery = Some(what.join(" ")),
                 ["done"] => b.done = true,
+                ["stopped"] => {}
                 ["exit", _] => {}
                 _ => return Err(bad("unknown guest line")),
             }
@@ -232,6 +254,7 @@ mod tests {
 @@ftsim call 1 f0 body=klp:1 progs=2,3*2 tracers=t0 ret=-1/201
 @@ftsim op 2 err EBUSY
 @@ftsim op 3 cannot the tracer's filter would become empty (every function)
+@@ftsim kmsg 3 WARNING at kernel/trace/ftrace.c:7660 arch_ftrace_ops_list_func+0x193/0x1d0
 @@ftsim clean 0 dirty enabled_functions: security_syslog (1)
 @@ftsim done
 ";

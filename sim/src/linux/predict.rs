@@ -29,6 +29,11 @@ pub struct Prediction {
     /// Before the first operation, per function.
     pub initial: Vec<Observed>,
     pub steps: Vec<PredictedStep>,
+    /// The first step (0: before the first operation) after which a call meets a registered ops
+    /// with a NULL `func` (`Call::null_func`): the kernel WARNs and calls `ftrace_kill()`, after
+    /// which every registration fails with `-ENODEV`. The model does not follow a dead ftrace:
+    /// nothing after that observation is predicted.
+    pub killed_at: Option<usize>,
 }
 
 /// What a call of `f` runs in the model, named like the guest names it: programs by the
@@ -80,7 +85,13 @@ pub fn predict(proto: Protocol, world: &World, ops: &[Op]) -> Prediction {
     let calls = |s: &Sequential, progs: &BTreeMap<ProgId, usize>| -> Vec<Observed> {
         world.fns().map(|f| observed(&s.k, f, progs)).collect()
     };
+    let kills = |s: &Sequential| {
+        world
+            .fns()
+            .any(|f| observe::call(&s.k, f).is_some_and(|c| c.null_func))
+    };
     let initial = calls(&s, &progs);
+    let mut killed_at = kills(&s).then_some(0);
     let mut steps = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let before = s.k.next_prog;
@@ -98,11 +109,18 @@ pub fn predict(proto: Protocol, world: &World, ops: &[Op]) -> Prediction {
             calls: calls(&s, &progs),
             violations: out.violations,
         });
-        if out.stuck {
+        if killed_at.is_none() && kills(&s) {
+            killed_at = Some(i + 1);
+        }
+        if out.stuck || killed_at.is_some() {
             break;
         }
     }
-    Prediction { initial, steps }
+    Prediction {
+        initial,
+        steps,
+        killed_at,
+    }
 }
 
 #[cfg(test)]
