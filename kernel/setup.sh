@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs and builds everything the real-kernel harness needs, from Debian's registry only:
 #   kernel/setup.sh [6.1|6.12|all]        (default: all)
+#   FTSIM_KERNEL_SOURCES=1 kernel/setup.sh  also installs the pinned linux-source package
+#                                           (/usr/src/linux-source-*.tar.xz: what the presets cite)
 # Output: $FTSIM_KERNEL_DIR (default: <repo>/target/kernel)/<name>/ with vmlinuz, initrd.cpio.gz,
 # and the guest artefacts (livepatch and kprobe modules built against that kernel's headers, the
 # BPF loader). Idempotent: finished steps are skipped. Versions come from kernel/pins.env only.
@@ -52,7 +54,8 @@ setup_kernel() {
     read -r release image headers source <<<"$spec"
     local dir="$out/$name"
     mkdir -p "$dir"
-    apt_install "$headers" "$source"
+    apt_install "$headers"
+    if [ "${FTSIM_KERNEL_SOURCES:-0}" = 1 ]; then apt_install "$source"; fi
     [ -d "/usr/src/linux-headers-$release" ] || die "headers for $release missing after installing $headers"
 
     # The image: downloaded and unpacked into the cache, never installed on the host.
