@@ -133,7 +133,16 @@ fn parse_call(words: &[&str]) -> Result<(usize, usize, Observed), String> {
     for w in &words[2..] {
         match w.split_once('=') {
             Some(("body", v)) => o.body = parse_body(v)?,
-            Some(("progs", v)) => o.progs = parse_list(v),
+            Some(("progs", v)) => {
+                // the guest lists links in its slot order; the model names them in link order
+                o.progs = parse_list(v);
+                o.progs.sort_by_key(|p| {
+                    p.split('*')
+                        .next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(u64::MAX)
+                });
+            }
             Some(("tracers", v)) => o.tracers = parse_list(v),
             Some(("ret", _)) => {}
             _ => return Err(format!("bad call word `{w}`")),
@@ -251,7 +260,7 @@ mod tests {
 @@ftsim call 0 f0 body=original progs= tracers= ret=131072/0
 @@ftsim op 1 ok
 [   12.3] some kernel message
-@@ftsim call 1 f0 body=klp:1 progs=2,3*2 tracers=t0 ret=-1/201
+@@ftsim call 1 f0 body=klp:1 progs=3*2,2 tracers=t0 ret=-1/201
 @@ftsim op 2 err EBUSY
 @@ftsim op 3 cannot the tracer's filter would become empty (every function)
 @@ftsim kmsg 3 WARNING at kernel/trace/ftrace.c:7660 arch_ftrace_ops_list_func+0x193/0x1d0
