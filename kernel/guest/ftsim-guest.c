@@ -60,6 +60,7 @@ struct func {
 	int klp[SLOTS_MAX];	/* stack of patch numbers (1-based), klp_n deep */
 	int klp_n;
 	int kp[SLOTS_MAX];	/* kprobe slots armed */
+	int direct;		/* 0: no single-ip direct user; 1 or 2: its current trampoline */
 };
 
 struct link {
@@ -343,6 +344,124 @@ static void op_kprobe_disarm(int line, int f)
 {
 	int e = kprobe_disarm_one(f);
 
+	if (e)
+		say("op %d err %s", line, errname(e));
+	else
+		say("op %d ok", line);
+}
+
+/* ---- the single-ip direct API (6.1): modules ftsim_direct_f<I> ----------------------------- */
+
+static unsigned long kallsyms_addr(const char *sym)
+{
+	FILE *f = fopen("/proc/kallsyms", "r");
+	char line[512], name[256], type;
+	unsigned long addr, found = 0;
+
+	if (!f)
+		fatal("open /proc/kallsyms: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx %c %255s", &addr, &type, name) == 3 && !strcmp(name, sym) &&
+		    (type == 'T' || type == 't')) {
+			found = addr;
+			break;
+		}
+	}
+	fclose(f);
+	if (!found)
+		fatal("%s not in /proc/kallsyms", sym);
+	return found;
+}
+
+static int direct_ctl(int f, const char *cmd)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/sys/module/ftsim_direct_f%d/parameters/ctl", f);
+	return write_file(path, cmd, O_TRUNC);
+}
+
+static unsigned long direct_hits(int f, int which)
+{
+	char path[256], buf[64];
+
+	snprintf(path, sizeof(path), "/sys/module/ftsim_direct_f%d/parameters/hits%d", f, which);
+	if (read_file(path, buf, sizeof(buf)) < 0)
+		fatal("reading %s: %s", path, strerror(errno));
+	return strtoul(buf, NULL, 10);
+}
+
+static void op_direct_register(int line, int f)
+{
+	char path[768], params[64], name[64];
+	int fd, e;
+
+	if (funcs[f].direct) {
+		say("op %d err EBUSY", line); /* owner level: a user is there already */
+		return;
+	}
+	snprintf(name, sizeof(name), "ftsim_direct_f%d", f);
+	snprintf(path, sizeof(path), "%s/%s.ko", dir, name);
+	if (access(path, R_OK)) {
+		say("op %d cannot this kernel has no single-ip direct API (no %s.ko)", line, name);
+		return;
+	}
+	snprintf(params, sizeof(params), "ip=0x%lx", kallsyms_addr(funcs[f].sym));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || syscall(SYS_finit_module, fd, params, 0))
+		fatal("loading %s: %s", path, strerror(errno));
+	close(fd);
+	e = direct_ctl(f, "register");
+	if (e) {
+		if (rmmod(name))
+			fatal("rmmod %s", name);
+		say("op %d err %s", line, errname(e));
+		return;
+	}
+	funcs[f].direct = 1;
+	say("op %d ok", line);
+}
+
+static void op_direct_modify(int line, int f)
+{
+	int e;
+
+	if (!funcs[f].direct) {
+		say("op %d err ENOENT", line);
+		return;
+	}
+	e = direct_ctl(f, "modify");
+	if (e) {
+		say("op %d err %s", line, errname(e));
+		return;
+	}
+	funcs[f].direct = 3 - funcs[f].direct;
+	say("op %d ok", line);
+}
+
+static int direct_unregister(int f)
+{
+	char name[64];
+	int e = direct_ctl(f, "unregister");
+
+	if (e)
+		return e;
+	snprintf(name, sizeof(name), "ftsim_direct_f%d", f);
+	if (rmmod(name))
+		fatal("rmmod %s", name);
+	funcs[f].direct = 0;
+	return 0;
+}
+
+static void op_direct_unregister(int line, int f)
+{
+	int e;
+
+	if (!funcs[f].direct) {
+		say("op %d err ENOENT", line);
+		return;
+	}
+	e = direct_unregister(f);
 	if (e)
 		say("op %d err %s", line, errname(e));
 	else
@@ -665,9 +784,26 @@ static void observe_one(int line, int f)
 	for (int t = 0; t < TRACERS_MAX; t++)
 		if (tracer_registered[t])
 			trace_clear(t);
+	unsigned long d1 = 0, d2 = 0;
+	char direct[32] = "";
+
 	for (int i = 0; i < LINKS_MAX; i++)
 		before[i] = links[i].used ? link_hits(&links[i]) : 0;
+	if (funcs[f].direct) {
+		d1 = direct_hits(f, 1);
+		d2 = direct_hits(f, 2);
+	}
 	r = call_probe(f, &err);
+	if (funcs[f].direct) {
+		unsigned long n1 = direct_hits(f, 1) - d1, n2 = direct_hits(f, 2) - d2;
+		unsigned long cur = funcs[f].direct == 1 ? n1 : n2, old = funcs[f].direct == 1 ? n2 : n1;
+		if (cur == 1 && old == 0)
+			snprintf(direct, sizeof(direct), " direct=current");
+		else if (cur == 0 && old == 1)
+			snprintf(direct, sizeof(direct), " direct=stale");
+		else if (cur || old)
+			snprintf(direct, sizeof(direct), " direct=%lu+%lu", cur, old);
+	}
 	for (int i = 0; i < LINKS_MAX; i++) {
 		if (!links[i].used)
 			continue;
@@ -692,7 +828,8 @@ static void observe_one(int line, int f)
 		snprintf(body, sizeof(body), "kprobe");
 	else
 		snprintf(body, sizeof(body), "original");
-	say("call %d f%d body=%s progs=%s tracers=%s ret=%ld/%d", line, f, body, progs, tracers, r, err);
+	say("call %d f%d body=%s progs=%s tracers=%s%s ret=%ld/%d", line, f, body, progs, tracers,
+	    direct, r, err);
 }
 
 static void calibrate(void)
@@ -769,6 +906,11 @@ static void cleanup(int id)
 		}
 		while (kprobe_disarm_one(f) == 0)
 			;
+		if (funcs[f].direct) {
+			int e = direct_unregister(f);
+			if (e)
+				fatal("cleanup: unregistering the direct user of f%d: %s", f, strerror(e));
+		}
 	}
 	for (int t = 0; t < TRACERS_MAX; t++) {
 		if (!tracer_made[t])
@@ -865,6 +1007,12 @@ static void do_op(int line, char *words[], int n)
 		op_kprobe_arm(line, f);
 	else if (!strcmp(op, "kprobe-disarm") && n == 2 && (f = parse_fn(words[1])) >= 0)
 		op_kprobe_disarm(line, f);
+	else if (!strcmp(op, "direct-register") && n == 2 && (f = parse_fn(words[1])) >= 0)
+		op_direct_register(line, f);
+	else if (!strcmp(op, "direct-modify") && n == 2 && (f = parse_fn(words[1])) >= 0)
+		op_direct_modify(line, f);
+	else if (!strcmp(op, "direct-unregister") && n == 2 && (f = parse_fn(words[1])) >= 0)
+		op_direct_unregister(line, f);
 	else if (!strcmp(op, "bpf-link") && n == 3 && (k = parse_kind(words[1])) >= 0 &&
 		 (f = parse_fn(words[2])) >= 0)
 		op_bpf_link(line, k, f);

@@ -700,7 +700,9 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
                     .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
                 let script = Script::parse(&text)
                     .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-                if let Err(e) = check_performable(&script, Some(&map::op_line_numbers(&text))) {
+                if let Err(e) =
+                    check_performable(&script, kernel, Some(&map::op_line_numbers(&text)))
+                {
                     if a.skip_unperformable {
                         eprintln!("ftsim kernel: skipped {}: {e}", path.display());
                         continue;
@@ -740,7 +742,7 @@ fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
                 .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
             let script =
                 Script::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-            check_performable(&script, Some(&map::op_line_numbers(&text)))
+            check_performable(&script, kernel, Some(&map::op_line_numbers(&text)))
                 .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
             let m = match qemu::prepare(kernel, a.json) {
                 Ok(m) => m,

@@ -309,13 +309,19 @@ pub fn run_file(
     })
 }
 
-/// The actor kinds whose operations the harness performs.
-pub const KINDS: [ActorKind; 4] = [
-    ActorKind::Livepatch,
-    ActorKind::Bpf,
-    ActorKind::Kprobe,
-    ActorKind::Tracer,
-];
+/// The actor kinds whose operations the harness performs on `kernel`.
+pub fn kinds(kernel: Kernel) -> Vec<ActorKind> {
+    let mut k = vec![
+        ActorKind::Livepatch,
+        ActorKind::Bpf,
+        ActorKind::Kprobe,
+        ActorKind::Tracer,
+    ];
+    if kernel.has_single_direct_api() {
+        k.push(ActorKind::Direct);
+    }
+    k
+}
 
 /// Most operations of one campaign script.
 pub const SCRIPT_OPS_MAX: usize = 8;
@@ -323,8 +329,8 @@ pub const SCRIPT_OPS_MAX: usize = 8;
 /// What the harness performs in the model's current state: the mapped operations, and within
 /// the guest's bounds (three stacked livepatches and three kprobes per function; a registered
 /// tracer's filter never emptied, which would trace every function).
-pub fn performable_now(k: &ftsim_core::kernel::Kernel, op: &Op) -> bool {
-    if unperformable(op).is_some() {
+pub fn performable_now(kernel: Kernel, k: &ftsim_core::kernel::Kernel, op: &Op) -> bool {
+    if unperformable(op, kernel).is_some() {
         return false;
     }
     match op {
@@ -343,13 +349,15 @@ pub fn performable_now(k: &ftsim_core::kernel::Kernel, op: &Op) -> bool {
     }
 }
 
-/// The i-th script of campaign `seed`.
-pub fn campaign_script(proto: Protocol, seed: u64, i: u64) -> (World, Vec<Op>) {
+/// The i-th script of campaign `seed` on `kernel`.
+pub fn campaign_script(kernel: Kernel, proto: Protocol, seed: u64, i: u64) -> (World, Vec<Op>) {
     let s = seed
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(i.wrapping_mul(0xBF58_476D_1CE4_E5B9));
     let len = 1 + (s >> 7) as usize % SCRIPT_OPS_MAX;
-    sequential_ops(proto, s, &KINDS, len, performable_now)
+    sequential_ops(proto, s, &kinds(kernel), len, |k, op| {
+        performable_now(kernel, k, op)
+    })
 }
 
 /// What became of one script of [`run_scripts`].
@@ -454,7 +462,7 @@ pub fn campaign(
     log: &mut dyn FnMut(&str),
 ) -> Result<Tally, Machinery> {
     let scripts: Vec<(World, Vec<Op>)> = (0..c.scripts)
-        .map(|i| campaign_script(proto, c.seed, i))
+        .map(|i| campaign_script(m.kernel, proto, c.seed, i))
         .collect();
     let plans: Vec<PlanScript> = scripts
         .iter()
@@ -659,8 +667,11 @@ mod tests {
     fn campaign_scripts_are_deterministic_and_performable() {
         let p = Protocol::preset("fixes-2025").unwrap();
         for i in 0..200 {
-            let (w, ops) = campaign_script(p, 7, i);
-            assert_eq!(campaign_script(p, 7, i), (w.clone(), ops.clone()));
+            let (w, ops) = campaign_script(Kernel::V6_12, p, 7, i);
+            assert_eq!(
+                campaign_script(Kernel::V6_12, p, 7, i),
+                (w.clone(), ops.clone())
+            );
             assert!(!ops.is_empty() && ops.len() <= SCRIPT_OPS_MAX);
             let s = ftsim_core::script::Script::sequential(
                 p,
@@ -669,10 +680,20 @@ mod tests {
                     .map(|o| (o.clone(), Default::default()))
                     .collect(),
             );
-            map::check_performable(&s, None).unwrap();
+            map::check_performable(&s, Kernel::V6_12, None).unwrap();
         }
         // the generic generators reach every owner the harness maps
-        let all: Vec<Op> = (0..200).flat_map(|i| campaign_script(p, 7, i).1).collect();
+        let all: Vec<Op> = (0..200)
+            .flat_map(|i| campaign_script(Kernel::V6_12, p, 7, i).1)
+            .collect();
+        let p61 = Protocol::preset("fixes-2022").unwrap();
+        let on61: Vec<Op> = (0..200)
+            .flat_map(|i| campaign_script(Kernel::V6_1, p61, 7, i).1)
+            .collect();
+        assert!(on61
+            .iter()
+            .any(|o| o.to_string().starts_with("direct-modify")));
+        assert!(!all.iter().any(|o| o.to_string().starts_with("direct-")));
         for want in [
             "klp-enable",
             "klp-disable",

@@ -11,8 +11,14 @@
 //! Not performed (exit 2, naming the line): concurrent scripts and schedules (the guest runs
 //! one operation at a time), injected faults (no allocation or trylock can be made to fail on
 //! demand), modules (`module-*`: functions of out-of-tree modules have no BTF, so BPF cannot
-//! attach to them), the single-ip direct API (`direct-*`), a tracer with an empty filter (it
-//! traces every function of the kernel), more than [`FUNCTIONS`] functions or 7 tracers.
+//! attach to them), the single-ip direct API (`direct-*`) on kernels without it (6.12), a tracer
+//! with an empty filter (it traces every function of the kernel), more than [`FUNCTIONS`]
+//! functions or 7 tracers.
+//!
+//! `direct-*` on 6.1: modules `ftsim_direct_F` (`kernel/guest/direct.c`), two counting
+//! trampolines each, driven through a parameter so that `register_ftrace_direct`,
+//! `modify_ftrace_direct` (to the other trampoline) and `unregister_ftrace_direct` return their
+//! errno to user space.
 
 use ftsim_core::op::Op;
 use ftsim_core::script::Script;
@@ -50,6 +56,12 @@ impl Kernel {
         }
     }
 
+    /// `register_ftrace_direct(ip, addr)` and friends (6.1 `include/linux/ftrace.h:371-373`;
+    /// 6.12 has only the ops-based API): the harness drives them through `ftsim_direct_fI`.
+    pub fn has_single_direct_api(self) -> bool {
+        self == Kernel::V6_1
+    }
+
     /// The variable of `kernel/pins.env` that pins it.
     pub fn pin_var(self) -> &'static str {
         match self {
@@ -82,14 +94,16 @@ impl fmt::Display for Kernel {
     }
 }
 
-/// Why the real harness cannot perform an operation, or `None` when it can.
-pub fn unperformable(op: &Op) -> Option<&'static str> {
+/// Why the real harness cannot perform an operation on `kernel`, or `None` when it can.
+pub fn unperformable(op: &Op, kernel: Kernel) -> Option<&'static str> {
     match op {
         Op::ModuleLoad(_) | Op::ModuleUnload(_) => Some(
             "module operations: functions of out-of-tree modules have no BTF, so no BPF program attaches there",
         ),
-        Op::DirectRegister(_) | Op::DirectModify(_) | Op::DirectUnregister(_) => {
-            Some("the single-ip direct API (direct-*) has no real owner in the harness")
+        Op::DirectRegister(_) | Op::DirectModify(_) | Op::DirectUnregister(_)
+            if !kernel.has_single_direct_api() =>
+        {
+            Some("this kernel has no single-ip direct API (register_ftrace_direct(ip, addr) went away in 6.5)")
         }
         Op::TracerRegister { filter, .. } if filter.is_empty() => {
             Some("a tracer with an empty filter traces every function of the kernel")
@@ -101,7 +115,11 @@ pub fn unperformable(op: &Op) -> Option<&'static str> {
 /// Checks that the real harness can perform `s`: sequential, no faults, a world it maps, every
 /// operation mapped. The error names the offending line (1-based, as in the file, when `lines`
 /// gives the file's line numbers; otherwise the operation's index).
-pub fn check_performable(s: &Script, line_numbers: Option<&[usize]>) -> Result<(), String> {
+pub fn check_performable(
+    s: &Script,
+    kernel: Kernel,
+    line_numbers: Option<&[usize]>,
+) -> Result<(), String> {
     let at = |i: usize| -> String {
         match line_numbers.and_then(|l| l.get(i)) {
             Some(n) => format!("line {n}"),
@@ -150,7 +168,7 @@ pub fn check_performable(s: &Script, line_numbers: Option<&[usize]>) -> Result<(
                 l.faults
             ));
         }
-        if let Some(why) = unperformable(&l.op) {
+        if let Some(why) = unperformable(&l.op, kernel) {
             return Err(format!("{}: `{}`: {why}", at(i), l.op));
         }
     }
@@ -223,7 +241,7 @@ mod tests {
             (
                 "protocol merged\nworld functions=1 tracers=1\n\n# c\ndirect-register f0\n",
                 "line 5",
-                "single-ip",
+                "no single-ip direct API",
             ),
             (
                 "protocol merged\nworld functions=1 tracers=1\ntracer-register t0 filter={} notrace={}\n",
@@ -233,12 +251,17 @@ mod tests {
         ];
         for (text, line, why) in cases {
             let s = script(text);
-            let err = check_performable(&s, Some(&op_line_numbers(text))).unwrap_err();
+            let err =
+                check_performable(&s, Kernel::V6_12, Some(&op_line_numbers(text))).unwrap_err();
             assert!(err.contains(line), "{err}");
             assert!(err.contains(why), "{err}");
         }
         let ok = "protocol merged\nworld functions=4 tracers=2\nklp-enable f0\nbpf-link fmod_ret f3\ntracer-register t1 filter={f0} notrace={f1}\n";
-        check_performable(&script(ok), None).unwrap();
+        check_performable(&script(ok), Kernel::V6_12, None).unwrap();
+        let direct =
+            "protocol merged\nworld functions=1 tracers=1\ndirect-register f0\ndirect-modify f0\n";
+        check_performable(&script(direct), Kernel::V6_1, None).unwrap();
+        assert!(check_performable(&script(direct), Kernel::V6_12, None).is_err());
     }
 
     #[test]

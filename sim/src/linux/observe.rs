@@ -34,6 +34,9 @@ pub struct Observed {
     pub body: Body,
     pub progs: Vec<String>,
     pub tracers: Vec<String>,
+    /// The single-ip direct user's trampoline that ran: `current` (the one it registered or
+    /// modified to last), `stale` (its other one), `a+b` (counts of both when not one call).
+    pub direct: Option<String>,
 }
 
 impl fmt::Display for Observed {
@@ -44,6 +47,9 @@ impl fmt::Display for Observed {
         }
         if !self.tracers.is_empty() {
             write!(f, " tracers={}", self.tracers.join(","))?;
+        }
+        if let Some(d) = &self.direct {
+            write!(f, " direct={d}")?;
         }
         Ok(())
     }
@@ -129,6 +135,7 @@ fn parse_call(words: &[&str]) -> Result<(usize, usize, Observed), String> {
         body: Body::Original,
         progs: Vec::new(),
         tracers: Vec::new(),
+        direct: None,
     };
     for w in &words[2..] {
         match w.split_once('=') {
@@ -144,6 +151,7 @@ fn parse_call(words: &[&str]) -> Result<(usize, usize, Observed), String> {
                 });
             }
             Some(("tracers", v)) => o.tracers = parse_list(v),
+            Some(("direct", v)) => o.direct = Some(v.to_string()),
             Some(("ret", _)) => {}
             _ => return Err(format!("bad call word `{w}`")),
         }
@@ -257,7 +265,7 @@ mod tests {
 @@ftsim calibrate f0 ok
 @@ftsim calibrate f1 bad one call of settimeofday gave 2 entries
 @@ftsim script 0
-@@ftsim call 0 f0 body=original progs= tracers= ret=131072/0
+@@ftsim call 0 f0 body=original progs= tracers= direct=stale ret=131072/0
 @@ftsim op 1 ok
 [   12.3] some kernel message
 @@ftsim call 1 f0 body=klp:1 progs=3*2,2 tracers=t0 ret=-1/201
@@ -288,9 +296,10 @@ mod tests {
                 body: Body::Klp(1),
                 progs: vec!["2".into(), "3*2".into()],
                 tracers: vec!["t0".into()],
+                direct: None,
             }
         );
-        assert_eq!(s.calls[&0][0].to_string(), "body=original");
+        assert_eq!(s.calls[&0][0].to_string(), "body=original direct=stale");
         assert!(s
             .clean
             .as_ref()

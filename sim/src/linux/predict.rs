@@ -2,9 +2,10 @@
 //! operation its result, after it, per function, what one call runs (SPEC §3 `call(f)`).
 
 use super::observe::{Body, Observed, StepResult};
+use ftsim_core::ids::Addr;
 use ftsim_core::ids::{FnId, OpsOwner, ProgId};
 use ftsim_core::kernel::Kernel;
-use ftsim_core::observe::{self, Body as ModelBody};
+use ftsim_core::observe::{self, Body as ModelBody, Tramp};
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
@@ -71,10 +72,19 @@ pub fn observed(k: &Kernel, f: FnId, progs: &BTreeMap<ProgId, usize>) -> Observe
         })
         .collect();
     tracers.sort_unstable();
+    // the single-ip direct user's trampolines: the live one, or one it left (`Freed`)
+    let direct = match &c.tramp {
+        Some(Tramp::Sample { .. }) => Some("current".to_string()),
+        Some(Tramp::Freed {
+            addr: Addr::Sample { .. },
+        }) => Some("stale".to_string()),
+        _ => None,
+    };
     Observed {
         body,
         progs: ps.iter().map(|n| n.to_string()).collect(),
         tracers: tracers.iter().map(|t| format!("t{t}")).collect(),
+        direct,
     }
 }
 
