@@ -212,3 +212,128 @@ fn readme_and_ci_follow_the_clean_presets() {
         }
     }
 }
+
+/// `ftsim kernel` refuses what the real harness cannot perform before anything boots: exit 2,
+/// naming the problem and the line. (No VM here: every case fails before QEMU starts.)
+#[test]
+fn kernel_refuses_unperformable_input_before_booting() {
+    let dir = std::env::temp_dir().join(format!("ftsim-kernel-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let conc = write(
+        "conc.txt",
+        "protocol merged\nworld functions=1 tracers=1\nklp-enable f0\nt1: bpf-link fexit f0\n",
+    );
+    let fault = write(
+        "fault.txt",
+        "protocol merged\nworld functions=1 tracers=1\nklp-enable f0\nbpf-link fexit f0 !alloc=0\n",
+    );
+    let module = write(
+        "module.txt",
+        "protocol merged\nworld functions=2 tracers=1 module=m0:f1\nmodule-load m0\n",
+    );
+    let direct = write(
+        "direct.txt",
+        "protocol merged\nworld functions=1 tracers=1\ndirect-register f0\n",
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["kernel", &conc, "--kernel", "5.4"],
+            "unknown kernel `5.4`",
+        ),
+        (
+            vec![
+                "kernel",
+                &conc,
+                "--kernel",
+                "6.12",
+                "--protocol",
+                "fixes-2025",
+            ],
+            "line 4",
+        ),
+        (
+            vec![
+                "kernel",
+                &fault,
+                "--kernel",
+                "6.1",
+                "--protocol",
+                "fixes-2022",
+            ],
+            "injects faults",
+        ),
+        (
+            vec![
+                "kernel",
+                &module,
+                "--kernel",
+                "6.1",
+                "--protocol",
+                "fixes-2022",
+            ],
+            "modules",
+        ),
+        (
+            vec![
+                "kernel",
+                &direct,
+                "--kernel",
+                "6.12",
+                "--protocol",
+                "fixes-2025",
+            ],
+            "no single-ip direct API",
+        ),
+        (
+            vec!["kernel", "--kernel", "6.12", "--protocol", "fixes-2025"],
+            "give a reproducer FILE",
+        ),
+        (
+            vec![
+                "kernel",
+                &conc,
+                "--kernel",
+                "6.12",
+                "--random",
+                "3",
+                "--protocol",
+                "fixes-2025",
+            ],
+            "not both",
+        ),
+        (
+            vec![
+                "kernel",
+                "--kernel",
+                "6.12",
+                "--random",
+                "0",
+                "--protocol",
+                "fixes-2025",
+            ],
+            "at least one",
+        ),
+        (
+            vec![
+                "kernel",
+                "/nonexistent.txt",
+                "--kernel",
+                "6.12",
+                "--protocol",
+                "fixes-2025",
+            ],
+            "/nonexistent.txt",
+        ),
+    ];
+    for (args, want) in cases {
+        let (c, _, e) = ftsim(&args);
+        assert_eq!(c, 2, "{args:?}: {e}");
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
