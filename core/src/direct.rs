@@ -232,6 +232,11 @@ impl Step for ModifyDirectMulti {
                     }
                     wait!(self, 5, Request::Lock(Lock::Ftrace));
                 }
+                // KNOWN DEVIATION (issue 11): the kernel runs this pass after
+                // register_ftrace_function_nolock(&tmp_ops) has dropped ftrace_lock, with only
+                // direct_mutex held, and retakes ftrace_lock for the swap alone (Debian 6.1.192
+                // ftrace.c:5804-5821, 6.12.117 ftrace.c:6127-6143); the model still holds
+                // ftrace_lock across it.
                 3 => call!(self, 4, UpdateIpmodify::modify(k, self.ops)),
                 4 => {
                     k.unlock(t, Lock::Ftrace);

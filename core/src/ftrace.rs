@@ -266,7 +266,8 @@ fn ipmodify_disable(k: &mut Kernel, t: Tid, ops: OpsId) {
 }
 
 /// `__ftrace_hash_update_ipmodify(ops, old, new[, update_target])` (ftrace_lock held on entry and
-/// exit). `None` stands for the kernel's NULL hash ("all functions"). For an IPMODIFY ops it sets
+/// exit; the kernel's modify path holds only direct_mutex, a known deviation noted at
+/// [`crate::direct::ModifyDirectMulti`]). `None` stands for the kernel's NULL hash ("all functions"). For an IPMODIFY ops it sets
 /// and clears record IPMODIFY flags with rollback; for a DIRECT ops entering an IPMODIFY record it
 /// fails, returns `-EAGAIN` or asks the owner (SELF) per `direct_meets_ipmodify`. With
 /// `ipmodify_owner_call = unlock-and-retry` it first asks the direct owner of every entering DIRECT
@@ -353,7 +354,12 @@ impl UpdateIpmodify {
                 // v2 combination #4: "let user enable share_ipmodify and retry"
                 DirectMeetsIpmodify::Eagain => return Err(Errno::EAGAIN),
                 DirectMeetsIpmodify::SelfCmd => {
-                    if r.direct {
+                    // "If this is called by __modify_ftrace_direct() then it is only changing
+                    // where the direct pointer is jumping to": `FTRACE_WARN_ON(!update_target &&
+                    // (rec->flags & FTRACE_FL_DIRECT))` (Debian 6.1.192 ftrace.c:1974-1975,
+                    // 6.12.117 ftrace.c:2047-2048). The update-target pass exists only in the
+                    // trees that have this condition, so it is no switch of its own.
+                    if r.direct && !self.update_target {
                         k.ev(
                             t,
                             EventKind::Warn("FTRACE_WARN_ON(rec->flags & FTRACE_FL_DIRECT)"),
@@ -838,7 +844,10 @@ impl Step for SetHash {
                         } else if let Err(e) = new.remove(self.ip) {
                             return self.fail(k, t, false, e);
                         }
-                    } else if !(self.regex && present) {
+                    } else if !((self.regex || k.proto.match_addr_dedups) && present) {
+                        // enter_record (tracefs) never adds a present function; without
+                        // `match_addr_dedups`, `ftrace_set_filter_ip` adds a second entry (SPEC §1);
+                        // with it "Already exists" returns 0 (Debian 6.1.192 ftrace.c:5162-5165).
                         new.add(self.ip);
                     }
                     if self.holds_direct {

@@ -233,19 +233,35 @@ pub struct Protocol {
     pub failed_load_keeps_hashes: bool,
     /// The promise the design makes (SPEC §4); read by the oracle only, never by the model.
     pub policy: SharingPolicy,
+    /// `__ftrace_match_addr` returns early when the ip it is asked to add is already in the hash
+    /// ("Already exists"), so a hash no longer collects duplicate entries through
+    /// `ftrace_set_filter_ip` (a Feb 2025 Cc-stable fix; Debian 6.1.192
+    /// `kernel/trace/ftrace.c:5162-5165`, Debian 6.12.117 `kernel/trace/ftrace.c:5814-5817`).
+    /// Without it a hash is the multiset of SPEC §1. Filters set from text (`ftrace_match_records`,
+    /// the tracers' `filter=` lists) never collect duplicates in any version.
+    pub match_addr_dedups: bool,
+    /// The BPF `-EAGAIN` retry frees the image and allocates a new one after `again:`
+    /// (`bpf_tramp_image_free(im); goto again;` with the allocation after the label, where the
+    /// image is sized by `arch_bpf_trampoline_size`; Debian 6.12.117
+    /// `kernel/bpf/trampoline.c:443, 461, 486-493`), so the retry can fail with `-ENOMEM` and its
+    /// image has a fresh address. Without it the retry rebuilds into the same image (Debian 6.1.192
+    /// `kernel/bpf/trampoline.c:470-507`: `set_memory_nx/rw(im->image)` and `goto again`).
+    pub bpf_retry_new_image: bool,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
 pub const PRESETS: &[(&str, &str)] = &[
     ("pre", "before the series: direct ops carry IPMODIFY, livepatch and BPF exclude each other (SPEC §5.1)"),
     ("v2", "the series as posted in the seed: SHARE_IPMODIFY flag, -EAGAIN and retry (SPEC §5.2)"),
-    ("merged", "the series as merged for v6.0: SELF/PEER/DISABLE_PEER commands (SPEC §5.3)"),
+    ("merged", "the series as merged into bpf-next at 00963a2e75a8, never released (v6.0-rc1 already has fixes-2022's BPF reset=1, dc81f8d1e8ea): SELF/PEER/DISABLE_PEER commands (SPEC §5.3)"),
     ("fixes-2022", "BPF resets the filter; the single-ip modify uses the _nolock register (SPEC §5.4)"),
     ("rcu-hash-2023", "single-ip API gone, direct_functions published by RCU, addresses in the ops (SPEC §5.4)"),
     ("fixes-2025", "failure/unregister reset the ops, modify checks IPMODIFY, BPF checks set_filter (SPEC §5.4)"),
     ("alt-rinse-repeat", "merged with Steven's first proposal: the accounting drops ftrace_lock to call the owner and repeats (SPEC §5.5)"),
     ("alt-blocking-peer", "merged with the owner callback taking tr->mutex with a blocking lock (SPEC §5.5)"),
     ("proposed", "fixes-2025 plus the switches that keep every promise: peers told of IPMODIFY filter changes, direct_mutex held through unregister, sharing synced at registration (see README)"),
+    ("debian-6.1", "Debian linux-source-6.1 6.1.192-3 as read: fixes-2022 plus the stable backports of modify's IPMODIFY check and __ftrace_match_addr's duplicate check"),
+    ("debian-6.12", "Debian linux-source-6.12 6.12.117-1~deb12u1 as read: fixes-2025 plus __ftrace_match_addr's duplicate check and the BPF retry on a new image"),
 ];
 
 /// The presets README calls clean: no finding in any search. The one list of them: `.ci/run`
@@ -294,6 +310,8 @@ impl Protocol {
         bpf_unlink_reserves_image: false,
         failed_load_keeps_hashes: false,
         policy: SharingPolicy::Exclusive,
+        match_addr_dedups: false,
+        bpf_retry_new_image: false,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -375,6 +393,149 @@ impl Protocol {
         ..Protocol::FIXES_2025
     };
 
+    /// Debian's `linux-source-6.1` 6.1.192-3 (`/usr/src/linux-source-6.1.tar.xz`), read switch by
+    /// switch; paths are relative to `linux-source-6.1/`. It is no mainline state: it is
+    /// `fixes-2022` plus two fixes that reached 6.1.y through stable, the modify path's IPMODIFY
+    /// accounting with update-target semantics and the duplicate check of `__ftrace_match_addr`.
+    /// Together with a BPF that still clears `fops->func`/`fops->trampoline` on every `-EAGAIN`
+    /// (a combination mainline never had: its BPF stopped doing that when ftrace's failure path
+    /// began to reset the ops), a modify that meets a livepatch leaves the registered ops with
+    /// a NULL `func`.
+    pub const DEBIAN_6_1: Protocol = Protocol {
+        // kernel/trace/ftrace.c:5641 `MULTI_FLAGS (DIRECT | SAVE_REGS)`, 5731 `ops->flags = MULTI_FLAGS`.
+        direct_is_ipmodify: false,
+        // kernel/trace/ftrace.c:1958-1988: a direct ops entering an IPMODIFY record gets -EBUSY
+        // without ops_func, else the answer of ENABLE_SHARE_IPMODIFY_SELF.
+        direct_meets_ipmodify: DirectMeetsIpmodify::SelfCmd,
+        // kernel/trace/ftrace.c:8224-8241 (first DIRECT ops with ops_references_ip, which skips
+        // disabled ops: 6909-6912).
+        peer_scan: PeerScan::FirstReferencing,
+        // kernel/trace/ftrace.c:8340-8354: lock_direct_mutex() around prepare + _nolock register.
+        register_takes_direct_mutex: RegisterTakesDirectMutex::Always,
+        // kernel/trace/ftrace.c:8363-8372, 8254-8290.
+        cleanup_after_ipmodify: true,
+        // kernel/trace/ftrace.c:5813 `__ftrace_hash_update_ipmodify(ops, hash, hash, true)` in
+        // __modify_ftrace_direct_multi, between the tmp_ops registration and the locked swap.
+        modify_checks_ipmodify: true,
+        // kernel/trace/ftrace.c:5730-5738: on failure remove_direct_functions_hash(); ops->func and
+        // ops->trampoline stay set (cleared only by unregister, 5780-5781).
+        direct_register_failure: DirectRegisterFailure::RemoveEntries,
+        // kernel/trace/ftrace.c:5321-5404 (register_ftrace_direct), 5572-5639 (modify), the stub
+        // registered with register_ftrace_function_nolock at 5537.
+        single_direct_api: SingleDirectApi::NolockModify,
+        // kernel/bpf/trampoline.c:201, 218-220, 246: *_ftrace_direct_multi with tr->fops.
+        bpf_direct_api: BpfDirectApi::Multi,
+        // kernel/bpf/trampoline.c:36-105 (SELF/PEER/DISABLE_PEER), 453-474 (flags kept and set).
+        bpf_share_state: BpfShareState::TrampFlags,
+        // kernel/bpf/trampoline.c:76-82: mutex_trylock, msleep(1), -EAGAIN.
+        bpf_peer_lock: BpfPeerLock::Trylock,
+        // kernel/bpf/trampoline.c:245 `ftrace_set_filter_ip(tr->fops, ip, 0, 1)`.
+        bpf_filter_reset: true,
+        // kernel/bpf/trampoline.c:245: the result is ignored.
+        bpf_checks_set_filter: false,
+        // kernel/trace/ftrace.c:2532-2535: direct_ops is DIRECT | SAVE_REGS | PERMANENT.
+        single_direct_ops_ipmodify: false,
+        // kernel/trace/ftrace.c:5731: the flags are assigned.
+        direct_keeps_flags: false,
+        // kernel/trace/ftrace.c:2519-2529: call_direct_funcs looks the ip up in direct_functions.
+        direct_call_source: DirectCallSource::FunctionsHash,
+        // kernel/trace/ftrace.c:1911-2022: the accounting calls no owner but SELF.
+        ipmodify_owner_call: IpmodifyOwnerCall::None,
+        // kernel/bpf/trampoline.c:244-253: a failed register leaves the filter.
+        bpf_unfilter_on_failure: false,
+        // kernel/trace/ftrace.c:5190-5238: ftrace_set_hash takes regex_lock and ftrace_lock only.
+        set_filter_notifies_peer: false,
+        // kernel/trace/ftrace.c:8363-8372: direct_mutex is taken only inside the cleanup.
+        unregister_holds_direct_mutex: false,
+        // kernel/bpf/trampoline.c:86-90, 516-518: SHARE is set before the rebuild, and the
+        // restored orig_flags already have it.
+        bpf_peer_restores_share: false,
+        // kernel/trace/ftrace.c:5212: removing an ip works on an allocated copy.
+        filter_remove_in_place: false,
+        // kernel/bpf/trampoline.c:41-61: SELF only ever enables sharing.
+        self_syncs_share: false,
+        // kernel/trace/ftrace.c:8284-8286: "The cleanup is optional, ignore any errors".
+        cleanup_retries_busy_peer: false,
+        // kernel/bpf/trampoline.c:447-451, 631-651: the unlink's rebuild allocates.
+        bpf_unlink_reserves_image: false,
+        // kernel/trace/ftrace.c:7079-7081: ftrace_release_mod always runs clear_mod_from_hashes.
+        failed_load_keeps_hashes: false,
+        // kernel/trace/ftrace.c:5162-5165 "Already exists".
+        match_addr_dedups: true,
+        // kernel/bpf/trampoline.c:494-507: the retry rebuilds into the same image.
+        bpf_retry_new_image: false,
+        // The sharing design of the series (SPEC §4): a livepatch and a trampoline may share.
+        policy: SharingPolicy::Shared,
+    };
+
+    /// Debian's `linux-source-6.12` 6.12.117-1~deb12u1 (`/usr/src/linux-source-6.12.tar.xz`),
+    /// read switch by switch; paths are relative to `linux-source-6.12/`. Its ftrace and BPF
+    /// switches are `fixes-2025`'s, plus the duplicate check of `__ftrace_match_addr` and the
+    /// BPF retry that allocates a new image.
+    pub const DEBIAN_6_12: Protocol = Protocol {
+        // kernel/trace/ftrace.c:5910-5914 `MULTI_FLAGS (DIRECT | SAVE_REGS)` on x86, 6050.
+        direct_is_ipmodify: false,
+        // kernel/trace/ftrace.c:2030-2062.
+        direct_meets_ipmodify: DirectMeetsIpmodify::SelfCmd,
+        // kernel/trace/ftrace.c:8598-8624; ops_references_ip skips disabled ops (7298-7302).
+        peer_scan: PeerScan::FirstReferencing,
+        // kernel/trace/ftrace.c:8720-8734.
+        register_takes_direct_mutex: RegisterTakesDirectMutex::Always,
+        // kernel/trace/ftrace.c:8743-8752, 8634-8670.
+        cleanup_after_ipmodify: true,
+        // kernel/trace/ftrace.c:6135, outside ftrace_lock (taken at 6143 for the swap).
+        modify_checks_ipmodify: true,
+        // kernel/trace/ftrace.c:6055-6056 and 6098: reset_direct (5949-5957) removes the entries
+        // and clears ops->func and ops->trampoline.
+        direct_register_failure: DirectRegisterFailure::Reset,
+        // kernel/trace/ftrace.c: no register_ftrace_direct(ip, addr), no stub_ops, no direct_ops.
+        single_direct_api: SingleDirectApi::Absent,
+        // kernel/bpf/trampoline.c:184, 197-201, 226: the plain-named direct API with tr->fops.
+        bpf_direct_api: BpfDirectApi::Multi,
+        // kernel/bpf/trampoline.c:35-103 (SELF/PEER/DISABLE_PEER), 426-447 (flags kept and set).
+        bpf_share_state: BpfShareState::TrampFlags,
+        // kernel/bpf/trampoline.c:75-81.
+        bpf_peer_lock: BpfPeerLock::Trylock,
+        // kernel/bpf/trampoline.c:223 `ftrace_set_filter_ip(tr->fops, ip, 0, 1)`.
+        bpf_filter_reset: true,
+        // kernel/bpf/trampoline.c:223-225: `if (ret) return ret;`.
+        bpf_checks_set_filter: true,
+        // No single-ip direct_ops.
+        single_direct_ops_ipmodify: false,
+        // kernel/trace/ftrace.c:6050: the flags are assigned.
+        direct_keeps_flags: false,
+        // kernel/trace/ftrace.c:2613-2622: call_direct_funcs reads ops->direct_call.
+        direct_call_source: DirectCallSource::Ops,
+        // kernel/trace/ftrace.c:1984-2095: no owner call but SELF.
+        ipmodify_owner_call: IpmodifyOwnerCall::None,
+        // kernel/bpf/trampoline.c:209-232: a failed register leaves the filter.
+        bpf_unfilter_on_failure: false,
+        // kernel/trace/ftrace.c:5844-5890: regex_lock and ftrace_lock only.
+        set_filter_notifies_peer: false,
+        // kernel/trace/ftrace.c:8743-8752.
+        unregister_holds_direct_mutex: false,
+        // kernel/bpf/trampoline.c:85-89 and 502-504: SHARE is set before the rebuild, and the
+        // restored orig_flags already have it.
+        bpf_peer_restores_share: false,
+        // kernel/trace/ftrace.c:5865: removing works on an allocated copy.
+        filter_remove_in_place: false,
+        // kernel/bpf/trampoline.c:40-61: SELF only ever enables sharing.
+        self_syncs_share: false,
+        // kernel/trace/ftrace.c:8664-8666: errors ignored.
+        cleanup_retries_busy_peer: false,
+        // kernel/bpf/trampoline.c:461-465: the unlink's rebuild allocates.
+        bpf_unlink_reserves_image: false,
+        // kernel/trace/ftrace.c:7467-7469.
+        failed_load_keeps_hashes: false,
+        // kernel/trace/ftrace.c:5814-5817 "Already exists".
+        match_addr_dedups: true,
+        // kernel/bpf/trampoline.c:443 `again:`, 461 the allocation after it, 486-493
+        // `bpf_tramp_image_free(im); goto again;`.
+        bpf_retry_new_image: true,
+        // The sharing design of the series (SPEC §4).
+        policy: SharingPolicy::Shared,
+    };
+
     /// A preset by name.
     pub fn preset(name: &str) -> Option<Protocol> {
         Some(match name {
@@ -387,6 +548,8 @@ impl Protocol {
             "alt-rinse-repeat" => Protocol::ALT_RINSE_REPEAT,
             "alt-blocking-peer" => Protocol::ALT_BLOCKING_PEER,
             "proposed" => Protocol::PROPOSED,
+            "debian-6.1" => Protocol::DEBIAN_6_1,
+            "debian-6.12" => Protocol::DEBIAN_6_12,
             _ => return None,
         })
     }
@@ -492,6 +655,18 @@ impl Protocol {
             .filter(|(a, b)| a.1 != b.1)
             .map(|(a, _)| a)
             .collect()
+    }
+
+    /// The preset other than `name` with the fewest differing switches (the first in [`PRESETS`]
+    /// order on a tie), and those differences: how `ftsim versions` says what a preset (a Debian
+    /// tree, say) is in terms of the others.
+    pub fn closest_other_preset(&self, name: &str) -> (&'static str, Vec<(&'static str, String)>) {
+        PRESETS
+            .iter()
+            .filter(|(n, _)| *n != name)
+            .map(|(n, _)| (*n, self.diff(&Protocol::preset(n).unwrap())))
+            .min_by_key(|(_, d)| d.len())
+            .expect("[core internal bug] fewer than two presets")
     }
 
     /// A short name: the preset name, or the closest preset plus the overrides.
@@ -644,6 +819,8 @@ switches! {
     bpf_unlink_reserves_image: bool = "proposed: the unlink's rebuild uses an image reserved at link time and cannot fail",
     failed_load_keeps_hashes: bool = "proposed: a failed module load leaves the tracers' hashes alone",
     policy: SharingPolicy = "what the design promises, exclusive or shared (SPEC 4): read by the oracle, not by the model",
+    match_addr_dedups: bool = "adding an ip already in a hash returns early in __ftrace_match_addr (Feb 2025 stable fix)",
+    bpf_retry_new_image: bool = "the BPF -EAGAIN retry frees the image and allocates a new one after again: (6.12)",
 }
 
 impl fmt::Display for Protocol {
@@ -786,6 +963,32 @@ mod tests {
         for n in CLEAN_PRESETS {
             assert!(Protocol::preset(n).is_some(), "CLEAN_PRESETS names `{n}`");
         }
+    }
+
+    #[test]
+    fn debian_trees_against_the_mainline_states() {
+        // What `ftsim versions` and README say each Debian tree is.
+        let d61 = Protocol::DEBIAN_6_1.diff(&Protocol::FIXES_2022);
+        let d612 = Protocol::DEBIAN_6_12.diff(&Protocol::FIXES_2025);
+        let s = |v: &[(&str, String)]| -> Vec<String> {
+            v.iter().map(|(k, v)| format!("{k}={v}")).collect()
+        };
+        assert_eq!(
+            s(&d61),
+            ["modify_checks_ipmodify=true", "match_addr_dedups=true"]
+        );
+        assert_eq!(
+            s(&d612),
+            ["match_addr_dedups=true", "bpf_retry_new_image=true"]
+        );
+        assert_eq!(
+            Protocol::DEBIAN_6_1.closest_other_preset("debian-6.1").0,
+            "fixes-2022"
+        );
+        assert_eq!(
+            Protocol::DEBIAN_6_12.closest_other_preset("debian-6.12").0,
+            "fixes-2025"
+        );
     }
 
     #[test]

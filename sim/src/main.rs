@@ -630,11 +630,17 @@ fn versions(json: bool) -> i32 {
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
                     .collect();
+                let (base, diff) = p.closest_other_preset(n);
+                let diff: serde_json::Map<String, serde_json::Value> = diff
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                    .collect();
                 serde_json::json!({
                     "name": n,
                     "description": d,
                     "clean": ftsim_core::protocol::CLEAN_PRESETS.contains(n),
                     "switches": sw,
+                    "closest": {"preset": base, "differs": diff},
                 })
             })
             .collect();
@@ -649,6 +655,12 @@ fn versions(json: bool) -> i32 {
             " "
         };
         println!(" {mark}{n:<18} {d}");
+    }
+    println!("\neach preset against the closest other preset:");
+    for (n, _) in PRESETS {
+        let (base, diff) = Protocol::preset(n).unwrap().closest_other_preset(n);
+        let sets: Vec<String> = diff.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  {n:<18} = {base} + {}", sets.join(", "));
     }
     let width = PRESETS.iter().map(|(n, _)| n.len()).max().unwrap_or(8);
     print!("\n{:<28}", "switch");

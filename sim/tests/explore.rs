@@ -100,6 +100,8 @@ const SEQ_PINS: &[(&str, &str)] = &[
     ("alt-rinse-repeat", "distinct=2150 levels=1,12,173,1964 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2,lock-coverage@3"),
     ("alt-blocking-peer", "distinct=2164 levels=1,12,173,1978 found=ipmodify-honoured@3,exclusivity@3,atomicity@2,lock-recursion@2,lock-order@2"),
     ("proposed", "distinct=1644 levels=1,11,140,1492 found="),
+    ("debian-6.1", "distinct=2119 levels=1,12,172,1934 found=ipmodify-honoured@3,no-lost-program@3,no-lost-callback@3"),
+    ("debian-6.12", "distinct=1645 levels=1,11,140,1493 found=ipmodify-honoured@3"),
 ];
 
 /// Interleaving mode, 1 function, no tracer, two operations.
@@ -113,6 +115,8 @@ const INTER_PINS: &[(&str, &str)] = &[
     ("alt-rinse-repeat", "distinct=4710 levels=1,12,138,153,196,254,332,426,520,540,520,476,370,276,156,76,55,51,34,19,17,16,16,16,16,14,8,2,0 found=lock-recursion@13"),
     ("alt-blocking-peer", "distinct=5114 levels=1,12,138,153,196,254,332,426,521,576,580,537,448,360,210,95,57,54,40,25,19,16,16,16,14,10,6,2,0 found=lock-recursion@13,lock-order@18"),
     ("proposed", "distinct=3949 levels=1,10,106,125,144,179,223,275,339,402,427,428,395,332,196,85,47,46,45,31,17,16,16,16,16,14,10,6,2,0 found="),
+    ("debian-6.1", "distinct=5137 levels=1,12,138,153,196,254,332,426,521,576,580,537,448,360,211,96,58,55,50,34,19,16,16,16,16,12,4,0 found="),
+    ("debian-6.12", "distinct=3949 levels=1,10,106,125,144,179,223,275,339,402,427,428,395,332,196,86,49,47,45,33,19,16,16,16,16,14,8,2,0 found="),
 ];
 
 #[test]
@@ -138,6 +142,8 @@ const FAULT_PINS: &[(&str, &str)] = &[
     ("alt-rinse-repeat", "distinct=242 levels=1,4,23,214 found=atomicity@2,share-leak@3,lock-recursion@3"),
     ("alt-blocking-peer", "distinct=232 levels=1,4,23,204 found=atomicity@2,share-leak@3,lock-recursion@3,lock-order@3"),
     ("proposed", "distinct=182 levels=1,4,21,156 found="),
+    ("debian-6.1", "distinct=228 levels=1,4,23,200 found=atomicity@3,share-leak@3"),
+    ("debian-6.12", "distinct=187 levels=1,4,21,161 found=atomicity@3,share-leak@3"),
 ];
 
 #[test]

@@ -1399,8 +1399,8 @@ impl Case {
 /// - the trylock presets never deadlock; the livepatch or kprobe side fails with `-EAGAIN` when
 ///   its PEER trylock finds `tr->mutex` taken, and leaves no trace (`ok EAGAIN*`); a contended
 ///   livepatch disable still succeeds (`ok*`) but its DISABLE_PEER is lost, so the trampoline stays
-///   in sharing mode (`share-leak`, caused only by contention) in merged .. fixes-2025 and
-///   alt-rinse-repeat; `proposed` retries the DISABLE_PEER and has none;
+///   in sharing mode (`share-leak`, caused only by contention) in merged .. fixes-2025,
+///   alt-rinse-repeat and the Debian trees; `proposed` retries the DISABLE_PEER and has none;
 /// - `alt-blocking-peer` deadlocks when the trampoline is already registered (a second link, or
 ///   an unlink, holds `tr->mutex` and waits for `direct_mutex`, while the livepatch holds
 ///   `direct_mutex` and waits for `tr->mutex` in PEER / DISABLE_PEER); a first link cannot
@@ -1438,6 +1438,8 @@ pub const CASES: &[Case] = &[
             ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("alt-blocking-peer", out(&["ok ok"], &["lock-order"], &[])),
             ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1457,6 +1459,8 @@ pub const CASES: &[Case] = &[
             ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("alt-blocking-peer", out(&["ok ok"], &["lock-order"], &[])),
             ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1476,6 +1480,8 @@ pub const CASES: &[Case] = &[
             ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("alt-blocking-peer", Expect::Deadlock),
             ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1510,6 +1516,14 @@ pub const CASES: &[Case] = &[
             ),
             ("alt-blocking-peer", Expect::Deadlock),
             ("proposed", out(&["ok ok", "ok* ok"], &[], &[])),
+            (
+                "debian-6.1",
+                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
+            ),
+            (
+                "debian-6.12",
+                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
+            ),
         ],
     },
     Case {
@@ -1536,6 +1550,8 @@ pub const CASES: &[Case] = &[
             ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("alt-blocking-peer", out(&["ok ok"], &["lock-order"], &[])),
             ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1646,6 +1662,34 @@ pub const CASES: &[Case] = &[
             ),
             (
                 "proposed",
+                out(
+                    &[
+                        "ok EAGAIN* EAGAIN*",
+                        "ok EAGAIN* ok",
+                        "ok EBUSY ok",
+                        "ok ok EAGAIN*",
+                        "ok ok EBUSY",
+                    ],
+                    &[],
+                    &[],
+                ),
+            ),
+            (
+                "debian-6.1",
+                out(
+                    &[
+                        "ok EAGAIN* EAGAIN*",
+                        "ok EAGAIN* ok",
+                        "ok EBUSY ok",
+                        "ok ok EAGAIN*",
+                        "ok ok EBUSY",
+                    ],
+                    &[],
+                    &[],
+                ),
+            ),
+            (
+                "debian-6.12",
                 out(
                     &[
                         "ok EAGAIN* EAGAIN*",

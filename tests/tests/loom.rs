@@ -50,7 +50,11 @@ fn pin(c: &Case, preset: &str, proto: Protocol) {
 /// Runs one scenario under one preset and checks it against its pinned expectation.
 fn run(name: &str, preset_ident: &str) {
     let c = case(name);
-    let preset = preset_ident.replace('_', "-");
+    // `fixes_2025` names `fixes-2025`; a name with a dot (`debian-6.1`) is passed as it is.
+    let preset = match Protocol::preset(preset_ident) {
+        Some(_) => preset_ident.to_string(),
+        None => preset_ident.replace('_', "-"),
+    };
     let proto = Protocol::preset(&preset).unwrap_or_else(|| panic!("no preset `{preset}`"));
     let s = c.scenario();
     let bound = model::bound(c.preemptions);
@@ -141,6 +145,14 @@ macro_rules! loom_case {
             #[test]
             fn proposed() {
                 super::run(stringify!($name), "proposed");
+            }
+            #[test]
+            fn debian_6_1() {
+                super::run(stringify!($name), "debian-6.1");
+            }
+            #[test]
+            fn debian_6_12() {
+                super::run(stringify!($name), "debian-6.12");
             }
         }
     };

@@ -160,6 +160,23 @@ pub const VERDICTS: &[(&str, &[&str], &[&str])] = &[
         &["accounting"],
     ),
     ("proposed", &[], &[]),
+    (
+        "debian-6.1",
+        &[
+            "ipmodify-honoured",
+            "no-lost-program",
+            "no-lost-callback",
+            "exclusivity",
+            "atomicity",
+            "share-leak",
+        ],
+        &["accounting", "availability"],
+    ),
+    (
+        "debian-6.12",
+        &["ipmodify-honoured", "atomicity", "share-leak"],
+        &["exclusivity", "accounting", "availability"],
+    ),
 ];
 
 /// Cases of the fault-free verdict search per preset.
@@ -882,6 +899,16 @@ fn verdict_alt_blocking_peer() {
 #[test]
 fn verdict_proposed() {
     check_verdict::<8>();
+}
+
+#[test]
+fn verdict_debian_6_1() {
+    check_verdict::<9>();
+}
+
+#[test]
+fn verdict_debian_6_12() {
+    check_verdict::<10>();
 }
 
 #[test]

@@ -297,6 +297,12 @@ impl Step for BpfTrampolineUpdate {
                             ));
                             return self.out(k, t, Err(Errno::EAGAIN));
                         }
+                        if k.proto.bpf_retry_new_image && !self.reserved {
+                            // `bpf_tramp_image_free(im); goto again;` and the allocation after
+                            // the label (Debian 6.12.117 trampoline.c:443, 461, 486-493).
+                            wait!(self, 5, Request::Alloc(AllocSite::TrampImage));
+                        }
+                        // The same image is built again (Debian 6.1.192 trampoline.c:503-506).
                         self.pc = 2;
                         continue;
                     }
@@ -308,6 +314,16 @@ impl Step for BpfTrampolineUpdate {
                     tr.cur_image = im;
                     tr.selector += 1;
                     return self.out(k, t, Ok(()));
+                }
+                5 => {
+                    if !input.ok() {
+                        return self.out(k, t, Err(Errno::ENOMEM));
+                    }
+                    let tr = k.tr_mut(t, f);
+                    tr.next_serial += 1;
+                    let serial = tr.next_serial;
+                    self.im.as_mut().expect("[core internal bug] image").serial = serial;
+                    self.pc = 2;
                 }
                 _ => unreachable!(),
             }
