@@ -24,4 +24,27 @@ for k in 6.1 6.12; do
         code=1
     fi
 done
+# The README's "confirmed on Linux" table: both kernels side by side, per reproducer.
+awk -F' [|] ' '
+    FNR == 1 { k++ }
+    /^[|] `/ {
+        f = $1; sub(/^[|] `corpus\/reproducers\//, "`", f); sub(/[.]txt`/, "`", f)
+        v = $4; sub(/ [|]$/, "", v)
+        gsub(/confirmed by the agreeing model [(]not observable by a call[)]/, "confirmed (by the agreeing model)", v)
+        c = $3; sub(/ [(]kernel said.*/, "", c)
+        if (!(f in seen)) { order[++n] = f; seen[f] = 1; ex[f] = $2 }
+        cell[f, k] = (c == "agree" ? v : c)
+    }
+    END {
+        print "| reproducer | expects | 6.1.192 (vs debian-6.1) | 6.12.117 (vs debian-6.12) |"
+        print "|---|---|---|---|"
+        for (i = 1; i <= n; i++) {
+            f = order[i]
+            a = ((f, 1) in cell) ? cell[f, 1] : "not performable"
+            b = ((f, 2) in cell) ? cell[f, 2] : "not performable"
+            print "| " f " | " ex[f] " | " a " | " b " |"
+        }
+    }' target/kernel/smoke-6.1.md target/kernel/smoke-6.12.md > target/kernel/confirmed.md
+echo "--- both kernels: target/kernel/confirmed.md"
+cat target/kernel/confirmed.md
 exit $code

@@ -635,6 +635,11 @@ pub fn run_table(
                 let shown = flagged.contains(p);
                 match (agree, shown, observable(*p)) {
                     (false, _, _) => format!("{}: undecided (the model differs)", p.id()),
+                    (true, false, _) if pred.killed_at.is_some() => format!(
+                        "{}: not reached (ftrace was killed at step {} first)",
+                        p.id(),
+                        pred.killed_at.unwrap_or(0)
+                    ),
                     (true, true, true) => format!("{}: confirmed", p.id()),
                     (true, true, false) => format!(
                         "{}: confirmed by the agreeing model (not observable by a call)",
