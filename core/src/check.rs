@@ -326,11 +326,16 @@ fn canon(k: &Kernel, a: Addr) -> Addr {
 /// Takes the footprint of a state.
 pub fn footprint(k: &Kernel) -> Footprint {
     let mut ops = k.ops.clone();
-    for o in &mut ops {
+    for (i, o) in ops.iter_mut().enumerate() {
         o.flags &= !fl::SHARE_IPMODIFY;
-        // The flags of an ops that is not registered do nothing until it registers, which sets
-        // them again (`ops->flags = MULTI_FLAGS`).
-        if o.flags & fl::ENABLED == 0 {
+        // The flags of a trampoline's ops that is not registered do nothing until it registers,
+        // where register_ftrace_direct(_multi) assigns them again (`ops->flags = MULTI_FLAGS`,
+        // Debian 6.1.192 ftrace.c:5731, 6.12.117 ftrace.c:6050). Only there: v2's register
+        // or-s DIRECT into the caller's flags (`direct_keeps_flags`), so what a failure leaves
+        // in them stays, and no other owner's flags are ever assigned by ftrace.
+        let assigned =
+            !k.proto.direct_keeps_flags && matches!(k.owner(OpsId(i as u16)), OpsOwner::Bpf(_));
+        if assigned && o.flags & fl::ENABLED == 0 {
             o.flags = 0;
         }
         o.direct_call = o.direct_call.map(|a| canon(k, a));
@@ -424,5 +429,37 @@ impl Footprint {
             ));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Protocol;
+    use crate::seq::Sequential;
+    use crate::world::World;
+
+    /// Whether DIRECT left in the flags of an unregistered ops of `owner` counts as a trace.
+    fn flags_left_count(p: Protocol, owner: OpsOwner) -> bool {
+        let mut s = Sequential::new(&World::new(1), p);
+        let before = footprint(&s.k);
+        let id = s.k.id(owner);
+        s.k.op_mut(id).flags |= fl::DIRECT;
+        footprint(&s.k) != before
+    }
+
+    #[test]
+    fn only_assigned_flags_are_exempt() {
+        let bpf = OpsOwner::Bpf(FnId(0));
+        // register_ftrace_direct(_multi) assigns MULTI_FLAGS: leftovers cannot matter.
+        for p in [Protocol::MERGED, Protocol::FIXES_2025, Protocol::DEBIAN_6_1] {
+            assert!(!flags_left_count(p, bpf), "{p}");
+        }
+        // v2 or-s DIRECT into the caller's flags: what a failure leaves stays.
+        assert!(flags_left_count(Protocol::V2, bpf));
+        // No other owner's flags are assigned by ftrace.
+        for p in [Protocol::V2, Protocol::FIXES_2025] {
+            assert!(flags_left_count(p, OpsOwner::Klp(FnId(0))), "{p}");
+        }
     }
 }

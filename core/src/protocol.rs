@@ -247,6 +247,18 @@ pub struct Protocol {
     /// image has a fresh address. Without it the retry rebuilds into the same image (Debian 6.1.192
     /// `kernel/bpf/trampoline.c:470-507`: `set_memory_nx/rw(im->image)` and `goto again`).
     pub bpf_retry_new_image: bool,
+    /// The BPF owner callback sleeps (`msleep(1)`, "to make sure whatever holding tr->mutex
+    /// makes some progress") before it returns `-EAGAIN` for a taken `tr->mutex` (merged and
+    /// later: Debian 6.1.192 `kernel/bpf/trampoline.c:76-82`, 6.12.117 `:75-81`). v2's callback
+    /// returns `-EAGAIN` at once (`[PATCH v2 bpf-next 5/5] bpf: trampoline: support FTRACE_OPS_FL_SHARE_IPMODIFY`, Message-ID 20220602193706.2607681-6-song@kernel.org:
+    /// `if (!mutex_trylock(&tr->mutex)) return -EAGAIN;`).
+    pub bpf_busy_peer_sleeps: bool,
+    /// v2's `-EAGAIN` retry is guarded: `if (WARN_ON_ONCE(tr->indirect_call)) goto out;` and
+    /// `/* should only retry on the first register */ if (WARN_ON_ONCE(tr->cur_image)) goto out;`
+    /// (`[PATCH v2 bpf-next 5/5] bpf: trampoline: support FTRACE_OPS_FL_SHARE_IPMODIFY`, Message-ID 20220602193706.2607681-6-song@kernel.org), so it retries
+    /// at most once and never on the modify path; merged and later retry while `-EAGAIN` comes
+    /// back (the model bounds that loop by `RETRIES_MAX`). Needs `bpf_share_state=indirect-bool`.
+    pub bpf_retry_guarded: bool,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
@@ -312,6 +324,8 @@ impl Protocol {
         policy: SharingPolicy::Exclusive,
         match_addr_dedups: false,
         bpf_retry_new_image: false,
+        bpf_busy_peer_sleeps: false,
+        bpf_retry_guarded: false,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -323,6 +337,7 @@ impl Protocol {
         bpf_share_state: BpfShareState::IndirectBool,
         direct_keeps_flags: true,
         bpf_unfilter_on_failure: true,
+        bpf_retry_guarded: true,
         policy: SharingPolicy::Shared,
         ..Protocol::PRE
     };
@@ -337,6 +352,8 @@ impl Protocol {
         single_direct_ops_ipmodify: false,
         direct_keeps_flags: false,
         bpf_unfilter_on_failure: false,
+        bpf_busy_peer_sleeps: true,
+        bpf_retry_guarded: false,
         ..Protocol::V2
     };
 
@@ -464,6 +481,10 @@ impl Protocol {
         match_addr_dedups: true,
         // kernel/bpf/trampoline.c:494-507: the retry rebuilds into the same image.
         bpf_retry_new_image: false,
+        // kernel/bpf/trampoline.c:76-82: msleep(1) before -EAGAIN.
+        bpf_busy_peer_sleeps: true,
+        // kernel/bpf/trampoline.c:494-507: retried whenever -EAGAIN comes back.
+        bpf_retry_guarded: false,
         // The sharing design of the series (SPEC §4): a livepatch and a trampoline may share.
         policy: SharingPolicy::Shared,
     };
@@ -532,6 +553,10 @@ impl Protocol {
         // kernel/bpf/trampoline.c:443 `again:`, 461 the allocation after it, 486-493
         // `bpf_tramp_image_free(im); goto again;`.
         bpf_retry_new_image: true,
+        // kernel/bpf/trampoline.c:75-81: msleep(1) before -EAGAIN.
+        bpf_busy_peer_sleeps: true,
+        // kernel/bpf/trampoline.c:486-493: retried whenever -EAGAIN comes back.
+        bpf_retry_guarded: false,
         // The sharing design of the series (SPEC §4).
         policy: SharingPolicy::Shared,
     };
@@ -602,6 +627,9 @@ impl Protocol {
             && self.single_direct_api != SingleDirectApi::Absent
         {
             return bad("direct_call_source=ops needs single_direct_api=absent: the single-ip API keeps no address in its ops");
+        }
+        if self.bpf_retry_guarded && self.bpf_share_state != BpfShareState::IndirectBool {
+            return bad("bpf_retry_guarded=true needs bpf_share_state=indirect-bool (it guards on tr->indirect_call)");
         }
         if self.self_syncs_share && self.bpf_share_state != BpfShareState::TrampFlags {
             return bad("self_syncs_share=true needs bpf_share_state=tramp-flags (the owner side of DISABLE_SHARE_IPMODIFY_SELF)");
@@ -821,6 +849,8 @@ switches! {
     policy: SharingPolicy = "what the design promises, exclusive or shared (SPEC 4): read by the oracle, not by the model",
     match_addr_dedups: bool = "adding an ip already in a hash returns early in __ftrace_match_addr (Feb 2025 stable fix)",
     bpf_retry_new_image: bool = "the BPF -EAGAIN retry frees the image and allocates a new one after again: (6.12)",
+    bpf_busy_peer_sleeps: bool = "the BPF owner callback sleeps (msleep(1)) before -EAGAIN for a taken tr->mutex (merged+; not v2)",
+    bpf_retry_guarded: bool = "v2: the BPF -EAGAIN retry gives up with WARN_ON_ONCE when sharing is already on or an image is installed",
 }
 
 impl fmt::Display for Protocol {

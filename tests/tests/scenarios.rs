@@ -592,3 +592,38 @@ fn module_functions_come_and_go() {
         "a dead entry keeps the filter non-empty"
     );
 }
+
+#[test]
+fn v2_retries_only_the_first_registration() {
+    // v2's retry: "should only retry on the first register": `if (WARN_ON_ONCE(tr->cur_image))
+    // goto out;` (PATCH v2 bpf-next 5/5). v2's modify makes no IPMODIFY check, so compose one in:
+    // a kprobe added to the registered kprobe ops gives f0 IPMODIFY without telling the
+    // trampoline, and the fexit rebuild's modify then meets it with -EAGAIN.
+    let ops = [
+        "bpf-link fentry f0",
+        "kprobe-arm f1",
+        "kprobe-arm f0",
+        "bpf-link fexit f0",
+    ];
+    let mut guarded = Protocol::V2;
+    guarded.set("modify_checks_ipmodify", "true").unwrap();
+    let mut unguarded = guarded;
+    unguarded.set("bpf_retry_guarded", "false").unwrap();
+    for (p, last, warned) in [
+        (guarded, Err(Errno::EAGAIN), true),
+        (unguarded, Ok(()), false),
+    ] {
+        let mut s = Sequential::new(&World::new(2), p);
+        let mut results = Vec::new();
+        for op in &ops[..3] {
+            results.push(s.apply(&op.parse().unwrap()).result);
+        }
+        assert_eq!(results, vec![Ok(()); 3], "{p}");
+        s.k.trace = Some(Vec::new());
+        assert_eq!(s.apply(&ops[3].parse().unwrap()).result, last, "{p}");
+        let warns = s.k.trace.take().unwrap().iter().any(|e| {
+            e.kind == EventKind::Warn("bpf_trampoline_update: WARN_ON_ONCE(tr->cur_image)")
+        });
+        assert_eq!(warns, warned, "{p}");
+    }
+}

@@ -97,7 +97,11 @@ impl Step for BpfOpsFunc {
             1 => {
                 if !input.ok() {
                     // "sleep 1 ms to make sure whatever holding tr->mutex makes some progress"
-                    wait!(self, 3, Request::Sleep);
+                    // (merged and later); v2 returns -EAGAIN at once.
+                    if k.proto.bpf_busy_peer_sleeps {
+                        wait!(self, 3, Request::Sleep);
+                    }
+                    return Flow::Ret(Err(Errno::EAGAIN));
                 }
                 self.prev = (k.tr(f).flags.share, k.tr(f).indirect_call);
                 let rebuild = match (k.proto.bpf_share_state, self.cmd) {
@@ -276,6 +280,21 @@ impl Step for BpfTrampolineUpdate {
                 }
                 4 => {
                     let r = input.ret();
+                    if r == Err(Errno::EAGAIN) && k.proto.bpf_retry_guarded {
+                        // v2: "if (WARN_ON_ONCE(tr->indirect_call)) goto out;" and "should only
+                        // retry on the first register": "if (WARN_ON_ONCE(tr->cur_image)) goto out;"
+                        let why = if k.tr(f).indirect_call {
+                            Some("bpf_trampoline_update: WARN_ON_ONCE(tr->indirect_call)")
+                        } else if k.tr(f).cur_image.is_some() {
+                            Some("bpf_trampoline_update: WARN_ON_ONCE(tr->cur_image)")
+                        } else {
+                            None
+                        };
+                        if let Some(why) = why {
+                            k.ev(t, EventKind::Warn(why));
+                            return self.out(k, t, Err(Errno::EAGAIN));
+                        }
+                    }
                     if r == Err(Errno::EAGAIN) && k.proto.bpf_share_state != BpfShareState::None {
                         // "reset fops->func and fops->trampoline for re-register" (fixes-2025's
                         // ftrace does this itself; BPF no longer does).
@@ -550,5 +569,45 @@ impl Step for BpfUnlink {
                 Flow::Ret(input.ret())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Protocol;
+    use crate::seq::Sequential;
+    use crate::world::World;
+
+    /// What the owner callback asks for after its trylock of `tr->mutex` failed.
+    fn after_busy_trylock(p: Protocol) -> Flow {
+        let mut s = Sequential::new(&World::new(1), p);
+        let mut cb = BpfOpsFunc::new(FnId(0), Cmd::PeerEnable);
+        let first = cb.step(&mut s.k, 0, Input::Start);
+        assert!(
+            matches!(first, Flow::Wait(Request::TryLock(Lock::Tr(_)))),
+            "{p}: {first:?}"
+        );
+        cb.step(&mut s.k, 0, Input::Answer(false))
+    }
+
+    #[test]
+    fn only_merged_and_later_sleep_before_eagain() {
+        // merged and later: msleep(1), then -EAGAIN (Debian 6.1.192 trampoline.c:76-82).
+        for p in [
+            Protocol::MERGED,
+            Protocol::FIXES_2025,
+            Protocol::DEBIAN_6_12,
+        ] {
+            assert!(
+                matches!(after_busy_trylock(p), Flow::Wait(Request::Sleep)),
+                "{p}"
+            );
+        }
+        // v2 (PATCH v2 bpf-next 5/5): `if (!mutex_trylock(&tr->mutex)) return -EAGAIN;`
+        assert!(matches!(
+            after_busy_trylock(Protocol::V2),
+            Flow::Ret(Err(Errno::EAGAIN))
+        ));
     }
 }
