@@ -415,9 +415,10 @@ impl Protocol {
     /// `fixes-2022` plus two fixes that reached 6.1.y through stable, the modify path's IPMODIFY
     /// accounting with update-target semantics and the duplicate check of `__ftrace_match_addr`.
     /// Together with a BPF that still clears `fops->func`/`fops->trampoline` on every `-EAGAIN`
-    /// (a combination mainline never had: its BPF stopped doing that when ftrace's failure path
-    /// began to reset the ops), a modify that meets a livepatch leaves the registered ops with
-    /// a NULL `func`.
+    /// (a combination mainline never had: the modify check is 3e9a18e1c3e9, and its companion
+    /// 56b3c85e153b, which moved that reset into ftrace's failure path, is not in 6.1.y, as
+    /// `corpus/kernel/README.md` reads the stable history), a modify that meets a livepatch
+    /// leaves the registered ops with a NULL `func` (seen on the real 6.1.192: `ftrace_kill`).
     pub const DEBIAN_6_1: Protocol = Protocol {
         // kernel/trace/ftrace.c:5641 `MULTI_FLAGS (DIRECT | SAVE_REGS)`, 5731 `ops->flags = MULTI_FLAGS`.
         direct_is_ipmodify: false,
