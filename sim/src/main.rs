@@ -3,6 +3,8 @@
 //! Exit codes: 0 nothing found, 1 something found, 2 bad input, 3 internal error.
 
 use clap::{Args, Parser, Subcommand};
+
+mod kernel_cmd;
 use ftsim_core::property::Property;
 use ftsim_core::protocol::{Protocol, PRESETS, SWITCHES};
 use ftsim_core::script::Script;
@@ -47,7 +49,7 @@ enum Cmd {
     /// model's prediction beside what the kernel did; or, with --random N, a differential
     /// campaign of N random scripts. Exit 0 agree, 1 differ, 2 bad input (also: a script the
     /// real harness cannot perform), 3 the machinery failed.
-    Kernel(KernelArgs),
+    Kernel(kernel_cmd::KernelArgs),
     /// List the presets and their switches.
     Versions {
         #[arg(long)]
@@ -136,38 +138,6 @@ struct ShrinkArgs {
     out: Option<PathBuf>,
 }
 
-#[derive(Args)]
-struct KernelArgs {
-    /// Sequential reproducer files (instead of --random); several run in one boot and print a
-    /// table (agreement, and whether each file's expected finding is confirmed on the kernel).
-    files: Vec<PathBuf>,
-    /// The real kernel: 6.1 or 6.12 (pinned in kernel/pins.env).
-    #[arg(long)]
-    kernel: String,
-    /// Compare with this preset or protocol file instead of the kernel's own preset.
-    #[arg(long = "protocol", value_name = "NAME|FILE")]
-    protocol: Option<String>,
-    /// A differential campaign of N random sequential scripts.
-    #[arg(long, value_name = "N")]
-    random: Option<u64>,
-    /// The campaign's seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Campaign scripts per boot.
-    #[arg(long, default_value_t = 50)]
-    batch: usize,
-    /// Where the campaign writes its disagreements (default: target/kernel/disagreements).
-    #[arg(short = 'o', long = "out", value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// With several FILEs: skip (and list) the ones the real harness cannot perform instead of
-    /// refusing them.
-    #[arg(long)]
-    skip_unperformable: bool,
-    /// One JSON object (file) or one per line (campaign).
-    #[arg(long)]
-    json: bool,
-}
-
 fn main() {
     let cli = Cli::parse();
     let code = match std::panic::catch_unwind(move || dispatch(cli)) {
@@ -194,7 +164,7 @@ fn dispatch(cli: Cli) -> Result<i32, UsageError> {
         Cmd::Explore(a) => ftsim_sim::explore::run(&a),
         Cmd::Report(a) => ftsim_sim::report::run(&a),
         Cmd::Versions { json } => Ok(versions(json)),
-        Cmd::Kernel(a) => kernel_cmd(a),
+        Cmd::Kernel(a) => kernel_cmd::run(a),
     }
 }
 
@@ -687,179 +657,4 @@ fn versions(json: bool) -> i32 {
         println!("  {:<28} {}  [{}]", s.name, s.doc, s.values.join(", "));
     }
     EXIT_CLEAN
-}
-
-fn kernel_cmd(a: KernelArgs) -> Result<i32, UsageError> {
-    use ftsim_sim::linux::{campaign, check_performable, map, qemu, Kernel};
-    let kernel = Kernel::parse(&a.kernel).map_err(UsageError)?;
-    let proto_name = a
-        .protocol
-        .clone()
-        .unwrap_or_else(|| kernel.preset().to_string());
-    let target = cli::target(&proto_name, &[])?;
-    let proto = target.proto;
-    let machinery = |e: qemu::Machinery| {
-        eprintln!("ftsim kernel: machinery failed: {e}");
-        Ok(EXIT_INTERNAL)
-    };
-    match (a.files.as_slice(), a.random) {
-        ([_, ..], Some(_)) => Err(UsageError("give FILEs or --random N, not both".into())),
-        ([], None) => Err(UsageError("give a reproducer FILE or --random N".into())),
-        ([_, _, ..], None) => {
-            let mut rows = Vec::new();
-            for path in &a.files {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-                let script = Script::parse(&text)
-                    .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-                if let Err(e) =
-                    check_performable(&script, kernel, Some(&map::op_line_numbers(&text)))
-                {
-                    if a.skip_unperformable {
-                        eprintln!("ftsim kernel: skipped {}: {e}", path.display());
-                        continue;
-                    }
-                    return Err(UsageError(format!("{}: {e}", path.display())));
-                }
-                rows.push(campaign::TableRow {
-                    name: path.display().to_string(),
-                    expect: script.expect.clone(),
-                    world: script.world.clone(),
-                    ops: script.lines.iter().map(|l| l.op.clone()).collect(),
-                });
-            }
-            if rows.is_empty() {
-                return Err(UsageError(
-                    "no reproducer the real harness can perform".into(),
-                ));
-            }
-            let m = match qemu::prepare(kernel, a.json) {
-                Ok(m) => m,
-                Err(e) => return machinery(e),
-            };
-            match campaign::run_table(&m, proto, &proto_name, &rows) {
-                Ok((text, all, json)) => {
-                    if a.json {
-                        println!("{json}");
-                    } else {
-                        print!("{text}");
-                    }
-                    Ok(if all { EXIT_CLEAN } else { EXIT_FOUND })
-                }
-                Err(e) => machinery(e),
-            }
-        }
-        ([path], None) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-            let script =
-                Script::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-            check_performable(&script, kernel, Some(&map::op_line_numbers(&text)))
-                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-            let m = match qemu::prepare(kernel, a.json) {
-                Ok(m) => m,
-                Err(e) => return machinery(e),
-            };
-            let ops: Vec<_> = script.lines.iter().map(|l| l.op.clone()).collect();
-            let file_proto = script.proto.to_string();
-            match campaign::run_file(&m, proto, &script.world, &ops, &proto_name, &file_proto) {
-                Ok(r) => {
-                    if a.json {
-                        println!("{}", r.json);
-                    } else {
-                        print!("{}", r.text);
-                    }
-                    Ok(if r.agree { EXIT_CLEAN } else { EXIT_FOUND })
-                }
-                Err(e) if e.0.starts_with("not performable") => {
-                    Err(UsageError(format!("{}: {}", path.display(), e.0)))
-                }
-                Err(e) => machinery(e),
-            }
-        }
-        ([], Some(n)) => {
-            if n == 0 {
-                return Err(UsageError("--random needs at least one script".into()));
-            }
-            let m = match qemu::prepare(kernel, a.json) {
-                Ok(m) => m,
-                Err(e) => return machinery(e),
-            };
-            let started = std::time::Instant::now();
-            eprintln!(
-                "ftsim kernel: {n} random scripts, seed {}, kernel {} ({}), accel {} ({}), model {proto_name}",
-                a.seed,
-                kernel,
-                m.release,
-                m.accel.name(),
-                m.accel_why
-            );
-            let c = campaign::Campaign {
-                scripts: n,
-                seed: a.seed,
-                batch: a.batch,
-            };
-            let tally =
-                match campaign::campaign(&m, proto, &c, &mut |l| eprintln!("ftsim kernel: {l}")) {
-                    Ok(t) => t,
-                    Err(e) => return machinery(e),
-                };
-            let secs = started.elapsed().as_secs_f64();
-            let dir = a
-                .out
-                .clone()
-                .unwrap_or_else(|| qemu::cache().join("disagreements"));
-            let files = campaign::write_disagreements(&dir, kernel, a.seed, &tally)
-                .map_err(|e| UsageError(format!("{}: {e}", dir.display())))?;
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "kernel": kernel.name(), "release": m.release, "preset": proto_name,
-                        "accel": m.accel.name(), "scripts": n, "seed": a.seed,
-                        "agree": tally.agree, "differ": tally.differ.len(),
-                        "not_performed": tally.not_performed.len(),
-                        "machinery": tally.machinery.len(), "operations": tally.ops, "warned": tally.warned,
-                        "boots": tally.boots, "seconds": secs, "disagreements": files,
-                    })
-                );
-            } else {
-                println!(
-                    "kernel {} ({}), model {proto_name}, accel {}, seed {}",
-                    kernel,
-                    m.release,
-                    m.accel.name(),
-                    a.seed
-                );
-                println!(
-                    "  scripts        {n:>6}   ({} operations, {} boots, {secs:.0} s)",
-                    tally.ops, tally.boots
-                );
-                println!("  agree          {:>6}", tally.agree);
-                println!("  differ         {:>6}", tally.differ.len());
-                println!("  not performed  {:>6}", tally.not_performed.len());
-                println!("  machinery      {:>6}", tally.machinery.len());
-                println!(
-                    "  (scripts during which the kernel logged a warning or an oops: {})",
-                    tally.warned
-                );
-                for (i, why) in &tally.not_performed {
-                    println!("  script {i} not performed: {why}");
-                }
-                for (i, why) in &tally.machinery {
-                    println!("  script {i} machinery: {why}");
-                }
-                for (f, (_, _, _, d)) in files.iter().zip(&tally.differ) {
-                    println!("  differs: {f} ({})", d[0]);
-                }
-            }
-            Ok(if tally.differ.is_empty() && tally.machinery.is_empty() {
-                EXIT_CLEAN
-            } else if tally.differ.is_empty() {
-                EXIT_INTERNAL
-            } else {
-                EXIT_FOUND
-            })
-        }
-    }
 }

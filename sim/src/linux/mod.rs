@@ -8,16 +8,22 @@
 //! - [`predict`]: the model's prediction, in the same terms as the guest's observation;
 //! - [`observe`]: parsing what the guest printed;
 //! - [`qemu`]: booting a kernel with a plan and collecting its answers;
-//! - [`campaign`]: random sequential scripts, many per boot, and the agreement table.
+//! - [`compare`]: prediction against observation, step by step;
+//! - [`runner`]: many scripts per boot, a fresh boot after a dirty one;
+//! - [`side`]: the side-by-side print of one file and the table of many;
+//! - [`campaign`]: random sequential scripts and the agreement tally.
 //!
 //! The guest side lives in `kernel/` (pins, setup script, module and driver sources).
 
 pub mod campaign;
+pub mod compare;
 pub mod map;
 pub mod observe;
 pub mod plan;
 pub mod predict;
 pub mod qemu;
+pub mod runner;
+pub mod side;
 
 pub use map::{check_performable, Kernel, FUNCTIONS};
 pub use observe::{Body, Observed, StepResult};
