@@ -150,7 +150,8 @@ pub fn fingerprint(k: &Kernel) -> u128 {
                 | (tr.flags.call_orig as u64) << 8
                 | (tr.flags.orig_stack as u64) << 9
                 | (tr.flags.share as u64) << 10
-                | (tr.indirect_call as u64) << 11,
+                | (tr.indirect_call as u64) << 11
+                | (s.unshare_pending as u64) << 12,
         );
         for (kind, p) in &tr.links {
             let x = c.prog(*p);

@@ -634,7 +634,18 @@ impl Step for CleanupAfterIpmodify {
                     k.unlock(t, Lock::Direct);
                     wait!(self, 4, Request::Sleep);
                 }
-                4 => wait!(self, 1, Request::Lock(Lock::Direct)),
+                4 => wait!(self, 5, Request::Lock(Lock::Direct)),
+                // proposed (`peer_disable_hands_off`): the holder of tr->mutex has done the
+                // DISABLE left pending (or a PEER/SELF superseded it): no retry.
+                5 => {
+                    let ip = nth_ip(k, self.ops, &self.ips, self.idx as usize);
+                    if k.proto.peer_disable_hands_off
+                        && ip.is_some_and(|f| !k.fns[f.0 as usize].unshare_pending)
+                    {
+                        self.idx += 1;
+                    }
+                    self.pc = 1;
+                }
                 1 => {
                     if self.idx as usize >= ips_len(k, self.ops, &self.ips) {
                         if !self.holds_direct {
@@ -817,12 +828,25 @@ impl Step for SetHash {
                 }
                 10 => wait!(self, 1, Request::Lock(Lock::Regex(self.ops))),
                 1 if self.remove && k.proto.filter_remove_in_place => self.pc = 2,
-                1 => wait!(self, 2, Request::Alloc(AllocSite::HashCopy)),
-                2 => {
-                    let in_place = self.remove && k.proto.filter_remove_in_place;
-                    if !in_place && !input.ok() {
+                1 => wait!(self, 11, Request::Alloc(AllocSite::HashCopy)),
+                11 => {
+                    if !input.ok() {
                         return self.fail(k, t, false, Errno::ENOMEM);
                     }
+                    // proposed (`filter_remove_in_place`): the slot the removal of this ip will
+                    // need is allocated now, so the removal cannot fail and an add can.
+                    if !self.remove && k.proto.filter_remove_in_place {
+                        wait!(self, 12, Request::Alloc(AllocSite::RemoveSlot));
+                    }
+                    self.pc = 2;
+                }
+                12 => {
+                    if !input.ok() {
+                        return self.fail(k, t, false, Errno::ENOMEM);
+                    }
+                    self.pc = 2;
+                }
+                2 => {
                     let orig = if self.notrace {
                         k.notrace(self.ops)
                     } else {
@@ -941,7 +965,21 @@ impl Step for SetHashes {
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         match self.pc {
             0 => wait!(self, 1, Request::Lock(Lock::Regex(self.ops))),
-            1 => wait!(self, 2, Request::Alloc(AllocSite::HashCopy)),
+            1 => wait!(self, 4, Request::Alloc(AllocSite::HashCopy)),
+            4 => {
+                if !input.ok() {
+                    k.unlock(t, Lock::Regex(self.ops));
+                    return Flow::Ret(Err(Errno::ENOMEM));
+                }
+                // proposed (`filter_remove_in_place`): one allocation holds the removal slots of
+                // every entry the registration adds.
+                let adds = !(self.filter.is_empty() && self.notrace.is_empty());
+                if adds && k.proto.filter_remove_in_place {
+                    wait!(self, 2, Request::Alloc(AllocSite::RemoveSlot));
+                }
+                self.pc = 2;
+                self.step(k, t, Input::Answer(true))
+            }
             2 => {
                 if !input.ok() {
                     k.unlock(t, Lock::Regex(self.ops));

@@ -144,6 +144,11 @@ pub struct FnState {
     /// The direct user's module init or exit is running (they never overlap).
     pub direct_busy: bool,
     pub tr: Trampoline,
+    /// proposed `peer_disable_hands_off`: a DISABLE_PEER found tr->mutex taken and left the
+    /// unsharing to the holder. An atomic bit beside the trampoline (`set_bit` without
+    /// tr->mutex); cleared under tr->mutex by whoever does it, or by a PEER/SELF command that
+    /// says what sharing should be now.
+    pub unshare_pending: bool,
 }
 
 /// Module state.
@@ -284,6 +289,7 @@ impl Kernel {
                 direct_user: None,
                 direct_busy: false,
                 tr: Trampoline::default(),
+                unshare_pending: false,
             })
             .collect();
         let mut k = Kernel {

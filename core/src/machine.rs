@@ -27,6 +27,12 @@ pub enum AllocSite {
     KlpOps,
     /// `bpf_tramp_image_alloc`.
     TrampImage,
+    /// proposed `filter_remove_in_place`: the slot a later in-place removal of the added ip
+    /// uses, allocated when the ip is added.
+    RemoveSlot,
+    /// proposed `bpf_unlink_reserves_image`: the image the unlink of this link will be built in,
+    /// allocated when the link is made.
+    TrampReserve,
 }
 
 impl AllocSite {
@@ -36,6 +42,8 @@ impl AllocSite {
             AllocSite::DirectEntry => "direct-entry",
             AllocSite::KlpOps => "klp-ops",
             AllocSite::TrampImage => "tramp-image",
+            AllocSite::RemoveSlot => "remove-slot",
+            AllocSite::TrampReserve => "tramp-reserve",
         }
     }
 }
@@ -155,6 +163,7 @@ frames! {
     BpfUnregisterFentry(crate::owners::bpf::UnregisterFentry),
     BpfLink(crate::owners::bpf::BpfLink),
     BpfUnlink(crate::owners::bpf::BpfUnlink),
+    BpfUnsharePending(crate::owners::bpf::UnsharePending),
     KlpEnable(crate::owners::livepatch::KlpEnable),
     KlpDisable(crate::owners::livepatch::KlpDisable),
     KlpPatchFunc(crate::owners::livepatch::KlpPatchFunc),

@@ -213,6 +213,9 @@ pub struct Protocol {
     pub bpf_peer_restores_share: bool,
     /// proposed: removing an ip from a filter works in place and cannot fail with `-ENOMEM`, so the
     /// release paths (livepatch, kprobes, direct calls), which only warn, never leave the ip behind.
+    /// It pays where the change puts the cost: every add (`ftrace_set_filter_ip`, and a tracer's
+    /// registration with its hashes) also allocates the slot its removal will use, a fault point
+    /// at which the add fails with `-ENOMEM` before changing anything (SPEC §1 hashes).
     pub filter_remove_in_place: bool,
     /// proposed: the IPMODIFY accounting of a direct ops also sends `DISABLE_SHARE_IPMODIFY_SELF`
     /// for every record it enters at registration that has no IPMODIFY; the owner drops sharing
@@ -225,7 +228,9 @@ pub struct Protocol {
     pub cleanup_retries_busy_peer: bool,
     /// proposed: a BPF link reserves the image its unlink will need, so the unlink's rebuild
     /// cannot fail (today the link is gone whatever the rebuild returns, and a failed rebuild
-    /// leaves the old image running the unlinked program; SPEC §2 BPF).
+    /// leaves the old image running the unlinked program; SPEC §2 BPF). The reservation is an
+    /// allocation of the link, under tr->mutex before its own rebuild, with its own fault point:
+    /// the link fails with `-ENOMEM` and is removed again.
     pub bpf_unlink_reserves_image: bool,
     /// proposed: a module load that fails (a pending livepatch cannot be applied) releases its
     /// records without `clear_mod_from_hashes`: the module never went live, so no tracer can have
@@ -259,6 +264,14 @@ pub struct Protocol {
     /// at most once and never on the modify path; merged and later retry while `-EAGAIN` comes
     /// back (the model bounds that loop by `RETRIES_MAX`). Needs `bpf_share_state=indirect-bool`.
     pub bpf_retry_guarded: bool,
+    /// proposed: a DISABLE_PEER that finds `tr->mutex` taken hands the unsharing to the holder
+    /// instead of needing its own trylock to win: it sets a pending bit beside the trampoline
+    /// (lockless) before the trylock, and every BPF link and unlink checks the bit after it
+    /// releases `tr->mutex` (trylock; on success, under direct_mutex, the DISABLE_PEER work).
+    /// A PEER or SELF command clears the bit (it says what sharing is now). The cleanup's retry
+    /// (`cleanup_retries_busy_peer`) then ends as soon as the bit is clear, so a relinking storm
+    /// that keeps `tr->mutex` taken cannot starve it (SPEC §5.3 cleanup, §3.8 livelock).
+    pub peer_disable_hands_off: bool,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
@@ -326,6 +339,7 @@ impl Protocol {
         bpf_retry_new_image: false,
         bpf_busy_peer_sleeps: false,
         bpf_retry_guarded: false,
+        peer_disable_hands_off: false,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -407,6 +421,7 @@ impl Protocol {
         bpf_unlink_reserves_image: true,
         bpf_unfilter_on_failure: true,
         failed_load_keeps_hashes: true,
+        peer_disable_hands_off: true,
         ..Protocol::FIXES_2025
     };
 
@@ -488,6 +503,8 @@ impl Protocol {
         bpf_retry_guarded: false,
         // The sharing design of the series (SPEC §4): a livepatch and a trampoline may share.
         policy: SharingPolicy::Shared,
+        // proposed only.
+        peer_disable_hands_off: false,
     };
 
     /// Debian's `linux-source-6.12` 6.12.117-1~deb12u1 (`/usr/src/linux-source-6.12.tar.xz`),
@@ -560,6 +577,8 @@ impl Protocol {
         bpf_retry_guarded: false,
         // The sharing design of the series (SPEC §4).
         policy: SharingPolicy::Shared,
+        // proposed only.
+        peer_disable_hands_off: false,
     };
 
     /// A preset by name.
@@ -634,6 +653,12 @@ impl Protocol {
         }
         if self.self_syncs_share && self.bpf_share_state != BpfShareState::TrampFlags {
             return bad("self_syncs_share=true needs bpf_share_state=tramp-flags (the owner side of DISABLE_SHARE_IPMODIFY_SELF)");
+        }
+        if self.peer_disable_hands_off
+            && (self.bpf_share_state != BpfShareState::TrampFlags
+                || self.bpf_peer_lock != BpfPeerLock::Trylock)
+        {
+            return bad("peer_disable_hands_off=true needs bpf_share_state=tramp-flags and bpf_peer_lock=trylock");
         }
         if self.single_direct_api == SingleDirectApi::Absent && self.single_direct_ops_ipmodify {
             return bad("single_direct_ops_ipmodify=true needs the single-ip direct API (single_direct_api is absent)");
@@ -842,16 +867,17 @@ switches! {
     set_filter_notifies_peer: bool = "proposed: adding/removing ips of an enabled IPMODIFY ops sends ENABLE/DISABLE_PEER under direct_mutex",
     unregister_holds_direct_mutex: bool = "proposed: unregistering an IPMODIFY ops holds direct_mutex through the cleanup",
     bpf_peer_restores_share: bool = "proposed: a failed PEER rebuild restores the trampoline's SHARE flag",
-    filter_remove_in_place: bool = "proposed: removing an ip from a filter cannot fail with -ENOMEM",
+    filter_remove_in_place: bool = "proposed: removing an ip from a filter cannot fail with -ENOMEM (each add allocates the slot)",
     self_syncs_share: bool = "proposed: DISABLE_SHARE_IPMODIFY_SELF for records without IPMODIFY at register and modify",
     cleanup_retries_busy_peer: bool = "proposed: cleanup retries DISABLE_PEER that found tr->mutex taken",
-    bpf_unlink_reserves_image: bool = "proposed: the unlink's rebuild uses an image reserved at link time and cannot fail",
+    bpf_unlink_reserves_image: bool = "proposed: the unlink's rebuild uses an image reserved (allocated) at link time and cannot fail",
     failed_load_keeps_hashes: bool = "proposed: a failed module load leaves the tracers' hashes alone",
     policy: SharingPolicy = "what the design promises, exclusive or shared (SPEC 4): read by the oracle, not by the model",
     match_addr_dedups: bool = "adding an ip already in a hash returns early in __ftrace_match_addr (Feb 2025 stable fix)",
     bpf_retry_new_image: bool = "the BPF -EAGAIN retry frees the image and allocates a new one after again: (6.12)",
     bpf_busy_peer_sleeps: bool = "the BPF owner callback sleeps (msleep(1)) before -EAGAIN for a taken tr->mutex (merged+; not v2)",
     bpf_retry_guarded: bool = "v2: the BPF -EAGAIN retry gives up with WARN_ON_ONCE when sharing is already on or an image is installed",
+    peer_disable_hands_off: bool = "proposed: a DISABLE_PEER that finds tr->mutex taken leaves the unsharing to the holder (pending bit, checked after unlock)",
 }
 
 impl fmt::Display for Protocol {

@@ -29,6 +29,12 @@ use std::collections::VecDeque;
 /// scheduler never let the sleeper run measures the scheduler, not the protocol.
 pub const SLEEP_STEPS_MAX: u32 = 16;
 
+/// Weak fairness for the threads that are not asleep: one that could step (ready) and is passed
+/// over for this many steps of the others in a row has been starved by the scheduler (PCT's
+/// strict priorities do it by design, a recorded schedule may too), and `livelock` is not judged
+/// on that run. Nothing is forced: the scheduler keeps its freedom for the safety properties.
+pub const FAIR_STEPS_MAX: u32 = 48;
+
 /// Per-thread bookkeeping of the executor.
 #[derive(Clone, Debug, Default)]
 pub struct Lane {
@@ -39,8 +45,10 @@ pub struct Lane {
     pub done: Vec<(Op, Result<(), Errno>)>,
     /// Waiting forever (asked for a lock it holds, or part of a deadlock).
     pub stuck: bool,
-    /// Steps other threads took while this one slept (`msleep`), up to [`SLEEP_STEPS_MAX`].
+    /// Steps other threads took while this one slept (`msleep`).
     slept: u32,
+    /// Steps other threads took in a row while this one could step and was not asleep.
+    passed: u32,
 }
 
 /// One finished operation, for callers that react to completions (the oracle, the simulator).
@@ -76,8 +84,8 @@ pub struct Sched {
     /// The reference oracle, judging each operation while no two have overlapped (it judges
     /// sequential runs); the first overlap retires it for the rest of the run.
     pub oracle: Option<Model>,
-    /// Some step passed over a due sleeper ([`SLEEP_STEPS_MAX`]): from then on `livelock` is
-    /// not judged.
+    /// Some step passed over a due sleeper ([`SLEEP_STEPS_MAX`]), or a ready thread was passed
+    /// over [`FAIR_STEPS_MAX`] steps in a row: from then on `livelock` is not judged.
     pub unfair: bool,
 }
 
@@ -133,17 +141,25 @@ impl Sched {
 
     /// Threads that can take a step now, in ascending order: the due sleepers if there are any
     /// (weak fairness, [`SLEEP_STEPS_MAX`]); else the threads that are not sleeping; else the
-    /// sleepers (a sleeping thread lets the others run first).
+    /// sleepers (a sleeping thread lets the others run first). Among sleepers, the one asleep
+    /// the longest wakes first (one `msleep` is as long as another).
     pub fn runnable(&self) -> SmallVec<[Tid; 8]> {
         let ready: SmallVec<[Tid; 8]> = (0..self.lanes.len() as Tid)
             .filter(|&t| self.ready(t))
             .collect();
+        let longest = |v: SmallVec<[Tid; 8]>| -> SmallVec<[Tid; 8]> {
+            let most = v.iter().map(|&t| self.lanes[t as usize].slept).max();
+            v.into_iter()
+                .filter(|&t| Some(self.lanes[t as usize].slept) == most)
+                .collect()
+        };
         if ready.iter().any(|&t| self.due(t)) {
-            ready.into_iter().filter(|&t| self.due(t)).collect()
+            longest(ready.into_iter().filter(|&t| self.due(t)).collect())
         } else if ready.iter().any(|&t| !self.sleeping(t)) {
             ready.into_iter().filter(|&t| !self.sleeping(t)).collect()
         } else {
-            ready
+            // Only sleepers: time passes, and the one asleep the longest wakes first.
+            longest(ready)
         }
     }
 
@@ -182,12 +198,24 @@ impl Sched {
             self.unfair = true;
         }
         for u in 0..self.lanes.len() {
-            if u != ti && self.sleeping(u as Tid) {
+            if u == ti {
+                continue;
+            }
+            if self.sleeping(u as Tid) {
                 let l = &mut self.lanes[u];
-                l.slept = (l.slept + 1).min(SLEEP_STEPS_MAX);
+                l.slept = l.slept.saturating_add(1);
+            } else if self.ready(u as Tid) {
+                let l = &mut self.lanes[u];
+                l.passed = l.passed.saturating_add(1);
+                if l.passed > FAIR_STEPS_MAX {
+                    self.unfair = true;
+                }
+            } else {
+                self.lanes[u].passed = 0;
             }
         }
         self.lanes[ti].slept = 0;
+        self.lanes[ti].passed = 0;
         match self.k.status(t) {
             Status::Idle => {
                 if (0..self.lanes.len()).any(|u| u != ti && self.k.busy(u as Tid)) {

@@ -61,6 +61,9 @@ pub struct Replay {
     pub findings: Vec<Violation>,
     /// The scheduling decisions actually taken (concurrent scripts).
     pub schedule: Vec<Tid>,
+    /// For each decision taken, the index in [`Script::lines`] of the operation that step ran
+    /// (concurrent scripts): what a shrinker removes with an operation.
+    pub step_lines: Vec<usize>,
     /// With [`Script::replay_traced`]: per step (per operation for sequential scripts) the thread,
     /// its events, the locks it holds afterwards, and the findings that appeared.
     pub timeline: Vec<TimelineStep>,
@@ -181,6 +184,13 @@ impl Script {
             s.push(l.tid, l.op.clone(), l.faults);
         }
         let sched = self.schedule.clone().unwrap_or_default();
+        // Per thread, the indices of its lines in order, and how many it has started.
+        let mut of_thread: Vec<Vec<usize>> = vec![Vec::new(); self.threads()];
+        for (i, l) in self.lines.iter().enumerate() {
+            of_thread[l.tid as usize].push(i);
+        }
+        let mut started = vec![0usize; self.threads()];
+        let mut step_lines = Vec::new();
         let mut taken = Vec::new();
         let mut timeline = Vec::new();
         let mut i = 0;
@@ -214,6 +224,11 @@ impl Script {
             let t = sched.get(i).copied().unwrap_or(run[0]);
             i += 1;
             taken.push(t);
+            let ti = t as usize;
+            if s.k.status(t) == crate::machine::Status::Idle {
+                started[ti] += 1;
+            }
+            step_lines.push(of_thread[ti][started[ti].max(1) - 1]);
             let before = s.findings.len();
             s.step(t);
             if let Some(events) = s.k.trace.as_mut() {
@@ -231,6 +246,7 @@ impl Script {
         let mut r = Replay {
             findings: s.findings.clone(),
             schedule: taken,
+            step_lines,
             timeline,
             ..Replay::default()
         };

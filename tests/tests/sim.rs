@@ -147,3 +147,84 @@ fn every_sweep_reproducer_replays() {
         assert!(r.lines.len() <= c.found.script.lines.len());
     }
 }
+
+/// Concurrent findings shrink as far as sequential ones: the alt-blocking-peer deadlock of a
+/// seeded run (dozens of operations on several threads) comes out as the two operations that
+/// deadlock, on threads numbered 0 and 1, and it still replays; the merged lock-recursion, which
+/// needs no concurrency, comes out sequential.
+#[test]
+fn concurrent_findings_shrink_to_their_core() {
+    let p = Protocol::preset("alt-blocking-peer").unwrap();
+    let (found, big) = (0..2000u64)
+        .find_map(|s| {
+            let run = run_seed(p, s, 200, false);
+            run.found
+                .into_iter()
+                .find(|f| f.violation.property == Property::Deadlock)
+                .map(|f| (f.script.clone(), f.script.lines.len()))
+        })
+        .expect("a deadlock within 2000 seeds");
+    let (small, _) = shrink(&found, Property::Deadlock);
+    assert!(small.is_concurrent(), "{small}");
+    assert!(small.lines.len() <= 3 && small.lines.len() < big, "{small}");
+    let mut seen = Vec::new();
+    for l in &small.lines {
+        if !seen.contains(&l.tid) {
+            assert_eq!(
+                l.tid as usize,
+                seen.len(),
+                "threads numbered by first line: {small}"
+            );
+            seen.push(l.tid);
+        }
+    }
+    assert!(small.replay().has(Property::Deadlock), "{small}");
+    let p = Protocol::preset("merged").unwrap();
+    let found = (0..2000u64)
+        .find_map(|s| {
+            let run = run_seed(p, s, 200, false);
+            run.found
+                .into_iter()
+                .find(|f| {
+                    f.violation.property == Property::LockRecursion && f.script.is_concurrent()
+                })
+                .map(|f| f.script)
+        })
+        .expect("a concurrent run with lock-recursion");
+    let (small, _) = shrink(&found, Property::LockRecursion);
+    assert!(!small.is_concurrent(), "sequential is preferred: {small}");
+    assert!(small.lines.len() <= 2, "{small}");
+}
+
+/// `proposed` pays for what it removes: a link allocates its unlink's image (`tramp-reserve`)
+/// and an add allocates its removal's slot (`remove-slot`); when those fail, the operation fails
+/// with ENOMEM and leaves no trace (the oracle and the state checks find nothing).
+#[test]
+fn proposed_pays_for_what_it_removes() {
+    for (ops, failing) in [
+        ("bpf-link fentry f0 !alloc=0", "bpf-link fentry f0"),
+        ("klp-enable f0\nkprobe-arm f0 !alloc=1", "kprobe-arm f0"),
+    ] {
+        let text = format!("protocol proposed\nworld functions=1 tracers=1\n{ops}\n");
+        let s = Script::parse(&text).unwrap();
+        let r = s.replay_traced();
+        let (_, op, res) = r.results.last().unwrap();
+        assert_eq!(op.to_string(), failing);
+        assert_eq!(*res, Err(ftsim_core::errno::Errno::ENOMEM), "{text}");
+        assert!(r.findings.is_empty(), "{text}: {:?}", r.findings);
+        let sites: Vec<String> = r
+            .timeline
+            .iter()
+            .flat_map(|t| t.events.iter().map(|e| format!("{e:?}")))
+            .collect();
+        let want = if failing.starts_with("bpf") {
+            "TrampReserve"
+        } else {
+            "RemoveSlot"
+        };
+        assert!(
+            sites.iter().any(|e| e.contains(want)),
+            "{text}: no {want} allocation in {sites:?}"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use crate::ftrace::{call, wait, Cmd, SetHash};
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, ProgKind, Tid};
 use crate::kernel::{fl, Image, Kernel, TrampFlags, BPF_MAX_TRAMP_LINKS, RETRIES_MAX};
 use crate::locks::Lock;
-use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Step};
+use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Ret, Step};
 use crate::property::{Property, Violation};
 use crate::protocol::{BpfDirectApi, BpfPeerLock, BpfShareState, DirectRegisterFailure};
 
@@ -29,6 +29,10 @@ pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, cmd: Cmd) -> Result<(), Errn
         t,
         EventKind::Callback(ops, cmd.name(k.proto.bpf_share_state)),
     );
+    if k.proto.peer_disable_hands_off {
+        // proposed: SELF says what sharing is now (tr->mutex is held by the registering link).
+        k.fns[f.0 as usize].unshare_pending = false;
+    }
     match k.proto.bpf_share_state {
         // proposed: stop sharing; rebuild (-EAGAIN) if the image calls through the stack.
         // proposed: stop sharing. No rebuild is asked for: an image that calls through the stack
@@ -69,6 +73,9 @@ pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, cmd: Cmd) -> Result<(), Errn
 pub struct BpfOpsFunc {
     pub f: FnId,
     pub cmd: Cmd,
+    /// The caller holds tr->mutex already (proposed `peer_disable_hands_off`: the holder doing
+    /// the pending DISABLE_PEER work after its unlock).
+    pub held: bool,
     pc: u8,
     /// The sharing state before the command (`bpf_peer_restores_share`).
     prev: (bool, bool),
@@ -79,6 +86,7 @@ impl BpfOpsFunc {
         BpfOpsFunc {
             f,
             cmd,
+            held: false,
             pc: 0,
             prev: (false, false),
         }
@@ -89,19 +97,39 @@ impl Step for BpfOpsFunc {
     const NAME: &'static str = "bpf_tramp_ftrace_ops_func";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let f = self.f;
+        let hands_off = k.proto.peer_disable_hands_off;
         match self.pc {
-            0 => match k.proto.bpf_peer_lock {
-                BpfPeerLock::Trylock => wait!(self, 1, Request::TryLock(Lock::Tr(f))),
-                BpfPeerLock::Blocking => wait!(self, 1, Request::Lock(Lock::Tr(f))),
-            },
+            0 if self.held => {
+                self.pc = 1;
+                self.step(k, t, Input::Answer(true))
+            }
+            0 => {
+                // proposed: announce the DISABLE before trying, so a holder that releases
+                // tr->mutex in between sees it.
+                if hands_off && self.cmd == Cmd::PeerDisable {
+                    k.fns[f.0 as usize].unshare_pending = true;
+                }
+                match k.proto.bpf_peer_lock {
+                    BpfPeerLock::Trylock => wait!(self, 1, Request::TryLock(Lock::Tr(f))),
+                    BpfPeerLock::Blocking => wait!(self, 1, Request::Lock(Lock::Tr(f))),
+                }
+            }
             1 => {
                 if !input.ok() {
+                    if hands_off && self.cmd == Cmd::PeerDisable {
+                        // The holder does it after its unlock: no need to sleep here.
+                        return Flow::Ret(Err(Errno::EAGAIN));
+                    }
                     // "sleep 1 ms to make sure whatever holding tr->mutex makes some progress"
                     // (merged and later); v2 returns -EAGAIN at once.
                     if k.proto.bpf_busy_peer_sleeps {
                         wait!(self, 3, Request::Sleep);
                     }
                     return Flow::Ret(Err(Errno::EAGAIN));
+                }
+                if hands_off {
+                    // Whatever this command says is what sharing is now.
+                    k.fns[f.0 as usize].unshare_pending = false;
                 }
                 self.prev = (k.tr(f).flags.share, k.tr(f).indirect_call);
                 let rebuild = match (k.proto.bpf_share_state, self.cmd) {
@@ -130,7 +158,9 @@ impl Step for BpfOpsFunc {
                 if rebuild {
                     call!(self, 2, BpfTrampolineUpdate::new(f, false));
                 }
-                k.unlock(t, Lock::Tr(f));
+                if !self.held {
+                    k.unlock(t, Lock::Tr(f));
+                }
                 Flow::Ret(Ok(0))
             }
             3 => Flow::Ret(Err(Errno::EAGAIN)),
@@ -145,7 +175,9 @@ impl Step for BpfOpsFunc {
                     tr.flags.share = share;
                     tr.indirect_call = indirect;
                 }
-                k.unlock(t, Lock::Tr(f));
+                if !self.held {
+                    k.unlock(t, Lock::Tr(f));
+                }
                 Flow::Ret(r)
             }
         }
@@ -480,16 +512,23 @@ impl Step for UnregisterFentry {
 }
 
 /// `bpf_trampoline_link_prog`: under tr->mutex add the link and update; on failure remove it.
+/// With `bpf_unlink_reserves_image` it first allocates the image its unlink will use.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BpfLink {
     pub kind: ProgKind,
     pub f: FnId,
     pc: u8,
+    r: Option<Ret>,
 }
 
 impl BpfLink {
     pub fn new(kind: ProgKind, f: FnId) -> Self {
-        BpfLink { kind, f, pc: 0 }
+        BpfLink {
+            kind,
+            f,
+            pc: 0,
+            r: None,
+        }
     }
 }
 
@@ -514,16 +553,34 @@ impl Step for BpfLink {
                 }
                 let prog = k.new_prog();
                 k.tr_mut(t, f).links.push((self.kind, prog));
+                // proposed (`bpf_unlink_reserves_image`): the image this link's unlink will be
+                // built in is allocated now, so the link can fail where the unlink no longer can.
+                if k.proto.bpf_unlink_reserves_image {
+                    wait!(self, 3, Request::Alloc(AllocSite::TrampReserve));
+                }
                 call!(self, 2, BpfTrampolineUpdate::new(f, true))
             }
-            _ => {
+            3 => {
+                if !input.ok() {
+                    k.tr_mut(t, f).links.pop();
+                    k.unlock(t, Lock::Tr(f));
+                    return Flow::Ret(Err(Errno::ENOMEM));
+                }
+                call!(self, 2, BpfTrampolineUpdate::new(f, true))
+            }
+            2 => {
                 let r = input.ret();
                 if r.is_err() {
                     k.tr_mut(t, f).links.pop();
                 }
                 k.unlock(t, Lock::Tr(f));
+                if k.proto.peer_disable_hands_off {
+                    self.r = Some(r);
+                    call!(self, 4, UnsharePending::new(f));
+                }
                 Flow::Ret(r)
             }
+            _ => Flow::Ret(self.r.expect("[core internal bug] link result")),
         }
     }
 }
@@ -535,11 +592,17 @@ pub struct BpfUnlink {
     pub kind: ProgKind,
     pub f: FnId,
     pc: u8,
+    r: Option<Ret>,
 }
 
 impl BpfUnlink {
     pub fn new(kind: ProgKind, f: FnId) -> Self {
-        BpfUnlink { kind, f, pc: 0 }
+        BpfUnlink {
+            kind,
+            f,
+            pc: 0,
+            r: None,
+        }
     }
 }
 
@@ -564,9 +627,88 @@ impl Step for BpfUnlink {
                 u.reserved = k.proto.bpf_unlink_reserves_image;
                 call!(self, 2, u)
             }
-            _ => {
+            2 => {
                 k.unlock(t, Lock::Tr(f));
-                Flow::Ret(input.ret())
+                let r = input.ret();
+                if k.proto.peer_disable_hands_off {
+                    self.r = Some(r);
+                    call!(self, 3, UnsharePending::new(f));
+                }
+                Flow::Ret(r)
+            }
+            _ => Flow::Ret(self.r.expect("[core internal bug] unlink result")),
+        }
+    }
+}
+
+/// proposed (`peer_disable_hands_off`): the DISABLE_PEER work a cleanup left pending (it found
+/// tr->mutex taken). After a link or unlink releases tr->mutex: trylock tr->mutex (if it is
+/// taken, its holder checks after its own unlock), take direct_mutex (the documented order),
+/// and if the bit is still set, do what DISABLE_PEER does; again while the bit is set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UnsharePending {
+    pub f: FnId,
+    pc: u8,
+    rounds: u16,
+}
+
+impl UnsharePending {
+    pub fn new(f: FnId) -> Self {
+        UnsharePending {
+            f,
+            pc: 0,
+            rounds: 0,
+        }
+    }
+}
+
+impl Step for UnsharePending {
+    const NAME: &'static str = "bpf_trampoline_unshare_pending";
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        let f = self.f;
+        loop {
+            match self.pc {
+                0 => {
+                    if !k.fns[f.0 as usize].unshare_pending {
+                        return Flow::Ret(Ok(0));
+                    }
+                    self.rounds += 1;
+                    if self.rounds > RETRIES_MAX {
+                        k.violate(Violation::new(
+                            Property::Livelock,
+                            Some(f),
+                            "the pending DISABLE_PEER was not done within the retry bound",
+                        ));
+                        return Flow::Ret(Ok(0));
+                    }
+                    wait!(self, 1, Request::TryLock(Lock::Tr(f)));
+                }
+                1 => {
+                    if !input.ok() {
+                        return Flow::Ret(Ok(0));
+                    }
+                    wait!(self, 2, Request::Lock(Lock::Direct));
+                }
+                2 => {
+                    if !k.fns[f.0 as usize].unshare_pending {
+                        self.pc = 4;
+                        continue;
+                    }
+                    let mut cmd = BpfOpsFunc::new(f, Cmd::PeerDisable);
+                    cmd.held = true;
+                    call!(self, 3, cmd);
+                }
+                3 => {
+                    // Errors are ignored, as the cleanup ignores them (the rebuild failed: the
+                    // old image still calls through the stack, sharing is off).
+                    let _ = input.ret();
+                    self.pc = 4;
+                }
+                _ => {
+                    k.unlock(t, Lock::Direct);
+                    k.unlock(t, Lock::Tr(f));
+                    self.pc = 0;
+                }
             }
         }
     }
