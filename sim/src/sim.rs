@@ -192,6 +192,28 @@ fn pick<T: Copy>(r: &mut ChaCha8Rng, xs: &[T]) -> T {
 }
 
 impl Actor {
+    /// The actors of `kinds`, in thread order: each its own sub-stream, tracers numbered by
+    /// kind (`t{index}`).
+    fn all(seed: u64, kinds: &[ActorKind]) -> Vec<Actor> {
+        let mut counts = [0u8; 6];
+        kinds
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| {
+                let ki = ActorKind::ALL.iter().position(|k| *k == kind).unwrap();
+                let index = counts[ki];
+                counts[ki] += 1;
+                Actor {
+                    kind,
+                    rng: rng(seed, stream::ACTOR0 + i as u64),
+                    index,
+                    held: Vec::new(),
+                    next_issue: 0,
+                }
+            })
+            .collect()
+    }
+
     /// The next operation: add something (weight 1) or take back something it holds (weight 1),
     /// arguments uniform over the world.
     fn next_op(&mut self, w: &World) -> Op {
@@ -370,24 +392,7 @@ impl Sim {
         if trace {
             sched.k.trace = Some(Vec::new());
         }
-        let mut counts = [0u8; 6];
-        let actors = options
-            .actors
-            .iter()
-            .enumerate()
-            .map(|(i, &kind)| {
-                let ki = ActorKind::ALL.iter().position(|k| *k == kind).unwrap();
-                let index = counts[ki];
-                counts[ki] += 1;
-                Actor {
-                    kind,
-                    rng: rng(seed, stream::ACTOR0 + i as u64),
-                    index,
-                    held: Vec::new(),
-                    next_issue: 0,
-                }
-            })
-            .collect();
+        let actors = Actor::all(seed, &options.actors);
         let mut sched_rng = rng(seed, stream::SCHED);
         let n = options.actors.len();
         let priorities: Vec<u32> = (0..n).map(|_| sched_rng.random_range(1000..2000)).collect();
@@ -633,23 +638,7 @@ pub fn sequential_ops(
         .filter(|a| **a == ActorKind::Tracer)
         .count()
         .max(1) as u8;
-    let mut counts = [0u8; 6];
-    let mut actors: Vec<Actor> = chosen
-        .iter()
-        .enumerate()
-        .map(|(i, &kind)| {
-            let ki = ActorKind::ALL.iter().position(|k| *k == kind).unwrap();
-            let index = counts[ki];
-            counts[ki] += 1;
-            Actor {
-                kind,
-                rng: rng(seed, stream::ACTOR0 + i as u64),
-                index,
-                held: Vec::new(),
-                next_issue: 0,
-            }
-        })
-        .collect();
+    let mut actors = Actor::all(seed, &chosen);
     let mut pick_rng = rng(seed, stream::SCHED);
     let mut s = ftsim_core::seq::Sequential::new(&world, proto);
     s.check_atomicity = false;

@@ -656,10 +656,10 @@ fn msleep() {
     loom::thread::yield_now();
 }
 
-/// `msleep()` on real threads.
+/// `msleep(1)` on real threads: a millisecond, as the kernel sleeps at least.
 #[cfg(not(loom))]
 fn msleep() {
-    std::thread::sleep(std::time::Duration::from_micros(200));
+    std::thread::sleep(std::time::Duration::from_millis(1));
 }
 
 #[cfg(not(loom))]
@@ -998,7 +998,11 @@ impl Linearizer {
         }
         let obs = observable(&e.k);
         let cands = self.candidates(&dropped);
-        let tolerated = |p: Property| p == Property::ShareLeak;
+        // `livelock` is a verdict only on fair schedules (a sleeper runs again within a bound):
+        // loom's `yield_now` keeps that contract, the OS scheduler of real threads does not (a
+        // loaded machine can leave a woken thread off the CPU for every retry window).
+        let tolerated =
+            |p: Property| p == Property::ShareLeak || (cfg!(not(loom)) && p == Property::Livelock);
         let mut near = Vec::new();
         for c in cands.iter() {
             let results_match = c
