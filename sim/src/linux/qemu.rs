@@ -201,7 +201,7 @@ impl Machine {
         BootRun::parse(&out).map_err(Machinery)
     }
 
-    fn boot_raw(&self, plan_text: &str, budget: Duration) -> Result<String, Machinery> {
+    fn boot_raw(&self, plan_text: &str, mut budget: Duration) -> Result<String, Machinery> {
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let run = cache()
             .join("runs")
@@ -230,10 +230,7 @@ impl Machine {
         write(&script, &plan::guest_script(&guest, &plan_path))?;
         let results = run.join("result.txt");
         let console = run.join("console.txt");
-        let accel = match self.accel {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        };
+        let accel = self.accel.name();
         let mut child = Command::new("qemu-system-x86_64")
             .args([
                 "-accel",
@@ -268,7 +265,6 @@ impl Machine {
             .map_err(|e| Machinery(format!("starting qemu-system-x86_64: {e}")))?;
         let mut last = Instant::now();
         let mut len = 0;
-        let mut budget = budget;
         let timed_out = loop {
             let now = std::fs::metadata(&results).map(|m| m.len()).unwrap_or(0);
             if now != len {
