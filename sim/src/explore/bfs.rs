@@ -1,0 +1,397 @@
+//! The breadth-first engine, generic over a [`Space`]: level-synchronous, deduplicated by
+//! key, parallel over chunks of a level and merged in chunk order (results never depend on
+//! the number of threads).
+
+use super::os::{cpu_seconds, peak_rss_bytes};
+use super::{Config, Edge, Level, Scratch, Space, Stats};
+use ftsim_core::property::{Property, Violation};
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Instant;
+
+/// Keys are already uniform 128-bit hashes: use their low bits.
+#[derive(Default)]
+pub(super) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.0 = i as u64;
+    }
+}
+
+pub(super) type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
+
+/// Properties as bits, in [`Property::ALL`] order.
+pub(super) type Props = u16;
+
+pub(super) fn bit(p: Property) -> Props {
+    1 << Property::ALL.iter().position(|x| *x == p).unwrap()
+}
+
+/// The property bits of `vs`; the violations of properties not in `have` move to `first`
+/// (one per property), and join `have`.
+pub(super) fn props_of(vs: Vec<Violation>, have: &mut Props, first: &mut Vec<Violation>) -> Props {
+    let mut m = 0;
+    for v in vs {
+        let b = bit(v.property);
+        m |= b;
+        if *have & b == 0 {
+            *have |= b;
+            first.push(v);
+        }
+    }
+    m
+}
+
+/// One result of a worker, in generation order. Violations are kept only for the first
+/// occurrence of a property in the chunk (no later one can be the first of the level).
+pub(super) struct Rec<S> {
+    parent: u32,
+    label: u32,
+    /// Properties raised by the transition.
+    props: Props,
+    /// Present when the transition leads to a state new to this chunk.
+    new: Option<New<S>>,
+    /// The violations of `props` and `new.props` seen first here.
+    first: Vec<Violation>,
+}
+
+pub(super) struct New<S> {
+    key: u128,
+    /// Boxed: most records of the last level carry none, and should stay small.
+    state: Option<Box<S>>,
+    terminal: bool,
+    /// Properties the new state violates.
+    props: Props,
+}
+
+/// The first hit of a property: where it was found.
+pub struct Hit {
+    pub parent: u32,
+    pub label: u32,
+    pub depth: usize,
+    pub violation: Violation,
+    pub states: u64,
+    pub transitions: u64,
+}
+
+pub struct Search {
+    pub(super) links: Vec<(u32, u32)>,
+    pub(super) keys: KeySet,
+    pub(super) hits: BTreeMap<Property, Hit>,
+    pub(super) found: Props,
+    pub(super) stats: Stats,
+}
+
+impl Search {
+    fn note(
+        &mut self,
+        parent: u32,
+        label: u32,
+        depth: usize,
+        props: Props,
+        first: &[Violation],
+        state: bool,
+    ) {
+        if props == 0 {
+            return;
+        }
+        for (i, p) in Property::ALL.iter().enumerate() {
+            if props & 1 << i == 0 {
+                continue;
+            }
+            if self.found & 1 << i == 0 {
+                let v = first
+                    .iter()
+                    .find(|v| v.property == *p)
+                    .expect("[explore internal bug] the first violation of a property was dropped");
+                self.found |= 1 << i;
+                self.hits.insert(
+                    *p,
+                    Hit {
+                        parent,
+                        label,
+                        depth,
+                        violation: v.clone(),
+                        states: 0,
+                        transitions: 0,
+                    },
+                );
+            }
+            let h = self.hits.get_mut(p).unwrap();
+            if state {
+                h.states += 1;
+            } else {
+                h.transitions += 1;
+            }
+        }
+    }
+
+    pub fn path(&self, mut i: u32) -> Vec<u32> {
+        let mut v = Vec::new();
+        while i != 0 {
+            let (p, l) = self.links[i as usize];
+            v.push(l);
+            i = p;
+        }
+        v.reverse();
+        v
+    }
+
+    fn store_bytes(&self) -> u64 {
+        (self.keys.capacity() * (std::mem::size_of::<u128>() + 1)
+            + self.links.capacity() * std::mem::size_of::<(u32, u32)>()) as u64
+    }
+}
+
+/// What a worker hands back for its chunk.
+pub(super) struct Chunk<S> {
+    recs: Vec<Rec<S>>,
+    explored: u64,
+    skipped: u64,
+    renamings: u64,
+}
+
+pub(super) fn expand_chunk<P: Space>(
+    space: &P,
+    chunk: &[(u32, P::State)],
+    keys: &KeySet,
+    found: Props,
+    keep: bool,
+) -> Chunk<P::State> {
+    let mut sc = Scratch::default();
+    let mut local: KeySet = KeySet::default();
+    let mut recs = Vec::new();
+    let mut explored = 0;
+    let mut have = found;
+    for (parent, s) in chunk {
+        space.expand(s, &mut sc, &mut |e: Edge<P::State>| {
+            explored += 1;
+            let mut first = Vec::new();
+            let props = props_of(e.violations, &mut have, &mut first);
+            if keys.contains(&e.key) || !local.insert(e.key) {
+                if props != 0 {
+                    recs.push(Rec {
+                        parent: *parent,
+                        label: e.label,
+                        props,
+                        new: None,
+                        first,
+                    });
+                }
+                return;
+            }
+            let sprops = props_of(space.check(&e.next), &mut have, &mut first);
+            recs.push(Rec {
+                parent: *parent,
+                label: e.label,
+                props,
+                new: Some(New {
+                    key: e.key,
+                    state: (keep && !e.terminal).then(|| Box::new(e.next)),
+                    terminal: e.terminal,
+                    props: sprops,
+                }),
+                first,
+            });
+        });
+    }
+    Chunk {
+        recs,
+        explored,
+        skipped: sc.skipped,
+        renamings: sc.renamings,
+    }
+}
+
+/// One level on one thread: the same decisions as [`expand_chunk`] followed by the merge, made
+/// in place (no records, one key lookup per transition).
+pub(super) fn expand_inline<P: Space>(
+    space: &P,
+    frontier: &[(u32, P::State)],
+    search: &mut Search,
+    keep: bool,
+    depth: usize,
+    next: &mut Vec<(u32, P::State)>,
+) -> u64 {
+    let mut sc = Scratch::default();
+    let mut new = 0u64;
+    let mut first = Vec::new();
+    for (parent, s) in frontier {
+        space.expand(s, &mut sc, &mut |e: Edge<P::State>| {
+            search.stats.explored += 1;
+            first.clear();
+            let mut have = search.found;
+            let props = props_of(e.violations, &mut have, &mut first);
+            search.note(*parent, e.label, depth, props, &first, false);
+            if !search.keys.insert(e.key) {
+                return;
+            }
+            let idx = search.links.len() as u32;
+            search.links.push((*parent, e.label));
+            new += 1;
+            search.stats.terminal += e.terminal as u64;
+            first.clear();
+            let mut have = search.found;
+            let sprops = props_of(space.check(&e.next), &mut have, &mut first);
+            search.note(*parent, e.label, depth, sprops, &first, true);
+            if keep && !e.terminal {
+                next.push((idx, e.next));
+            }
+        });
+    }
+    search.stats.skipped += sc.skipped;
+    search.stats.renamings += sc.renamings;
+    new
+}
+
+pub fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
+    let start = Instant::now();
+    let cpu0 = cpu_seconds();
+    let mut sc = Scratch::default();
+    let root = space.root();
+    let mut search = Search {
+        links: vec![(u32::MAX, 0)],
+        keys: KeySet::default(),
+        hits: BTreeMap::new(),
+        found: 0,
+        stats: Stats::default(),
+    };
+    search.keys.insert(space.key(&root, &mut sc));
+    let mut first = Vec::new();
+    let props = props_of(space.check(&root), &mut 0, &mut first);
+    search.note(u32::MAX, 0, 0, props, &first, true);
+    search.stats.levels.push(Level {
+        expanded: 0,
+        new: 1,
+    });
+    let mut frontier: Vec<(u32, P::State)> = vec![(0, root)];
+    let threads = cfg.threads.max(1);
+    let mut level = 0u32;
+    while !frontier.is_empty() && level < max_levels {
+        level += 1;
+        let depth = level as usize;
+        // The last level's states are checked but never expanded: do not keep them.
+        let keep = level < max_levels;
+        if threads == 1 {
+            let expanded = frontier.len() as u64;
+            let mut next = Vec::new();
+            let new = expand_inline(space, &frontier, &mut search, keep, depth, &mut next);
+            drop(frontier);
+            frontier = next;
+            if finish_level(
+                &mut search,
+                expanded,
+                new,
+                frontier.len(),
+                cfg,
+                level,
+                max_levels,
+            ) {
+                break;
+            }
+            continue;
+        }
+        let keys = &search.keys;
+        let found = search.found;
+        let chunks: Vec<Chunk<P::State>> = if frontier.len() < 2 {
+            vec![expand_chunk(space, &frontier, keys, found, keep)]
+        } else {
+            // Small chunks handed out in order balance the load; merging them in index order
+            // keeps the result independent of the number of threads.
+            let size = frontier.len().div_ceil(threads * 8).max(1);
+            let parts: Vec<&[(u32, P::State)]> = frontier.chunks(size).collect();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let slots: Vec<std::sync::Mutex<Option<Chunk<P::State>>>> =
+                parts.iter().map(|_| std::sync::Mutex::new(None)).collect();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= parts.len() {
+                            break;
+                        }
+                        let c = expand_chunk(space, parts[i], keys, found, keep);
+                        *slots[i].lock().unwrap() = Some(c);
+                    });
+                }
+            });
+            slots
+                .into_iter()
+                .map(|m| m.into_inner().unwrap().unwrap())
+                .collect()
+        };
+        let expanded = frontier.len() as u64;
+        drop(frontier);
+        let mut next: Vec<(u32, P::State)> = Vec::new();
+        let mut new = 0u64;
+        for c in chunks {
+            search.stats.explored += c.explored;
+            search.stats.skipped += c.skipped;
+            search.stats.renamings += c.renamings;
+            for r in c.recs {
+                search.note(r.parent, r.label, depth, r.props, &r.first, false);
+                let Some(n) = r.new else { continue };
+                if !search.keys.insert(n.key) {
+                    continue; // found first by an earlier chunk of this level
+                }
+                let idx = search.links.len() as u32;
+                search.links.push((r.parent, r.label));
+                new += 1;
+                search.stats.terminal += n.terminal as u64;
+                search.note(r.parent, r.label, depth, n.props, &r.first, true);
+                if let Some(s) = n.state {
+                    next.push((idx, *s));
+                }
+            }
+        }
+        frontier = next;
+        if finish_level(
+            &mut search,
+            expanded,
+            new,
+            frontier.len(),
+            cfg,
+            level,
+            max_levels,
+        ) {
+            break;
+        }
+    }
+    search.stats.distinct = search.links.len() as u64;
+    search.stats.elapsed = start.elapsed();
+    search.stats.cpu_s = match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    search.stats.peak_rss_bytes = peak_rss_bytes();
+    search
+}
+
+/// Records a finished level; true when the search must stop (`states_max`).
+pub(super) fn finish_level(
+    search: &mut Search,
+    expanded: u64,
+    new: u64,
+    next: usize,
+    cfg: &Config,
+    level: u32,
+    max_levels: u32,
+) -> bool {
+    search.stats.levels.push(Level { expanded, new });
+    search.stats.frontier_peak = search.stats.frontier_peak.max(expanded + next as u64);
+    search.stats.store_bytes = search.stats.store_bytes.max(search.store_bytes());
+    if search.links.len() as u64 >= cfg.states_max {
+        search.stats.truncated = next > 0 && level < max_levels;
+        return true;
+    }
+    false
+}

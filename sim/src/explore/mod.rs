@@ -1,0 +1,389 @@
+//! Exhaustive bounded exploration (`ftsim explore`): every owner-level operation sequence up to a
+//! depth, breadth first, deduplicated by the canonical state fingerprint and reduced by symmetry,
+//! with every property checked in every state and the *shortest* counterexample of each violated
+//! property written as a reproducer script.
+//!
+//! # The state space
+//!
+//! **Sequential mode** (default). A state is the [`Sequential`] driver: the kernel model at
+//! quiescence plus the lockdep order graph the run has built so far (it decides future
+//! `lock-order` findings, so it is part of the state). A transition runs one operation of the
+//! alphabet to completion, without faults. Depth `D` explores every sequence of at most `D`
+//! operations. A state where the model got stuck (lock recursion) has no successor.
+//!
+//! **Interleaving mode** (`--interleave`). A state is the concurrent executor [`Sched`] with two
+//! threads, plus the number of operations started so far. A transition either starts an
+//! operation of the alphabet on the lowest idle thread (while fewer than `D` were started) or
+//! steps a thread that has an operation in flight to its next lock boundary. So at most two
+//! operations are in flight, every order of their steps is explored, and depth `D` bounds the
+//! number of operations; breadth-first levels are scheduling steps, so a counterexample is the
+//! shortest in steps. Starting only on the lowest idle thread is the thread symmetry (thread ids
+//! are interchangeable when idle).
+//!
+//! # The alphabet
+//!
+//! For a world of `K` functions `f0..` (the last `M` of them in module `m0` with `--module M`)
+//! and `T` tracers `t0..`, in this order (see [`alphabet`]):
+//!
+//! - per function f: `klp-enable f`, `klp-disable f`, `bpf-link KIND f` and `bpf-unlink KIND f`
+//!   for KIND in fentry, fexit, fmod_ret, `kprobe-arm f`, `kprobe-disarm f`, and when the version
+//!   has the single-ip direct API `direct-register f`, `direct-modify f`, `direct-unregister f`;
+//! - per tracer t: `tracer-register t` with (filter, notrace) = ({}, {}), ({f}, {}) and ({}, {f})
+//!   for every f, then per f `tracer-filter-add`, `tracer-filter-remove`, `tracer-notrace-add`,
+//!   `tracer-notrace-remove`, and `tracer-unregister t`;
+//! - with a module: `module-load m0`, `module-unload m0`.
+//!
+//! # Deduplication and symmetry
+//!
+//! States are deduplicated by a 128-bit key: the core's canonical fingerprint
+//! ([`ftsim_core::fingerprint`]: serial numbers renumbered, counters left out) of the kernel,
+//! combined with the lock-order graph (and, in interleaving mode, the number of operations
+//! started, and for states with an operation in flight the kernel's change counter and dirty
+//! records, which in-flight frames compare against and the core fingerprint leaves out).
+//!
+//! Functions that nothing distinguishes are interchangeable: the built-in functions among
+//! themselves, and the functions of one module among themselves; so are the tracers. For a
+//! state with no operation in flight the key is the minimum, over the permutations π of
+//! interchangeable functions and tracers, of the fingerprint of π(state), computed by
+//! [`fingerprint_permuted`], which hashes exactly the words [`ftsim_core::fingerprint::fingerprint`]
+//! hashes, with every function, tracer, ops slot, lock and address renamed through π (a test
+//! checks that the identity permutation reproduces the core fingerprint bit for bit, so the two
+//! cannot drift apart). Trying every permutation is factorial, so the candidates are narrowed
+//! first, without losing exactness: each function gets a signature that names no other function
+//! (its own record, owner state and ops, and order-free sums over every reference to it), the
+//! functions of a class are sorted by signature, and only orders that agree with the sort are
+//! tried (every permutation of a run of equal signatures). Functions that are *pristine* (in
+//! their initial state, with initial ops, and mentioned by no hash, no `direct_functions` entry,
+//! no address and no lock) are identical and unreferenced, so permuting them is an automorphism
+//! and only one of their orders is tried. Because signatures are invariant under renaming, the
+//! candidate set of π(s) is the candidate set of s renamed, and the key is a function of the
+//! symmetry orbit: distinct-state counts are orbit counts. States with an operation in flight
+//! carry frames the explorer cannot rename and use the identity only (sound, less reduction).
+//!
+//! Symmetry reduction is sound when the model treats interchangeable functions alike. The model
+//! iterates hashes in ip order (SPEC notes this stands in for bucket order), which could break
+//! that in principle; the test `symmetry_agrees_with_plain_search` in `sim/tests/explore.rs`
+//! explores with and without reduction and checks the reduced count equals the number of orbits
+//! of the plain search and that both find the same properties at the same depths. `--no-symmetry`
+//! switches it off.
+//!
+//! # What is checked
+//!
+//! Every new state: [`check`] (SPEC §3 at quiescence) and, in interleaving mode, deadlock when no
+//! thread can step. Every transition: the findings raised inside its steps (lock coverage,
+//! recursion, lock order, livelock, accounting warnings) and, in sequential mode, the atomicity
+//! footprint of a failed operation, exactly as [`Sequential::apply`] does. Availability is the
+//! oracle's verdict and is not judged here. The first finding of each property in breadth-first
+//! order is a shortest counterexample; it is replayed with [`Script::replay`] and reported with
+//! whether it reproduces.
+//!
+//! # Cost
+//!
+//! A transition clones the driver (about 0.3 µs on a 3-function world), runs one operation
+//! (about 0.45 µs) and computes the symmetric key (about 0.35 µs: signatures, the candidate
+//! renamings' encodings, one 128-bit hash); each new state is also checked (about 0.2 µs).
+//! Operations the owner refuses without effect are predicted and skipped (self-loops), and a
+//! refusal that leaves the kernel unchanged reuses its parent's key. The deduplication store
+//! costs 27–43 bytes per distinct state (a 128-bit key in a hash set plus a parent link); the
+//! frontier (two levels of full states) dominates peak memory. `sim/benches/explore.rs` prints
+//! the figures.
+//!
+//! # Determinism and threads
+//!
+//! Level-synchronous: each level's frontier is cut into contiguous chunks, expanded in parallel
+//! against the (read-only) set of earlier states, and merged in chunk order, so every index,
+//! count and counterexample is the one a single thread computes: results never depend on
+//! `--threads`.
+//!
+//! # Files
+//!
+//! `space` holds the public [`Space`] trait the engine ([`bfs`]) is generic over,
+//! [`Edge`] and the [`alphabet`]; `seq` and `inter` are the two spaces; `encode` the renamed
+//! fingerprint ([`encode`], [`Perm`], [`hash128`]); `symmetry` the canonical key ([`Symmetry`]);
+//! `os` the `/proc` probes; `command` the `ftsim explore` command line and printing.
+//!
+//! [`Sequential`]: ftsim_core::seq::Sequential
+//! [`Sequential::apply`]: ftsim_core::seq::Sequential::apply
+//! [`Sched`]: ftsim_core::sched::Sched
+//! [`check`]: ftsim_core::check::check
+
+mod bfs;
+mod command;
+mod encode;
+mod inter;
+mod os;
+mod seq;
+mod space;
+mod symmetry;
+
+pub use bfs::{bfs, Search};
+pub use command::{body_lines, run, summary, ExploreArgs};
+pub use encode::{encode, fingerprint_permuted, hash128, Perm, Scratch};
+use inter::{InterSpace, START};
+pub use os::{cpu_seconds, peak_rss_bytes};
+use seq::{seq_label_parts, SeqSpace};
+pub use space::{alphabet, Edge, Space};
+pub use symmetry::{order_mask, Symmetry};
+
+use crate::sweep::Target;
+use ftsim_core::ids::Tid;
+use ftsim_core::op::Op;
+use ftsim_core::property::{Property, Violation};
+use ftsim_core::script::{Line, Script};
+use ftsim_core::seq::Faults;
+use ftsim_core::world::World;
+use std::time::Duration;
+
+/// Most functions an exploration world may have (the state space is exponential anyway).
+pub const FUNCTIONS_MAX: u16 = 12;
+/// Most tracers.
+pub const TRACERS_MAX: u8 = 4;
+/// Largest depth accepted.
+pub const DEPTH_MAX: u32 = 64;
+/// Default bound on distinct states; reaching it stops the search (reported as incomplete).
+pub const STATES_MAX_DEFAULT: u64 = 200_000_000;
+/// Threads of the interleaving mode: "up to two in-flight operations".
+pub const INTERLEAVE_THREADS: usize = 2;
+/// Breadth-first levels the interleaving mode may take (a guard; each operation's steps are
+/// bounded by the core's retry bounds).
+pub const STEPS_MAX: u32 = 100_000;
+/// With faults: the highest decision index (per kind, per operation) a fault is injected at.
+pub const FAULT_INDEX_MAX: u32 = 16;
+/// Most symmetry permutations tried for one state; past it the key is still sound (a fingerprint
+/// of a renaming of the state), only no longer guaranteed to be the same for the whole orbit.
+pub const PERMS_MAX: usize = 720;
+
+/// One exploration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub target: Target,
+    pub world: World,
+    pub depth: u32,
+    pub threads: usize,
+    pub interleave: bool,
+    pub symmetry: bool,
+    pub states_max: u64,
+    /// Run the transitions predicted to be owner-level refusals anyway and check the prediction
+    /// (tests; slower).
+    pub verify_skips: bool,
+    /// Sequential mode: also run every operation with each single injected fault (one failing
+    /// allocation, image build or trylock), see [`FAULT_INDEX_MAX`].
+    pub faults: bool,
+}
+
+impl Config {
+    /// Sequential mode, one thread, symmetry on.
+    pub fn new(target: Target, world: World, depth: u32) -> Config {
+        Config {
+            target,
+            world,
+            depth,
+            threads: 1,
+            interleave: false,
+            symmetry: true,
+            states_max: STATES_MAX_DEFAULT,
+            verify_skips: false,
+            faults: false,
+        }
+    }
+}
+
+/// The world `ftsim explore` uses: `functions` built-in functions (the last `module` of them in
+/// module `m0`) and `tracers` tracers.
+pub fn world(functions: u16, tracers: u8, module: u16) -> Result<World, String> {
+    if functions == 0 || functions > FUNCTIONS_MAX {
+        return Err(format!(
+            "--functions must be between 1 and {FUNCTIONS_MAX}, found {functions}"
+        ));
+    }
+    if tracers > TRACERS_MAX {
+        return Err(format!(
+            "--tracers must be at most {TRACERS_MAX}, found {tracers}"
+        ));
+    }
+    if module > functions {
+        return Err(format!(
+            "--module {module} needs at least {module} functions, found {functions}"
+        ));
+    }
+    let mut w = World::new(functions);
+    w.tracers = tracers;
+    if module > 0 {
+        let fns: Vec<u16> = (functions - module..functions).collect();
+        w = w.with_module(&fns);
+    }
+    w.validate()?;
+    Ok(w)
+}
+
+/// Per breadth-first level: states in the frontier that was expanded, and new states found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Level {
+    pub expanded: u64,
+    pub new: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Transitions computed (successor states generated, duplicates included).
+    pub explored: u64,
+    /// Distinct states (symmetry orbits with symmetry on), the initial state included.
+    pub distinct: u64,
+    /// Distinct states without successors: stuck in a lock recursion (sequential mode).
+    pub terminal: u64,
+    /// Distinct states per level (index = depth; level 0 is the initial state).
+    pub levels: Vec<Level>,
+    pub elapsed: Duration,
+    /// `VmHWM` of the process after the search, in bytes (Linux), if readable.
+    pub peak_rss_bytes: Option<u64>,
+    /// Bytes of the deduplication store (key set and parent links) at its largest.
+    pub store_bytes: u64,
+    /// Largest frontier (states held in memory at once, two levels).
+    pub frontier_peak: u64,
+    /// Stopped at `states_max`.
+    pub truncated: bool,
+    /// Transitions not computed because the operation is refused at owner level without effect
+    /// (a self-loop; sequential mode).
+    pub skipped: u64,
+    /// Renamings tried by the symmetry reduction.
+    pub renamings: u64,
+    /// CPU seconds the process spent during the search (all threads), if readable.
+    pub cpu_s: Option<f64>,
+}
+
+impl Stats {
+    pub fn distinct_per_s(&self) -> f64 {
+        self.distinct as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+    pub fn explored_per_s(&self) -> f64 {
+        self.explored as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+    /// Peak resident memory divided by distinct states.
+    pub fn rss_per_state(&self) -> Option<f64> {
+        self.peak_rss_bytes
+            .map(|b| b as f64 / self.distinct.max(1) as f64)
+    }
+    pub fn store_per_state(&self) -> f64 {
+        self.store_bytes as f64 / self.distinct.max(1) as f64
+    }
+}
+
+/// The shortest counterexample of one property.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub property: Property,
+    pub violation: Violation,
+    /// Operations (sequential) or scheduling steps (interleaving) of the counterexample.
+    pub depth: usize,
+    pub script: Script,
+    /// Distinct states in which the property is violated.
+    pub states: u64,
+    /// Transitions that raised it.
+    pub transitions: u64,
+    /// Replaying the script shows the property.
+    pub reproduces: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub stats: Stats,
+    /// One per violated property, in [`Property::ALL`] order.
+    pub findings: Vec<Finding>,
+    pub alphabet: Vec<Op>,
+}
+
+/// Runs the exploration described by `cfg`.
+pub fn explore(cfg: &Config) -> Outcome {
+    let proto = cfg.target.proto;
+    let alphabet = alphabet(&cfg.world, &proto);
+    let sym = Symmetry::new(&cfg.world, proto, cfg.symmetry);
+    let search = if cfg.interleave {
+        let space = InterSpace {
+            world: cfg.world.clone(),
+            proto,
+            alphabet: alphabet.clone(),
+            sym,
+            depth: cfg.depth,
+        };
+        bfs(&space, cfg, STEPS_MAX)
+    } else {
+        let space = SeqSpace {
+            world: cfg.world.clone(),
+            proto,
+            alphabet: alphabet.clone(),
+            sym,
+            verify_skips: cfg.verify_skips,
+            faults: cfg.faults,
+        };
+        bfs(&space, cfg, cfg.depth)
+    };
+    let mut findings = Vec::new();
+    for (p, h) in &search.hits {
+        let mut path = if h.parent == u32::MAX {
+            Vec::new()
+        } else {
+            search.path(h.parent)
+        };
+        if h.depth > 0 {
+            path.push(h.label);
+        }
+        let (lines, schedule) = if cfg.interleave {
+            interleaved_lines(&alphabet, &path)
+        } else {
+            let lines = path
+                .iter()
+                .map(|&l| {
+                    let (op, faults) = seq_label_parts(l);
+                    Line {
+                        tid: 0,
+                        op: alphabet[op].clone(),
+                        faults,
+                    }
+                })
+                .collect();
+            (lines, None)
+        };
+        let script = Script {
+            proto,
+            world: cfg.world.clone(),
+            expect: vec![*p],
+            lines,
+            schedule,
+        };
+        let reproduces = script.replay().has(*p);
+        findings.push(Finding {
+            property: *p,
+            violation: h.violation.clone(),
+            depth: h.depth,
+            script,
+            states: h.states,
+            transitions: h.transitions,
+            reproduces,
+        });
+    }
+    Outcome {
+        stats: search.stats,
+        findings,
+        alphabet,
+    }
+}
+
+/// The lines and schedule of an interleaving path.
+fn interleaved_lines(alphabet: &[Op], path: &[u32]) -> (Vec<Line>, Option<Vec<Tid>>) {
+    let mut lines = Vec::new();
+    let mut schedule = Vec::new();
+    for &l in path {
+        let t = ((l & !START) >> 16) as Tid;
+        if l & START != 0 {
+            lines.push(Line {
+                tid: t,
+                op: alphabet[(l & 0xffff) as usize].clone(),
+                faults: Faults::NONE,
+            });
+            schedule.push(t);
+        } else {
+            schedule.push(l as Tid);
+        }
+    }
+    (lines, Some(schedule))
+}

@@ -1,0 +1,215 @@
+//! The sequential space: a state is the [`Sequential`] driver at quiescence plus its lockdep
+//! order graph; a transition runs one operation of the alphabet (with at most one fault).
+
+use ftsim_core::check::{check, footprint};
+use ftsim_core::kernel::Kernel;
+use ftsim_core::op::Op;
+use ftsim_core::property::Violation;
+use ftsim_core::protocol::Protocol;
+use ftsim_core::seq::{Faults, Sequential};
+use ftsim_core::world::World;
+
+use super::symmetry::combine;
+use super::{order_mask, Edge, Scratch, Space, Symmetry, FAULT_INDEX_MAX};
+
+pub(super) struct SeqSpace {
+    pub(super) world: World,
+    pub(super) proto: Protocol,
+    pub(super) alphabet: Vec<Op>,
+    pub(super) sym: Symmetry,
+    /// Run the transitions predicted to be self-loops anyway and check the prediction.
+    pub(super) verify_skips: bool,
+    pub(super) faults: bool,
+}
+
+/// An operation the owner refuses before any kernel code runs, with nothing changed: a
+/// transition back to the same state that raises nothing (SPEC §7 and the owner-level table of
+/// `core/src/op.rs`). Only judged at quiescence (sequential mode), where no lock is held, so the
+/// owner's own mutex adds no lock-order edge. `verify_skips` (the tests) checks every prediction.
+pub(super) fn self_loop(k: &Kernel, op: &Op) -> bool {
+    match op {
+        Op::KlpDisable(f) => k.fstate(*f).klp_stack == 0,
+        Op::BpfUnlink(kind, f) => !k.tr(*f).links.iter().any(|(x, _)| x == kind),
+        Op::KprobeDisarm(f) => k.fstate(*f).kprobes == 0,
+        Op::TracerRegister { tracer, .. } => k.tracers[tracer.0 as usize].registered,
+        Op::TracerUnregister(t) => !k.tracers[t.0 as usize].registered,
+        Op::DirectRegister(f) => k.fstate(*f).direct_user.is_some(),
+        Op::DirectModify(f) | Op::DirectUnregister(f) => k.fstate(*f).direct_user.is_none(),
+        Op::ModuleLoad(m) => {
+            let st = k.modules[m.0 as usize];
+            st.loaded || st.busy
+        }
+        Op::ModuleUnload(m) => {
+            let st = k.modules[m.0 as usize];
+            st.busy || !st.loaded
+        }
+        _ => false,
+    }
+}
+
+/// A state of the sequential mode: the driver, with its key and lock-order mask cached.
+#[derive(Clone)]
+pub(super) struct SeqState {
+    s: Sequential,
+    key: u128,
+    mask: u64,
+}
+
+/// A single fault: the `idx`-th allocation (kind 0), image build (1) or trylock (2) fails.
+pub(super) fn fault(kind: u32, idx: u32) -> Faults {
+    let mut f = Faults::NONE;
+    match kind {
+        0 => f.allocs = 1 << idx,
+        1 => f.builds = 1 << idx,
+        _ => f.trylocks = 1 << idx,
+    }
+    f
+}
+
+/// The label of a transition: the operation's index, and its fault (kind + 1, index).
+pub(super) fn seq_label(op: usize, f: Faults) -> u32 {
+    let (kind, bits) = if f.allocs != 0 {
+        (1, f.allocs)
+    } else if f.builds != 0 {
+        (2, f.builds)
+    } else if f.trylocks != 0 {
+        (3, f.trylocks)
+    } else {
+        (0, 0)
+    };
+    op as u32 | kind << 16 | bits.trailing_zeros().min(31) << 20
+}
+
+pub(super) fn seq_label_parts(l: u32) -> (usize, Faults) {
+    let op = (l & 0xffff) as usize;
+    let idx = (l >> 20) & 0x1f;
+    let f = match (l >> 16) & 0xf {
+        1 => fault(0, idx),
+        2 => fault(1, idx),
+        3 => fault(2, idx),
+        _ => Faults::NONE,
+    };
+    (op, f)
+}
+
+impl SeqSpace {
+    fn key_of(&self, s: &Sequential, mask: u64, sc: &mut Scratch) -> u128 {
+        combine(self.sym.key(&s.k, sc), &[mask, s.stuck as u64])
+    }
+
+    /// Runs operation `i` with `faults` from `st` and emits the edge. With a fault: false (and
+    /// nothing emitted) when the operation never reached the faulted decision.
+    fn transition(
+        &self,
+        st: &SeqState,
+        i: usize,
+        faults: Faults,
+        sc: &mut Scratch,
+        emit: &mut dyn FnMut(Edge<SeqState>),
+    ) -> bool {
+        let s = &st.s;
+        let op = &self.alphabet[i];
+        let mut c = s.clone();
+        let out = c.run(op, faults);
+        if !faults.is_none() {
+            let hit = if faults.trylocks != 0 {
+                out.contended
+            } else {
+                out.faulted
+            };
+            if !hit {
+                return false;
+            }
+        }
+        let mut violations = out.violations;
+        let mask = order_mask(&c.order);
+        // A failed operation that left the kernel as it was (a refusal) leads back to this
+        // state, and has an unchanged atomicity footprint; otherwise the footprint is compared
+        // as `Sequential::apply` does.
+        let unchanged = !out.stuck && out.result.is_err() && c.k == s.k;
+        if !out.stuck && out.result.is_err() && !unchanged {
+            if let Some(v) = footprint(&s.k).compare(&footprint(&c.k), &op.to_string()) {
+                violations.push(v);
+            }
+        }
+        let key = if unchanged && mask == st.mask {
+            st.key
+        } else {
+            self.key_of(&c, mask, sc)
+        };
+        emit(Edge {
+            label: seq_label(i, faults),
+            key,
+            terminal: out.stuck,
+            next: SeqState { s: c, key, mask },
+            violations,
+        });
+        true
+    }
+}
+
+impl Space for SeqSpace {
+    type State = SeqState;
+
+    fn root(&self) -> SeqState {
+        let mut s = Sequential::new(&self.world, self.proto);
+        s.check_atomicity = false;
+        let mask = order_mask(&s.order);
+        let key = self.key_of(&s, mask, &mut Scratch::default());
+        SeqState { s, key, mask }
+    }
+
+    fn key(&self, s: &SeqState, _sc: &mut Scratch) -> u128 {
+        s.key
+    }
+
+    fn expand(&self, st: &SeqState, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<SeqState>)) {
+        let s = &st.s;
+        if s.stuck {
+            return;
+        }
+        for (i, op) in self.alphabet.iter().enumerate() {
+            if self_loop(&s.k, op) {
+                sc.skipped += 1;
+                if self.verify_skips {
+                    let mut c = s.clone();
+                    let out = c.run(op, Faults::NONE);
+                    let mask = order_mask(&c.order);
+                    assert!(
+                        out.result.is_err()
+                            && out.violations.is_empty()
+                            && !out.stuck
+                            && mask == st.mask
+                            && self.key_of(&c, mask, sc) == st.key,
+                        "[explore internal bug] `{op}` was predicted to be refused without effect, \
+                         but it returned {:?}, raised {:?} or changed the state",
+                        out.result,
+                        out.violations
+                    );
+                }
+                continue;
+            }
+            self.transition(st, i, Faults::NONE, sc, emit);
+            if !self.faults {
+                continue;
+            }
+            // Each single fault, in decision order, while the operation reaches that decision.
+            for kind in 0..3 {
+                for idx in 0..FAULT_INDEX_MAX {
+                    let f = fault(kind, idx);
+                    if !self.transition(st, i, f, sc, emit) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn check(&self, s: &SeqState) -> Vec<Violation> {
+        if s.s.stuck {
+            Vec::new()
+        } else {
+            check(&s.s.k)
+        }
+    }
+}
