@@ -10,6 +10,7 @@ use crate::ids::{FnId, OpsId, OpsOwner, Tid};
 use crate::kernel::{fl, Kernel, RETRIES_MAX};
 use crate::locks::Lock;
 use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Ret, Step};
+use crate::owners::bpf::UnshareDeferred;
 use crate::property::{Property, Violation};
 use crate::protocol::{
     BpfShareState, DirectMeetsIpmodify, IpmodifyOwnerCall, PeerScan, RegisterTakesDirectMutex,
@@ -527,6 +528,13 @@ fn nth_ip(k: &Kernel, ops: OpsId, ips: &Option<Vec<FnId>>, i: usize) -> Option<F
     }
 }
 
+/// proposed (`peer_disable_deferred`): after direct_mutex is released, the DISABLE_PEERs a
+/// cleanup of these ips left pending.
+fn unshare_deferred(k: &Kernel, ops: OpsId, ips: &Option<Vec<FnId>>) -> UnshareDeferred {
+    let n = ips_len(k, ops, ips);
+    UnshareDeferred::new((0..n).filter_map(|i| nth_ip(k, ops, ips, i)).collect())
+}
+
 fn ips_len(k: &Kernel, ops: OpsId, ips: &Option<Vec<FnId>>) -> usize {
     match ips {
         Some(v) => v.len(),
@@ -650,11 +658,16 @@ impl Step for CleanupAfterIpmodify {
                     if self.idx as usize >= ips_len(k, self.ops, &self.ips) {
                         if !self.holds_direct {
                             k.unlock(t, Lock::Direct);
+                            if k.proto.peer_disable_deferred {
+                                call!(self, 6, unshare_deferred(k, self.ops, &self.ips));
+                            }
                         }
                         return Flow::Ret(Ok(0));
                     }
                     wait!(self, 2, Request::Lock(Lock::Ftrace));
                 }
+                // proposed (`peer_disable_deferred`): the deferred DISABLE_PEERs are done.
+                6 => return Flow::Ret(Ok(0)),
                 2 => {
                     let ip = nth_ip(k, self.ops, &self.ips, self.idx as usize);
                     let found = ip.and_then(|ip| peer_scan(k, ip, scan_mode(k)));
@@ -724,12 +737,19 @@ impl Step for UnregisterFtraceFunction {
                     }
                     self.pc = 3;
                 }
-                _ => {
+                3 => {
                     if self.holds_direct {
                         k.unlock(t, Lock::Direct);
+                        if k.proto.peer_disable_deferred
+                            && k.proto.cleanup_after_ipmodify
+                            && k.op(self.ops).has(fl::IPMODIFY)
+                        {
+                            call!(self, 4, unshare_deferred(k, self.ops, &None));
+                        }
                     }
                     return Flow::Ret(self.r.map_or(Ok(0), Err));
                 }
+                _ => return Flow::Ret(self.r.map_or(Ok(0), Err)),
             }
         }
     }
@@ -922,18 +942,27 @@ impl Step for SetHash {
                     k.unlock(t, Lock::Regex(self.ops));
                     if self.holds_direct && !self.leaving.is_empty() {
                         let mut c = CleanupAfterIpmodify::new(self.ops);
-                        c.ips = Some(std::mem::take(&mut self.leaving));
+                        c.ips = Some(if k.proto.peer_disable_deferred {
+                            self.leaving.clone()
+                        } else {
+                            std::mem::take(&mut self.leaving)
+                        });
                         c.holds_direct = true;
                         call!(self, 7, c);
                     }
                     self.pc = 7;
                 }
-                _ => {
+                7 => {
                     if self.holds_direct {
                         k.unlock(t, Lock::Direct);
+                        if k.proto.peer_disable_deferred && !self.leaving.is_empty() {
+                            let ips = Some(std::mem::take(&mut self.leaving));
+                            call!(self, 8, unshare_deferred(k, self.ops, &ips));
+                        }
                     }
                     return Flow::Ret(Ok(0));
                 }
+                _ => return Flow::Ret(Ok(0)),
             }
         }
     }

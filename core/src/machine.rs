@@ -179,6 +179,7 @@ frames! {
     ModuleLoad(crate::owners::modules::ModuleLoad),
     ModuleUnload(crate::owners::modules::ModuleUnload),
     ReleaseMod(crate::owners::modules::ReleaseMod),
+    BpfUnshareDeferred(crate::owners::bpf::UnshareDeferred),
 }
 
 /// A thread: one in-flight owner-level operation.

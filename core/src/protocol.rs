@@ -272,6 +272,16 @@ pub struct Protocol {
     /// (`cleanup_retries_busy_peer`) then ends as soon as the bit is clear, so a relinking storm
     /// that keeps `tr->mutex` taken cannot starve it (SPEC §5.3 cleanup, §3.8 livelock).
     pub peer_disable_hands_off: bool,
+    /// proposed: a DISABLE_PEER that finds `tr->mutex` taken is deferred, not retried: it sets
+    /// the trampoline's unshare-pending bit (lockless, before its trylock) and returns, and the
+    /// unregistration (or filter change) that sent it does the pending unsharing once it has
+    /// released direct_mutex, as a work item would: `tr->mutex` with a blocking lock (it holds
+    /// no ftrace lock then), then direct_mutex, the documented order (`tr->mutex => direct_mutex`,
+    /// Debian 6.12.117 `kernel/bpf/trampoline.c:63-73`), and, if the bit is still set, what
+    /// DISABLE_PEER does. A PEER or SELF command clears the bit (it says what sharing is now).
+    /// No retry bound, no trylock that a relinking storm (or a forced `!trylock`) can defeat
+    /// (SPEC §5.3 cleanup, §3.8 livelock).
+    pub peer_disable_deferred: bool,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
@@ -340,6 +350,7 @@ impl Protocol {
         bpf_busy_peer_sleeps: false,
         bpf_retry_guarded: false,
         peer_disable_hands_off: false,
+        peer_disable_deferred: false,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -417,11 +428,10 @@ impl Protocol {
         bpf_peer_restores_share: true,
         filter_remove_in_place: true,
         self_syncs_share: true,
-        cleanup_retries_busy_peer: true,
         bpf_unlink_reserves_image: true,
         bpf_unfilter_on_failure: true,
         failed_load_keeps_hashes: true,
-        peer_disable_hands_off: true,
+        peer_disable_deferred: true,
         ..Protocol::FIXES_2025
     };
 
@@ -505,6 +515,7 @@ impl Protocol {
         policy: SharingPolicy::Shared,
         // proposed only.
         peer_disable_hands_off: false,
+        peer_disable_deferred: false,
     };
 
     /// Debian's `linux-source-6.12` 6.12.117-1~deb12u1 (`/usr/src/linux-source-6.12.tar.xz`),
@@ -579,6 +590,7 @@ impl Protocol {
         policy: SharingPolicy::Shared,
         // proposed only.
         peer_disable_hands_off: false,
+        peer_disable_deferred: false,
     };
 
     /// A preset by name.
@@ -659,6 +671,12 @@ impl Protocol {
                 || self.bpf_peer_lock != BpfPeerLock::Trylock)
         {
             return bad("peer_disable_hands_off=true needs bpf_share_state=tramp-flags and bpf_peer_lock=trylock");
+        }
+        if self.peer_disable_deferred
+            && (self.bpf_share_state != BpfShareState::TrampFlags
+                || self.bpf_peer_lock != BpfPeerLock::Trylock)
+        {
+            return bad("peer_disable_deferred=true needs bpf_share_state=tramp-flags and bpf_peer_lock=trylock");
         }
         if self.single_direct_api == SingleDirectApi::Absent && self.single_direct_ops_ipmodify {
             return bad("single_direct_ops_ipmodify=true needs the single-ip direct API (single_direct_api is absent)");
@@ -878,6 +896,7 @@ switches! {
     bpf_busy_peer_sleeps: bool = "the BPF owner callback sleeps (msleep(1)) before -EAGAIN for a taken tr->mutex (merged+; not v2)",
     bpf_retry_guarded: bool = "v2: the BPF -EAGAIN retry gives up with WARN_ON_ONCE when sharing is already on or an image is installed",
     peer_disable_hands_off: bool = "proposed: a DISABLE_PEER that finds tr->mutex taken leaves the unsharing to the holder (pending bit, checked after unlock)",
+    peer_disable_deferred: bool = "proposed: a DISABLE_PEER that finds tr->mutex taken is done by its sender after direct_mutex is released (blocking tr->mutex, then direct_mutex)",
 }
 
 impl fmt::Display for Protocol {

@@ -401,7 +401,7 @@ mod tests {
     /// `livelock` is no longer judged on it.
     #[test]
     fn sleepers_are_due_after_a_bounded_number_of_steps() {
-        let mut s = Sched::new(&World::new(1), Protocol::PROPOSED, 2);
+        let mut s = Sched::new(&World::new(1), Protocol::FIXES_2025, 2);
         for o in [
             "bpf-link fexit f0",
             "kprobe-arm f0",

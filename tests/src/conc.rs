@@ -1519,7 +1519,7 @@ pub const CASES: &[Case] = &[
                 out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
             ),
             ("alt-blocking-peer", Expect::Deadlock),
-            ("proposed", out(&["ok ok", "ok* ok", "ok* ok*"], &[], &[])),
+            ("proposed", out(&["ok ok", "ok* ok"], &[], &[])),
             (
                 "debian-6.1",
                 out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),

@@ -627,3 +627,43 @@ fn v2_retries_only_the_first_registration() {
         assert_eq!(warns, warned, "{p}");
     }
 }
+
+#[test]
+fn proposed_defers_a_busy_disable_peer_to_after_direct_mutex() {
+    // The kprobe's unregistration sends DISABLE_PEER under direct_mutex and its trylock finds
+    // tr->mutex taken (forced). proposed (`peer_disable_deferred`) leaves the pending bit and
+    // does the unsharing itself once direct_mutex is released (tr->mutex, then direct_mutex):
+    // the trampoline stops sharing. Handing it to a holder that does not exist
+    // (`peer_disable_hands_off` without the retry) leaves it sharing (`share-leak`).
+    let mut hands_off = Protocol::PROPOSED;
+    hands_off.set("peer_disable_deferred", "false").unwrap();
+    hands_off.set("peer_disable_hands_off", "true").unwrap();
+    for (p, leak) in [(Protocol::PROPOSED, false), (hands_off, true)] {
+        let mut s = Sequential::new(&World::new(1), p);
+        for op in ["bpf-link fexit f0", "kprobe-arm f0"] {
+            let out = s.apply(&op.parse().unwrap());
+            assert_eq!((out.result, out.violations.len()), (Ok(()), 0), "{p}: {op}");
+        }
+        assert!(s.k.tr(FnId(0)).flags.share, "{p}: sharing with the kprobe");
+        s.k.trace = Some(Vec::new());
+        let faults = ftsim_core::seq::Faults {
+            trylocks: 1,
+            ..Default::default()
+        };
+        let out = s.apply_with(&"kprobe-disarm f0".parse().unwrap(), faults);
+        let trace = s.k.trace.take().unwrap();
+        assert_eq!(out.result, Ok(()), "{p}");
+        assert!(
+            out.contended,
+            "{p}: the DISABLE_PEER trylock was forced to fail"
+        );
+        let found: Vec<&str> = out.violations.iter().map(|v| v.property.id()).collect();
+        assert_eq!(found.contains(&"share-leak"), leak, "{p}: {found:?}");
+        assert_eq!(s.k.tr(FnId(0)).flags.share, leak, "{p}");
+        assert_eq!(s.k.fns[0].unshare_pending, leak, "{p}: the pending bit");
+        let deferred = trace.iter().any(|e| {
+            matches!(&e.kind, EventKind::Enter(name) if *name == "bpf_trampoline_unshare_deferred")
+        });
+        assert_eq!(deferred, !leak, "{p}: {trace:?}");
+    }
+}

@@ -19,6 +19,12 @@ fn image_addr(f: FnId, serial: u32) -> Addr {
     Addr::Image { tr: f, serial }
 }
 
+/// proposed (`peer_disable_hands_off`, `peer_disable_deferred`): a DISABLE_PEER that finds
+/// tr->mutex taken leaves an unshare-pending bit beside the trampoline.
+fn pending_bit(k: &Kernel) -> bool {
+    k.proto.peer_disable_hands_off || k.proto.peer_disable_deferred
+}
+
 /// `bpf_tramp_ftrace_ops_func(ops, ENABLE_SHARE_IPMODIFY_SELF)`: called inside the direct ops'
 /// registration with tr->mutex already held; pure flag logic, so it runs inline.
 pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, cmd: Cmd) -> Result<(), Errno> {
@@ -29,7 +35,7 @@ pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, cmd: Cmd) -> Result<(), Errn
         t,
         EventKind::Callback(ops, cmd.name(k.proto.bpf_share_state)),
     );
-    if k.proto.peer_disable_hands_off {
+    if pending_bit(k) {
         // proposed: SELF says what sharing is now (tr->mutex is held by the registering link).
         k.fns[f.0 as usize].unshare_pending = false;
     }
@@ -97,7 +103,7 @@ impl Step for BpfOpsFunc {
     const NAME: &'static str = "bpf_tramp_ftrace_ops_func";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let f = self.f;
-        let hands_off = k.proto.peer_disable_hands_off;
+        let hands_off = pending_bit(k);
         match self.pc {
             0 if self.held => {
                 self.pc = 1;
@@ -707,6 +713,72 @@ impl Step for UnsharePending {
                 _ => {
                     k.unlock(t, Lock::Direct);
                     k.unlock(t, Lock::Tr(f));
+                    self.pc = 0;
+                }
+            }
+        }
+    }
+}
+
+/// proposed (`peer_disable_deferred`): the DISABLE_PEER work the sender's cleanup left pending
+/// (it found tr->mutex taken), done by the sender once it has released direct_mutex, as a work
+/// item would: for each function of the cleanup whose bit is set, tr->mutex (a blocking lock:
+/// nothing of ftrace is held now), direct_mutex (the documented order), and if the bit is still
+/// set (no PEER or SELF said otherwise meanwhile), what DISABLE_PEER does. No trylock, no retry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UnshareDeferred {
+    pub ips: Vec<FnId>,
+    idx: u16,
+    pc: u8,
+}
+
+impl UnshareDeferred {
+    pub fn new(ips: Vec<FnId>) -> Self {
+        UnshareDeferred { ips, idx: 0, pc: 0 }
+    }
+
+    fn f(&self) -> FnId {
+        self.ips[self.idx as usize]
+    }
+}
+
+impl Step for UnshareDeferred {
+    const NAME: &'static str = "bpf_trampoline_unshare_deferred";
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        loop {
+            match self.pc {
+                0 => {
+                    let Some(&f) = self.ips.get(self.idx as usize) else {
+                        return Flow::Ret(Ok(0));
+                    };
+                    if !k.fns[f.0 as usize].unshare_pending {
+                        self.idx += 1;
+                        continue;
+                    }
+                    wait!(self, 1, Request::Lock(Lock::Tr(f)));
+                }
+                1 => wait!(self, 2, Request::Lock(Lock::Direct)),
+                2 => {
+                    let f = self.f();
+                    if !k.fns[f.0 as usize].unshare_pending {
+                        self.pc = 4;
+                        continue;
+                    }
+                    let mut cmd = BpfOpsFunc::new(f, Cmd::PeerDisable);
+                    cmd.held = true;
+                    call!(self, 3, cmd);
+                }
+                3 => {
+                    // Errors are ignored, as the cleanup ignores them (the rebuild failed: the
+                    // old image still calls through the stack, sharing is off).
+                    let _ = input.ret();
+                    self.pc = 4;
+                }
+                _ => {
+                    let f = self.f();
+                    k.unlock(t, Lock::Direct);
+                    k.unlock(t, Lock::Tr(f));
+                    self.idx += 1;
                     self.pc = 0;
                 }
             }
