@@ -131,3 +131,14 @@ pub fn shard(mut set: SeedSet, arg: &str) -> Result<SeedSet, UsageError> {
     set.shards = n;
     Ok(set)
 }
+
+/// `--jobs`: worker threads, by default one per available core.
+pub fn jobs(arg: Option<usize>) -> Result<usize, UsageError> {
+    let jobs = arg.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if jobs == 0 || jobs > 1024 {
+        return Err(UsageError(format!(
+            "--jobs must be between 1 and 1024, found {jobs}"
+        )));
+    }
+    Ok(jobs)
+}

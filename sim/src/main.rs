@@ -206,14 +206,7 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if jobs == 0 || jobs > 1024 {
-        return Err(UsageError(format!(
-            "--jobs must be between 1 and 1024, found {jobs}"
-        )));
-    }
+    let jobs = cli::jobs(a.jobs)?;
     let cfg = sweep::Config {
         targets,
         seeds,
