@@ -227,19 +227,18 @@ impl Step for ModifyDirectMulti {
                         }
                         return Flow::Ret(Err(e));
                     }
+                    // fixes-2025: `__ftrace_hash_update_ipmodify(ops, hash, hash, true)` runs
+                    // after register_ftrace_function_nolock(&tmp_ops) has dropped ftrace_lock,
+                    // with only direct_mutex held (it reads the records' IPMODIFY and may send
+                    // SELF; it writes no record of a direct ops); ftrace_lock is taken again for
+                    // the swap alone (Debian 6.1.192 `kernel/trace/ftrace.c:5804-5821`, 6.12.117
+                    // `kernel/trace/ftrace.c:6127-6143`).
                     if k.proto.modify_checks_ipmodify {
-                        wait!(self, 3, Request::Lock(Lock::Ftrace));
+                        call!(self, 4, UpdateIpmodify::modify(k, self.ops));
                     }
                     wait!(self, 5, Request::Lock(Lock::Ftrace));
                 }
-                // KNOWN DEVIATION (issue 11): the kernel runs this pass after
-                // register_ftrace_function_nolock(&tmp_ops) has dropped ftrace_lock, with only
-                // direct_mutex held, and retakes ftrace_lock for the swap alone (Debian 6.1.192
-                // ftrace.c:5804-5821, 6.12.117 ftrace.c:6127-6143); the model still holds
-                // ftrace_lock across it.
-                3 => call!(self, 4, UpdateIpmodify::modify(k, self.ops)),
                 4 => {
-                    k.unlock(t, Lock::Ftrace);
                     if let Err(e) = input.ret() {
                         self.err = Some(e);
                         call!(self, 7, UnregisterFtraceFunction::new(stub));

@@ -166,7 +166,6 @@ fn modify_on_a_livepatched_function_warns_only_off_the_update_target_path() {
 }
 
 #[test]
-#[ignore = "known gap (issue 11): the model holds ftrace_lock across the modify path's IPMODIFY pass"]
 fn modify_checks_ipmodify_without_ftrace_lock() {
     // __modify_ftrace_direct(_multi) runs __ftrace_hash_update_ipmodify(ops, hash, hash, true)
     // after register_ftrace_function_nolock(&tmp_ops) has dropped ftrace_lock and takes it again

@@ -328,7 +328,8 @@ pub fn encode(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
                 | (tr.flags.call_orig as u64) << 8
                 | (tr.flags.orig_stack as u64) << 9
                 | (tr.flags.share as u64) << 10
-                | (tr.indirect_call as u64) << 11,
+                | (tr.indirect_call as u64) << 11
+                | (s.unshare_pending as u64) << 12,
         );
         for (kind, pr) in &tr.links {
             let x = c.prog(*pr);

@@ -333,7 +333,8 @@ impl Symmetry {
                     | (tr.flags.call_orig as u64) << 8
                     | (tr.flags.orig_stack as u64) << 9
                     | (tr.flags.share as u64) << 10
-                    | (tr.indirect_call as u64) << 11,
+                    | (tr.indirect_call as u64) << 11
+                    | (s.unshare_pending as u64) << 12,
             );
             for (kind, _) in &tr.links {
                 h = acc(h, *kind as u64);
