@@ -100,7 +100,8 @@
 //! `space` holds the public [`Space`] trait the engine ([`bfs`]) is generic over,
 //! [`Edge`] and the [`alphabet`]; `seq` and `inter` are the two spaces; `encode` the renamed
 //! fingerprint ([`encode`], [`Perm`], [`hash128`]); `symmetry` the canonical key ([`Symmetry`]);
-//! `os` the `/proc` probes; `command` the `ftsim explore` command line and printing.
+//! `os` the `/proc` probes. The `ftsim explore` command line and printing are the binary's
+//! (`src/bin/ftsim/explore_cmd.rs`).
 //!
 //! [`Sequential`]: ftsim_core::seq::Sequential
 //! [`Sequential::apply`]: ftsim_core::seq::Sequential::apply
@@ -108,7 +109,6 @@
 //! [`check`]: ftsim_core::check::check
 
 mod bfs;
-mod command;
 mod encode;
 mod inter;
 mod os;
@@ -117,7 +117,6 @@ mod space;
 mod symmetry;
 
 pub use bfs::{bfs, Search};
-pub use command::{body_lines, run, summary, ExploreArgs};
 pub use encode::{encode, fingerprint_permuted, hash128, Perm, Scratch};
 use inter::{InterSpace, START};
 pub use os::{cpu_seconds, peak_rss_bytes};

@@ -26,14 +26,12 @@
 //! failed trylocks as orange crosses, rewritten call sites in a lane of their own, and every
 //! finding as a red line where it appeared. Hovering shows details (`<title>`; no script).
 
-mod command;
 mod evidence;
 mod html;
 mod markdown;
 mod svg;
 mod text;
 
-pub use command::{run, ReportArgs};
 pub use evidence::{
     build, replay_with_oracle, CellReport, Config, Evidence, Explored, Report, ReproducerFile,
     Source,

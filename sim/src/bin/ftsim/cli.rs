@@ -1,8 +1,8 @@
 //! Command-line plumbing shared by the subcommands: protocol and seed arguments, errors that
 //! name the problem, and the exit codes.
 
-use crate::sweep::{SeedSet, Target};
 use ftsim_core::protocol::{self, Protocol, ProtocolError};
+use ftsim_sim::sweep::{SeedSet, Target};
 use std::fmt;
 use std::path::Path;
 

@@ -1,10 +1,10 @@
 //! The `ftsim report` command: its arguments and running it.
 
-use super::{build, not_replaying, write, Config, Source, REPORT_SEEDS};
 use crate::cli::{self, UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL};
-use crate::explore;
-use crate::sim::EVENTS_DEFAULT;
-use crate::sweep::{SeedSet, Target};
+use ftsim_sim::explore;
+use ftsim_sim::report::{build, not_replaying, write, Config, Source, REPORT_SEEDS};
+use ftsim_sim::sim::{EVENTS_DEFAULT, EVENTS_MAX};
+use ftsim_sim::sweep::{SeedSet, Target};
 use std::path::PathBuf;
 
 /// `ftsim report` arguments.
@@ -61,11 +61,10 @@ pub fn run(a: &ReportArgs) -> Result<i32, UsageError> {
         Some(s) => cli::seeds(s)?,
         None => SeedSet::range(0, REPORT_SEEDS),
     };
-    if a.events == 0 || a.events > crate::sim::EVENTS_MAX {
+    if a.events == 0 || a.events > EVENTS_MAX {
         return Err(UsageError(format!(
             "--events must be between 1 and {}, found {}",
-            crate::sim::EVENTS_MAX,
-            a.events
+            EVENTS_MAX, a.events
         )));
     }
     if a.depth == 0 || a.depth > explore::DEPTH_MAX {

@@ -1,10 +1,10 @@
 //! The `ftsim explore` command: its arguments, running it per protocol, and printing the
 //! results as text or JSON.
 
-use super::{explore, world, Config, Outcome, DEPTH_MAX, STATES_MAX_DEFAULT};
 use crate::cli::{self, UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL};
-use crate::sweep::Target;
 use ftsim_core::script::Script;
+use ftsim_sim::explore::{explore, world, Config, Outcome, DEPTH_MAX, STATES_MAX_DEFAULT};
+use ftsim_sim::sweep::Target;
 use std::io::Write;
 
 /// `ftsim explore` arguments.

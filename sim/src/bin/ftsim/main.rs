@@ -4,11 +4,14 @@
 
 use clap::{Args, Parser, Subcommand};
 
+mod cli;
+mod explore_cmd;
 mod kernel_cmd;
+mod report_cmd;
+use cli::{UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL, EXIT_USAGE};
 use ftsim_core::property::Property;
 use ftsim_core::protocol::{Protocol, PRESETS, SWITCHES};
 use ftsim_core::script::Script;
-use ftsim_sim::cli::{self, UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL, EXIT_USAGE};
 use ftsim_sim::shrink::shrink;
 use ftsim_sim::sim::{run_seed, EVENTS_DEFAULT, EVENTS_MAX};
 use ftsim_sim::sweep::{self, replay_command, SeedSet, Target};
@@ -41,10 +44,10 @@ enum Cmd {
     Shrink(ShrinkArgs),
     /// Exhaustive bounded exploration: every operation sequence up to a depth, shortest
     /// counterexample per property.
-    Explore(ftsim_sim::explore::ExploreArgs),
+    Explore(explore_cmd::ExploreArgs),
     /// Write the findings report (HTML and Markdown): sweep, exhaustive search, proptest
     /// reproducers, with a timeline picture per finding.
-    Report(ftsim_sim::report::ReportArgs),
+    Report(report_cmd::ReportArgs),
     /// Run a reproducer file on a real Linux kernel under QEMU and print, step by step, the
     /// model's prediction beside what the kernel did; or, with --random N, a differential
     /// campaign of N random scripts. Exit 0 agree, 1 differ, 2 bad input (also: a script the
@@ -161,8 +164,8 @@ fn dispatch(cli: Cli) -> Result<i32, UsageError> {
         Cmd::Run(a) => run(a),
         Cmd::Replay(a) => replay(a),
         Cmd::Shrink(a) => shrink_cmd(a),
-        Cmd::Explore(a) => ftsim_sim::explore::run(&a),
-        Cmd::Report(a) => ftsim_sim::report::run(&a),
+        Cmd::Explore(a) => explore_cmd::run(&a),
+        Cmd::Report(a) => report_cmd::run(&a),
         Cmd::Versions { json } => Ok(versions(json)),
         Cmd::Kernel(a) => kernel_cmd::run(a),
     }
