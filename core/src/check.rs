@@ -39,6 +39,11 @@ fn intended_addr(k: &Kernel, op: OpsId, f: FnId) -> Option<Addr> {
             tr: g,
             serial: im.serial,
         }),
+        // BPF's shared direct_ops (mainline 2026): the current image of f's own trampoline.
+        OpsOwner::BpfDirectOps => k.tr(f).cur_image.as_ref().map(|im| Addr::Image {
+            tr: f,
+            serial: im.serial,
+        }),
         // The shared single-ip direct_ops: a direct user's trampoline, or (pre) the BPF trampoline.
         OpsOwner::DirectSingle => k.fstate(f).direct_user.or_else(|| {
             let bpf_single = k.proto.bpf_direct_api == crate::protocol::BpfDirectApi::Single;
@@ -244,7 +249,7 @@ fn check_fn(k: &Kernel, f: FnId, selecting: &[OpsId], out: &mut Vec<Violation>) 
     }
     // share-leak: an installed trampoline still sharing with no IPMODIFY ops on the function.
     if tr.cur_image.is_some() && ipm.is_empty() {
-        let fops = k.op(k.id(OpsOwner::Bpf(f)));
+        let fops = k.op(k.bpf_fops(f));
         let sharing = match k.proto.bpf_share_state {
             BpfShareState::TrampFlags => tr.flags.share,
             BpfShareState::IndirectBool => tr.indirect_call || fops.has(fl::SHARE_IPMODIFY),
@@ -261,13 +266,18 @@ fn check_fn(k: &Kernel, f: FnId, selecting: &[OpsId], out: &mut Vec<Violation>) 
 
 fn check_global(k: &Kernel, out: &mut Vec<Violation>) {
     // Half-registered ops: callback/trampoline set on a direct ops that is not registered.
-    for f in (0..k.fns.len() as u16).map(FnId) {
-        let id = k.id(OpsOwner::Bpf(f));
+    let mut fops: SmallVec<[(FnId, OpsId); 4]> = (0..k.fns.len() as u16)
+        .map(|f| (FnId(f), k.bpf_fops(FnId(f))))
+        .collect();
+    fops.dedup_by_key(|(_, id)| *id);
+    for (f, id) in fops {
         let o = k.op(id);
         if (o.func_set || o.trampoline_set) && !o.has(fl::ENABLED) {
+            // The shared direct_ops (mainline 2026) belongs to no one function.
+            let who = (!k.info.layout.bpf_direct_ops).then_some(f);
             out.push(Violation::new(
                 Property::Atomicity,
-                Some(f),
+                who,
                 format!("{} keeps its callback/trampoline while not registered (a later register gets -EINVAL)", k.owner(id)),
             ));
         }
@@ -333,8 +343,14 @@ pub fn footprint(k: &Kernel) -> Footprint {
         // Debian 6.1.192 ftrace.c:5731, 6.12.117 ftrace.c:6050). Only there: v2's register
         // or-s DIRECT into the caller's flags (`direct_keeps_flags`), so what a failure leaves
         // in them stays, and no other owner's flags are ever assigned by ftrace.
-        let assigned =
-            !k.proto.direct_keeps_flags && matches!(k.owner(OpsId(i as u16)), OpsOwner::Bpf(_));
+        // BPF's shared direct_ops (mainline 2026) has no flag but what update_ftrace_direct_add
+        // or-s in (`ops->flags |= MULTI_FLAGS`; trampoline.c `direct_ops = { .ops_func }`), so
+        // an unregistered one with DIRECT and one without are the same to its next registration.
+        let assigned = !k.proto.direct_keeps_flags
+            && matches!(
+                k.owner(OpsId(i as u16)),
+                OpsOwner::Bpf(_) | OpsOwner::BpfDirectOps
+            );
         if assigned && o.flags & fl::ENABLED == 0 {
             o.flags = 0;
         }

@@ -7,10 +7,11 @@ use crate::ftrace::{
     call, wait, RegisterFtraceFunction, RegisterNolock, SetHash, UnregisterFtraceFunction,
     UpdateIpmodify,
 };
+use crate::hash::IpHash;
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, Tid};
 use crate::kernel::{fl, Kernel};
 use crate::locks::Lock;
-use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Step};
+use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Ret, Step};
 use crate::protocol::{DirectRegisterFailure, RegisterTakesDirectMutex, SingleDirectApi};
 
 /// `register_ftrace_direct_multi(ops, addr)` (SPEC §5.2–5.4).
@@ -484,6 +485,317 @@ impl Step for ModifyDirectSingle {
                 k.unlock(t, Lock::Ftrace);
                 k.unlock(t, Lock::Direct);
                 Flow::Ret(self.err.map_or(Ok(0), Err))
+            }
+        }
+    }
+}
+
+/// `update_ftrace_direct_add(ops, {ip -> addr})` (mainline 2026, `kernel/trace/ftrace.c` at
+/// kernel-patches/bpf 00c266387e36, called by BPF's `direct_ops_add` with the one-entry hash of
+/// `hash_from_ip`; `bpf_direct_api = shared-ops`): under direct_mutex, an ip already in
+/// `direct_functions` is `-EINVAL`; the new `direct_functions` is published first; the first add
+/// (the ops' filter is empty: "If there's nothing in filter_hash we need to register the ops")
+/// sets `ops->func`, or-s in `MULTI_FLAGS`, sets the trampoline and the filter and registers with
+/// `register_ftrace_function_nolock`, undoing all of it on failure; a later add changes the
+/// filter of the registered ops with `ftrace_update_ops` under ftrace_lock (the IPMODIFY
+/// accounting for the entering ip, which sends SELF, then the record accounting and the code
+/// update). Any failure restores `direct_functions`. The three allocations (BPF's
+/// `hash_from_ip`, the two `hash_add` copies) fail alike, `-ENOMEM` with nothing changed: one
+/// fault point stands for them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UpdateDirectAdd {
+    pub ops: OpsId,
+    pub ip: FnId,
+    pub addr: Addr,
+    pc: u8,
+    new: IpHash,
+}
+
+impl UpdateDirectAdd {
+    pub fn new(ops: OpsId, ip: FnId, addr: Addr) -> Self {
+        UpdateDirectAdd {
+            ops,
+            ip,
+            addr,
+            pc: 0,
+            new: IpHash::new(),
+        }
+    }
+}
+
+impl Step for UpdateDirectAdd {
+    const NAME: &'static str = "update_ftrace_direct_add";
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        let fail = |k: &mut Kernel, e| {
+            k.unlock(t, Lock::Direct);
+            Flow::Ret(Err(e))
+        };
+        match self.pc {
+            0 => wait!(self, 1, Request::Lock(Lock::Direct)),
+            1 => {
+                // "Make sure requested entries are not already registered." (err = -EINVAL)
+                if k.direct_functions.lookup(self.ip).is_some() {
+                    return fail(k, Errno::EINVAL);
+                }
+                let o = k.op(self.ops);
+                let reg = k.filter(self.ops).is_empty();
+                if reg && (o.func_set || o.trampoline_set || o.has(fl::ENABLED)) {
+                    return fail(k, Errno::EINVAL);
+                }
+                wait!(self, 2, Request::Alloc(AllocSite::HashCopy))
+            }
+            2 => {
+                if !input.ok() {
+                    return fail(k, Errno::ENOMEM);
+                }
+                let mut new = k.filter(self.ops).clone();
+                new.add(self.ip);
+                // rcu_assign_pointer(direct_functions, new_direct_functions)
+                k.direct_add(t, self.ip, self.addr);
+                if k.filter(self.ops).is_empty() {
+                    let o = k.op_mut(self.ops);
+                    o.func_set = true;
+                    o.trampoline_set = true;
+                    o.flags |= fl::DIRECT;
+                    // ops->local_hash.filter_hash = new_filter_hash (not registered yet)
+                    k.assign_hash(t, self.ops, false, new);
+                    call!(self, 3, RegisterNolock::new(self.ops));
+                }
+                self.new = new;
+                wait!(self, 4, Request::Lock(Lock::Ftrace))
+            }
+            3 => {
+                let r = input.ret();
+                if r.is_err() {
+                    // "restore old filter on error", "cleanup for possible another register call"
+                    k.assign_hash(t, self.ops, false, IpHash::new());
+                    let o = k.op_mut(self.ops);
+                    o.func_set = false;
+                    o.trampoline_set = false;
+                    k.direct_remove_first(t, self.ip);
+                }
+                k.unlock(t, Lock::Direct);
+                Flow::Ret(r)
+            }
+            // ftrace_update_ops -> ftrace_hash_move: the IPMODIFY accounting of the filter change.
+            4 => call!(self, 5, UpdateIpmodify::update(k, self.ops, &self.new)),
+            _ => {
+                if let Err(e) = input.ret() {
+                    k.unlock(t, Lock::Ftrace);
+                    k.direct_remove_first(t, self.ip);
+                    return fail(k, e);
+                }
+                apply_filter(k, t, self.ops, std::mem::take(&mut self.new));
+                k.unlock(t, Lock::Ftrace);
+                k.unlock(t, Lock::Direct);
+                Flow::Ret(Ok(0))
+            }
+        }
+    }
+}
+
+/// `ftrace_hash_move` + `ftrace_ops_update_code` for the filter of a registered ops
+/// (ftrace_lock held): the record accounting around the swap, then the code update.
+fn apply_filter(k: &mut Kernel, t: Tid, ops: OpsId, new: IpHash) {
+    k.hash_rec_update(t, ops, true, false);
+    k.assign_hash(t, ops, false, new);
+    k.hash_rec_update(t, ops, true, true);
+    k.update_code(t);
+}
+
+/// `update_ftrace_direct_del(ops, {ip -> addr})` (mainline 2026, `kernel/trace/ftrace.c` at
+/// kernel-patches/bpf 00c266387e36, from BPF's `direct_ops_del`): the ops must be a registered
+/// direct ops (`-EINVAL`); under direct_mutex the entry must be in `direct_functions` with this
+/// address (`-EINVAL`); the last ip unregisters the ops (`unregister_ftrace_function`, then
+/// `ops->func`/`ops->trampoline` cleared and `ftrace_free_filter`; the or-ed `MULTI_FLAGS` stay),
+/// others shrink its filter with `ftrace_update_ops` under ftrace_lock. `direct_functions` is
+/// replaced only on success. BPF's `hash_from_ip` and the two `hash_sub` copies: one fault point.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UpdateDirectDel {
+    pub ops: OpsId,
+    pub ip: FnId,
+    pub addr: Addr,
+    pc: u8,
+    new: IpHash,
+}
+
+impl UpdateDirectDel {
+    pub fn new(ops: OpsId, ip: FnId, addr: Addr) -> Self {
+        UpdateDirectDel {
+            ops,
+            ip,
+            addr,
+            pc: 0,
+            new: IpHash::new(),
+        }
+    }
+}
+
+impl Step for UpdateDirectDel {
+    const NAME: &'static str = "update_ftrace_direct_del";
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        let fail = |k: &mut Kernel, e| {
+            k.unlock(t, Lock::Direct);
+            Flow::Ret(Err(e))
+        };
+        match self.pc {
+            0 => {
+                let o = k.op(self.ops);
+                if !o.has(fl::DIRECT) || !o.has(fl::ENABLED) {
+                    return Flow::Ret(Err(Errno::EINVAL));
+                }
+                wait!(self, 1, Request::Lock(Lock::Direct))
+            }
+            1 => {
+                if k.direct_functions.entries().is_empty() || k.filter(self.ops).is_empty() {
+                    return fail(k, Errno::EINVAL);
+                }
+                // "Make sure requested entries are already registered."
+                if k.direct_functions.lookup(self.ip) != Some(self.addr) {
+                    return fail(k, Errno::EINVAL);
+                }
+                wait!(self, 2, Request::Alloc(AllocSite::HashCopy))
+            }
+            2 => {
+                if !input.ok() {
+                    return fail(k, Errno::ENOMEM);
+                }
+                let mut new = k.filter(self.ops).clone();
+                if new.remove(self.ip).is_err() {
+                    // hash_sub: WARN_ON_ONCE(!del) -> NULL -> -ENOMEM
+                    k.ev(t, EventKind::Warn("hash_sub: WARN_ON_ONCE(!del)"));
+                    return fail(k, Errno::ENOMEM);
+                }
+                if new.is_empty() {
+                    call!(self, 3, UnregisterFtraceFunction::new(self.ops));
+                }
+                self.new = new;
+                wait!(self, 4, Request::Lock(Lock::Ftrace))
+            }
+            3 => {
+                let r = input.ret();
+                if r.is_ok() {
+                    let o = k.op_mut(self.ops);
+                    o.func_set = false;
+                    o.trampoline_set = false;
+                    // ftrace_free_filter(ops); ops->func_hash->filter_hash = NULL
+                    k.assign_hash(t, self.ops, false, IpHash::new());
+                    k.direct_remove_first(t, self.ip);
+                }
+                k.unlock(t, Lock::Direct);
+                Flow::Ret(r)
+            }
+            4 => call!(self, 5, UpdateIpmodify::update(k, self.ops, &self.new)),
+            _ => {
+                if let Err(e) = input.ret() {
+                    k.unlock(t, Lock::Ftrace);
+                    return fail(k, e);
+                }
+                apply_filter(k, t, self.ops, std::mem::take(&mut self.new));
+                k.unlock(t, Lock::Ftrace);
+                k.direct_remove_first(t, self.ip);
+                k.unlock(t, Lock::Direct);
+                Flow::Ret(Ok(0))
+            }
+        }
+    }
+}
+
+/// `update_ftrace_direct_mod(ops, {ip -> addr}, do_direct_lock)` (mainline 2026,
+/// `kernel/trace/ftrace.c` at kernel-patches/bpf 00c266387e36, from BPF's `direct_ops_mod`):
+/// a registered direct ops (`-EINVAL`); direct_mutex taken (or already held by an owner
+/// callback); the static STUB `tmp_ops` gets the *argument* hash as its filter (only the
+/// modified ip: "Use hash argument for tmp_ops in update_ftrace_direct_mod", kernel-patches/bpf
+/// PR #11375) and is registered with `register_ftrace_function_nolock`, which drops ftrace_lock
+/// again; then `__ftrace_hash_update_ipmodify(ops, orig_hash, orig_hash, true)` runs over the
+/// *whole* filter of the ops, without ftrace_lock: with the shared `direct_ops` that is the ip
+/// of every trampoline, so SELF goes to every trampoline whose function has IPMODIFY; then the
+/// entry is changed under ftrace_lock and the stub unregistered. BPF's `hash_from_ip`
+/// allocation is its fault point.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UpdateDirectMod {
+    pub ops: OpsId,
+    pub ip: FnId,
+    pub addr: Addr,
+    pub lock_direct: bool,
+    pc: u8,
+    err: Option<Errno>,
+}
+
+impl UpdateDirectMod {
+    pub fn new(ops: OpsId, ip: FnId, addr: Addr, lock_direct: bool) -> Self {
+        UpdateDirectMod {
+            ops,
+            ip,
+            addr,
+            lock_direct,
+            pc: 0,
+            err: None,
+        }
+    }
+
+    fn done(&self, k: &mut Kernel, t: Tid, r: Ret) -> Flow {
+        if self.lock_direct {
+            k.unlock(t, Lock::Direct);
+        }
+        Flow::Ret(r)
+    }
+}
+
+impl Step for UpdateDirectMod {
+    const NAME: &'static str = "update_ftrace_direct_mod";
+    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        let stub = k.id(OpsOwner::StubMulti);
+        loop {
+            match self.pc {
+                // direct_ops_mod: hash_from_ip
+                0 => wait!(self, 1, Request::Alloc(AllocSite::HashCopy)),
+                1 => {
+                    if !input.ok() {
+                        return Flow::Ret(Err(Errno::ENOMEM));
+                    }
+                    let o = k.op(self.ops);
+                    if !o.has(fl::DIRECT) || !o.has(fl::ENABLED) {
+                        return Flow::Ret(Err(Errno::EINVAL));
+                    }
+                    if self.lock_direct {
+                        wait!(self, 2, Request::Lock(Lock::Direct));
+                    }
+                    self.pc = 2;
+                }
+                2 => {
+                    if k.direct_functions.entries().is_empty() || k.filter(self.ops).is_empty() {
+                        return self.done(k, t, Err(Errno::EINVAL));
+                    }
+                    // rcu_assign_pointer(tmp_ops.func_hash->filter_hash, hash)
+                    k.assign_hash(t, stub, false, IpHash::from_fns(&[self.ip]));
+                    call!(self, 3, RegisterNolock::new(stub));
+                }
+                3 => {
+                    if let Err(e) = input.ret() {
+                        k.assign_hash(t, stub, false, IpHash::new());
+                        return self.done(k, t, Err(e));
+                    }
+                    call!(self, 4, UpdateIpmodify::modify(k, self.ops));
+                }
+                4 => {
+                    if let Err(e) = input.ret() {
+                        self.err = Some(e);
+                        call!(self, 6, UnregisterFtraceFunction::new(stub));
+                    }
+                    wait!(self, 5, Request::Lock(Lock::Ftrace));
+                }
+                5 => {
+                    if k.direct_functions.lookup(self.ip).is_some() {
+                        k.direct_set_first(t, self.ip, self.addr);
+                    }
+                    k.unlock(t, Lock::Ftrace);
+                    call!(self, 6, UnregisterFtraceFunction::new(stub));
+                }
+                _ => {
+                    k.assign_hash(t, stub, false, IpHash::new());
+                    return self.done(k, t, self.err.map_or(Ok(0), Err));
+                }
             }
         }
     }

@@ -346,7 +346,7 @@ impl UpdateIpmodify {
                 // proposed: at registration the owner learns that this record has no IPMODIFY
                 // (any more). Not on modify: a PEER rebuild runs before its IPMODIFY goes live.
                 if k.proto.self_syncs_share && !self.update_target && k.has_ops_func(self.ops) {
-                    crate::owners::bpf::self_cmd(k, t, self.ops, Cmd::SelfDisable)?;
+                    crate::owners::bpf::self_cmd(k, t, self.ops, f, Cmd::SelfDisable)?;
                 }
                 continue;
             }
@@ -369,7 +369,7 @@ impl UpdateIpmodify {
                     if !k.has_ops_func(self.ops) {
                         return Err(Errno::EBUSY);
                     }
-                    crate::owners::bpf::self_cmd(k, t, self.ops, Cmd::SelfEnable)?;
+                    crate::owners::bpf::self_cmd(k, t, self.ops, f, Cmd::SelfEnable)?;
                 }
             }
         }
@@ -455,13 +455,13 @@ impl Step for UpdateIpmodify {
                         }
                         None => self.pc = 20,
                         Some((_, None)) => self.pc = 11,
-                        Some((_, Some(peer))) => {
+                        Some((f, Some(peer))) => {
                             if !k.has_ops_func(peer) {
                                 return Flow::Ret(Err(Errno::EBUSY));
                             }
                             self.gen0 = k.gen;
                             k.unlock(t, Lock::Ftrace);
-                            call!(self, 12, OpsFunc::new(peer, Cmd::PeerEnable));
+                            call!(self, 12, OpsFunc::new(peer, f, Cmd::PeerEnable));
                         }
                     }
                 }
@@ -564,13 +564,15 @@ impl Step for PrepareForIpmodify {
                 }
                 1 => {
                     let ip = nth_ip(k, self.ops, &self.ips, self.idx as usize);
-                    let found = ip.and_then(|ip| peer_scan(k, ip, scan_mode(k)));
+                    let found = ip.and_then(|ip| peer_scan(k, ip, scan_mode(k)).map(|op| (op, ip)));
                     k.unlock(t, Lock::Ftrace);
                     self.idx += 1;
                     match found {
                         None => self.pc = 0,
-                        Some(op) if !k.has_ops_func(op) => return Flow::Ret(Err(Errno::EBUSY)),
-                        Some(op) => call!(self, 2, OpsFunc::new(op, Cmd::PeerEnable)),
+                        Some((op, _)) if !k.has_ops_func(op) => {
+                            return Flow::Ret(Err(Errno::EBUSY))
+                        }
+                        Some((op, ip)) => call!(self, 2, OpsFunc::new(op, ip, Cmd::PeerEnable)),
                     }
                 }
                 2 => {
@@ -670,12 +672,12 @@ impl Step for CleanupAfterIpmodify {
                 6 => return Flow::Ret(Ok(0)),
                 2 => {
                     let ip = nth_ip(k, self.ops, &self.ips, self.idx as usize);
-                    let found = ip.and_then(|ip| peer_scan(k, ip, scan_mode(k)));
+                    let found = ip.and_then(|ip| peer_scan(k, ip, scan_mode(k)).map(|op| (op, ip)));
                     k.unlock(t, Lock::Ftrace);
                     self.idx += 1;
                     match found {
-                        Some(op) if k.has_ops_func(op) => {
-                            call!(self, 3, OpsFunc::new(op, Cmd::PeerDisable))
+                        Some((op, ip)) if k.has_ops_func(op) => {
+                            call!(self, 3, OpsFunc::new(op, ip, Cmd::PeerDisable))
                         }
                         _ => self.pc = 1,
                     }
@@ -1043,17 +1045,26 @@ impl Step for SetHashes {
     }
 }
 
-/// `op->ops_func(op, cmd)`: ftrace asks the owner of a direct ops to change mode.
+/// `op->ops_func(op, ip, cmd)`: ftrace asks the owner of a direct ops to change mode for the
+/// function at `ip` (the ip argument since "ftrace: Factor ftrace_ops ops_func interface"; before,
+/// `op->ops_func(op, cmd)` and the owner used `ops->private`, the same trampoline, since a
+/// per-trampoline ops only ever references its own function).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OpsFunc {
     pub target: OpsId,
+    pub ip: FnId,
     pub cmd: Cmd,
     pc: u8,
 }
 
 impl OpsFunc {
-    pub fn new(target: OpsId, cmd: Cmd) -> Self {
-        OpsFunc { target, cmd, pc: 0 }
+    pub fn new(target: OpsId, ip: FnId, cmd: Cmd) -> Self {
+        OpsFunc {
+            target,
+            ip,
+            cmd,
+            pc: 0,
+        }
     }
 }
 
@@ -1067,7 +1078,8 @@ impl Step for OpsFunc {
                     EventKind::Callback(self.target, self.cmd.name(k.proto.bpf_share_state)),
                 );
                 match k.owner(self.target) {
-                    OpsOwner::Bpf(f) => {
+                    OpsOwner::Bpf(_) | OpsOwner::BpfDirectOps => {
+                        let f = k.cmd_target(self.target, self.ip);
                         call!(self, 1, crate::owners::bpf::BpfOpsFunc::new(f, self.cmd))
                     }
                     other => panic!("[core internal bug] {other} has no ops_func"),

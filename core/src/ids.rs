@@ -161,6 +161,11 @@ pub enum OpsOwner {
     Klp(FnId),
     /// The `fops` of the BPF trampoline of a function.
     Bpf(FnId),
+    /// BPF's one static `direct_ops` that the trampolines of all functions share
+    /// (`bpf_direct_api = shared-ops`, mainline 2026: `kernel/bpf/trampoline.c` `direct_ops`,
+    /// `direct_ops_alloc`). It takes the slot of the single-ip API's `direct_ops`, which such a
+    /// version does not have (see [`OpsLayout::bpf_direct_ops`]).
+    BpfDirectOps,
     /// A plain tracer's ops.
     Tracer(TracerId),
 }
@@ -175,6 +180,7 @@ impl fmt::Display for OpsOwner {
             OpsOwner::Test(n) => write!(f, "test_ops{n}"),
             OpsOwner::Klp(fun) => write!(f, "klp_ops({fun})"),
             OpsOwner::Bpf(fun) => write!(f, "tr({fun})->fops"),
+            OpsOwner::BpfDirectOps => write!(f, "bpf direct_ops"),
             OpsOwner::Tracer(t) => write!(f, "tracer({t})"),
         }
     }
@@ -192,6 +198,10 @@ pub struct OpsId(pub u16);
 pub struct OpsLayout {
     pub functions: u16,
     pub tracers: u8,
+    /// The static direct ops slot belongs to BPF's shared `direct_ops`
+    /// ([`OpsOwner::BpfDirectOps`], `bpf_direct_api = shared-ops`) instead of the single-ip
+    /// API's ([`OpsOwner::DirectSingle`]); no version has both (`Protocol::validate`).
+    pub bpf_direct_ops: bool,
 }
 
 const FIXED_SLOTS: u16 = 4 + TEST_OPS as u16;
@@ -206,7 +216,7 @@ impl OpsLayout {
     pub fn id(&self, o: OpsOwner) -> OpsId {
         OpsId(match o {
             OpsOwner::Kprobe => 0,
-            OpsOwner::DirectSingle => 1,
+            OpsOwner::DirectSingle | OpsOwner::BpfDirectOps => 1,
             OpsOwner::StubMulti => 2,
             OpsOwner::StubSingle => 3,
             OpsOwner::Test(n) => 4 + n as u16,
@@ -219,6 +229,7 @@ impl OpsLayout {
         let i = id.0;
         match i {
             0 => OpsOwner::Kprobe,
+            1 if self.bpf_direct_ops => OpsOwner::BpfDirectOps,
             1 => OpsOwner::DirectSingle,
             2 => OpsOwner::StubMulti,
             3 => OpsOwner::StubSingle,

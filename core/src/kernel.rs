@@ -12,7 +12,7 @@ use crate::ids::{Addr, FnId, ModId, OpsId, OpsLayout, OpsOwner, ProgId, ProgKind
 use crate::locks::Lock;
 use crate::machine::{Event, EventKind, Thread};
 use crate::property::{Property, Violation};
-use crate::protocol::{BpfShareState, Protocol};
+use crate::protocol::{BpfDirectApi, BpfShareState, Protocol};
 use crate::world::World;
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -270,6 +270,7 @@ impl Kernel {
         let layout = OpsLayout {
             functions: world.functions,
             tracers: world.tracers,
+            bpf_direct_ops: proto.bpf_direct_api == BpfDirectApi::SharedOps,
         };
         let module_of: Vec<Option<ModId>> = world.fns().map(|f| world.module_of(f)).collect();
         let fns = module_of
@@ -325,6 +326,13 @@ impl Kernel {
         let p = self.proto;
         let kp = self.id(OpsOwner::Kprobe);
         self.ops[kp.0 as usize].flags = fl::IPMODIFY;
+        let s = self.id(OpsOwner::StubMulti);
+        self.ops[s.0 as usize].flags = fl::STUB;
+        if self.info.layout.bpf_direct_ops {
+            // BPF's `struct ftrace_ops direct_ops = { .ops_func = bpf_tramp_ftrace_ops_func }`:
+            // no flags, no callback, no filter until update_ftrace_direct_add registers it.
+            return;
+        }
         let d = self.id(OpsOwner::DirectSingle);
         self.ops[d.0 as usize] = Ops {
             flags: fl::DIRECT
@@ -338,8 +346,6 @@ impl Kernel {
             trampoline_set: true,
             ..Ops::default()
         };
-        let s = self.id(OpsOwner::StubMulti);
-        self.ops[s.0 as usize].flags = fl::STUB;
     }
 
     pub fn world(&self) -> &World {
@@ -399,8 +405,28 @@ impl Kernel {
 
     /// Whether the owner of `id` has an `ops_func` callback.
     pub fn has_ops_func(&self, id: OpsId) -> bool {
-        matches!(self.owner(id), OpsOwner::Bpf(_))
+        matches!(self.owner(id), OpsOwner::Bpf(_) | OpsOwner::BpfDirectOps)
             && self.proto.bpf_share_state != BpfShareState::None
+    }
+
+    /// The ftrace ops of the BPF trampoline of `f` (`tr->fops`): its own, or the shared
+    /// `direct_ops` (`bpf_direct_api = shared-ops`).
+    pub fn bpf_fops(&self, f: FnId) -> OpsId {
+        if self.info.layout.bpf_direct_ops {
+            self.id(OpsOwner::BpfDirectOps)
+        } else {
+            self.id(OpsOwner::Bpf(f))
+        }
+    }
+
+    /// The trampoline an owner command sent to `ops` for `ip` is about: the ops' own
+    /// (`ops->private`), or the one `direct_ops_ip_lookup(ops, ip)` finds for the ip.
+    pub fn cmd_target(&self, ops: OpsId, ip: FnId) -> FnId {
+        match self.owner(ops) {
+            OpsOwner::Bpf(f) => f,
+            OpsOwner::BpfDirectOps => ip,
+            other => panic!("[core internal bug] {other} has no ops_func"),
+        }
     }
 
     /// `ftrace_ops_test` / `hash_contains_ip`: the hashes of `id` select `f`.

@@ -251,6 +251,7 @@ impl Model {
             layout: OpsLayout {
                 functions: world.functions,
                 tracers: world.tracers,
+                bpf_direct_ops: proto.bpf_direct_api == crate::protocol::BpfDirectApi::SharedOps,
             },
             seen: Vec::new(),
         };
@@ -869,7 +870,11 @@ enum Newcomer {
 fn is_direct_owner(o: OpsOwner) -> bool {
     matches!(
         o,
-        OpsOwner::Bpf(_) | OpsOwner::DirectSingle | OpsOwner::StubMulti | OpsOwner::StubSingle
+        OpsOwner::Bpf(_)
+            | OpsOwner::BpfDirectOps
+            | OpsOwner::DirectSingle
+            | OpsOwner::StubMulti
+            | OpsOwner::StubSingle
     )
 }
 

@@ -93,6 +93,23 @@ switch_enum! {
         Single => "single",
         /// `*_ftrace_direct_multi` with the trampoline's own `fops` and owner callback.
         Multi => "multi",
+        /// mainline 2026 (`CONFIG_HAVE_SINGLE_FTRACE_DIRECT_OPS`, x86 first; Jiri Olsa's "ftrace,bpf:
+        /// Use single direct ops for bpf trampolines", PATCHv6 Message-ID
+        /// 20251230145010.103439-1-jolsa@kernel.org): the trampolines of all functions share BPF's
+        /// one static `direct_ops = { .ops_func = bpf_tramp_ftrace_ops_func }`
+        /// (`kernel/bpf/trampoline.c` at torvalds/linux 0253073fb7d7, `direct_ops_alloc`), whose
+        /// filter is the union of their ips. `register_fentry`/`modify_fentry`/`unregister_fentry`
+        /// go through `direct_ops_add/_mod/_del` (a one-entry hash from `hash_from_ip`) to
+        /// `update_ftrace_direct_add/_mod/_del` (`kernel/trace/ftrace.c` at kernel-patches/bpf
+        /// 00c266387e36): the first add registers the ops, later ones change its filter under
+        /// direct_mutex and ftrace_lock (`ftrace_update_ops`), the last del unregisters it; the
+        /// modify runs the update-target IPMODIFY pass over the whole shared filter. `ops_func`
+        /// takes the ip ("ftrace: Factor ftrace_ops ops_func interface") and finds the trampoline
+        /// with `direct_ops_ip_lookup` (under `trampoline_mutex`, a leaf lock the model leaves
+        /// out). The trampoline lock (`trampoline_lock(tr)`, a pool of 32 mutexes chosen by
+        /// `hash_ptr(tr, 5)`) is modelled as one lock per trampoline: a pool collision only makes
+        /// a PEER trylock fail, which the injected `!trylock` fault stands for.
+        SharedOps => "shared-ops",
     }
 }
 
@@ -282,6 +299,16 @@ pub struct Protocol {
     /// No retry bound, no trylock that a relinking storm (or a forced `!trylock`) can defeat
     /// (SPEC §5.3 cleanup, §3.8 livelock).
     pub peer_disable_deferred: bool,
+    /// A failed unregistration of the trampoline keeps its current image: `unregister_fentry`
+    /// does `ret = direct_ops_del(tr, old_addr); ... if (ret) return ret;` and only then
+    /// `bpf_tramp_image_put(tr->cur_image); tr->cur_image = NULL;`, and `bpf_trampoline_update`
+    /// with no programs left just returns its result (`err = ops->unregister_fentry(...); goto
+    /// out;`) (mainline 2026, `kernel/bpf/trampoline.c` at torvalds/linux 0253073fb7d7,
+    /// `unregister_fentry` and `bpf_trampoline_update`). Without it the image is put and
+    /// `cur_image` cleared whatever the unregistration returned (Debian 6.12.117
+    /// `kernel/bpf/trampoline.c` `bpf_trampoline_update`: `err = unregister_fentry(tr,
+    /// tr->cur_image->image); bpf_tramp_image_put(tr->cur_image); tr->cur_image = NULL;`).
+    pub bpf_unregister_keeps_image: bool,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
@@ -297,6 +324,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("proposed", "fixes-2025 plus the switches that keep every promise: peers told of IPMODIFY filter changes, direct_mutex held through unregister, sharing synced at registration (see README)"),
     ("debian-6.1", "Debian linux-source-6.1 6.1.192-3 as read: fixes-2022 plus the stable backports of modify's IPMODIFY check and __ftrace_match_addr's duplicate check"),
     ("debian-6.12", "Debian linux-source-6.12 6.12.117-1~deb12u1 as read: fixes-2025 plus __ftrace_match_addr's duplicate check and the BPF retry on a new image"),
+    ("mainline-2026", "bpf-next/mainline 2026 as read: debian-6.12 with every BPF trampoline on one shared direct_ops (update_ftrace_direct_add/_del/_mod, ops_func by ip), call_direct_funcs by ip, a failed unregister keeps the image"),
 ];
 
 /// The presets README calls clean: no finding in any search. The one list of them: `.ci/run`
@@ -351,6 +379,7 @@ impl Protocol {
         bpf_retry_guarded: false,
         peer_disable_hands_off: false,
         peer_disable_deferred: false,
+        bpf_unregister_keeps_image: false,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -516,6 +545,9 @@ impl Protocol {
         // proposed only.
         peer_disable_hands_off: false,
         peer_disable_deferred: false,
+        // kernel/bpf/trampoline.c:440-444: cur_image is put and cleared whatever
+        // unregister_fentry returned.
+        bpf_unregister_keeps_image: false,
     };
 
     /// Debian's `linux-source-6.12` 6.12.117-1~deb12u1 (`/usr/src/linux-source-6.12.tar.xz`),
@@ -591,6 +623,99 @@ impl Protocol {
         // proposed only.
         peer_disable_hands_off: false,
         peer_disable_deferred: false,
+        // kernel/bpf/trampoline.c:419-423: cur_image is put and cleared whatever
+        // unregister_fentry returned.
+        bpf_unregister_keeps_image: false,
+    };
+
+    /// Mainline as of 2026 (bpf-next with Jiri Olsa's "ftrace,bpf: Use single direct ops for bpf
+    /// trampolines", PATCHv6 Message-ID 20251230145010.103439-1-jolsa@kernel.org, and the fixes
+    /// after it), read from `kernel/bpf/trampoline.c` at torvalds/linux 0253073fb7d7 and
+    /// `kernel/trace/ftrace.c` at kernel-patches/bpf 00c266387e36 on x86
+    /// (`CONFIG_HAVE_SINGLE_FTRACE_DIRECT_OPS`). The stored copies carry no line numbers, so the
+    /// comments name the function; the series touches neither kprobes nor livepatch, whose
+    /// switches stay `debian-6.12`'s. (tracing_multi links, attached in one
+    /// `update_ftrace_direct_add` under `trampoline_lock_all()` and not retried on `-EAGAIN`,
+    /// are not modelled: the BPF owner has single links only.)
+    pub const MAINLINE_2026: Protocol = Protocol {
+        // ftrace.c MULTI_FLAGS (DIRECT | SAVE_REGS), or-ed in by update_ftrace_direct_add.
+        direct_is_ipmodify: false,
+        // ftrace.c __ftrace_hash_update_ipmodify: -EBUSY without ops_func, else
+        // `ops->ops_func(ops, rec->ip, FTRACE_OPS_CMD_ENABLE_SHARE_IPMODIFY_SELF)`.
+        direct_meets_ipmodify: DirectMeetsIpmodify::SelfCmd,
+        // ftrace.c prepare_direct_functions_for_ipmodify: the first DIRECT op with
+        // ops_references_ip; `op->ops_func(op, ip, ...PEER)`.
+        peer_scan: PeerScan::FirstReferencing,
+        // ftrace.c register_ftrace_function: lock_direct_mutex(), prepare, _nolock register.
+        register_takes_direct_mutex: RegisterTakesDirectMutex::Always,
+        // ftrace.c unregister_ftrace_function -> cleanup_direct_functions_after_ipmodify.
+        cleanup_after_ipmodify: true,
+        // ftrace.c update_ftrace_direct_mod: `__ftrace_hash_update_ipmodify(ops, orig_hash,
+        // orig_hash, true)` over the whole filter of the shared ops, after
+        // register_ftrace_function_nolock(&tmp_ops) dropped ftrace_lock.
+        modify_checks_ipmodify: true,
+        // ftrace.c update_ftrace_direct_add: on a failed registration the old filter is
+        // restored, ops->func/trampoline cleared and direct_functions restored.
+        direct_register_failure: DirectRegisterFailure::Reset,
+        // No single-ip register_ftrace_direct(ip, addr) (gone since rcu-hash-2023).
+        single_direct_api: SingleDirectApi::Absent,
+        // trampoline.c direct_ops, direct_ops_alloc, direct_ops_add/_del/_mod, hash_from_ip,
+        // direct_ops_ip_lookup.
+        bpf_direct_api: BpfDirectApi::SharedOps,
+        // trampoline.c bpf_tramp_ftrace_ops_func: SELF/PEER/DISABLE_PEER on tr->flags.
+        bpf_share_state: BpfShareState::TrampFlags,
+        // trampoline.c bpf_tramp_ftrace_ops_func: mutex_trylock(select_trampoline_lock(tr)).
+        bpf_peer_lock: BpfPeerLock::Trylock,
+        // Not read with shared-ops (no ftrace_set_filter_ip in the BPF path); debian-6.12's.
+        bpf_filter_reset: true,
+        // Not read with shared-ops; debian-6.12's.
+        bpf_checks_set_filter: true,
+        // No single-ip direct_ops in ftrace.c.
+        single_direct_ops_ipmodify: false,
+        // The shared ops has no other flags: `ops->flags |= MULTI_FLAGS` and assigning agree.
+        direct_keeps_flags: false,
+        // ftrace.c call_direct_funcs under CONFIG_HAVE_SINGLE_FTRACE_DIRECT_OPS:
+        // `addr = ftrace_find_rec_direct(ip)`.
+        direct_call_source: DirectCallSource::FunctionsHash,
+        // ftrace.c __ftrace_hash_update_ipmodify: no owner call but SELF.
+        ipmodify_owner_call: IpmodifyOwnerCall::None,
+        // Not read with shared-ops (no filter to undo: register_fentry just returns the error).
+        bpf_unfilter_on_failure: false,
+        // ftrace.c ftrace_set_hash: regex_lock and ftrace_lock only.
+        set_filter_notifies_peer: false,
+        // ftrace.c unregister_ftrace_function: direct_mutex only inside the cleanup.
+        unregister_holds_direct_mutex: false,
+        // trampoline.c bpf_tramp_ftrace_ops_func: SHARE set before bpf_trampoline_update, whose
+        // restored orig_flags have it.
+        bpf_peer_restores_share: false,
+        // ftrace.c ftrace_set_hash: alloc_and_copy_ftrace_hash for a removal too.
+        filter_remove_in_place: false,
+        // trampoline.c bpf_tramp_ftrace_ops_func: SELF only enables sharing.
+        self_syncs_share: false,
+        // ftrace.c cleanup_direct_functions_after_ipmodify: "The cleanup is optional, ignore
+        // any errors".
+        cleanup_retries_busy_peer: false,
+        // trampoline.c bpf_trampoline_update: the unlink's rebuild allocates.
+        bpf_unlink_reserves_image: false,
+        // Module code not touched by the series; debian-6.12's.
+        failed_load_keeps_hashes: false,
+        // ftrace.c __ftrace_match_addr: "Already exists".
+        match_addr_dedups: true,
+        // trampoline.c bpf_trampoline_update: `bpf_tramp_image_free(im); goto again;` with
+        // bpf_tramp_image_alloc after the label.
+        bpf_retry_new_image: true,
+        // trampoline.c bpf_tramp_ftrace_ops_func: msleep(1) before -EAGAIN.
+        bpf_busy_peer_sleeps: true,
+        // trampoline.c bpf_trampoline_update: retried whenever -EAGAIN comes back.
+        bpf_retry_guarded: false,
+        // The sharing design of the series (SPEC §4).
+        policy: SharingPolicy::Shared,
+        // proposed only.
+        peer_disable_hands_off: false,
+        // proposed only.
+        peer_disable_deferred: false,
+        // trampoline.c unregister_fentry: `if (ret) return ret;` before the image is put.
+        bpf_unregister_keeps_image: true,
     };
 
     /// A preset by name.
@@ -607,6 +732,7 @@ impl Protocol {
             "proposed" => Protocol::PROPOSED,
             "debian-6.1" => Protocol::DEBIAN_6_1,
             "debian-6.12" => Protocol::DEBIAN_6_12,
+            "mainline-2026" => Protocol::MAINLINE_2026,
             _ => return None,
         })
     }
@@ -654,6 +780,21 @@ impl Protocol {
             && self.bpf_share_state != BpfShareState::None
         {
             return bad("bpf_share_state needs bpf_direct_api=multi: the single-ip API's shared direct_ops has no owner callback");
+        }
+        if self.bpf_direct_api == BpfDirectApi::SharedOps
+            && self.bpf_share_state != BpfShareState::TrampFlags
+        {
+            return bad("bpf_direct_api=shared-ops needs bpf_share_state=tramp-flags (its ops_func finds the trampoline by ip and works on tr->flags)");
+        }
+        if self.bpf_direct_api == BpfDirectApi::SharedOps
+            && self.direct_call_source != DirectCallSource::FunctionsHash
+        {
+            return bad("bpf_direct_api=shared-ops needs direct_call_source=functions-hash (one ops for every trampoline keeps no single address)");
+        }
+        if self.bpf_direct_api == BpfDirectApi::SharedOps
+            && self.single_direct_api != SingleDirectApi::Absent
+        {
+            return bad("bpf_direct_api=shared-ops needs single_direct_api=absent (both would own the static direct_ops slot)");
         }
         if self.direct_call_source == DirectCallSource::Ops
             && self.single_direct_api != SingleDirectApi::Absent
@@ -872,7 +1013,7 @@ switches! {
     modify_checks_ipmodify: bool = "modify runs the IPMODIFY accounting with update-target semantics (SPEC 5.4)",
     direct_register_failure: DirectRegisterFailure = "what a failed direct register leaves behind (SPEC 5.3, 5.4)",
     single_direct_api: SingleDirectApi = "the single-ip direct API and its modify path (SPEC 5.3, 5.4)",
-    bpf_direct_api: BpfDirectApi = "the direct API the BPF trampoline uses (SPEC 5.1, 6)",
+    bpf_direct_api: BpfDirectApi = "the direct API the BPF trampoline uses (SPEC 5.1, 6; shared-ops: one direct_ops for all trampolines, mainline 2026)",
     bpf_share_state: BpfShareState = "the BPF trampoline's sharing state and owner callback (SPEC 5.2, 5.3)",
     bpf_peer_lock: BpfPeerLock = "how the BPF owner callback takes tr->mutex (SPEC 5.3, 5.5)",
     bpf_filter_reset: bool = "BPF sets its filter with reset=1 (SPEC 5.4)",
@@ -897,6 +1038,7 @@ switches! {
     bpf_retry_guarded: bool = "v2: the BPF -EAGAIN retry gives up with WARN_ON_ONCE when sharing is already on or an image is installed",
     peer_disable_hands_off: bool = "proposed: a DISABLE_PEER that finds tr->mutex taken leaves the unsharing to the holder (pending bit, checked after unlock)",
     peer_disable_deferred: bool = "proposed: a DISABLE_PEER that finds tr->mutex taken is done by its sender after direct_mutex is released (blocking tr->mutex, then direct_mutex)",
+    bpf_unregister_keeps_image: bool = "a failed unregister_fentry keeps the trampoline's current image (mainline 2026)",
 }
 
 impl fmt::Display for Protocol {
@@ -1065,6 +1207,37 @@ mod tests {
             Protocol::DEBIAN_6_12.closest_other_preset("debian-6.12").0,
             "fixes-2025"
         );
+    }
+
+    #[test]
+    fn mainline_2026_against_debian_6_12() {
+        // What `ftsim versions` and README say mainline-2026 is.
+        let d: Vec<String> = Protocol::MAINLINE_2026
+            .diff(&Protocol::DEBIAN_6_12)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            d,
+            [
+                "bpf_direct_api=shared-ops",
+                "direct_call_source=functions-hash",
+                "bpf_unregister_keeps_image=true"
+            ]
+        );
+        assert_eq!(
+            Protocol::MAINLINE_2026
+                .closest_other_preset("mainline-2026")
+                .0,
+            "debian-6.12"
+        );
+        let e = resolve(
+            "mainline-2026",
+            &[("direct_call_source".into(), "ops".into())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot express"), "{e}");
     }
 
     #[test]

@@ -102,6 +102,7 @@ const SEQ_PINS: &[(&str, &str)] = &[
     ("proposed", "distinct=1644 levels=1,11,140,1492 found="),
     ("debian-6.1", "distinct=2119 levels=1,12,172,1934 found=ipmodify-honoured@3,no-lost-program@3,no-lost-callback@3"),
     ("debian-6.12", "distinct=1645 levels=1,11,140,1493 found=ipmodify-honoured@3"),
+    ("mainline-2026", "distinct=1440 levels=1,11,137,1291 found=ipmodify-honoured@3"),
 ];
 
 /// Interleaving mode, 1 function, no tracer, two operations.
@@ -117,6 +118,7 @@ const INTER_PINS: &[(&str, &str)] = &[
     ("proposed", "distinct=5433 levels=1,10,106,125,144,179,223,271,323,387,462,499,499,498,455,404,315,191,82,46,46,34,20,17,16,16,16,14,10,8,8,6,2,0 found="),
     ("debian-6.1", "distinct=5111 levels=1,12,138,153,196,254,332,426,521,576,580,537,448,360,211,96,58,55,41,25,19,16,16,16,14,8,2,0 found="),
     ("debian-6.12", "distinct=3923 levels=1,10,106,125,144,179,223,275,339,402,427,428,395,332,196,86,49,47,36,24,19,16,16,16,14,10,6,2,0 found="),
+    ("mainline-2026", "distinct=2728 levels=1,10,106,125,144,179,223,275,336,348,328,236,124,62,50,49,36,22,20,20,16,10,6,2,0 found="),
 ];
 
 #[test]
@@ -144,6 +146,7 @@ const FAULT_PINS: &[(&str, &str)] = &[
     ("proposed", "distinct=182 levels=1,4,21,156 found="),
     ("debian-6.1", "distinct=228 levels=1,4,23,200 found=atomicity@3,share-leak@3"),
     ("debian-6.12", "distinct=187 levels=1,4,21,161 found=atomicity@3,share-leak@3"),
+    ("mainline-2026", "distinct=176 levels=1,4,20,151 found=atomicity@3,share-leak@3"),
 ];
 
 #[test]

@@ -1444,6 +1444,7 @@ pub const CASES: &[Case] = &[
             ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("mainline-2026", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1465,6 +1466,7 @@ pub const CASES: &[Case] = &[
             ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("mainline-2026", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1486,6 +1488,7 @@ pub const CASES: &[Case] = &[
             ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("mainline-2026", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1528,6 +1531,10 @@ pub const CASES: &[Case] = &[
                 "debian-6.12",
                 out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
             ),
+            (
+                "mainline-2026",
+                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
+            ),
         ],
     },
     Case {
@@ -1556,6 +1563,7 @@ pub const CASES: &[Case] = &[
             ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
             ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
+            ("mainline-2026", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
         ],
     },
     Case {
@@ -1694,6 +1702,20 @@ pub const CASES: &[Case] = &[
             ),
             (
                 "debian-6.12",
+                out(
+                    &[
+                        "ok EAGAIN* EAGAIN*",
+                        "ok EAGAIN* ok",
+                        "ok EBUSY ok",
+                        "ok ok EAGAIN*",
+                        "ok ok EBUSY",
+                    ],
+                    &[],
+                    &[],
+                ),
+            ),
+            (
+                "mainline-2026",
                 out(
                     &[
                         "ok EAGAIN* EAGAIN*",

@@ -154,6 +154,10 @@ macro_rules! loom_case {
             fn debian_6_12() {
                 super::run(stringify!($name), "debian-6.12");
             }
+            #[test]
+            fn mainline_2026() {
+                super::run(stringify!($name), "mainline-2026");
+            }
         }
     };
 }

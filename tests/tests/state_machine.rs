@@ -177,6 +177,18 @@ pub const VERDICTS: &[(&str, &[&str], &[&str])] = &[
         &["ipmodify-honoured", "atomicity", "share-leak"],
         &["exclusivity", "accounting", "availability"],
     ),
+    (
+        "mainline-2026",
+        &[
+            "ipmodify-honoured",
+            "accounting",
+            "atomicity",
+            "share-leak",
+            "availability",
+            "lock-coverage",
+        ],
+        &["no-lost-callback"],
+    ),
 ];
 
 /// Cases of the fault-free verdict search per preset.
@@ -909,6 +921,11 @@ fn verdict_debian_6_1() {
 #[test]
 fn verdict_debian_6_12() {
     check_verdict::<10>();
+}
+
+#[test]
+fn verdict_mainline_2026() {
+    check_verdict::<11>();
 }
 
 #[test]

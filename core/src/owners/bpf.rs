@@ -4,7 +4,8 @@
 
 use crate::direct::{
     ModifyDirectMulti, ModifyDirectSingle, RegisterDirectMulti, RegisterDirectSingle,
-    UnregisterDirectMulti, UnregisterDirectSingle,
+    UnregisterDirectMulti, UnregisterDirectSingle, UpdateDirectAdd, UpdateDirectDel,
+    UpdateDirectMod,
 };
 use crate::errno::Errno;
 use crate::ftrace::{call, wait, Cmd, SetHash};
@@ -25,12 +26,30 @@ fn pending_bit(k: &Kernel) -> bool {
     k.proto.peer_disable_hands_off || k.proto.peer_disable_deferred
 }
 
-/// `bpf_tramp_ftrace_ops_func(ops, ENABLE_SHARE_IPMODIFY_SELF)`: called inside the direct ops'
-/// registration with tr->mutex already held; pure flag logic, so it runs inline.
-pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, cmd: Cmd) -> Result<(), Errno> {
-    let OpsOwner::Bpf(f) = k.owner(ops) else {
+/// `bpf_tramp_ftrace_ops_func(ops, ip, ENABLE_SHARE_IPMODIFY_SELF)`: called inside the direct
+/// ops' registration with tr->mutex already held ("This is called inside
+/// register_ftrace_direct_multi(), so trampoline's mutex is already locked":
+/// `lockdep_assert_held_once`); pure flag logic, so it runs inline. With the shared `direct_ops`
+/// (`bpf_direct_api = shared-ops`) the trampoline is the one of `ip` (`direct_ops_ip_lookup`),
+/// and the update-target pass of a modify sends SELF for the ip of every trampoline, so it can
+/// land on another function's trampoline whose lock nobody here holds: a write to its flags is
+/// then a `lock-coverage` finding, as lockdep's assertion would be.
+pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, ip: FnId, cmd: Cmd) -> Result<(), Errno> {
+    if !matches!(k.owner(ops), OpsOwner::Bpf(_) | OpsOwner::BpfDirectOps) {
         panic!("[core internal bug] SELF sent to a non-BPF ops");
-    };
+    }
+    let f = k.cmd_target(ops, ip);
+    if k.info.layout.bpf_direct_ops && !k.holds(t, Lock::Tr(f)) {
+        // `lockdep_assert_held_once(select_trampoline_lock(tr))`: a WARN on lockdep kernels
+        // only, so a trace event and no finding; a write below is `lock-coverage`. (With a
+        // per-trampoline ops SELF only comes from the trampoline's own update, under its lock.)
+        k.ev(
+            t,
+            EventKind::Warn(
+                "bpf_tramp_ftrace_ops_func: SELF without the trampoline's lock (lockdep)",
+            ),
+        );
+    }
     k.ev(
         t,
         EventKind::Callback(ops, cmd.name(k.proto.bpf_share_state)),
@@ -254,6 +273,11 @@ impl Step for BpfTrampolineUpdate {
                 }
                 10 => {
                     let r = input.ret().map(|_| ());
+                    if r.is_err() && k.proto.bpf_unregister_keeps_image {
+                        // mainline 2026 unregister_fentry: `if (ret) return ret;` before
+                        // `bpf_tramp_image_put(tr->cur_image); tr->cur_image = NULL;`
+                        return self.out(k, t, r);
+                    }
                     let tr = k.tr_mut(t, f);
                     tr.cur_image = None;
                     tr.selector = 0;
@@ -411,11 +435,18 @@ impl RegisterFentry {
 impl Step for RegisterFentry {
     const NAME: &'static str = "register_fentry";
     fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
-        let fops = k.id(OpsOwner::Bpf(self.f));
+        let fops = k.bpf_fops(self.f);
         match self.pc {
             0 => {
-                if k.proto.bpf_direct_api == BpfDirectApi::Single {
-                    call!(self, 9, RegisterDirectSingle::new(self.f, self.addr));
+                match k.proto.bpf_direct_api {
+                    BpfDirectApi::Single => {
+                        call!(self, 9, RegisterDirectSingle::new(self.f, self.addr))
+                    }
+                    // mainline 2026: `direct_ops_add(tr, im->image)`; a failure just returns.
+                    BpfDirectApi::SharedOps => {
+                        call!(self, 9, UpdateDirectAdd::new(fops, self.f, self.addr))
+                    }
+                    BpfDirectApi::Multi => {}
                 }
                 call!(
                     self,
@@ -480,7 +511,15 @@ impl Step for ModifyFentry {
             let old = old.expect("[core internal bug] modify without an image");
             call!(self, 1, ModifyDirectSingle::new(self.f, old, self.addr));
         }
-        let fops = k.id(OpsOwner::Bpf(self.f));
+        let fops = k.bpf_fops(self.f);
+        if k.proto.bpf_direct_api == BpfDirectApi::SharedOps {
+            // mainline 2026: `direct_ops_mod(tr, new_addr, lock_direct_mutex)`.
+            call!(
+                self,
+                1,
+                UpdateDirectMod::new(fops, self.f, self.addr, self.lock_direct)
+            );
+        }
         call!(
             self,
             1,
@@ -512,7 +551,11 @@ impl Step for UnregisterFentry {
         if k.proto.bpf_direct_api == BpfDirectApi::Single {
             call!(self, 1, UnregisterDirectSingle::new(self.f, self.addr));
         }
-        let fops = k.id(OpsOwner::Bpf(self.f));
+        let fops = k.bpf_fops(self.f);
+        if k.proto.bpf_direct_api == BpfDirectApi::SharedOps {
+            // mainline 2026: `direct_ops_del(tr, old_addr)`.
+            call!(self, 1, UpdateDirectDel::new(fops, self.f, self.addr));
+        }
         call!(self, 1, UnregisterDirectMulti::new(fops, self.addr))
     }
 }
