@@ -337,3 +337,33 @@ fn kernel_refuses_unperformable_input_before_booting() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reader_that_goes_away_stops_ftsim_quietly() {
+    // `ftsim replay ... --trace | head -1`: the trace is far longer than a pipe buffer.
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftsim"))
+        .args([
+            "replay",
+            "--protocol",
+            "merged",
+            "--seed",
+            "3",
+            "--events",
+            "5000",
+            "--trace",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("seed=3 protocol=merged"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "stderr: {err}");
+    assert!(err.is_empty(), "no panic message, no internal error: {err}");
+}

@@ -1,6 +1,7 @@
 //! `ftsim`: sweep seeds over protocols, replay and shrink failing runs, list the versions.
 //!
-//! Exit codes: 0 nothing found, 1 something found, 2 bad input, 3 internal error.
+//! Exit codes: 0 nothing found, 1 something found, 2 bad input, 3 internal error; 141 when the
+//! reader of standard output went away (as SIGPIPE would).
 
 use clap::{Args, Parser, Subcommand};
 
@@ -141,14 +142,33 @@ struct ShrinkArgs {
     out: Option<PathBuf>,
 }
 
+/// `print!` panics when the reader of standard output has gone (`ftsim replay ... | head`).
+/// That is no bug of ftsim: stop quietly, as a command killed by SIGPIPE does.
+fn broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let msg = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe")
+}
+
 fn main() {
     let cli = Cli::parse();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !broken_pipe(info.payload()) {
+            hook(info);
+        }
+    }));
     let code = match std::panic::catch_unwind(move || dispatch(cli)) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
             eprintln!("ftsim: error: {e}");
             EXIT_USAGE
         }
+        // 128 + SIGPIPE, what a shell reports for a command the signal stopped.
+        Err(p) if broken_pipe(p.as_ref()) => 141,
         Err(_) => {
             eprintln!(
                 "ftsim: internal error (a bug in ftsim; please report it with the command line)"
