@@ -281,78 +281,17 @@ pub fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
         let depth = level as usize;
         // The last level's states are checked but never expanded: do not keep them.
         let keep = level < max_levels;
-        if threads == 1 {
-            let expanded = frontier.len() as u64;
-            let mut next = Vec::new();
+        let expanded = frontier.len() as u64;
+        let mut next = Vec::new();
+        let new = if threads == 1 {
             let new = expand_inline(space, &frontier, &mut search, keep, depth, &mut next);
             drop(frontier);
-            frontier = next;
-            if finish_level(
-                &mut search,
-                expanded,
-                new,
-                frontier.len(),
-                cfg,
-                level,
-                max_levels,
-            ) {
-                break;
-            }
-            continue;
-        }
-        let keys = &search.keys;
-        let found = search.found;
-        let chunks: Vec<Chunk<P::State>> = if frontier.len() < 2 {
-            vec![expand_chunk(space, &frontier, keys, found, keep)]
+            new
         } else {
-            // Small chunks handed out in order balance the load; merging them in index order
-            // keeps the result independent of the number of threads.
-            let size = frontier.len().div_ceil(threads * 8).max(1);
-            let parts: Vec<&[(u32, P::State)]> = frontier.chunks(size).collect();
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let slots: Vec<std::sync::Mutex<Option<Chunk<P::State>>>> =
-                parts.iter().map(|_| std::sync::Mutex::new(None)).collect();
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= parts.len() {
-                            break;
-                        }
-                        let c = expand_chunk(space, parts[i], keys, found, keep);
-                        *slots[i].lock().unwrap() = Some(c);
-                    });
-                }
-            });
-            slots
-                .into_iter()
-                .map(|m| m.into_inner().unwrap().unwrap())
-                .collect()
+            let chunks = expand_chunks(space, &frontier, &search, keep, threads);
+            drop(frontier);
+            merge_chunks(chunks, &mut search, depth, &mut next)
         };
-        let expanded = frontier.len() as u64;
-        drop(frontier);
-        let mut next: Vec<(u32, P::State)> = Vec::new();
-        let mut new = 0u64;
-        for c in chunks {
-            search.stats.explored += c.explored;
-            search.stats.skipped += c.skipped;
-            search.stats.renamings += c.renamings;
-            for r in c.recs {
-                search.note(r.parent, r.label, depth, r.props, &r.first, false);
-                let Some(n) = r.new else { continue };
-                if !search.keys.insert(n.key) {
-                    continue; // found first by an earlier chunk of this level
-                }
-                let idx = search.links.len() as u32;
-                search.links.push((r.parent, r.label));
-                new += 1;
-                search.stats.terminal += n.terminal as u64;
-                search.note(r.parent, r.label, depth, n.props, &r.first, true);
-                if let Some(s) = n.state {
-                    next.push((idx, *s));
-                }
-            }
-        }
         frontier = next;
         if finish_level(
             &mut search,
@@ -394,4 +333,76 @@ pub(super) fn finish_level(
         return true;
     }
     false
+}
+
+/// One level's frontier, cut into chunks expanded in parallel against the states of earlier
+/// levels (read-only); the chunks come back in frontier order.
+fn expand_chunks<P: Space>(
+    space: &P,
+    frontier: &[(u32, P::State)],
+    search: &Search,
+    keep: bool,
+    threads: usize,
+) -> Vec<Chunk<P::State>> {
+    let keys = &search.keys;
+    let found = search.found;
+    if frontier.len() < 2 {
+        vec![expand_chunk(space, frontier, keys, found, keep)]
+    } else {
+        // Small chunks handed out in order balance the load; merging them in index order
+        // keeps the result independent of the number of threads.
+        let size = frontier.len().div_ceil(threads * 8).max(1);
+        let parts: Vec<&[(u32, P::State)]> = frontier.chunks(size).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<std::sync::Mutex<Option<Chunk<P::State>>>> =
+            parts.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= parts.len() {
+                        break;
+                    }
+                    let c = expand_chunk(space, parts[i], keys, found, keep);
+                    *slots[i].lock().unwrap() = Some(c);
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|m| m.into_inner().unwrap().unwrap())
+            .collect()
+    }
+}
+
+/// Merges the chunks of a level in order (so the result never depends on the number of
+/// threads): the new states join the store, and `next` when kept. Returns how many are new.
+fn merge_chunks<S>(
+    chunks: Vec<Chunk<S>>,
+    search: &mut Search,
+    depth: usize,
+    next: &mut Vec<(u32, S)>,
+) -> u64 {
+    let mut new = 0u64;
+    for c in chunks {
+        search.stats.explored += c.explored;
+        search.stats.skipped += c.skipped;
+        search.stats.renamings += c.renamings;
+        for r in c.recs {
+            search.note(r.parent, r.label, depth, r.props, &r.first, false);
+            let Some(n) = r.new else { continue };
+            if !search.keys.insert(n.key) {
+                continue; // found first by an earlier chunk of this level
+            }
+            let idx = search.links.len() as u32;
+            search.links.push((r.parent, r.label));
+            new += 1;
+            search.stats.terminal += n.terminal as u64;
+            search.note(r.parent, r.label, depth, n.props, &r.first, true);
+            if let Some(s) = n.state {
+                next.push((idx, *s));
+            }
+        }
+    }
+    new
 }

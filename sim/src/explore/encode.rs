@@ -300,8 +300,55 @@ pub(super) fn push_pairs(
 /// encoded as they are).
 pub fn encode(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
     out.clear();
+    sc.canon.clear();
+    encode_functions(k, p, &mut sc.canon, out);
+    encode_ops(k, p, sc, out);
     let c = &mut sc.canon;
-    c.clear();
+    out.push(0xabcd);
+    for op in &k.ops_list {
+        out.push(p.slot(k, *op).0 as u64);
+    }
+    out.push(0xbcde);
+    // direct_functions is kept sorted by ip, newest first within an ip: renamed, sort stably by
+    // the new ip.
+    let entries = k.direct_functions.entries();
+    sc.entries.clear();
+    sc.entries
+        .extend(entries.iter().enumerate().map(|(i, e)| (p.fun(e.ip).0, i)));
+    sc.entries.sort_unstable();
+    for &(ip, i) in &sc.entries {
+        let x = c.addr(k, p, entries[i].addr);
+        out.push(ip as u64 | x << 16);
+    }
+    for m in &k.modules {
+        out.push(
+            m.loaded as u64
+                | (m.live as u64) << 1
+                | (m.busy as u64) << 2
+                | (m.klp_seen as u64) << 3,
+        );
+    }
+    for &old in p.tinv() {
+        out.push(k.tracers[old as usize].registered as u64);
+    }
+    out.push(k.kprobe_ftrace_enabled as u64);
+    for (l, t) in &k.locks {
+        p.lock(k, *l).hash(&mut Words(out));
+        out.push(*t as u64);
+    }
+    for th in &k.threads {
+        let mut w = Words(out);
+        th.stack.hash(&mut w);
+        th.pending.hash(&mut w);
+        th.stuck.hash(&mut w);
+    }
+    if k.threads.iter().any(|th| !th.stack.is_empty()) {
+        out.push(k.gen);
+    }
+}
+
+/// The functions' words, in renamed order (records, owner state, trampolines).
+fn encode_functions(k: &Kernel, p: &Perm, c: &mut Canon, out: &mut Vec<u64>) {
     for &old in p.finv() {
         let s = &k.fns[old as usize];
         let r = &s.rec;
@@ -350,6 +397,10 @@ pub fn encode(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
             }
         }
     }
+}
+
+/// The ops slots' words, in renamed order (flags, hashes, direct call).
+fn encode_ops(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
     let layout = k.info.layout;
     let ident = p.is_identity();
     for j in 0..k.ops.len() {
@@ -383,48 +434,6 @@ pub fn encode(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
                 out.push(1 | x << 1)
             }
         }
-    }
-    let c = &mut sc.canon;
-    out.push(0xabcd);
-    for op in &k.ops_list {
-        out.push(p.slot(k, *op).0 as u64);
-    }
-    out.push(0xbcde);
-    // direct_functions is kept sorted by ip, newest first within an ip: renamed, sort stably by
-    // the new ip.
-    let entries = k.direct_functions.entries();
-    sc.entries.clear();
-    sc.entries
-        .extend(entries.iter().enumerate().map(|(i, e)| (p.fun(e.ip).0, i)));
-    sc.entries.sort_unstable();
-    for &(ip, i) in &sc.entries {
-        let x = c.addr(k, p, entries[i].addr);
-        out.push(ip as u64 | x << 16);
-    }
-    for m in &k.modules {
-        out.push(
-            m.loaded as u64
-                | (m.live as u64) << 1
-                | (m.busy as u64) << 2
-                | (m.klp_seen as u64) << 3,
-        );
-    }
-    for &old in p.tinv() {
-        out.push(k.tracers[old as usize].registered as u64);
-    }
-    out.push(k.kprobe_ftrace_enabled as u64);
-    for (l, t) in &k.locks {
-        p.lock(k, *l).hash(&mut Words(out));
-        out.push(*t as u64);
-    }
-    for th in &k.threads {
-        let mut w = Words(out);
-        th.stack.hash(&mut w);
-        th.pending.hash(&mut w);
-        th.stuck.hash(&mut w);
-    }
-    if k.threads.iter().any(|th| !th.stack.is_empty()) {
-        out.push(k.gen);
     }
 }
 

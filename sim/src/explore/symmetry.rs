@@ -232,152 +232,36 @@ impl Symmetry {
     /// Per function and tracer: a signature that names no function or tracer, and whether it
     /// is pristine (see the module docs).
     fn signatures(&self, k: &Kernel, sc: &mut Scratch) {
-        let n = self.functions;
-        let layout = k.info.layout;
-        sc.acc.clear();
-        sc.acc.resize(n, 0);
-        sc.mentioned.clear();
-        sc.mentioned.resize(n, false);
-        // References from every ops' hashes, as order-free sums.
-        for (j, o) in k.ops.iter().enumerate() {
-            if o.filter.is_empty() && o.notrace.is_empty() && o.direct_call.is_none() {
-                continue;
-            }
-            let owner = layout.owner(OpsId(j as u16));
-            for (tag, raw) in [(1u64, o.filter.raw()), (2u64, o.notrace.raw())] {
-                for &(ip, cnt) in raw {
-                    if ip == DEAD_IP {
-                        continue;
-                    }
-                    let f = ip as usize;
-                    sc.mentioned[f] = true;
-                    let who = match owner {
-                        OpsOwner::Klp(g) => 100 + (g.0 as usize == f) as u64,
-                        OpsOwner::Bpf(g) => 102 + (g.0 as usize == f) as u64,
-                        OpsOwner::Tracer(_) => 104 + (o.flags as u64) * 8,
-                        _ => j as u64,
-                    };
-                    sc.acc[f] = sc.acc[f].wrapping_add(mix(who | tag << 20 | (cnt as u64) << 24));
-                }
-            }
-            if let Some(a) = o.direct_call {
-                sc.mentioned[addr_fn(a)] = true;
-            }
-        }
-        let mut prev: Option<FnId> = None;
-        let mut idx = 0u64;
-        for e in k.direct_functions.entries() {
-            idx = if prev == Some(e.ip) { idx + 1 } else { 0 };
-            prev = Some(e.ip);
-            let f = e.ip.0 as usize;
-            sc.mentioned[f] = true;
-            sc.mentioned[addr_fn(e.addr)] = true;
-            sc.acc[f] = sc.acc[f].wrapping_add(mix(0x300 | idx << 12 | rel(k, e.addr, f) << 24));
-        }
-        for s in &k.fns {
-            if let CallSite::Direct(a) = s.rec.site {
-                sc.mentioned[addr_fn(a)] = true;
-            }
-            if let Some(a) = s.direct_user {
-                sc.mentioned[addr_fn(a)] = true;
-            }
-        }
-        let pos = |id: OpsId| -> u64 {
-            k.ops_list
-                .iter()
-                .position(|x| *x == id)
-                .map_or(0xff, |i| i as u64)
-        };
+        references(k, self.functions, sc);
         sc.sig_f.clear();
         sc.pristine_f.clear();
-        for f in 0..n {
-            let s = &k.fns[f];
-            let fid = FnId(f as u16);
-            let klp = layout.id(OpsOwner::Klp(fid));
-            let bpf = layout.id(OpsOwner::Bpf(fid));
-            let pristine = !sc.mentioned[f]
-                && *s == self.init_fns[f]
-                && *k.op(klp) == self.init_ops[klp.0 as usize]
-                && *k.op(bpf) == self.init_ops[bpf.0 as usize];
+        for f in 0..self.functions {
+            let pristine = !sc.mentioned[f] && self.fn_pristine(k, f);
             sc.pristine_f.push(pristine);
             if pristine {
                 sc.sig_f.push(0);
                 continue;
             }
-            let r = &s.rec;
-            let mut h = acc(
-                0,
-                r.present as u64
-                    | (r.disabled as u64) << 1
-                    | (r.ipmodify as u64) << 2
-                    | (r.direct as u64) << 3
-                    | (r.count as u64) << 8,
-            );
-            h = acc(
-                h,
-                match r.site {
-                    CallSite::Nop => 0,
-                    CallSite::Caller => 1,
-                    CallSite::Direct(a) => 2 | rel(k, a, f) << 2,
-                },
-            );
-            h = acc(
-                h,
-                s.klp_stack as u64 | (s.klp_registered as u64) << 16 | (s.kprobes as u64) << 20,
-            );
-            h = acc(h, s.direct_user.map_or(0, |a| 1 | rel(k, a, f) << 1));
-            let tr = &s.tr;
-            h = acc(
-                h,
-                tr.links.len() as u64
-                    | (tr.flags.call_orig as u64) << 8
-                    | (tr.flags.orig_stack as u64) << 9
-                    | (tr.flags.share as u64) << 10
-                    | (tr.indirect_call as u64) << 11
-                    | (s.unshare_pending as u64) << 12,
-            );
-            for (kind, _) in &tr.links {
-                h = acc(h, *kind as u64);
-            }
-            h = acc(
-                h,
-                match &tr.cur_image {
-                    None => 0xdead,
-                    Some(im) => {
-                        im.call_orig as u64
-                            | (im.orig_stack as u64) << 1
-                            | (im.progs.len() as u64) << 2
-                    }
-                },
-            );
-            for id in [klp, bpf] {
-                let o = k.op(id);
-                let hash_of = match o.hash_of {
-                    None => 0,
-                    Some(x) if x == id => 1,
-                    Some(x) => match layout.owner(x) {
-                        OpsOwner::Klp(g) | OpsOwner::Bpf(g) if g == fid => 2,
-                        _ => 3, // another function's ops or a static one
-                    },
-                };
-                h = acc(
-                    h,
-                    o.flags as u64
-                        | (o.func_set as u64) << 16
-                        | (o.trampoline_set as u64) << 17
-                        | hash_of << 18
-                        | (o.filter.len() as u64) << 24
-                        | (o.filter.dead() as u64) << 36
-                        | (o.notrace.len() as u64) << 44
-                        | (o.notrace.dead() as u64) << 52,
-                );
-                h = acc(
-                    h,
-                    o.direct_call.map_or(0, |a| 1 | rel(k, a, f) << 1) | pos(id) << 8,
-                );
-            }
-            sc.sig_f.push(h.wrapping_add(sc.acc[f]));
+            sc.sig_f.push(fn_signature(k, f).wrapping_add(sc.acc[f]));
         }
+        self.tracer_signatures(k, sc);
+    }
+
+    /// Function `f` is in its initial state with its initial ops (mentions aside).
+    fn fn_pristine(&self, k: &Kernel, f: usize) -> bool {
+        let layout = k.info.layout;
+        let fid = FnId(f as u16);
+        let klp = layout.id(OpsOwner::Klp(fid));
+        let bpf = layout.id(OpsOwner::Bpf(fid));
+        k.fns[f] == self.init_fns[f]
+            && *k.op(klp) == self.init_ops[klp.0 as usize]
+            && *k.op(bpf) == self.init_ops[bpf.0 as usize]
+    }
+
+    /// Per tracer: its signature (from the signatures of the functions its hashes name) and
+    /// whether it is pristine.
+    fn tracer_signatures(&self, k: &Kernel, sc: &mut Scratch) {
+        let layout = k.info.layout;
         sc.sig_t.clear();
         sc.pristine_t.clear();
         for t in 0..self.tracers {
@@ -399,13 +283,155 @@ impl Symmetry {
             let h = acc(
                 acc(
                     0,
-                    k.tracers[t].registered as u64 | (o.flags as u64) << 8 | pos(id) << 24,
+                    k.tracers[t].registered as u64 | (o.flags as u64) << 8 | pos(k, id) << 24,
                 ),
                 sum,
             );
             sc.sig_t.push(h);
         }
     }
+}
+
+/// The order-free sums over every reference to each function (`sc.acc`), and which functions
+/// anything mentions (`sc.mentioned`).
+fn references(k: &Kernel, n: usize, sc: &mut Scratch) {
+    let layout = k.info.layout;
+    sc.acc.clear();
+    sc.acc.resize(n, 0);
+    sc.mentioned.clear();
+    sc.mentioned.resize(n, false);
+    // References from every ops' hashes, as order-free sums.
+    for (j, o) in k.ops.iter().enumerate() {
+        if o.filter.is_empty() && o.notrace.is_empty() && o.direct_call.is_none() {
+            continue;
+        }
+        let owner = layout.owner(OpsId(j as u16));
+        for (tag, raw) in [(1u64, o.filter.raw()), (2u64, o.notrace.raw())] {
+            for &(ip, cnt) in raw {
+                if ip == DEAD_IP {
+                    continue;
+                }
+                let f = ip as usize;
+                sc.mentioned[f] = true;
+                let who = match owner {
+                    OpsOwner::Klp(g) => 100 + (g.0 as usize == f) as u64,
+                    OpsOwner::Bpf(g) => 102 + (g.0 as usize == f) as u64,
+                    OpsOwner::Tracer(_) => 104 + (o.flags as u64) * 8,
+                    _ => j as u64,
+                };
+                sc.acc[f] = sc.acc[f].wrapping_add(mix(who | tag << 20 | (cnt as u64) << 24));
+            }
+        }
+        if let Some(a) = o.direct_call {
+            sc.mentioned[addr_fn(a)] = true;
+        }
+    }
+    let mut prev: Option<FnId> = None;
+    let mut idx = 0u64;
+    for e in k.direct_functions.entries() {
+        idx = if prev == Some(e.ip) { idx + 1 } else { 0 };
+        prev = Some(e.ip);
+        let f = e.ip.0 as usize;
+        sc.mentioned[f] = true;
+        sc.mentioned[addr_fn(e.addr)] = true;
+        sc.acc[f] = sc.acc[f].wrapping_add(mix(0x300 | idx << 12 | rel(k, e.addr, f) << 24));
+    }
+    for s in &k.fns {
+        if let CallSite::Direct(a) = s.rec.site {
+            sc.mentioned[addr_fn(a)] = true;
+        }
+        if let Some(a) = s.direct_user {
+            sc.mentioned[addr_fn(a)] = true;
+        }
+    }
+}
+
+/// The position of `id` in the ops list (0xff when not on it).
+fn pos(k: &Kernel, id: OpsId) -> u64 {
+    k.ops_list
+        .iter()
+        .position(|x| *x == id)
+        .map_or(0xff, |i| i as u64)
+}
+
+/// The signature of a function that is not pristine, without the sums of references to it.
+fn fn_signature(k: &Kernel, f: usize) -> u64 {
+    let layout = k.info.layout;
+    let s = &k.fns[f];
+    let fid = FnId(f as u16);
+    let klp = layout.id(OpsOwner::Klp(fid));
+    let bpf = layout.id(OpsOwner::Bpf(fid));
+    let r = &s.rec;
+    let mut h = acc(
+        0,
+        r.present as u64
+            | (r.disabled as u64) << 1
+            | (r.ipmodify as u64) << 2
+            | (r.direct as u64) << 3
+            | (r.count as u64) << 8,
+    );
+    h = acc(
+        h,
+        match r.site {
+            CallSite::Nop => 0,
+            CallSite::Caller => 1,
+            CallSite::Direct(a) => 2 | rel(k, a, f) << 2,
+        },
+    );
+    h = acc(
+        h,
+        s.klp_stack as u64 | (s.klp_registered as u64) << 16 | (s.kprobes as u64) << 20,
+    );
+    h = acc(h, s.direct_user.map_or(0, |a| 1 | rel(k, a, f) << 1));
+    let tr = &s.tr;
+    h = acc(
+        h,
+        tr.links.len() as u64
+            | (tr.flags.call_orig as u64) << 8
+            | (tr.flags.orig_stack as u64) << 9
+            | (tr.flags.share as u64) << 10
+            | (tr.indirect_call as u64) << 11
+            | (s.unshare_pending as u64) << 12,
+    );
+    for (kind, _) in &tr.links {
+        h = acc(h, *kind as u64);
+    }
+    h = acc(
+        h,
+        match &tr.cur_image {
+            None => 0xdead,
+            Some(im) => {
+                im.call_orig as u64 | (im.orig_stack as u64) << 1 | (im.progs.len() as u64) << 2
+            }
+        },
+    );
+    for id in [klp, bpf] {
+        let o = k.op(id);
+        let hash_of = match o.hash_of {
+            None => 0,
+            Some(x) if x == id => 1,
+            Some(x) => match layout.owner(x) {
+                OpsOwner::Klp(g) | OpsOwner::Bpf(g) if g == fid => 2,
+                _ => 3, // another function's ops or a static one
+            },
+        };
+        h = acc(
+            h,
+            o.flags as u64
+                | (o.func_set as u64) << 16
+                | (o.trampoline_set as u64) << 17
+                | hash_of << 18
+                | (o.filter.len() as u64) << 24
+                | (o.filter.dead() as u64) << 36
+                | (o.notrace.len() as u64) << 44
+                | (o.notrace.dead() as u64) << 52,
+        );
+        h = acc(
+            h,
+            o.direct_call.map_or(0, |a| 1 | rel(k, a, f) << 1) | pos(k, id) << 8,
+        );
+    }
+    h
 }
 
 /// Every permutation of `0..n`, in lexicographic order (the identity first), at most

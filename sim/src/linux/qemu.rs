@@ -231,36 +231,8 @@ impl Machine {
         let results = run.join("result.txt");
         let console = run.join("console.txt");
         let accel = self.accel.name();
-        let mut child = Command::new("qemu-system-x86_64")
-            .args([
-                "-accel",
-                accel,
-                "-m",
-                &GUEST_MEMORY_MB.to_string(),
-                "-smp",
-                "1",
-            ])
-            .arg("-kernel")
-            .arg(self.dir.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(self.dir.join("initrd.cpio.gz"))
-            .arg("-append")
-            .arg(format!(
-                "console=ttyS0 panic=-1 oops=panic loglevel=5 ftsim_script={}",
-                script.display()
-            ))
-            .args(["-display", "none", "-no-reboot", "-nodefaults"])
-            .args([
-                "-virtfs",
-                "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap",
-            ])
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
-            .arg("-serial")
-            .arg(format!("file:{}", results.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+        let mut child = self
+            .qemu(accel, &script, &console, &results)
             .spawn()
             .map_err(|e| Machinery(format!("starting qemu-system-x86_64: {e}")))?;
         let mut last = Instant::now();
@@ -284,52 +256,101 @@ impl Machine {
             }
         };
         let out = std::fs::read_to_string(&results).unwrap_or_default();
-        if !out.contains("@@ftsim boot") {
-            let tail: String = std::fs::read_to_string(&console)
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .take(8)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            return Err(Machinery(format!(
-                "boot: the guest never reached its driver ({}; accel {accel}); qemu: {}; console tail:\n{tail}",
-                if timed_out { "timed out" } else { "qemu exited" },
-                err.trim()
-            )));
-        }
-        if !out.contains("@@ftsim done") {
-            // the kernel's own last words (an oops, a WARN) name what stopped the guest
-            let said: Vec<String> = std::fs::read_to_string(&console)
-                .unwrap_or_default()
-                .lines()
-                .filter(|l| {
-                    ["BUG:", "WARNING:", "RIP:", "Kernel panic", "Call Trace"]
-                        .iter()
-                        .any(|k| l.contains(k))
-                })
-                .take(6)
-                .map(|l| l.trim().to_string())
-                .collect();
-            let why = if timed_out {
-                format!("guest timeout: no answer for {} s", budget.as_secs())
-            } else {
-                "the guest stopped before the end of its plan".to_string()
-            };
-            return Ok(format!(
-                "{out}\n@@ftsim machinery {why}; console {}: {}\n",
-                console.display(),
-                said.join(" | ")
-            ));
-        }
-        Ok(out)
+        answered(out, &console, &mut child, timed_out, budget, accel)
     }
+
+    /// The QEMU command line: the guest runs `script`; serial 0 goes to `console`, serial 1
+    /// (the driver's answers) to `results`.
+    fn qemu(&self, accel: &str, script: &Path, console: &Path, results: &Path) -> Command {
+        let mut c = Command::new("qemu-system-x86_64");
+        c.args([
+            "-accel",
+            accel,
+            "-m",
+            &GUEST_MEMORY_MB.to_string(),
+            "-smp",
+            "1",
+        ])
+        .arg("-kernel")
+        .arg(self.dir.join("vmlinuz"))
+        .arg("-initrd")
+        .arg(self.dir.join("initrd.cpio.gz"))
+        .arg("-append")
+        .arg(format!(
+            "console=ttyS0 panic=-1 oops=panic loglevel=5 ftsim_script={}",
+            script.display()
+        ))
+        .args(["-display", "none", "-no-reboot", "-nodefaults"])
+        .args([
+            "-virtfs",
+            "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", results.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        c
+    }
+}
+
+/// What the guest answered, judged: an error when it never reached its driver (with qemu's
+/// stderr and the console's tail), the answers with a machinery line when it stopped early.
+fn answered(
+    out: String,
+    console: &Path,
+    child: &mut std::process::Child,
+    timed_out: bool,
+    budget: Duration,
+    accel: &str,
+) -> Result<String, Machinery> {
+    if !out.contains("@@ftsim boot") {
+        let tail: String = std::fs::read_to_string(console)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(Machinery(format!(
+            "boot: the guest never reached its driver ({}; accel {accel}); qemu: {}; console tail:\n{tail}",
+            if timed_out { "timed out" } else { "qemu exited" },
+            err.trim()
+        )));
+    }
+    if !out.contains("@@ftsim done") {
+        // the kernel's own last words (an oops, a WARN) name what stopped the guest
+        let said: Vec<String> = std::fs::read_to_string(console)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                ["BUG:", "WARNING:", "RIP:", "Kernel panic", "Call Trace"]
+                    .iter()
+                    .any(|k| l.contains(k))
+            })
+            .take(6)
+            .map(|l| l.trim().to_string())
+            .collect();
+        let why = if timed_out {
+            format!("guest timeout: no answer for {} s", budget.as_secs())
+        } else {
+            "the guest stopped before the end of its plan".to_string()
+        };
+        return Ok(format!(
+            "{out}\n@@ftsim machinery {why}; console {}: {}\n",
+            console.display(),
+            said.join(" | ")
+        ));
+    }
+    Ok(out)
 }

@@ -5,6 +5,7 @@ use crate::explore;
 use crate::sweep::{self, SeedSet, Target};
 use ftsim_core::property::{Property, Violation};
 use ftsim_core::script::Script;
+use ftsim_core::world::World;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -154,9 +155,31 @@ fn read_reproducers(dir: &Path) -> Vec<(PathBuf, String, Script)> {
 
 /// Runs every source and collects the cells.
 pub fn build(cfg: &Config) -> Report {
-    let mut cells: BTreeMap<(usize, Property), CellReport> = BTreeMap::new();
-    // 1. The sweep.
-    let sweep = cfg.seeds.map(|seeds| {
+    let mut cells = Cells::new();
+    let sweep = add_sweep(cfg, &mut cells);
+    let world = explore::world(cfg.functions, cfg.tracers, 0)
+        .expect("[report internal bug] the explore world was validated by the caller");
+    let explored = add_searches(cfg, &world, &mut cells);
+    let reproducers = add_reproducers(cfg, &mut cells);
+    Report {
+        targets: cfg.targets.clone(),
+        cells,
+        sweep,
+        explored,
+        explore_world: world.to_string(),
+        depth: cfg.depth,
+        faults: cfg.faults,
+        interleave_depth: cfg.interleave_depth,
+        reproducers,
+        reproducers_dir: cfg.reproducers.clone(),
+    }
+}
+
+type Cells = BTreeMap<(usize, Property), CellReport>;
+
+/// 1. The sweep (unless `cfg.seeds` is `None`): a cell per property a seed violates.
+fn add_sweep(cfg: &Config, cells: &mut Cells) -> Option<(SeedSet, sweep::Outcome)> {
+    cfg.seeds.map(|seeds| {
         let sc = sweep::Config {
             targets: cfg.targets.clone(),
             seeds,
@@ -189,17 +212,22 @@ pub fn build(cfg: &Config) -> Report {
             });
         }
         (seeds, out)
-    });
-    // 2. The exhaustive searches.
-    let world = explore::world(cfg.functions, cfg.tracers, 0)
-        .expect("[report internal bug] the explore world was validated by the caller");
+    })
+}
+
+/// 2. The exhaustive searches: sequential on `world`, and interleaving on one function.
+fn add_searches(
+    cfg: &Config,
+    world: &World,
+    cells: &mut Cells,
+) -> Vec<(Explored, Option<Explored>)> {
     let mut explored = Vec::new();
     for (ti, t) in cfg.targets.iter().enumerate() {
         let mut ec = explore::Config::new(t.clone(), world.clone(), cfg.depth);
         ec.threads = cfg.jobs;
         ec.faults = cfg.faults;
         let out = explore::explore(&ec);
-        add_explore(&mut cells, ti, &out, Source::Exhaustive, cfg.depth);
+        add_explore(cells, ti, &out, Source::Exhaustive, cfg.depth);
         let seq = Explored {
             stats: out.stats.clone(),
             findings: out.findings.len(),
@@ -210,13 +238,7 @@ pub fn build(cfg: &Config) -> Report {
             ic.threads = cfg.jobs;
             ic.interleave = true;
             let out = explore::explore(&ic);
-            add_explore(
-                &mut cells,
-                ti,
-                &out,
-                Source::Interleaving,
-                cfg.interleave_depth,
-            );
+            add_explore(cells, ti, &out, Source::Interleaving, cfg.interleave_depth);
             Explored {
                 stats: out.stats.clone(),
                 findings: out.findings.len(),
@@ -224,7 +246,11 @@ pub fn build(cfg: &Config) -> Report {
         });
         explored.push((seq, inter));
     }
-    // 3. The committed proptest reproducers.
+    explored
+}
+
+/// 3. The committed proptest reproducers: a cell per expected property a file reproduces.
+fn add_reproducers(cfg: &Config, cells: &mut Cells) -> Vec<ReproducerFile> {
     let mut reproducers = Vec::new();
     for (path, text, script) in read_reproducers(&cfg.reproducers) {
         let found = replay_with_oracle(&script);
@@ -262,27 +288,10 @@ pub fn build(cfg: &Config) -> Report {
             provenance,
         });
     }
-    Report {
-        targets: cfg.targets.clone(),
-        cells,
-        sweep,
-        explored,
-        explore_world: world.to_string(),
-        depth: cfg.depth,
-        faults: cfg.faults,
-        interleave_depth: cfg.interleave_depth,
-        reproducers,
-        reproducers_dir: cfg.reproducers.clone(),
-    }
+    reproducers
 }
 
-fn add_explore(
-    cells: &mut BTreeMap<(usize, Property), CellReport>,
-    ti: usize,
-    out: &explore::Outcome,
-    source: Source,
-    bound: u32,
-) {
+fn add_explore(cells: &mut Cells, ti: usize, out: &explore::Outcome, source: Source, bound: u32) {
     for f in &out.findings {
         let cell = cells.entry((ti, f.property)).or_default();
         let unit = match source {

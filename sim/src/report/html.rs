@@ -27,6 +27,17 @@ p.note, li { font-size: 13px; }
 /// The HTML page: XHTML-compatible markup, so it also parses as XML.
 pub fn html(r: &Report, svgs: &BTreeMap<(usize, Property), String>) -> String {
     let mut o = String::new();
+    html_head(&mut o, r);
+    html_matrix(&mut o, r);
+    html_findings(&mut o, r, svgs);
+    html_not_replaying(&mut o, r);
+    html_reproducers(&mut o, r);
+    let _ = writeln!(o, "</body></html>");
+    o
+}
+
+/// The head, the sources and the exhaustive search figures.
+fn html_head(o: &mut String, r: &Report) {
     let _ = writeln!(o, "<!DOCTYPE html>");
     let _ = writeln!(
         o,
@@ -60,7 +71,10 @@ pub fn html(r: &Report, svgs: &BTreeMap<(usize, Property), String>) -> String {
         let _ = writeln!(o, "<tr>{cells}</tr>");
     }
     let _ = writeln!(o, "</table></details>");
-    // The matrix.
+}
+
+/// The matrix.
+fn html_matrix(o: &mut String, r: &Report) {
     let _ = writeln!(o, "<h2>Protocol × property</h2>");
     let _ = writeln!(o, "<table class=\"matrix\"><tr><th>property</th>");
     for t in &r.targets {
@@ -96,7 +110,10 @@ pub fn html(r: &Report, svgs: &BTreeMap<(usize, Property), String>) -> String {
         let _ = writeln!(o, "</tr>");
     }
     let _ = writeln!(o, "</table>");
-    // The findings.
+}
+
+/// The findings: per cell the shortest reproducer, its timeline and the others.
+fn html_findings(o: &mut String, r: &Report, svgs: &BTreeMap<(usize, Property), String>) {
     let _ = writeln!(o, "<h2>Findings</h2>");
     for ((ti, p), c) in &r.cells {
         let t = &r.targets[*ti];
@@ -159,7 +176,10 @@ pub fn html(r: &Report, svgs: &BTreeMap<(usize, Property), String>) -> String {
             let _ = writeln!(o, "</details>");
         }
     }
-    // Consistency.
+}
+
+/// Consistency: reproducers that do not replay.
+fn html_not_replaying(o: &mut String, r: &Report) {
     let bad = not_replaying(r);
     if !bad.is_empty() {
         let _ = writeln!(o, "<h2>Reproducers that do not replay</h2>");
@@ -179,7 +199,10 @@ pub fn html(r: &Report, svgs: &BTreeMap<(usize, Property), String>) -> String {
         }
         let _ = writeln!(o, "</ul>");
     }
-    // The reproducers.
+}
+
+/// The committed reproducers.
+fn html_reproducers(o: &mut String, r: &Report) {
     let _ = writeln!(o, "<h2>Committed proptest reproducers</h2>");
     if r.reproducers.is_empty() {
         let _ = writeln!(
@@ -212,6 +235,4 @@ pub fn html(r: &Report, svgs: &BTreeMap<(usize, Property), String>) -> String {
         }
         let _ = writeln!(o, "</ul>");
     }
-    let _ = writeln!(o, "</body></html>");
-    o
 }

@@ -8,6 +8,16 @@ use std::fmt::Write as _;
 /// The same content as Markdown, with the timelines as image links into `svg/`.
 pub fn markdown(r: &Report) -> String {
     let mut o = String::new();
+    md_head(&mut o, r);
+    md_matrix(&mut o, r);
+    md_findings(&mut o, r);
+    md_not_replaying(&mut o, r);
+    md_reproducers(&mut o, r);
+    o
+}
+
+/// The title, the sources and the exhaustive search figures.
+fn md_head(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "# ftsim findings: livepatch (IPMODIFY) and BPF trampolines (DIRECT) sharing a function\n"
@@ -21,6 +31,10 @@ pub fn markdown(r: &Report) -> String {
     for row in explore_rows(r) {
         let _ = writeln!(o, "| {} |", row.join(" | "));
     }
+}
+
+/// The matrix.
+fn md_matrix(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Protocol × property\n");
     let _ = write!(o, "| property |");
     for t in &r.targets {
@@ -51,6 +65,10 @@ pub fn markdown(r: &Report) -> String {
         }
         let _ = writeln!(o);
     }
+}
+
+/// The findings: per cell the shortest reproducer, with its timeline as an image link.
+fn md_findings(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Findings");
     for ((ti, p), c) in &r.cells {
         let t = &r.targets[*ti];
@@ -95,6 +113,10 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+}
+
+/// Consistency: reproducers that do not replay.
+fn md_not_replaying(o: &mut String, r: &Report) {
     let bad = not_replaying(r);
     if !bad.is_empty() {
         let _ = writeln!(o, "\n## Reproducers that do not replay\n");
@@ -110,6 +132,10 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+}
+
+/// The committed reproducers.
+fn md_reproducers(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Committed proptest reproducers\n");
     if r.reproducers.is_empty() {
         let _ = writeln!(o, "None found in {}.", r.reproducers_dir.display());
@@ -128,5 +154,4 @@ pub fn markdown(r: &Report) -> String {
             exp.join(", ")
         );
     }
-    o
 }

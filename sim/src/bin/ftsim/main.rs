@@ -213,6 +213,45 @@ fn check_events(n: u64) -> Result<(), UsageError> {
 }
 
 fn run(a: RunArgs) -> Result<i32, UsageError> {
+    let cfg = sweep_config(&a)?;
+    if !a.json {
+        let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
+        println!(
+            "ftsim run: {} x seeds {} ({} events per seed, {} jobs{})",
+            names.join(", "),
+            cfg.seeds,
+            cfg.events,
+            cfg.jobs,
+            if cfg.self_check { ", self-check" } else { "" }
+        );
+    }
+    let out = sweep_with_progress(&cfg);
+    if !out.nondeterministic.is_empty() {
+        for (p, s) in &out.nondeterministic {
+            eprintln!(
+                "ftsim: internal error: seed {s} of {p} is not deterministic (two runs disagree)"
+            );
+        }
+        return Ok(EXIT_INTERNAL);
+    }
+    let files = write_reproducers(a.out.as_deref(), &cfg, &out)?;
+    if a.json {
+        print_json(&cfg, &out, &files);
+    } else {
+        print_table(&cfg, &out, &files);
+    }
+    if a.assert_clean {
+        return Ok(assert_clean(&cfg, &out));
+    }
+    Ok(if out.cells.is_empty() {
+        EXIT_CLEAN
+    } else {
+        EXIT_FOUND
+    })
+}
+
+/// The sweep `ftsim run` asks for (and creates `-o DIR`).
+fn sweep_config(a: &RunArgs) -> Result<sweep::Config, UsageError> {
     check_events(a.events)?;
     let targets = targets(&a.proto)?;
     let mut seeds = match &a.seeds {
@@ -230,7 +269,7 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
             .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
     }
     let jobs = cli::jobs(a.jobs)?;
-    let cfg = sweep::Config {
+    Ok(sweep::Config {
         targets,
         seeds,
         events: a.events,
@@ -238,18 +277,11 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
         stop_on_first: a.stop_on_first,
         self_check: a.self_check,
         shrink: !a.no_shrink,
-    };
-    if !a.json {
-        let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
-        println!(
-            "ftsim run: {} x seeds {} ({} events per seed, {} jobs{})",
-            names.join(", "),
-            cfg.seeds,
-            cfg.events,
-            jobs,
-            if cfg.self_check { ", self-check" } else { "" }
-        );
-    }
+    })
+}
+
+/// Runs the sweep, with a progress bar on a terminal for more than 200 runs.
+fn sweep_with_progress(cfg: &sweep::Config) -> sweep::Outcome {
     let total = cfg.targets.len() as u64 * cfg.seeds.len();
     let bar = (std::io::stderr().is_terminal() && total > 200).then(|| {
         let b = ProgressBar::new(total);
@@ -263,21 +295,22 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
             b.set_position(done);
         }
     };
-    let out = sweep::sweep(&cfg, &progress);
+    let out = sweep::sweep(cfg, &progress);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if !out.nondeterministic.is_empty() {
-        for (p, s) in &out.nondeterministic {
-            eprintln!(
-                "ftsim: internal error: seed {s} of {p} is not deterministic (two runs disagree)"
-            );
-        }
-        return Ok(EXIT_INTERNAL);
-    }
+    out
+}
+
+/// Writes each cell's reproducer to `dir/PROTOCOL--PROPERTY.txt`; the file of each cell.
+fn write_reproducers(
+    dir: Option<&std::path::Path>,
+    cfg: &sweep::Config,
+    out: &sweep::Outcome,
+) -> Result<Vec<Option<PathBuf>>, UsageError> {
     let mut files = Vec::new();
     for c in &out.cells {
-        if let (Some(dir), Some(r)) = (&a.out, &c.reproducer) {
+        if let (Some(dir), Some(r)) = (dir, &c.reproducer) {
             let name = format!(
                 "{}--{}.txt",
                 cfg.targets[c.target]
@@ -293,43 +326,36 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
             files.push(None);
         }
     }
-    if a.json {
-        print_json(&cfg, &out, &files);
-    } else {
-        print_table(&cfg, &out, &files);
+    Ok(files)
+}
+
+/// `--assert-clean`: the exit code, and the broken verdicts (or the clean ones) on stderr.
+fn assert_clean(cfg: &sweep::Config, out: &sweep::Outcome) -> i32 {
+    let failures = sweep::clean_verdict_failures(cfg, out);
+    for f in &failures {
+        eprintln!("ftsim: verdict broken: {f}");
     }
-    if a.assert_clean {
-        let failures = sweep::clean_verdict_failures(&cfg, &out);
-        for f in &failures {
-            eprintln!("ftsim: verdict broken: {f}");
-        }
-        let clean: Vec<&str> = cfg
-            .targets
-            .iter()
-            .filter(|t| t.claimed_clean())
-            .map(|t| t.name.as_str())
-            .collect();
-        if failures.is_empty() {
-            eprintln!(
-                "ftsim: --assert-clean: no finding in the presets claimed clean ({})",
-                if clean.is_empty() {
-                    "none of them ran".to_string()
-                } else {
-                    clean.join(", ")
-                }
-            );
-        }
-        return Ok(if failures.is_empty() {
-            EXIT_CLEAN
-        } else {
-            EXIT_FOUND
-        });
+    let clean: Vec<&str> = cfg
+        .targets
+        .iter()
+        .filter(|t| t.claimed_clean())
+        .map(|t| t.name.as_str())
+        .collect();
+    if failures.is_empty() {
+        eprintln!(
+            "ftsim: --assert-clean: no finding in the presets claimed clean ({})",
+            if clean.is_empty() {
+                "none of them ran".to_string()
+            } else {
+                clean.join(", ")
+            }
+        );
     }
-    Ok(if out.cells.is_empty() {
+    if failures.is_empty() {
         EXIT_CLEAN
     } else {
         EXIT_FOUND
-    })
+    }
 }
 
 fn print_table(cfg: &sweep::Config, out: &sweep::Outcome, files: &[Option<PathBuf>]) {
