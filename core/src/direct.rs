@@ -776,6 +776,9 @@ impl Step for UpdateDirectMod {
                         k.assign_hash(t, stub, false, IpHash::new());
                         return self.done(k, t, Err(e));
                     }
+                    if k.proto.direct_mod_checks_its_ips {
+                        call!(self, 4, UpdateIpmodify::modify_ips(self.ops, &[self.ip]));
+                    }
                     call!(self, 4, UpdateIpmodify::modify(k, self.ops));
                 }
                 4 => {

@@ -310,6 +310,11 @@ impl UpdateIpmodify {
         let h = k.filter(ops).clone();
         Self::with(ops, Some(h.clone()), Some(h), true)
     }
+    /// The modify path's pass over the given ips only (what-if `direct_mod_checks_its_ips`).
+    pub fn modify_ips(ops: OpsId, ips: &[FnId]) -> Self {
+        let h = IpHash::from_fns(ips);
+        Self::with(ops, Some(h.clone()), Some(h), true)
+    }
     fn with(ops: OpsId, old: Option<IpHash>, new: Option<IpHash>, update_target: bool) -> Self {
         UpdateIpmodify {
             ops,

@@ -309,6 +309,13 @@ pub struct Protocol {
     /// `kernel/bpf/trampoline.c` `bpf_trampoline_update`: `err = unregister_fentry(tr,
     /// tr->cur_image->image); bpf_tramp_image_put(tr->cur_image); tr->cur_image = NULL;`).
     pub bpf_unregister_keeps_image: bool,
+    /// What-if (no tree has it): `update_ftrace_direct_mod` runs its update-target IPMODIFY pass
+    /// over the ips it modifies (its `hash` argument, as `tmp_ops` already does since
+    /// "Use hash argument for tmp_ops in update_ftrace_direct_mod") instead of
+    /// `ops->func_hash->filter_hash`, the whole filter of the shared `direct_ops`, so SELF only
+    /// reaches the trampoline being updated, whose lock its caller holds. Only read with
+    /// `bpf_direct_api = shared-ops`; README's findings for mainline-2026 say what it removes.
+    pub direct_mod_checks_its_ips: bool,
 }
 
 /// The presets: the kernel's states (SPEC §5.1–5.4, §6) and the alternatives of the thread (§5.5).
@@ -380,6 +387,7 @@ impl Protocol {
         peer_disable_hands_off: false,
         peer_disable_deferred: false,
         bpf_unregister_keeps_image: false,
+        direct_mod_checks_its_ips: false,
     };
 
     /// The v2 posting in the seed (SPEC §5.2).
@@ -548,6 +556,7 @@ impl Protocol {
         // kernel/bpf/trampoline.c:440-444: cur_image is put and cleared whatever
         // unregister_fentry returned.
         bpf_unregister_keeps_image: false,
+        direct_mod_checks_its_ips: false,
     };
 
     /// Debian's `linux-source-6.12` 6.12.117-1~deb12u1 (`/usr/src/linux-source-6.12.tar.xz`),
@@ -626,6 +635,7 @@ impl Protocol {
         // kernel/bpf/trampoline.c:419-423: cur_image is put and cleared whatever
         // unregister_fentry returned.
         bpf_unregister_keeps_image: false,
+        direct_mod_checks_its_ips: false,
     };
 
     /// Mainline as of 2026 (bpf-next with Jiri Olsa's "ftrace,bpf: Use single direct ops for bpf
@@ -716,6 +726,8 @@ impl Protocol {
         peer_disable_deferred: false,
         // trampoline.c unregister_fentry: `if (ret) return ret;` before the image is put.
         bpf_unregister_keeps_image: true,
+        // ftrace.c update_ftrace_direct_mod: the pass runs over orig_hash (what-if only).
+        direct_mod_checks_its_ips: false,
     };
 
     /// A preset by name.
@@ -1039,6 +1051,7 @@ switches! {
     peer_disable_hands_off: bool = "proposed: a DISABLE_PEER that finds tr->mutex taken leaves the unsharing to the holder (pending bit, checked after unlock)",
     peer_disable_deferred: bool = "proposed: a DISABLE_PEER that finds tr->mutex taken is done by its sender after direct_mutex is released (blocking tr->mutex, then direct_mutex)",
     bpf_unregister_keeps_image: bool = "a failed unregister_fentry keeps the trampoline's current image (mainline 2026)",
+    direct_mod_checks_its_ips: bool = "what-if: update_ftrace_direct_mod's IPMODIFY pass covers the modified ips only, not the whole shared filter",
 }
 
 impl fmt::Display for Protocol {

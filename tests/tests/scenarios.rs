@@ -893,3 +893,30 @@ fn mainline_2026_peer_rebuild_of_an_emptied_trampoline_recurses_on_direct_mutex(
         assert_eq!(props.contains("lock-recursion"), keeps, "{props:?}");
     }
 }
+
+#[test]
+fn mainline_2026_modify_pass_over_its_own_ips_stays_on_its_trampoline() {
+    // What-if `direct_mod_checks_its_ips`: the update-target pass of update_ftrace_direct_mod
+    // covers the modified ip only, so the relink of f1 no longer asks f0: the link succeeds and
+    // nothing is written without its lock (f0's own flaw, the silent kprobe, stays).
+    let ops = [
+        "bpf-link fexit f0",
+        "bpf-link fentry f1",
+        "kprobe-arm f1",
+        "kprobe-arm f0",
+        "bpf-link fexit f1",
+    ];
+    let mut p = Protocol::preset("mainline-2026").unwrap();
+    p.set("direct_mod_checks_its_ips", "true").unwrap();
+    let mut s = Sequential::new(&World::new(2), p);
+    let mut props = BTreeSet::new();
+    let mut results = Vec::new();
+    for op in ops {
+        let out = s.apply(&op.parse().unwrap());
+        results.push(out.result);
+        props.extend(out.violations.iter().map(|v| v.property.id()));
+    }
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    assert_eq!(props, ["ipmodify-honoured"].into());
+    assert!(!s.k.tr(FnId(0)).flags.share);
+}
