@@ -712,6 +712,14 @@ impl Step for UpdateDirectDel {
 /// of every trampoline, so SELF goes to every trampoline whose function has IPMODIFY; then the
 /// entry is changed under ftrace_lock and the stub unregistered. BPF's `hash_from_ip`
 /// allocation is its fault point.
+///
+/// Finding (README "Findings worth reading", `corpus/reproducers/readme-mainline-2026--race.txt`
+/// and `--availability.txt`): because the pass covers `orig_hash`, SELF reaches a trampoline on
+/// another function whose lock nobody here holds; if it calls the original without ORIG_STACK
+/// under IPMODIFY (mid-update, or after the silent kprobe of fixes-2025) SELF writes its SHARE
+/// and answers `-EAGAIN`, the caller's `goto again` gets `WARN_ON_ONCE` and `-EBUSY`: the link,
+/// unlink or livepatch (PEER rebuild) of *this* function fails because of that one. The what-if
+/// `direct_mod_checks_its_ips` runs the pass over `hash` instead.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UpdateDirectMod {
     pub ops: OpsId,

@@ -275,7 +275,10 @@ impl Step for BpfTrampolineUpdate {
                     let r = input.ret().map(|_| ());
                     if r.is_err() && k.proto.bpf_unregister_keeps_image {
                         // mainline 2026 unregister_fentry: `if (ret) return ret;` before
-                        // `bpf_tramp_image_put(tr->cur_image); tr->cur_image = NULL;`
+                        // `bpf_tramp_image_put(tr->cur_image); tr->cur_image = NULL;`. The
+                        // trampoline keeps an image with no programs; a later PEER rebuild of it
+                        // unregisters again, taking direct_mutex under the caller's
+                        // (`corpus/reproducers/readme-mainline-2026--lock-recursion.txt`).
                         return self.out(k, t, r);
                     }
                     let tr = k.tr_mut(t, f);
