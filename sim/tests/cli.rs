@@ -367,3 +367,23 @@ fn a_reader_that_goes_away_stops_ftsim_quietly() {
     assert_eq!(out.status.code(), Some(141), "stderr: {err}");
     assert!(err.is_empty(), "no panic message, no internal error: {err}");
 }
+
+#[test]
+fn replay_applies_set_to_a_reproducer_file() {
+    // The kprobe's silent ftrace_set_filter_ip (fixes-2025) is fixed by proposed's
+    // set_filter_notifies_peer: with the override the file's finding is gone.
+    let file = "../corpus/reproducers/readme-fixes-2025--ipmodify-honoured.txt";
+    let (code, out, _) = ftsim(&["replay", file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("expected ipmodify-honoured: reproduced"), "{out}");
+    let (code, out, err) = ftsim(&["replay", file, "--set", "set_filter_notifies_peer=true"]);
+    assert!(
+        out.contains("protocol=fixes-2025+set_filter_notifies_peer=true"),
+        "{out}{err}"
+    );
+    assert!(out.contains("expected ipmodify-honoured: NOT reproduced"), "{out}");
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = ftsim(&["replay", file, "--set", "no_such_switch=1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown switch `no_such_switch`"), "{err}");
+}

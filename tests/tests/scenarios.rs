@@ -920,3 +920,30 @@ fn mainline_2026_modify_pass_over_its_own_ips_stays_on_its_trampoline() {
     assert_eq!(props, ["ipmodify-honoured"].into());
     assert!(!s.k.tr(FnId(0)).flags.share);
 }
+
+#[test]
+fn mainline_modify_asks_another_functions_trampoline_without_its_lock() {
+    // The simplest route to mainline-2026's shared-modify finding, with no other flaw: f0 is
+    // livepatched and has a trampoline; relinking f1 runs update_ftrace_direct_mod, whose
+    // update-target IPMODIFY pass covers the whole shared filter, so
+    // ENABLE_SHARE_IPMODIFY_SELF reaches f0's trampoline while only f1's lock is held:
+    // `lockdep_assert_held_once(select_trampoline_lock(tr))` fires (a WARN on lockdep
+    // kernels). Nothing is written (f0's trampoline already calls through the stack), so no
+    // property breaks; with per-trampoline ops (debian-6.12) the pass never looks past f1.
+    let warn = "bpf_tramp_ftrace_ops_func: SELF without the trampoline's lock (lockdep)";
+    for (p, warns) in [("mainline-2026", true), ("debian-6.12", false)] {
+        let mut s = Sequential::new(&World::new(2), Protocol::preset(p).unwrap());
+        for op in ["klp-enable f0", "bpf-link fentry f0", "bpf-link fentry f1"] {
+            let out = s.apply(&op.parse().unwrap());
+            assert_eq!((out.result, out.violations.len()), (Ok(()), 0), "{p}: {op}");
+        }
+        s.k.trace = Some(Vec::new());
+        let out = s.apply(&"bpf-link fexit f1".parse().unwrap());
+        let trace = s.k.trace.take().unwrap();
+        assert_eq!((out.result, out.violations.len()), (Ok(()), 0), "{p}");
+        let seen = trace
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Warn(w) if *w == warn));
+        assert_eq!(seen, warns, "{p}: {trace:?}");
+    }
+}

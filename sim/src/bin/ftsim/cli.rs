@@ -32,9 +32,9 @@ impl From<ProtocolError> for UsageError {
 pub const SEEDS_MAX: u64 = 1 << 40;
 
 /// `--protocol NAME|FILE` plus `--set key=value` overrides.
-pub fn target(arg: &str, sets: &[String]) -> Result<Target, UsageError> {
-    let pairs: Vec<(String, String)> = sets
-        .iter()
+/// The `--set key=value` arguments, parsed.
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>, UsageError> {
+    sets.iter()
         .map(|s| protocol::parse_assignment(s))
         .collect::<Result<_, _>>()
         .map_err(|_| {
@@ -42,7 +42,24 @@ pub fn target(arg: &str, sets: &[String]) -> Result<Target, UsageError> {
                 "--set expects key=value, found `{}`",
                 sets.iter().find(|s| !s.contains('=')).unwrap()
             ))
-        })?;
+        })
+}
+
+fn apply_pairs(proto: &mut Protocol, pairs: &[(String, String)]) -> Result<(), UsageError> {
+    for (k, v) in pairs {
+        proto.set(k, v)?;
+    }
+    proto.validate()?;
+    Ok(())
+}
+
+/// `--set key=value` overrides applied to `proto` (a reproducer file's), validated.
+pub fn apply_sets(proto: &mut Protocol, sets: &[String]) -> Result<(), UsageError> {
+    apply_pairs(proto, &parse_sets(sets)?)
+}
+
+pub fn target(arg: &str, sets: &[String]) -> Result<Target, UsageError> {
+    let pairs = parse_sets(sets)?;
     let mut proto = match Protocol::preset(arg) {
         Some(p) => p,
         None if Path::new(arg).is_file() => {
@@ -59,10 +76,7 @@ pub fn target(arg: &str, sets: &[String]) -> Result<Target, UsageError> {
             )));
         }
     };
-    for (k, v) in &pairs {
-        proto.set(k, v)?;
-    }
-    proto.validate()?;
+    apply_pairs(&mut proto, &pairs)?;
     let mut args = format!("--protocol {arg}");
     for s in sets {
         args.push_str(&format!(" --set {s}"));

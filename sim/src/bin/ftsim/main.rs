@@ -471,10 +471,13 @@ fn print_json(cfg: &sweep::Config, out: &sweep::Outcome, files: &[Option<PathBuf
     let _ = writeln!(o, "{v}");
 }
 
-fn read_script(path: &PathBuf) -> Result<Script, UsageError> {
+/// A reproducer file, with `--set` overrides applied on top of its own protocol.
+fn read_script(path: &PathBuf, sets: &[String]) -> Result<Script, UsageError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
-    Script::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))
+    let mut s = Script::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    cli::apply_sets(&mut s.proto, sets)?;
+    Ok(s)
 }
 
 fn replay(a: ReplayArgs) -> Result<i32, UsageError> {
@@ -485,7 +488,7 @@ fn replay(a: ReplayArgs) -> Result<i32, UsageError> {
                 "give either a reproducer FILE or --protocol and --seed".into(),
             ));
         }
-        let s = read_script(path)?;
+        let s = read_script(path, &a.proto.sets)?;
         println!(
             "replay {}: protocol={} {}",
             path.display(),
@@ -566,7 +569,7 @@ fn shrink_cmd(a: ShrinkArgs) -> Result<i32, UsageError> {
                 "give either a reproducer FILE or --protocol and --seed".into(),
             ));
         }
-        let s = read_script(path)?;
+        let s = read_script(path, &a.proto.sets)?;
         let r = s.replay();
         let p = match want.or_else(|| s.expect.first().copied()) {
             Some(p) if r.has(p) => p,
