@@ -120,7 +120,8 @@ pub use bfs::{bfs, Search};
 pub use encode::{encode, fingerprint_permuted, hash128, Perm, Scratch};
 use inter::{InterSpace, START};
 pub use os::{cpu_seconds, peak_rss_bytes};
-use seq::{seq_label_parts, SeqSpace};
+use seq::seq_label_parts;
+pub use seq::{SeqSpace, SeqState};
 pub use space::{alphabet, Edge, Space};
 pub use symmetry::{order_mask, Symmetry};
 
@@ -306,15 +307,7 @@ pub fn explore(cfg: &Config) -> Outcome {
         };
         bfs(&space, cfg, STEPS_MAX)
     } else {
-        let space = SeqSpace {
-            world: cfg.world.clone(),
-            proto,
-            alphabet: alphabet.clone(),
-            sym,
-            verify_skips: cfg.verify_skips,
-            faults: cfg.faults,
-        };
-        bfs(&space, cfg, cfg.depth)
+        bfs(&SeqSpace::new(cfg), cfg, cfg.depth)
     };
     let mut findings = Vec::new();
     for (p, h) in &search.hits {

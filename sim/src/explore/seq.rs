@@ -10,9 +10,11 @@ use ftsim_core::seq::{Faults, Sequential};
 use ftsim_core::world::World;
 
 use super::symmetry::combine;
-use super::{order_mask, Edge, Scratch, Space, Symmetry, FAULT_INDEX_MAX};
+use super::{alphabet, order_mask, Config, Edge, Scratch, Space, Symmetry, FAULT_INDEX_MAX};
 
-pub(super) struct SeqSpace {
+/// The sequential space (see the module docs of [`super`]); public so that a benchmark can
+/// drive the same transitions from another checker.
+pub struct SeqSpace {
     pub(super) world: World,
     pub(super) proto: Protocol,
     pub(super) alphabet: Vec<Op>,
@@ -49,7 +51,7 @@ pub(super) fn self_loop(k: &Kernel, op: &Op) -> bool {
 
 /// A state of the sequential mode: the driver, with its key and lock-order mask cached.
 #[derive(Clone)]
-pub(super) struct SeqState {
+pub struct SeqState {
     s: Sequential,
     key: u128,
     mask: u64,
@@ -92,7 +94,42 @@ pub(super) fn seq_label_parts(l: u32) -> (usize, Faults) {
     (op, f)
 }
 
+impl SeqState {
+    /// The state's deduplication key (the symmetric key when symmetry is on).
+    pub fn key(&self) -> u128 {
+        self.key
+    }
+}
+
 impl SeqSpace {
+    /// The sequential space `cfg` describes (its `faults` and `verify_skips` included).
+    pub fn new(cfg: &Config) -> SeqSpace {
+        let proto = cfg.target.proto;
+        SeqSpace {
+            world: cfg.world.clone(),
+            proto,
+            alphabet: alphabet(&cfg.world, &proto),
+            sym: Symmetry::new(&cfg.world, proto, cfg.symmetry),
+            verify_skips: cfg.verify_skips,
+            faults: cfg.faults,
+        }
+    }
+
+    /// The indices of the operations a fault-free transition from `st` runs, in alphabet
+    /// order: none from a stuck state, and none predicted to be a self-loop (see
+    /// [`self_loop`]); [`Space::expand`] emits exactly these (and, with faults, more).
+    pub fn enabled<'a>(&'a self, st: &'a SeqState) -> impl Iterator<Item = usize> + 'a {
+        let k = &st.s.k;
+        (0..self.alphabet.len()).filter(move |&i| !st.s.stuck && !self_loop(k, &self.alphabet[i]))
+    }
+
+    /// The fault-free transition that runs operation `i` from `st`.
+    pub fn step(&self, st: &SeqState, i: usize, sc: &mut Scratch) -> Edge<SeqState> {
+        let mut edge = None;
+        self.transition(st, i, Faults::NONE, sc, &mut |e| edge = Some(e));
+        edge.expect("[explore internal bug] a fault-free transition emits its edge")
+    }
+
     fn key_of(&self, s: &Sequential, mask: u64, sc: &mut Scratch) -> u128 {
         combine(self.sym.key(&s.k, sc), &[mask, s.stuck as u64])
     }
