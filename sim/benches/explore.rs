@@ -5,7 +5,8 @@
 //! 1. Issue 14's configuration (merged, 3 functions, 1 tracer, no module, sequential, depth 5,
 //!    one core), with and without symmetry reduction: distinct states per second (wall and
 //!    CPU), peak memory per distinct state (the deduplication store and the frontier as the
-//!    explorer counts them, and the process's peak RSS), and the same model checked by a
+//!    explorer counts them, each at its largest, and the process's peak RSS), and the same
+//!    model checked by a
 //!    [stateright] breadth-first search in the same run, with the ratios. Both must count the
 //!    same distinct states (asserted).
 //! 2. The same exploration with two worker threads (`--threads 2`) and its speed-up.
@@ -137,19 +138,22 @@ struct Run {
     store: u64,
     /// The explorer's largest frontier, states (0 for stateright).
     frontier: u64,
+    /// The explorer's frontier at its largest, bytes (0 for stateright).
+    frontier_bytes: u64,
 }
 
 impl Run {
     fn print(&self) -> String {
         format!(
-            "RESULT {} {} {} {} {} {} {}",
+            "RESULT {} {} {} {} {} {} {} {}",
             self.distinct,
             self.explored,
             self.wall_s,
             self.cpu_s,
             self.rss,
             self.store,
-            self.frontier
+            self.frontier,
+            self.frontier_bytes
         )
     }
 
@@ -163,6 +167,7 @@ impl Run {
             rss: f.get(4)?.parse().ok()?,
             store: f.get(5)?.parse().ok()?,
             frontier: f.get(6)?.parse().ok()?,
+            frontier_bytes: f.get(7)?.parse().ok()?,
         })
     }
 
@@ -177,7 +182,12 @@ impl Run {
     fn line(&self, name: &str) {
         let d = self.distinct.max(1) as f64;
         let store = if self.store > 0 {
-            format!("  store {:>5.1} B/state", self.store as f64 / d)
+            format!(
+                "  store {:>4.1} + frontier {:>4.1} = {:>4.1} B/state",
+                self.store as f64 / d,
+                self.frontier_bytes as f64 / d,
+                (self.store + self.frontier_bytes) as f64 / d
+            )
         } else {
             String::new()
         };
@@ -221,6 +231,7 @@ fn child(spec: &str) {
             rss: s.peak_rss_bytes.unwrap_or(0),
             store: s.store_bytes,
             frontier: s.frontier_peak,
+            frontier_bytes: s.frontier_bytes,
         }
     } else {
         use stateright::{Checker, Model as _};
@@ -244,6 +255,7 @@ fn child(spec: &str) {
             rss: peak_rss_bytes().unwrap_or(0),
             store: 0,
             frontier: 0,
+            frontier_bytes: 0,
         }
     };
     println!("{}", run.print());

@@ -1,6 +1,26 @@
 //! The breadth-first engine, generic over a [`Space`]: level-synchronous, deduplicated by
 //! key, parallel over chunks of a level and merged in chunk order (results never depend on
 //! the number of threads).
+//!
+//! # Memory
+//!
+//! The store holds, per distinct state, a 64-bit fingerprint (in a hash set) and a parent link
+//! (parent index and transition label, 8 bytes); the links give the counterexample paths. The
+//! frontier holds no states: a level is a list of indices into the links, and a worker rebuilds
+//! each state it expands by replaying its path's last transition from its parent
+//! ([`Space::replay`]), keeping the one path it is on (a stack of at most `depth` states).
+//! Because a level lists its states in the order of their parents, consecutive states share
+//! their ancestors, so the rebuilding costs about one transition per expanded state (the
+//! expanded levels hold a small part of the states: each new level is several times the last).
+//!
+//! # Fingerprint collisions
+//!
+//! Two states with the same 64-bit fingerprint count as one: a collision silently drops a
+//! state (and what lies beyond it). As TLC says of its own 64-bit fingerprints, with `n`
+//! distinct states the probability of any collision is about `n² / 2^65`: about 2·10⁻⁷ for the
+//! 2.5 million states of 3 functions at depth 5, 3·10⁻⁴ for 10⁸ states, and 1·10⁻³ at the
+//! default bound [`STATES_MAX_DEFAULT`](super::STATES_MAX_DEFAULT) of 2·10⁸ (the fingerprint
+//! folds the 128-bit key, a uniform hash, so this is the birthday bound).
 
 use super::os::{cpu_seconds, peak_rss_bytes};
 use super::{Config, Edge, Level, Scratch, Space, Stats};
@@ -9,7 +29,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
-/// Keys are already uniform 128-bit hashes: use their low bits.
+/// Fingerprints are already uniform 64-bit hashes: use them as they are.
 #[derive(Default)]
 pub(super) struct KeyHasher(u64);
 
@@ -22,12 +42,19 @@ impl Hasher for KeyHasher {
             self.0 = self.0.rotate_left(8) ^ b as u64;
         }
     }
-    fn write_u128(&mut self, i: u128) {
-        self.0 = i as u64;
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
     }
 }
 
-pub(super) type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
+/// The set of the 64-bit fingerprints of the states seen (see the module docs for what a
+/// collision costs).
+pub(super) type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
+
+/// The 64-bit fingerprint a 128-bit key is stored as.
+pub(super) fn fp(key: u128) -> u64 {
+    (key ^ key >> 64) as u64
+}
 
 /// Properties as bits, in [`Property::ALL`] order.
 pub(super) type Props = u16;
@@ -53,21 +80,21 @@ pub(super) fn props_of(vs: Vec<Violation>, have: &mut Props, first: &mut Vec<Vio
 
 /// One result of a worker, in generation order. Violations are kept only for the first
 /// occurrence of a property in the chunk (no later one can be the first of the level).
-pub(super) struct Rec<S> {
+pub(super) struct Rec {
     parent: u32,
     label: u32,
     /// Properties raised by the transition.
     props: Props,
     /// Present when the transition leads to a state new to this chunk.
-    new: Option<New<S>>,
+    new: Option<New>,
     /// The violations of `props` and `new.props` seen first here.
     first: Vec<Violation>,
 }
 
-pub(super) struct New<S> {
-    key: u128,
-    /// Boxed: most records of the last level carry none, and should stay small.
-    state: Option<Box<S>>,
+pub(super) struct New {
+    key: u64,
+    /// Expanded at the next level.
+    keep: bool,
     terminal: bool,
     /// Properties the new state violates.
     props: Props,
@@ -147,37 +174,89 @@ impl Search {
     }
 
     fn store_bytes(&self) -> u64 {
-        (self.keys.capacity() * (std::mem::size_of::<u128>() + 1)
+        (self.keys.capacity() * (std::mem::size_of::<u64>() + 1)
             + self.links.capacity() * std::mem::size_of::<(u32, u32)>()) as u64
     }
 }
 
+/// A worker's way back to the states of a level: the path from the initial state to the last
+/// state it rebuilt, one state per level (see the module docs).
+pub(super) struct Replay<S> {
+    /// `(index, state)` from the initial state (index 0) down.
+    stack: Vec<(u32, S)>,
+    chain: Vec<u32>,
+}
+
+impl<S: Clone> Replay<S> {
+    pub(super) fn new(root: &S) -> Replay<S> {
+        Replay {
+            stack: vec![(0, root.clone())],
+            chain: Vec::new(),
+        }
+    }
+
+    /// The state of index `idx`, rebuilt along its parent links.
+    pub(super) fn state<P: Space<State = S>>(
+        &mut self,
+        space: &P,
+        links: &[(u32, u32)],
+        idx: u32,
+        sc: &mut Scratch,
+    ) -> &S {
+        self.chain.clear();
+        let mut i = idx;
+        while i != 0 {
+            self.chain.push(i);
+            i = links[i as usize].0;
+        }
+        self.chain.reverse();
+        let same = self
+            .chain
+            .iter()
+            .zip(&self.stack[1..])
+            .take_while(|(c, (s, _))| *c == s)
+            .count();
+        self.stack.truncate(same + 1);
+        for &c in &self.chain[same..] {
+            let next = space.replay(&self.stack.last().unwrap().1, links[c as usize].1, sc);
+            self.stack.push((c, next));
+        }
+        &self.stack.last().unwrap().1
+    }
+}
+
 /// What a worker hands back for its chunk.
-pub(super) struct Chunk<S> {
-    recs: Vec<Rec<S>>,
+pub(super) struct Chunk {
+    recs: Vec<Rec>,
     explored: u64,
     skipped: u64,
     renamings: u64,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn expand_chunk<P: Space>(
     space: &P,
-    chunk: &[(u32, P::State)],
+    root: &P::State,
+    links: &[(u32, u32)],
+    chunk: &[u32],
     keys: &KeySet,
     found: Props,
     keep: bool,
-) -> Chunk<P::State> {
+) -> Chunk {
     let mut sc = Scratch::default();
+    let mut replay = Replay::new(root);
     let mut local: KeySet = KeySet::default();
     let mut recs = Vec::new();
     let mut explored = 0;
     let mut have = found;
-    for (parent, s) in chunk {
+    for parent in chunk {
+        let s = replay.state(space, links, *parent, &mut sc);
         space.expand(s, &mut sc, &mut |e: Edge<P::State>| {
             explored += 1;
             let mut first = Vec::new();
             let props = props_of(e.violations, &mut have, &mut first);
-            if keys.contains(&e.key) || !local.insert(e.key) {
+            let key = fp(e.key);
+            if keys.contains(&key) || !local.insert(key) {
                 if props != 0 {
                     recs.push(Rec {
                         parent: *parent,
@@ -195,8 +274,8 @@ pub(super) fn expand_chunk<P: Space>(
                 label: e.label,
                 props,
                 new: Some(New {
-                    key: e.key,
-                    state: (keep && !e.terminal).then(|| Box::new(e.next)),
+                    key,
+                    keep: keep && !e.terminal,
                     terminal: e.terminal,
                     props: sprops,
                 }),
@@ -214,25 +293,28 @@ pub(super) fn expand_chunk<P: Space>(
 
 /// One level on one thread: the same decisions as [`expand_chunk`] followed by the merge, made
 /// in place (no records, one key lookup per transition).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn expand_inline<P: Space>(
     space: &P,
-    frontier: &[(u32, P::State)],
+    replay: &mut Replay<P::State>,
+    frontier: &[u32],
     search: &mut Search,
     keep: bool,
     depth: usize,
-    next: &mut Vec<(u32, P::State)>,
+    next: &mut Vec<u32>,
 ) -> u64 {
     let mut sc = Scratch::default();
     let mut new = 0u64;
     let mut first = Vec::new();
-    for (parent, s) in frontier {
+    for parent in frontier {
+        let s = replay.state(space, &search.links, *parent, &mut sc);
         space.expand(s, &mut sc, &mut |e: Edge<P::State>| {
             search.stats.explored += 1;
             first.clear();
             let mut have = search.found;
             let props = props_of(e.violations, &mut have, &mut first);
             search.note(*parent, e.label, depth, props, &first, false);
-            if !search.keys.insert(e.key) {
+            if !search.keys.insert(fp(e.key)) {
                 return;
             }
             let idx = search.links.len() as u32;
@@ -244,7 +326,7 @@ pub(super) fn expand_inline<P: Space>(
             let sprops = props_of(space.check(&e.next), &mut have, &mut first);
             search.note(*parent, e.label, depth, sprops, &first, true);
             if keep && !e.terminal {
-                next.push((idx, e.next));
+                next.push(idx);
             }
         });
     }
@@ -265,7 +347,7 @@ pub fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
         found: 0,
         stats: Stats::default(),
     };
-    search.keys.insert(space.key(&root, &mut sc));
+    search.keys.insert(fp(space.key(&root, &mut sc)));
     let mut first = Vec::new();
     let props = props_of(space.check(&root), &mut 0, &mut first);
     search.note(u32::MAX, 0, 0, props, &first, true);
@@ -273,7 +355,8 @@ pub fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
         expanded: 0,
         new: 1,
     });
-    let mut frontier: Vec<(u32, P::State)> = vec![(0, root)];
+    let mut frontier: Vec<u32> = vec![0];
+    let mut replay = Replay::new(&root);
     let threads = cfg.threads.max(1);
     let mut level = 0u32;
     while !frontier.is_empty() && level < max_levels {
@@ -284,20 +367,26 @@ pub fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
         let expanded = frontier.len() as u64;
         let mut next = Vec::new();
         let new = if threads == 1 {
-            let new = expand_inline(space, &frontier, &mut search, keep, depth, &mut next);
-            drop(frontier);
-            new
+            expand_inline(
+                space,
+                &mut replay,
+                &frontier,
+                &mut search,
+                keep,
+                depth,
+                &mut next,
+            )
         } else {
-            let chunks = expand_chunks(space, &frontier, &search, keep, threads);
-            drop(frontier);
+            let chunks = expand_chunks(space, &root, &frontier, &search, keep, threads);
             merge_chunks(chunks, &mut search, depth, &mut next)
         };
+        let bytes = frontier_bytes(&frontier, &next);
         frontier = next;
         if finish_level(
             &mut search,
             expanded,
             new,
-            frontier.len(),
+            (frontier.len(), bytes),
             cfg,
             level,
             max_levels,
@@ -315,18 +404,25 @@ pub fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
     search
 }
 
-/// Records a finished level; true when the search must stop (`states_max`).
+/// Bytes of a level and the next (indices; the replay stacks are left out).
+fn frontier_bytes(frontier: &[u32], next: &Vec<u32>) -> u64 {
+    ((frontier.len() + next.capacity()) * std::mem::size_of::<u32>()) as u64
+}
+
+/// Records a finished level; true when the search must stop (`states_max`). `(next, bytes)`:
+/// the states of the next level, and the bytes of both levels.
 pub(super) fn finish_level(
     search: &mut Search,
     expanded: u64,
     new: u64,
-    next: usize,
+    (next, bytes): (usize, u64),
     cfg: &Config,
     level: u32,
     max_levels: u32,
 ) -> bool {
     search.stats.levels.push(Level { expanded, new });
     search.stats.frontier_peak = search.stats.frontier_peak.max(expanded + next as u64);
+    search.stats.frontier_bytes = search.stats.frontier_bytes.max(bytes);
     search.stats.store_bytes = search.stats.store_bytes.max(search.store_bytes());
     if search.links.len() as u64 >= cfg.states_max {
         search.stats.truncated = next > 0 && level < max_levels;
@@ -339,22 +435,26 @@ pub(super) fn finish_level(
 /// levels (read-only); the chunks come back in frontier order.
 fn expand_chunks<P: Space>(
     space: &P,
-    frontier: &[(u32, P::State)],
+    root: &P::State,
+    frontier: &[u32],
     search: &Search,
     keep: bool,
     threads: usize,
-) -> Vec<Chunk<P::State>> {
+) -> Vec<Chunk> {
     let keys = &search.keys;
+    let links = &search.links;
     let found = search.found;
     if frontier.len() < 2 {
-        vec![expand_chunk(space, frontier, keys, found, keep)]
+        vec![expand_chunk(
+            space, root, links, frontier, keys, found, keep,
+        )]
     } else {
         // Small chunks handed out in order balance the load; merging them in index order
         // keeps the result independent of the number of threads.
         let size = frontier.len().div_ceil(threads * 8).max(1);
-        let parts: Vec<&[(u32, P::State)]> = frontier.chunks(size).collect();
+        let parts: Vec<&[u32]> = frontier.chunks(size).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Vec<std::sync::Mutex<Option<Chunk<P::State>>>> =
+        let slots: Vec<std::sync::Mutex<Option<Chunk>>> =
             parts.iter().map(|_| std::sync::Mutex::new(None)).collect();
         std::thread::scope(|s| {
             for _ in 0..threads {
@@ -363,7 +463,7 @@ fn expand_chunks<P: Space>(
                     if i >= parts.len() {
                         break;
                     }
-                    let c = expand_chunk(space, parts[i], keys, found, keep);
+                    let c = expand_chunk(space, root, links, parts[i], keys, found, keep);
                     *slots[i].lock().unwrap() = Some(c);
                 });
             }
@@ -377,12 +477,7 @@ fn expand_chunks<P: Space>(
 
 /// Merges the chunks of a level in order (so the result never depends on the number of
 /// threads): the new states join the store, and `next` when kept. Returns how many are new.
-fn merge_chunks<S>(
-    chunks: Vec<Chunk<S>>,
-    search: &mut Search,
-    depth: usize,
-    next: &mut Vec<(u32, S)>,
-) -> u64 {
+fn merge_chunks(chunks: Vec<Chunk>, search: &mut Search, depth: usize, next: &mut Vec<u32>) -> u64 {
     let mut new = 0u64;
     for c in chunks {
         search.stats.explored += c.explored;
@@ -399,8 +494,8 @@ fn merge_chunks<S>(
             new += 1;
             search.stats.terminal += n.terminal as u64;
             search.note(r.parent, r.label, depth, n.props, &r.first, true);
-            if let Some(s) = n.state {
-                next.push((idx, *s));
+            if n.keep {
+                next.push(idx);
             }
         }
     }

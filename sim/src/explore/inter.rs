@@ -133,6 +133,15 @@ impl Space for InterSpace {
         }
     }
 
+    fn replay(&self, st: &Inter, label: u32, _sc: &mut Scratch) -> Inter {
+        let t = ((label & !START) >> 16) as Tid;
+        if label & START != 0 {
+            self.step(st, t, Some((label & 0xffff) as usize)).0
+        } else {
+            self.step(st, label as Tid, None).0
+        }
+    }
+
     fn check(&self, st: &Inter) -> Vec<Violation> {
         let s = &st.s;
         let mut v = Vec::new();

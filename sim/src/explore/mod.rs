@@ -35,11 +35,12 @@
 //!
 //! # Deduplication and symmetry
 //!
-//! States are deduplicated by a 128-bit key: the core's canonical fingerprint
-//! ([`ftsim_core::fingerprint`]: serial numbers renumbered, counters left out) of the kernel,
-//! combined with the lock-order graph (and, in interleaving mode, the number of operations
-//! started, and for states with an operation in flight the kernel's change counter and dirty
-//! records, which in-flight frames compare against and the core fingerprint leaves out).
+//! States are deduplicated by a 128-bit key (stored as a 64-bit fingerprint, see [`bfs`]): the
+//! core's canonical fingerprint ([`ftsim_core::fingerprint`]: serial numbers renumbered,
+//! counters left out) of the kernel, combined with the lock-order graph (and, in interleaving
+//! mode, the number of operations started, and for states with an operation in flight the
+//! kernel's change counter and dirty records, which in-flight frames compare against and the
+//! core fingerprint leaves out).
 //!
 //! Functions that nothing distinguishes are interchangeable: the built-in functions among
 //! themselves, and the functions of one module among themselves; so are the tracers. For a
@@ -84,9 +85,10 @@
 //! renamings' encodings, one 128-bit hash); each new state is also checked (about 0.2 µs).
 //! Operations the owner refuses without effect are predicted and skipped (self-loops), and a
 //! refusal that leaves the kernel unchanged reuses its parent's key. The deduplication store
-//! costs 27–43 bytes per distinct state (a 128-bit key in a hash set plus a parent link); the
-//! frontier (two levels of full states) dominates peak memory. `sim/benches/explore.rs` prints
-//! the figures.
+//! keeps a 64-bit fingerprint of the key in a hash set and a parent link per distinct state
+//! (the collision probability is in [`bfs`]'s docs); the frontier keeps no states, only their
+//! indices: a worker rebuilds each state it expands by replaying the last transition of its
+//! path from its parent. `sim/benches/explore.rs` prints the figures.
 //!
 //! # Determinism and threads
 //!
@@ -238,8 +240,11 @@ pub struct Stats {
     pub peak_rss_bytes: Option<u64>,
     /// Bytes of the deduplication store (key set and parent links) at its largest.
     pub store_bytes: u64,
-    /// Largest frontier (states held in memory at once, two levels).
+    /// Largest frontier (states of two levels: the one expanded and the next).
     pub frontier_peak: u64,
+    /// Bytes of the frontier at its largest (two levels of state indices; the states are
+    /// rebuilt by replay, see [`bfs`]).
+    pub frontier_bytes: u64,
     /// Stopped at `states_max`.
     pub truncated: bool,
     /// Transitions not computed because the operation is refused at owner level without effect

@@ -242,6 +242,13 @@ impl Space for SeqSpace {
         }
     }
 
+    fn replay(&self, st: &SeqState, label: u32, sc: &mut Scratch) -> SeqState {
+        let (i, faults) = seq_label_parts(label);
+        let mut next = None;
+        self.transition(st, i, faults, sc, &mut |e| next = Some(e.next));
+        next.expect("[explore internal bug] a replayed transition emits no edge")
+    }
+
     fn check(&self, s: &SeqState) -> Vec<Violation> {
         if s.s.stuck {
             Vec::new()

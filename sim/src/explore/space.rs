@@ -81,6 +81,9 @@ pub trait Space: Sync {
     fn key(&self, s: &Self::State, sc: &mut Scratch) -> u128;
     /// The successors of `s`, in a fixed order.
     fn expand(&self, s: &Self::State, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<Self::State>));
+    /// The state the transition `label` of [`Space::expand`] leads to from `s`, computed again
+    /// (the breadth-first engine keeps no states in its frontier; it replays their paths).
+    fn replay(&self, s: &Self::State, label: u32, sc: &mut Scratch) -> Self::State;
     /// The properties a new state violates.
     fn check(&self, s: &Self::State) -> Vec<Violation>;
 }
