@@ -375,13 +375,19 @@ fn replay_applies_set_to_a_reproducer_file() {
     let file = "../corpus/reproducers/readme-fixes-2025--ipmodify-honoured.txt";
     let (code, out, _) = ftsim(&["replay", file]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("expected ipmodify-honoured: reproduced"), "{out}");
+    assert!(
+        out.contains("expected ipmodify-honoured: reproduced"),
+        "{out}"
+    );
     let (code, out, err) = ftsim(&["replay", file, "--set", "set_filter_notifies_peer=true"]);
     assert!(
         out.contains("protocol=fixes-2025+set_filter_notifies_peer=true"),
         "{out}{err}"
     );
-    assert!(out.contains("expected ipmodify-honoured: NOT reproduced"), "{out}");
+    assert!(
+        out.contains("expected ipmodify-honoured: NOT reproduced"),
+        "{out}"
+    );
     assert_eq!(code, 0, "{out}");
     let (code, _, err) = ftsim(&["replay", file, "--set", "no_such_switch=1"]);
     assert_eq!(code, 2);
