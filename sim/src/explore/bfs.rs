@@ -87,8 +87,9 @@ pub(super) struct Rec {
     props: Props,
     /// Present when the transition leads to a state new to this chunk.
     new: Option<New>,
-    /// The violations of `props` and `new.props` seen first here.
-    first: Vec<Violation>,
+    /// Where the violations of `props` and `new.props` seen first here start in the chunk's
+    /// `firsts` (they end where the next record's start).
+    first: u32,
 }
 
 pub(super) struct New {
@@ -228,6 +229,8 @@ impl<S: Clone> Replay<S> {
 /// What a worker hands back for its chunk.
 pub(super) struct Chunk {
     recs: Vec<Rec>,
+    /// The records' first violations, in record order (kept apart: most records have none).
+    firsts: Vec<Violation>,
     explored: u64,
     skipped: u64,
     renamings: u64,
@@ -247,14 +250,15 @@ pub(super) fn expand_chunk<P: Space>(
     let mut replay = Replay::new(root);
     let mut local: KeySet = KeySet::default();
     let mut recs = Vec::new();
+    let mut firsts = Vec::new();
     let mut explored = 0;
     let mut have = found;
     for parent in chunk {
         let s = replay.state(space, links, *parent, &mut sc);
         space.expand(s, &mut sc, &mut |e: Edge<P::State>| {
             explored += 1;
-            let mut first = Vec::new();
-            let props = props_of(e.violations, &mut have, &mut first);
+            let first = firsts.len() as u32;
+            let props = props_of(e.violations, &mut have, &mut firsts);
             let key = fp(e.key);
             if keys.contains(&key) || !local.insert(key) {
                 if props != 0 {
@@ -268,7 +272,7 @@ pub(super) fn expand_chunk<P: Space>(
                 }
                 return;
             }
-            let sprops = props_of(space.check(&e.next), &mut have, &mut first);
+            let sprops = props_of(space.check(&e.next), &mut have, &mut firsts);
             recs.push(Rec {
                 parent: *parent,
                 label: e.label,
@@ -285,6 +289,7 @@ pub(super) fn expand_chunk<P: Space>(
     }
     Chunk {
         recs,
+        firsts,
         explored,
         skipped: sc.skipped,
         renamings: sc.renamings,
@@ -483,9 +488,14 @@ fn merge_chunks(chunks: Vec<Chunk>, search: &mut Search, depth: usize, next: &mu
         search.stats.explored += c.explored;
         search.stats.skipped += c.skipped;
         search.stats.renamings += c.renamings;
-        for r in c.recs {
-            search.note(r.parent, r.label, depth, r.props, &r.first, false);
-            let Some(n) = r.new else { continue };
+        for (i, r) in c.recs.iter().enumerate() {
+            let end = c
+                .recs
+                .get(i + 1)
+                .map_or(c.firsts.len(), |n| n.first as usize);
+            let first = &c.firsts[r.first as usize..end];
+            search.note(r.parent, r.label, depth, r.props, first, false);
+            let Some(n) = &r.new else { continue };
             if !search.keys.insert(n.key) {
                 continue; // found first by an earlier chunk of this level
             }
@@ -493,7 +503,7 @@ fn merge_chunks(chunks: Vec<Chunk>, search: &mut Search, depth: usize, next: &mu
             search.links.push((r.parent, r.label));
             new += 1;
             search.stats.terminal += n.terminal as u64;
-            search.note(r.parent, r.label, depth, n.props, &r.first, true);
+            search.note(r.parent, r.label, depth, n.props, first, true);
             if n.keep {
                 next.push(idx);
             }
