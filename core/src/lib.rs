@@ -24,6 +24,7 @@
 pub mod check;
 pub mod direct;
 pub mod errno;
+pub mod findings;
 pub mod fingerprint;
 pub mod ftrace;
 pub mod hash;

@@ -7,6 +7,7 @@
 
 use crate::check::check;
 use crate::errno::Errno;
+use crate::findings::Findings;
 use crate::ids::Tid;
 use crate::kernel::Kernel;
 use crate::locks::{Lock, LockOrder};
@@ -76,7 +77,7 @@ pub struct Sched {
     pub lanes: Vec<Lane>,
     pub order: LockOrder,
     /// Findings so far, deduplicated by (property, function).
-    pub findings: Vec<Violation>,
+    pub findings: Findings,
     /// Scheduling steps taken.
     pub steps: u64,
     /// Check the properties whenever no operation is in flight.
@@ -97,7 +98,7 @@ impl Sched {
             k,
             lanes: vec![Lane::default(); threads],
             order: LockOrder::default(),
-            findings: Vec::new(),
+            findings: Findings::new(),
             steps: 0,
             check_at_quiescence: true,
             oracle: Some(Model::new(world, &proto)),
@@ -176,13 +177,7 @@ impl Sched {
         if v.property == Property::Livelock && self.unfair {
             return;
         }
-        if !self
-            .findings
-            .iter()
-            .any(|x| x.property == v.property && x.func == v.func)
-        {
-            self.findings.push(v);
-        }
+        self.findings.insert(v);
     }
 
     /// Takes one step of thread `t` (which must be runnable): starts its next operation, or

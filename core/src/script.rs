@@ -18,6 +18,7 @@
 //! runnable thread.
 
 use crate::errno::Errno;
+use crate::findings::Findings;
 use crate::ids::Tid;
 use crate::locks::Lock;
 use crate::machine::EventKind;
@@ -58,7 +59,7 @@ pub struct Script {
 #[derive(Clone, Debug, Default)]
 pub struct Replay {
     pub results: Vec<(Tid, Op, Result<(), Errno>)>,
-    pub findings: Vec<Violation>,
+    pub findings: Findings,
     /// The scheduling decisions actually taken (concurrent scripts).
     pub schedule: Vec<Tid>,
     /// For each decision taken, the index in [`Script::lines`] of the operation that step ran
@@ -80,7 +81,7 @@ pub struct TimelineStep {
 
 impl Replay {
     pub fn has(&self, p: Property) -> bool {
-        self.findings.iter().any(|v| v.property == p)
+        self.findings.has(p)
     }
 }
 
@@ -149,12 +150,7 @@ impl Script {
             let oracle = model.step(&l.op, &out, &calls);
             let mut new = Vec::new();
             for v in out.violations.iter().cloned().chain(oracle) {
-                if !r
-                    .findings
-                    .iter()
-                    .any(|x| x.property == v.property && x.func == v.func)
-                {
-                    r.findings.push(v.clone());
+                if r.findings.insert(v.clone()) {
                     new.push(v);
                 }
             }

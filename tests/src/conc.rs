@@ -79,6 +79,7 @@
 
 use ftsim_core::check::check;
 use ftsim_core::errno::Errno;
+use ftsim_core::findings::Findings;
 use ftsim_core::ids::{Addr, FnId, OpsId, Tid};
 use ftsim_core::kernel::{fl, CallSite, Kernel};
 use ftsim_core::locks::{Lock, LockOrder};
@@ -257,20 +258,14 @@ impl Journal {
 struct Model {
     k: Kernel,
     order: LockOrder,
-    findings: Vec<Violation>,
+    findings: Findings,
     /// The lock each thread sleeps on, if any (for the wait-for graph).
     waits: Vec<Option<Lock>>,
 }
 
 impl Model {
     fn record(&mut self, v: Violation) {
-        if !self
-            .findings
-            .iter()
-            .any(|x| x.property == v.property && x.func == v.func)
-        {
-            self.findings.push(v);
-        }
+        self.findings.insert(v);
     }
 
     /// The wait-for cycle through `t`, if `t` now sleeping closes one.
@@ -368,7 +363,7 @@ pub struct Execution {
     pub k: Kernel,
     /// Findings raised inside steps, lockdep's order rule, and `check` on the final state;
     /// deduplicated by (property, function).
-    pub findings: Vec<Violation>,
+    pub findings: Findings,
     /// The wait-for cycle the std driver found (never set under loom: loom panics first).
     pub deadlock: Option<String>,
 }
@@ -435,7 +430,7 @@ pub fn execute(
         model: Mutex::new(Model {
             k,
             order: order.clone(),
-            findings: Vec::new(),
+            findings: Findings::new(),
             waits: vec![None; threads.len()],
         }),
         cells: (0..ncells).map(|_| LockCell::new()).collect(),
@@ -814,9 +809,6 @@ pub fn observable(k: &Kernel) -> String {
 
 // ----- the verdict -----------------------------------------------------------------------------
 
-/// A finding's identity, as findings are deduplicated everywhere.
-type FindingKey = (Property, Option<FnId>);
-
 /// One sequential order of the operations that did not fail from contention.
 #[derive(Clone, Debug)]
 struct Candidate {
@@ -824,7 +816,7 @@ struct Candidate {
     order: Vec<(usize, usize)>,
     results: HashMap<(usize, usize), Result<(), Errno>>,
     observable: String,
-    findings: BTreeSet<FindingKey>,
+    findings: Findings,
     /// The reference oracle after the order, and what it found along it.
     reference: Reference,
     oracle: Vec<Violation>,
@@ -928,13 +920,13 @@ impl Linearizer {
             mut reference,
         } = self.start.clone();
         let mut results = HashMap::new();
-        let mut findings = BTreeSet::new();
+        let mut findings = Findings::new();
         let mut oracle = Vec::new();
         for &(t, i) in order {
             let op = &self.threads[t][i];
             let out = seq.apply(op);
             results.insert((t, i), out.result);
-            findings.extend(out.violations.iter().map(|v| (v.property, v.func)));
+            findings.extend(out.violations.iter().cloned());
             oracle.extend(reference.step(op, &out, &calls(&seq.k)));
         }
         Candidate {
@@ -1023,7 +1015,7 @@ impl Linearizer {
             let extra: Vec<&Violation> = e
                 .findings
                 .iter()
-                .filter(|v| !tolerated(v.property) && !c.findings.contains(&(v.property, v.func)))
+                .filter(|v| !tolerated(v.property) && !c.findings.contains(v.property, v.func))
                 .collect();
             if !extra.is_empty() {
                 let ex: Vec<String> = extra.iter().map(|v| v.to_string()).collect();
@@ -1037,7 +1029,7 @@ impl Linearizer {
             let contention_tolerated = e
                 .findings
                 .iter()
-                .filter(|v| tolerated(v.property) && !c.findings.contains(&(v.property, v.func)))
+                .filter(|v| tolerated(v.property) && !c.findings.contains(v.property, v.func))
                 .map(finding_id)
                 .collect();
             let oracle = self.reference_verdict(c, e);

@@ -50,7 +50,7 @@ impl InterSpace {
         for lane in &mut c.s.lanes {
             lane.done.clear();
         }
-        let v = std::mem::take(&mut c.s.findings);
+        let v = std::mem::take(&mut c.s.findings).into_vec();
         (c, v)
     }
 }

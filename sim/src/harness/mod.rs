@@ -37,6 +37,7 @@ pub use arbitrary;
 
 use arbitrary::{Arbitrary, Unstructured};
 use ftsim_core::check::{check, footprint};
+use ftsim_core::findings::Findings;
 use ftsim_core::ids::{FnId, ModId, ProgKind, TracerId};
 use ftsim_core::kernel::Kernel;
 use ftsim_core::observe::{self, Call};
@@ -401,11 +402,11 @@ pub struct Outcome {
     /// concurrent runs, the schedule actually taken. Replays to the same findings.
     pub script: Script,
     /// Findings, deduplicated by (property, function), minus the ignored properties.
-    pub findings: Vec<Violation>,
+    pub findings: Findings,
 }
 
 impl Outcome {
-    fn new(mut script: Script, findings: Vec<Violation>) -> Outcome {
+    fn new(mut script: Script, findings: Findings) -> Outcome {
         script.expect = expect_of(&findings);
         Outcome { script, findings }
     }
@@ -440,13 +441,9 @@ fn expect_of(findings: &[Violation]) -> Vec<Property> {
     e
 }
 
-fn record(findings: &mut Vec<Violation>, cfg: &Config, v: Violation) {
-    if cfg.keeps(&v)
-        && !findings
-            .iter()
-            .any(|x| x.property == v.property && x.func == v.func)
-    {
-        findings.push(v);
+fn record(findings: &mut Findings, cfg: &Config, v: Violation) {
+    if cfg.keeps(&v) {
+        findings.insert(v);
     }
 }
 
@@ -554,7 +551,7 @@ pub fn run_ops(input: &OpsInput, cfg: &Config) -> Verdict {
     let mut s = Sequential::new(&script.world, script.proto);
     let mut snap = Snapshot::new(&s.k);
     let mut oracle = (!cfg.no_oracle).then(|| OracleCheck::new(&script));
-    let mut findings = Vec::new();
+    let mut findings = Findings::new();
     for i in 0..script.lines.len() {
         let Line { op, faults, .. } = &script.lines[i];
         let mut out = s.run(op, *faults);
@@ -622,7 +619,7 @@ impl Snapshot {
 /// oracle judging every operation, a concurrent one on the concurrent executor (the oracle
 /// judging until two operations overlap). Findings deduplicated by (property, function).
 pub fn replay_reference(script: &Script) -> Vec<Violation> {
-    script.replay().findings
+    script.replay().findings.into_vec()
 }
 
 /// The `ops` target: panics on a finding; `false` for a rejected input.
@@ -698,7 +695,7 @@ pub fn run_schedule(input: &ScheduleInput, cfg: &Config) -> Verdict {
         Err(why) => return Verdict::Rejected(why),
     };
     let replay = script.replay();
-    let mut findings = Vec::new();
+    let mut findings = Findings::new();
     for v in replay.findings {
         record(&mut findings, cfg, v);
     }

@@ -131,7 +131,7 @@ pub struct Config {
 /// ones until two operations overlap) the oracle's verdicts, as [`Script::replay`] gives them
 /// (and `tests/tests/reproducers.rs` judges the committed reproducers).
 pub fn replay_with_oracle(script: &Script) -> Vec<Violation> {
-    script.replay().findings
+    script.replay().findings.into_vec()
 }
 
 fn read_reproducers(dir: &Path) -> Vec<(PathBuf, String, Script)> {

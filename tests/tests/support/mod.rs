@@ -4,6 +4,7 @@
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
 
+use ftsim_core::findings::Findings;
 use ftsim_core::observe;
 use ftsim_core::op::Op;
 use ftsim_core::oracle::Model;
@@ -74,20 +75,13 @@ pub fn replay(script: &Script) -> Vec<Violation> {
         "the oracle judges sequential scripts only"
     );
     let mut c = Checked::new(&script.world, script.proto);
-    let mut found: Vec<Violation> = Vec::new();
+    let mut found = Findings::new();
     for l in &script.lines {
         let s = c.step(&l.op, l.faults);
-        for v in s.all() {
-            if !found
-                .iter()
-                .any(|x| x.property == v.property && x.func == v.func)
-            {
-                found.push(v.clone());
-            }
-        }
+        found.extend(s.all().cloned());
         if s.stuck {
             break;
         }
     }
-    found
+    found.into_vec()
 }
