@@ -30,6 +30,7 @@ pub mod ftrace;
 pub mod hash;
 pub mod ids;
 pub mod kernel;
+pub mod lockdep;
 pub mod locks;
 pub mod machine;
 pub mod observe;

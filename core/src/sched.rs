@@ -10,6 +10,7 @@ use crate::errno::Errno;
 use crate::findings::Findings;
 use crate::ids::Tid;
 use crate::kernel::Kernel;
+use crate::lockdep;
 use crate::locks::{Lock, LockOrder};
 use crate::machine::{Request, Status};
 use crate::op::Op;
@@ -247,11 +248,7 @@ impl Sched {
                 StepOutcome::Finished(c)
             }
             Status::Wants(Request::Lock(l)) if self.k.holds(t, l) => {
-                self.record(Violation::new(
-                    Property::LockRecursion,
-                    None,
-                    format!("{l} acquired while already held"),
-                ));
+                self.record(lockdep::recursion(&self.k, t, l).unwrap());
                 self.lanes[ti].stuck = true;
                 self.k.mark_stuck(t);
                 StepOutcome::Progress
@@ -310,61 +307,28 @@ impl Sched {
     }
 
     fn order_check(&mut self, t: Tid, l: Lock) {
-        let held: SmallVec<[_; 8]> = self.k.held_by(t).map(|h| h.class()).collect();
-        if let Some(cycle) = self.order.acquire(held.into_iter(), l.class()) {
-            let names: Vec<&str> = cycle.iter().map(|c| c.name()).collect();
-            self.record(Violation::new(
-                Property::LockOrder,
-                None,
-                format!("lock order cycle {}", names.join(" -> ")),
-            ));
+        if let Some(v) = lockdep::order(&mut self.order, &self.k, t, l) {
+            self.record(v);
         }
     }
 
     /// When no thread can step but some are unfinished: the wait-for cycle, if there is one.
     /// Reports `deadlock` and marks the threads of the cycle stuck.
     pub fn detect_deadlock(&mut self) -> Option<Violation> {
-        let n = self.lanes.len();
-        let waits_for = |s: &Sched, t: usize| -> Option<(Lock, usize)> {
-            match s.k.status(t as Tid) {
-                Status::Wants(Request::Lock(l)) => s.k.lock_holder(l).map(|h| (l, h as usize)),
-                _ => None,
-            }
+        let waits = |t: Tid| match self.k.status(t) {
+            Status::Wants(Request::Lock(l)) => Some(l),
+            _ => None,
         };
-        for start in 0..n {
-            let mut path = vec![start];
-            let mut cur = start;
-            while let Some((_, next)) = waits_for(self, cur) {
-                if let Some(pos) = path.iter().position(|&x| x == next) {
-                    let cycle = &path[pos..];
-                    if cycle.len() == 1 {
-                        break; // recursion, reported already
-                    }
-                    let desc: Vec<String> = cycle
-                        .iter()
-                        .map(|&x| {
-                            let (l, _) = waits_for(self, x).unwrap();
-                            let op = self.k.threads[x]
-                                .op
-                                .as_ref()
-                                .map(|o| o.to_string())
-                                .unwrap_or_default();
-                            format!("t{x} `{op}` waits for {l}")
-                        })
-                        .collect();
-                    for &x in cycle {
-                        self.lanes[x].stuck = true;
-                        self.k.mark_stuck(x as Tid);
-                    }
-                    let v = Violation::new(Property::Deadlock, None, desc.join("; "));
-                    self.record(v.clone());
-                    return Some(v);
-                }
-                path.push(next);
-                cur = next;
-            }
+        let cycle = (0..self.lanes.len() as Tid)
+            .filter_map(|start| lockdep::wait_cycle(&self.k, start, waits))
+            .find(|c| c.len() > 1)?; // a cycle of one: recursion, reported already
+        for &(x, _) in &cycle {
+            self.lanes[x as usize].stuck = true;
+            self.k.mark_stuck(x);
         }
-        None
+        let v = Violation::new(Property::Deadlock, None, lockdep::describe(&self.k, &cycle));
+        self.record(v.clone());
+        Some(v)
     }
 
     /// Runs to completion choosing, at each point, `choose(runnable)` (an index into it).

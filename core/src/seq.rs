@@ -6,10 +6,11 @@
 use crate::check::{check, footprint};
 use crate::errno::Errno;
 use crate::kernel::Kernel;
+use crate::lockdep;
 use crate::locks::{Lock, LockOrder};
 use crate::machine::{Request, Status};
 use crate::op::Op;
-use crate::property::{Property, Violation};
+use crate::property::Violation;
 use crate::protocol::Protocol;
 use crate::world::World;
 
@@ -209,25 +210,15 @@ impl Sequential {
     /// A blocking acquisition: records its lock order; a lock already held by this thread is a
     /// recursion (and the thread waits forever).
     fn blocking(&mut self, t: u8, l: Lock) -> Option<Violation> {
-        if self.k.holds(t, l) {
-            return Some(Violation::new(
-                Property::LockRecursion,
-                None,
-                format!("{l} acquired while already held"),
-            ));
+        if let Some(v) = lockdep::recursion(&self.k, t, l) {
+            return Some(v);
         }
         assert!(
             self.k.lock_holder(l).is_none(),
             "[core internal bug] lock {l} held by another thread in the sequential driver"
         );
-        let held: Vec<_> = self.k.held_by(t).map(|h| h.class()).collect();
-        if let Some(cycle) = self.order.acquire(held.into_iter(), l.class()) {
-            let names: Vec<&str> = cycle.iter().map(|c| c.name()).collect();
-            self.k.violate(Violation::new(
-                Property::LockOrder,
-                None,
-                format!("lock order cycle {}", names.join(" -> ")),
-            ));
+        if let Some(v) = lockdep::order(&mut self.order, &self.k, t, l) {
+            self.k.violate(v);
         }
         None
     }

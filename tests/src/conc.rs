@@ -82,6 +82,7 @@ use ftsim_core::errno::Errno;
 use ftsim_core::findings::Findings;
 use ftsim_core::ids::{Addr, FnId, OpsId, Tid};
 use ftsim_core::kernel::{fl, CallSite, Kernel};
+use ftsim_core::lockdep;
 use ftsim_core::locks::{Lock, LockOrder};
 use ftsim_core::machine::{Event, EventKind, Request, Status};
 use ftsim_core::observe::{call, Body, Call, Tramp};
@@ -270,26 +271,8 @@ impl Model {
 
     /// The wait-for cycle through `t`, if `t` now sleeping closes one.
     fn wait_cycle(&self, t: Tid) -> Option<String> {
-        let mut path = vec![t];
-        let mut cur = t;
-        for _ in 0..self.waits.len() {
-            let l = self.waits[cur as usize]?;
-            let holder = self.k.lock_holder(l)?;
-            if holder == t {
-                let desc: Vec<String> = path
-                    .iter()
-                    .map(|&x| {
-                        let op = self.k.threads[x as usize].op.as_ref();
-                        let op = op.map(|o| o.to_string()).unwrap_or_default();
-                        format!("t{x} `{op}` waits for {}", self.waits[x as usize].unwrap())
-                    })
-                    .collect();
-                return Some(desc.join("; "));
-            }
-            path.push(holder);
-            cur = holder;
-        }
-        None
+        let cycle = lockdep::wait_cycle(&self.k, t, |x| self.waits[x as usize])?;
+        (cycle[0].0 == t).then(|| lockdep::describe(&self.k, &cycle))
     }
 }
 
@@ -570,14 +553,8 @@ fn blocking_checks(m: &mut Model, sh: &Shared, t: Tid, l: Lock) -> Next {
             sh.journal.render()
         );
     }
-    let held: Vec<_> = m.k.held_by(t).map(|h| h.class()).collect();
-    if let Some(cycle) = m.order.acquire(held.into_iter(), l.class()) {
-        let names: Vec<&str> = cycle.iter().map(|c| c.name()).collect();
-        m.record(Violation::new(
-            Property::LockOrder,
-            None,
-            format!("lock order cycle {}", names.join(" -> ")),
-        ));
+    if let Some(v) = lockdep::order(&mut m.order, &m.k, t, l) {
+        m.record(v);
     }
     m.waits[t as usize] = Some(l);
     if let Some(cycle) = m.wait_cycle(t) {
