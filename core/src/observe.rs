@@ -97,6 +97,12 @@ fn through(t: &Tramp, target: Body) -> Body {
     }
 }
 
+/// The call of every function (`None` where its text is not loaded), in function order: what
+/// the reference oracle ([`crate::oracle::Model::step`]) judges after an operation.
+pub fn calls(k: &Kernel) -> Vec<Option<Call>> {
+    k.world().fns().map(|f| call(k, f)).collect()
+}
+
 /// What a call of `f` executes now; `None` when `f` has no live text (module not loaded).
 pub fn call(k: &Kernel, f: FnId) -> Option<Call> {
     call_among(k, f, k.ops_list.iter().copied())

@@ -268,9 +268,7 @@ impl Sched {
         let Some(model) = self.oracle.as_mut() else {
             return;
         };
-        let calls: Vec<_> = (0..self.k.fns.len() as u16)
-            .map(|f| crate::observe::call(&self.k, crate::ids::FnId(f)))
-            .collect();
+        let calls = crate::observe::calls(&self.k);
         let out = Outcome {
             result: c.result,
             violations: Vec::new(),

@@ -142,11 +142,7 @@ impl Script {
         for l in &self.lines {
             let out = s.apply_with(&l.op, l.faults);
             r.results.push((0, l.op.clone(), out.result));
-            let calls: Vec<_> = self
-                .world
-                .fns()
-                .map(|f| crate::observe::call(&s.k, f))
-                .collect();
+            let calls = crate::observe::calls(&s.k);
             let oracle = model.step(&l.op, &out, &calls);
             let mut new = Vec::new();
             for v in out.violations.iter().cloned().chain(oracle) {

@@ -85,7 +85,7 @@ use ftsim_core::kernel::{fl, CallSite, Kernel};
 use ftsim_core::lockdep;
 use ftsim_core::locks::{Lock, LockOrder};
 use ftsim_core::machine::{Event, EventKind, Request, Status};
-use ftsim_core::observe::{call, Body, Call, Tramp};
+use ftsim_core::observe::{call, calls, Body, Tramp};
 use ftsim_core::op::Op;
 use ftsim_core::oracle::Model as Reference;
 use ftsim_core::property::{Property, Violation};
@@ -1051,11 +1051,6 @@ fn diff(a: &str, b: &str) -> String {
 pub struct Start {
     pub seq: Sequential,
     pub reference: Reference,
-}
-
-/// The call of every function (`None` where its text is not loaded), in function order.
-pub fn calls(k: &Kernel) -> Vec<Option<Call>> {
-    k.world().fns().map(|f| call(k, f)).collect()
 }
 
 /// A small concurrent scenario: a world, setup operations run sequentially first, then one list

@@ -528,9 +528,7 @@ impl OracleCheck {
     /// `changed`: the state may differ from the one the cached calls were taken in.
     fn compare(&mut self, k: &Kernel, changed: bool, op: &Op, out: &SeqOutcome) -> Vec<Violation> {
         if changed || self.calls.is_empty() {
-            self.calls.clear();
-            self.calls
-                .extend(k.world().fns().map(|f| observe::call(k, f)));
+            self.calls = observe::calls(k);
         }
         self.model.step(op, out, &self.calls)
     }

@@ -50,13 +50,7 @@ impl Checked {
     /// every function.
     pub fn step(&mut self, op: &Op, faults: Faults) -> Stepped {
         let out = self.seq.apply_with(op, faults);
-        let calls: Vec<_> = self
-            .seq
-            .k
-            .world()
-            .fns()
-            .map(|f| observe::call(&self.seq.k, f))
-            .collect();
+        let calls = observe::calls(&self.seq.k);
         let oracle = self.model.step(op, &out, &calls);
         Stepped {
             result: out.result,
