@@ -328,7 +328,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("fixes-2025", "failure/unregister reset the ops, modify checks IPMODIFY, BPF checks set_filter (SPEC §5.4)"),
     ("alt-rinse-repeat", "merged with Steven's first proposal: the accounting drops ftrace_lock to call the owner and repeats (SPEC §5.5)"),
     ("alt-blocking-peer", "merged with the owner callback taking tr->mutex with a blocking lock (SPEC §5.5)"),
-    ("proposed", "fixes-2025 plus the switches that keep every promise: peers told of IPMODIFY filter changes, direct_mutex held through unregister, sharing synced at registration (see README)"),
+    ("proposed", "fixes-2025 plus the switches that keep every promise: peers told of IPMODIFY filter changes, direct_mutex held through unregister, sharing synced at registration, a busy DISABLE_PEER deferred until direct_mutex is released (see README)"),
     ("debian-6.1", "Debian linux-source-6.1 6.1.192-3 as read: fixes-2022 plus the stable backports of modify's IPMODIFY check and __ftrace_match_addr's duplicate check"),
     ("debian-6.12", "Debian linux-source-6.12 6.12.117-1~deb12u1 as read: fixes-2025 plus __ftrace_match_addr's duplicate check and the BPF retry on a new image"),
     ("mainline-2026", "bpf-next/mainline 2026 as read: debian-6.12 with every BPF trampoline on one shared direct_ops (update_ftrace_direct_add/_del/_mod, ops_func by ip), call_direct_funcs by ip, a failed unregister keeps the image"),
@@ -457,8 +457,9 @@ impl Protocol {
 
     /// The smallest change to fixes-2025 that keeps every promise (see README, "proposed"):
     /// IPMODIFY filter changes are announced to the direct peer like registrations, the
-    /// unregistration holds direct_mutex through its cleanup, and a failed PEER rebuild leaves the
-    /// trampoline's sharing state as it was.
+    /// unregistration holds direct_mutex through its cleanup, a failed PEER rebuild leaves the
+    /// trampoline's sharing state as it was, and a DISABLE_PEER that finds tr->mutex taken is
+    /// done by its sender once direct_mutex is released (`peer_disable_deferred`).
     pub const PROPOSED: Protocol = Protocol {
         set_filter_notifies_peer: true,
         unregister_holds_direct_mutex: true,
