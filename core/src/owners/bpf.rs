@@ -741,22 +741,12 @@ impl Step for UnsharePending {
                     }
                     wait!(self, 2, Request::Lock(Lock::Direct));
                 }
-                2 => {
-                    if !k.fns[f.0 as usize].unshare_pending {
-                        self.pc = 4;
-                        continue;
-                    }
-                    let mut cmd = BpfOpsFunc::new(f, Cmd::PeerDisable);
-                    cmd.held = true;
-                    call!(self, 3, cmd);
-                }
-                3 => {
-                    // Errors are ignored, as the cleanup ignores them (the rebuild failed: the
-                    // old image still calls through the stack, sharing is off).
-                    let _ = input.ret();
-                    self.pc = 4;
-                }
+                2 => match disable_if_pending(k, f) {
+                    Some(cmd) => call!(self, 3, cmd),
+                    None => self.pc = 3,
+                },
                 _ => {
+                    // A failed DISABLE is ignored, as the cleanup ignores it.
                     k.unlock(t, Lock::Direct);
                     k.unlock(t, Lock::Tr(f));
                     self.pc = 0;
@@ -764,6 +754,18 @@ impl Step for UnsharePending {
             }
         }
     }
+}
+
+/// With tr->mutex and direct_mutex held: what DISABLE_PEER does, if the unshare-pending bit is
+/// still set (no PEER or SELF said otherwise meanwhile). Its errors are ignored, as the cleanup
+/// ignores them (a failed rebuild: the old image still calls through the stack, sharing is off).
+fn disable_if_pending(k: &Kernel, f: FnId) -> Option<BpfOpsFunc> {
+    if !k.fns[f.0 as usize].unshare_pending {
+        return None;
+    }
+    let mut cmd = BpfOpsFunc::new(f, Cmd::PeerDisable);
+    cmd.held = true;
+    Some(cmd)
 }
 
 /// proposed (`peer_disable_deferred`): the DISABLE_PEER work the sender's cleanup left pending
@@ -790,7 +792,7 @@ impl UnshareDeferred {
 
 impl Step for UnshareDeferred {
     const NAME: &'static str = "bpf_trampoline_unshare_deferred";
-    fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+    fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
         loop {
             match self.pc {
                 0 => {
@@ -804,23 +806,12 @@ impl Step for UnshareDeferred {
                     wait!(self, 1, Request::Lock(Lock::Tr(f)));
                 }
                 1 => wait!(self, 2, Request::Lock(Lock::Direct)),
-                2 => {
-                    let f = self.f();
-                    if !k.fns[f.0 as usize].unshare_pending {
-                        self.pc = 4;
-                        continue;
-                    }
-                    let mut cmd = BpfOpsFunc::new(f, Cmd::PeerDisable);
-                    cmd.held = true;
-                    call!(self, 3, cmd);
-                }
-                3 => {
-                    // Errors are ignored, as the cleanup ignores them (the rebuild failed: the
-                    // old image still calls through the stack, sharing is off).
-                    let _ = input.ret();
-                    self.pc = 4;
-                }
+                2 => match disable_if_pending(k, self.f()) {
+                    Some(cmd) => call!(self, 3, cmd),
+                    None => self.pc = 3,
+                },
                 _ => {
+                    // A failed DISABLE is ignored, as the cleanup ignores it.
                     let f = self.f();
                     k.unlock(t, Lock::Direct);
                     k.unlock(t, Lock::Tr(f));
