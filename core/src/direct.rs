@@ -3,6 +3,7 @@
 //! its shared `direct_ops`.
 
 use crate::errno::Errno;
+use crate::frames::{Flow, Step};
 use crate::ftrace::{
     call, wait, RegisterFtraceFunction, RegisterNolock, SetHash, UnregisterFtraceFunction,
     UpdateIpmodify,
@@ -11,8 +12,8 @@ use crate::hash::IpHash;
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, Tid};
 use crate::kernel::{fl, Kernel};
 use crate::locks::Lock;
-use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Ret, Step};
 use crate::protocol::{DirectRegisterFailure, RegisterTakesDirectMutex, SingleDirectApi};
+use crate::step::{AllocSite, EventKind, Input, Request, Ret};
 
 /// `register_ftrace_direct_multi(ops, addr)` (SPEC §5.2–5.4).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -5,29 +5,29 @@
 //! kernel takes a lock or allocates; everything between two suspensions is atomic.
 
 use crate::errno::Errno;
+use crate::frames::{Flow, Frame, Step};
 use crate::hash::IpHash;
-use crate::ids::{FnId, OpsId, OpsOwner, Tid};
+use crate::ids::{FnId, OpsId, Tid};
 use crate::kernel::{fl, Kernel, RETRIES_MAX};
 use crate::locks::Lock;
-use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Ret, Step};
-use crate::owners::bpf::UnshareDeferred;
 use crate::property::{Property, Violation};
 use crate::protocol::{
     BpfShareState, DirectMeetsIpmodify, IpmodifyOwnerCall, PeerScan, RegisterTakesDirectMutex,
 };
+use crate::step::{AllocSite, EventKind, Input, Request, Ret};
 
 /// Suspends the frame at `pc` until the driver answers `req`.
 macro_rules! wait {
     ($self:ident, $pc:expr, $req:expr) => {{
         $self.pc = $pc;
-        return $crate::machine::Flow::Wait($req);
+        return $crate::frames::Flow::Wait($req);
     }};
 }
 /// Calls a child frame; the frame resumes at `pc` with the child's return value.
 macro_rules! call {
     ($self:ident, $pc:expr, $child:expr) => {{
         $self.pc = $pc;
-        return $crate::machine::Flow::Call($crate::machine::Frame::from($child));
+        return $crate::frames::Flow::Call($crate::frames::Frame::from($child));
     }};
 }
 pub(crate) use {call, wait};
@@ -351,7 +351,7 @@ impl UpdateIpmodify {
                 // proposed: at registration the owner learns that this record has no IPMODIFY
                 // (any more). Not on modify: a PEER rebuild runs before its IPMODIFY goes live.
                 if k.proto.self_syncs_share && !self.update_target && k.has_ops_func(self.ops) {
-                    crate::owners::bpf::self_cmd(k, t, self.ops, f, Cmd::SelfDisable)?;
+                    crate::owners::self_cmd(k, t, self.ops, f, Cmd::SelfDisable)?;
                 }
                 continue;
             }
@@ -374,7 +374,7 @@ impl UpdateIpmodify {
                     if !k.has_ops_func(self.ops) {
                         return Err(Errno::EBUSY);
                     }
-                    crate::owners::bpf::self_cmd(k, t, self.ops, f, Cmd::SelfEnable)?;
+                    crate::owners::self_cmd(k, t, self.ops, f, Cmd::SelfEnable)?;
                 }
             }
         }
@@ -535,9 +535,9 @@ fn nth_ip(k: &Kernel, ops: OpsId, ips: &Option<Vec<FnId>>, i: usize) -> Option<F
 
 /// proposed (`peer_disable_deferred`): after direct_mutex is released, the DISABLE_PEERs a
 /// cleanup of these ips left pending.
-fn unshare_deferred(k: &Kernel, ops: OpsId, ips: &Option<Vec<FnId>>) -> UnshareDeferred {
+fn unshare_deferred(k: &Kernel, ops: OpsId, ips: &Option<Vec<FnId>>) -> Frame {
     let n = ips_len(k, ops, ips);
-    UnshareDeferred::new((0..n).filter_map(|i| nth_ip(k, ops, ips, i)).collect())
+    crate::owners::unshare_deferred((0..n).filter_map(|i| nth_ip(k, ops, ips, i)).collect())
 }
 
 fn ips_len(k: &Kernel, ops: OpsId, ips: &Option<Vec<FnId>>) -> usize {
@@ -1082,13 +1082,11 @@ impl Step for OpsFunc {
                     t,
                     EventKind::Callback(self.target, self.cmd.name(k.proto.bpf_share_state)),
                 );
-                match k.owner(self.target) {
-                    OpsOwner::Bpf(_) | OpsOwner::BpfDirectOps => {
-                        let f = k.cmd_target(self.target, self.ip);
-                        call!(self, 1, crate::owners::bpf::BpfOpsFunc::new(f, self.cmd))
-                    }
-                    other => panic!("[core internal bug] {other} has no ops_func"),
-                }
+                call!(
+                    self,
+                    1,
+                    crate::owners::ops_func(k, self.target, self.ip, self.cmd)
+                )
             }
             _ => Flow::Ret(input.ret()),
         }

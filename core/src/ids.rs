@@ -242,3 +242,14 @@ impl OpsLayout {
         }
     }
 }
+
+/// What the call site of a function does, as last written by a code update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallSite {
+    /// A nop: the body runs, nothing else.
+    Nop,
+    /// A call into ftrace's caller, which runs the list function (or a single ops' callback).
+    Caller,
+    /// `DIRECT_EN`: a call straight into the trampoline at this address.
+    Direct(Addr),
+}

@@ -8,11 +8,13 @@
 
 use crate::errno::Errno;
 use crate::hash::{DirectHash, IpHash};
+pub use crate::ids::CallSite;
 use crate::ids::{Addr, FnId, ModId, OpsId, OpsLayout, OpsOwner, ProgId, ProgKind, Tid};
 use crate::locks::Lock;
-use crate::machine::{Event, EventKind, Thread};
+use crate::machine::Thread;
 use crate::property::{Property, Violation};
 use crate::protocol::{BpfDirectApi, BpfShareState, Protocol};
+use crate::step::{Event, EventKind};
 use crate::world::World;
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -47,17 +49,6 @@ pub mod fl {
             v.join("|")
         }
     }
-}
-
-/// What the call site of a function does, as last written by a code update.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CallSite {
-    /// A nop: the body runs, nothing else.
-    Nop,
-    /// A call into ftrace's caller, which runs the list function (or a single ops' callback).
-    Caller,
-    /// `DIRECT_EN`: a call straight into the trampoline at this address.
-    Direct(Addr),
 }
 
 /// A `dyn_ftrace` record (SPEC §1).

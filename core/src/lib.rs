@@ -22,10 +22,12 @@
 //! ```
 
 pub mod check;
+pub mod checked;
 pub mod direct;
 pub mod errno;
 pub mod findings;
 pub mod fingerprint;
+pub mod frames;
 pub mod ftrace;
 pub mod hash;
 pub mod ids;
@@ -42,6 +44,7 @@ pub mod protocol;
 pub mod sched;
 pub mod script;
 pub mod seq;
+pub mod step;
 pub mod world;
 
 pub use errno::Errno;

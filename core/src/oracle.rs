@@ -88,7 +88,7 @@ use crate::observe::{Body, Call, Tramp};
 use crate::op::{HashSel, Op};
 use crate::property::{Property, Violation};
 use crate::protocol::{Protocol, SharingPolicy, SingleDirectApi};
-use crate::seq::Outcome;
+use crate::step::Outcome;
 use crate::world::World;
 use std::fmt;
 

@@ -1,23 +1,23 @@
 //! A deterministic concurrent executor: threads with queues of owner-level operations whose steps
 //! interleave at the points the core yields. Locks have real mutex semantics (a blocked thread is
-//! not runnable until its lock is free), deadlocks are found as wait-for cycles, lock order is
-//! checked lockdep-style over the whole run, and the properties are checked at every quiescent
-//! point. Which runnable thread steps next is the caller's decision (the simulator's generator,
-//! fuzzer bytes, a recorded schedule, the explorer's branching): the executor itself never chooses.
+//! not runnable until its lock is free), deadlocks are found as wait-for cycles and lock order is
+//! checked lockdep-style over the whole run. Which runnable thread steps next is the caller's
+//! decision (the simulator's generator, fuzzer bytes, a recorded schedule, the explorer's
+//! branching): the executor itself never chooses. It judges nothing beyond the findings raised
+//! inside steps and by lockdep: the property check at quiescent points and the reference oracle
+//! are the checked run's ([`crate::checked::CheckedRun`]).
 
-use crate::check::check;
 use crate::errno::Errno;
 use crate::findings::Findings;
 use crate::ids::Tid;
 use crate::kernel::Kernel;
 use crate::lockdep;
 use crate::locks::{Lock, LockOrder};
-use crate::machine::{Request, Status};
 use crate::op::Op;
-use crate::oracle::Model;
 use crate::property::{Property, Violation};
 use crate::protocol::Protocol;
-use crate::seq::{Faults, Outcome};
+use crate::step::Faults;
+use crate::step::{Request, Status};
 use crate::world::World;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
@@ -81,11 +81,6 @@ pub struct Sched {
     pub findings: Findings,
     /// Scheduling steps taken.
     pub steps: u64,
-    /// Check the properties whenever no operation is in flight.
-    pub check_at_quiescence: bool,
-    /// The reference oracle, judging each operation while no two have overlapped (it judges
-    /// sequential runs); the first overlap retires it for the rest of the run.
-    pub oracle: Option<Model>,
     /// Some step passed over a due sleeper ([`SLEEP_STEPS_MAX`]), or a ready thread was passed
     /// over [`FAIR_STEPS_MAX`] steps in a row: from then on `livelock` is not judged.
     pub unfair: bool,
@@ -101,8 +96,6 @@ impl Sched {
             order: LockOrder::default(),
             findings: Findings::new(),
             steps: 0,
-            check_at_quiescence: true,
-            oracle: Some(Model::new(world, &proto)),
             unfair: false,
         }
     }
@@ -214,9 +207,6 @@ impl Sched {
         self.lanes[ti].passed = 0;
         match self.k.status(t) {
             Status::Idle => {
-                if (0..self.lanes.len()).any(|u| u != ti && self.k.busy(u as Tid)) {
-                    self.oracle = None;
-                }
                 let (op, faults) = self.lanes[ti].queue.pop_front().unwrap();
                 self.lanes[ti].cur_faults = faults;
                 self.lanes[ti].counters = [0; 3];
@@ -233,7 +223,7 @@ impl Sched {
         for v in std::mem::take(&mut self.k.violations) {
             self.record(v);
         }
-        let out = match status {
+        match status {
             Status::Done(result) => {
                 let th = &self.k.threads[ti];
                 let c = Completion {
@@ -244,7 +234,6 @@ impl Sched {
                     faulted: th.faulted,
                 };
                 self.lanes[ti].done.push((c.op.clone(), result));
-                self.judge(&c);
                 StepOutcome::Finished(c)
             }
             Status::Wants(Request::Lock(l)) if self.k.holds(t, l) => {
@@ -254,30 +243,6 @@ impl Sched {
                 StepOutcome::Progress
             }
             _ => StepOutcome::Progress,
-        };
-        if self.check_at_quiescence && self.k.quiescent() {
-            for v in check(&self.k) {
-                self.record(v);
-            }
-        }
-        out
-    }
-
-    /// The oracle's verdict on an operation that ran alone.
-    fn judge(&mut self, c: &Completion) {
-        let Some(model) = self.oracle.as_mut() else {
-            return;
-        };
-        let calls = crate::observe::calls(&self.k);
-        let out = Outcome {
-            result: c.result,
-            violations: Vec::new(),
-            contended: c.contended,
-            faulted: c.faulted,
-            stuck: false,
-        };
-        for v in model.step(&c.op, &out, &calls) {
-            self.record(v);
         }
     }
 
@@ -327,21 +292,6 @@ impl Sched {
         let v = Violation::new(Property::Deadlock, None, lockdep::describe(&self.k, &cycle));
         self.record(v.clone());
         Some(v)
-    }
-
-    /// Runs to completion choosing, at each point, `choose(runnable)` (an index into it).
-    pub fn run_with(&mut self, mut choose: impl FnMut(&[Tid]) -> usize, steps_max: u64) {
-        while self.steps < steps_max {
-            let r = self.runnable();
-            if r.is_empty() {
-                if self.unfinished() {
-                    self.detect_deadlock();
-                }
-                return;
-            }
-            let i = choose(&r).min(r.len() - 1);
-            self.step(r[i]);
-        }
     }
 }
 

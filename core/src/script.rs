@@ -17,17 +17,17 @@
 //! schedule (an entry naming a thread that cannot step is skipped) and then steps the lowest
 //! runnable thread.
 
+use crate::checked::CheckedRun;
 use crate::errno::Errno;
 use crate::findings::Findings;
 use crate::ids::Tid;
 use crate::locks::Lock;
-use crate::machine::EventKind;
 use crate::op::Op;
 use crate::oracle::Model;
 use crate::property::{Property, Violation};
 use crate::protocol::{self, Protocol, ProtocolError};
-use crate::sched::Sched;
 use crate::seq::{Faults, Sequential};
+use crate::step::EventKind;
 use crate::world::World;
 use std::fmt;
 
@@ -168,7 +168,7 @@ impl Script {
     }
 
     fn replay_concurrent(&self, trace: bool) -> Replay {
-        let mut s = Sched::new(&self.world, self.proto, self.threads());
+        let mut s = CheckedRun::new(&self.world, self.proto, self.threads());
         if trace {
             s.k.trace = Some(Vec::new());
         }
@@ -217,7 +217,7 @@ impl Script {
             i += 1;
             taken.push(t);
             let ti = t as usize;
-            if s.k.status(t) == crate::machine::Status::Idle {
+            if s.k.status(t) == crate::step::Status::Idle {
                 started[ti] += 1;
             }
             step_lines.push(of_thread[ti][started[ti].max(1) - 1]);

@@ -8,98 +8,12 @@ use crate::errno::Errno;
 use crate::kernel::Kernel;
 use crate::lockdep;
 use crate::locks::{Lock, LockOrder};
-use crate::machine::{Request, Status};
 use crate::op::Op;
 use crate::property::Violation;
 use crate::protocol::Protocol;
+pub use crate::step::{Faults, Outcome};
+use crate::step::{Request, Status};
 use crate::world::World;
-
-/// Which decisions of one operation fail. Decisions of each kind are numbered from 0 within the
-/// operation; bit `i` set means the `i`-th one fails (for trylocks: finds the lock taken).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Faults {
-    pub allocs: u32,
-    pub builds: u32,
-    pub trylocks: u32,
-}
-
-impl Faults {
-    pub const NONE: Faults = Faults {
-        allocs: 0,
-        builds: 0,
-        trylocks: 0,
-    };
-
-    pub fn is_none(&self) -> bool {
-        *self == Faults::NONE
-    }
-}
-
-impl std::fmt::Display for Faults {
-    /// ` !alloc=0,2 !build=0 !trylock=1`, or nothing.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (name, bits) in [
-            ("alloc", self.allocs),
-            ("build", self.builds),
-            ("trylock", self.trylocks),
-        ] {
-            if bits != 0 {
-                let idx: Vec<String> = (0..32)
-                    .filter(|i| bits & (1 << i) != 0)
-                    .map(|i| i.to_string())
-                    .collect();
-                write!(f, " !{name}={}", idx.join(","))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Faults {
-    /// Parses the ` !kind=i,j` suffix words of a reproducer line.
-    pub fn parse_word(&mut self, word: &str) -> Result<(), String> {
-        let w = word
-            .strip_prefix('!')
-            .ok_or_else(|| format!("expected a fault like `!alloc=0`, found `{word}`"))?;
-        let (kind, list) = w
-            .split_once('=')
-            .ok_or_else(|| format!("expected `!kind=i,j`, found `{word}`"))?;
-        let slot = match kind {
-            "alloc" => &mut self.allocs,
-            "build" => &mut self.builds,
-            "trylock" => &mut self.trylocks,
-            _ => {
-                return Err(format!(
-                    "unknown fault kind `{kind}` (expected alloc, build or trylock)"
-                ))
-            }
-        };
-        for i in list.split(',') {
-            let n: u32 = i
-                .parse()
-                .map_err(|_| format!("bad fault index `{i}` in `{word}`"))?;
-            if n >= 32 {
-                return Err(format!("fault index {n} out of range (0..32) in `{word}`"));
-            }
-            *slot |= 1 << n;
-        }
-        Ok(())
-    }
-}
-
-/// The result of one operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    pub result: Result<(), Errno>,
-    /// Properties violated by this operation or in the state it left.
-    pub violations: Vec<Violation>,
-    /// A trylock found its lock taken.
-    pub contended: bool,
-    /// An allocation or build failure was injected.
-    pub faulted: bool,
-    /// The model is stuck (lock recursion): no further operation can run.
-    pub stuck: bool,
-}
 
 /// Runs owner-level operations one at a time.
 #[derive(Clone, Debug)]

@@ -8,15 +8,16 @@
 //! the scheduler drives one step at a time. Every decision is recorded, so a run is replayable
 //! from its seed, and the run up to any finding is a reproducer [`Script`].
 
+use ftsim_core::checked::CheckedRun;
 use ftsim_core::fingerprint::StableHasher;
 use ftsim_core::ids::{FnId, ModId, ProgKind, Tid, TracerId};
-use ftsim_core::machine::EventKind;
 use ftsim_core::op::{HashSel, Op};
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::sched::{Sched, StepOutcome};
+use ftsim_core::sched::StepOutcome;
 use ftsim_core::script::{Line, Script};
 use ftsim_core::seq::Faults;
+use ftsim_core::step::EventKind;
 use ftsim_core::world::World;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -371,7 +372,7 @@ struct Sim {
     proto: Protocol,
     seed: u64,
     options: Options,
-    sched: Sched,
+    sched: CheckedRun,
     actors: Vec<Actor>,
     sched_rng: ChaCha8Rng,
     fault_rng: ChaCha8Rng,
@@ -388,7 +389,7 @@ struct Sim {
 
 impl Sim {
     fn new(proto: Protocol, seed: u64, options: Options, events: u64, trace: bool) -> Sim {
-        let mut sched = Sched::new(&options.world, proto, options.actors.len());
+        let mut sched = CheckedRun::new(&options.world, proto, options.actors.len());
         if trace {
             sched.k.trace = Some(Vec::new());
         }
@@ -590,7 +591,7 @@ impl WriteStable for StableHasher {
 }
 
 /// Appends the timeline line of one step.
-fn render_step(out: &mut String, sched: &mut Sched, time: u64, t: Tid) {
+fn render_step(out: &mut String, sched: &mut CheckedRun, time: u64, t: Tid) {
     let events: Vec<EventKind> = sched
         .k
         .trace

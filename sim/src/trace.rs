@@ -5,9 +5,9 @@
 use ftsim_core::errno::fmt_result;
 use ftsim_core::ids::{OpsLayout, Tid};
 use ftsim_core::locks::Lock;
-use ftsim_core::machine::EventKind;
 use ftsim_core::property::Violation;
 use ftsim_core::script::Replay;
+use ftsim_core::step::EventKind;
 use std::fmt::Write as _;
 
 /// Renders one event; `None` for events the timeline leaves out.

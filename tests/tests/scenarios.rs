@@ -6,9 +6,9 @@ use ftsim_core::direct::RegisterDirectMulti;
 use ftsim_core::ftrace::{RegisterFtraceFunction, SetHash};
 use ftsim_core::ids::{Addr, FnId, OpsOwner};
 use ftsim_core::kernel::fl;
-use ftsim_core::machine::{EventKind, Status};
 use ftsim_core::observe::{call, Body};
 use ftsim_core::seq::Sequential;
+use ftsim_core::step::{EventKind, Status};
 use ftsim_core::{Errno, Op, Protocol, World};
 use std::collections::BTreeSet;
 
@@ -421,7 +421,7 @@ fn kprobe_added_to_a_registered_ops_is_not_announced() {
 }
 
 /// Runs a raw kernel-level frame on thread 0 to completion (no contention, no faults).
-fn raw(s: &mut Sequential, frame: ftsim_core::machine::Frame) -> Result<(), Errno> {
+fn raw(s: &mut Sequential, frame: ftsim_core::frames::Frame) -> Result<(), Errno> {
     s.k.start_frame(0, frame);
     loop {
         match s.k.run(0) {

@@ -8,13 +8,14 @@ use crate::direct::{
     UpdateDirectMod,
 };
 use crate::errno::Errno;
+use crate::frames::{Flow, Step};
 use crate::ftrace::{call, wait, Cmd, SetHash};
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, ProgKind, Tid};
 use crate::kernel::{fl, Image, Kernel, TrampFlags, BPF_MAX_TRAMP_LINKS, RETRIES_MAX};
 use crate::locks::Lock;
-use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Ret, Step};
 use crate::property::{Property, Violation};
 use crate::protocol::{BpfDirectApi, BpfPeerLock, BpfShareState, DirectRegisterFailure};
+use crate::step::{AllocSite, EventKind, Input, Request, Ret};
 
 fn image_addr(f: FnId, serial: u32) -> Addr {
     Addr::Image { tr: f, serial }

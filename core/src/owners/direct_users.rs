@@ -7,11 +7,12 @@
 
 use crate::direct::{ModifyDirectSingle, RegisterDirectSingle, UnregisterDirectSingle};
 use crate::errno::Errno;
+use crate::frames::{Flow, Step};
 use crate::ftrace::call;
 use crate::ids::{Addr, FnId, Tid};
 use crate::kernel::Kernel;
-use crate::machine::{Flow, Input, Step};
 use crate::protocol::SingleDirectApi;
+use crate::step::Input;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DirectAction {

@@ -3,11 +3,12 @@
 //! disarm unregisters it first, then removes the ip. Probes at one address aggregate.
 
 use crate::errno::Errno;
+use crate::frames::{Flow, Step};
 use crate::ftrace::{call, wait, RegisterFtraceFunction, SetHash, UnregisterFtraceFunction};
 use crate::ids::{FnId, OpsOwner, Tid};
 use crate::kernel::Kernel;
 use crate::locks::Lock;
-use crate::machine::{EventKind, Flow, Input, Request, Step};
+use crate::step::{EventKind, Input, Request};
 
 /// Arm a kprobe at `f` (kprobe_mutex).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -3,11 +3,12 @@
 //! A patch of a function in a module that is not loaded stays pending until `klp_module_coming`.
 
 use crate::errno::Errno;
+use crate::frames::{Flow, Step};
 use crate::ftrace::{call, wait, RegisterFtraceFunction, SetHash, UnregisterFtraceFunction};
 use crate::ids::{FnId, OpsOwner, Tid};
 use crate::kernel::{fl, Kernel, Ops};
 use crate::locks::Lock;
-use crate::machine::{AllocSite, EventKind, Flow, Input, Request, Step};
+use crate::step::{AllocSite, EventKind, Input, Request};
 
 /// Enable a patch of `f` (klp_mutex; `klp_patch_func` for the first patch on a loaded function).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

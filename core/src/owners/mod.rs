@@ -8,7 +8,11 @@ pub mod livepatch;
 pub mod modules;
 pub mod tracers;
 
-use crate::machine::Frame;
+use crate::errno::Errno;
+use crate::frames::Frame;
+use crate::ftrace::Cmd;
+use crate::ids::{FnId, OpsId, OpsOwner, Tid};
+use crate::kernel::Kernel;
 use crate::op::Op;
 use direct_users::{DirectAction, DirectUser};
 
@@ -39,4 +43,27 @@ pub fn frame_for(op: &Op) -> Frame {
         Op::ModuleLoad(m) => modules::ModuleLoad::new(*m).into(),
         Op::ModuleUnload(m) => modules::ModuleUnload::new(*m).into(),
     }
+}
+
+/// `op->ops_func(op, ip, cmd)` for a PEER command: the callback frame of the ops' owner. ftrace
+/// reaches an owner only through its ops (here, and [`self_cmd`]), as the kernel calls the
+/// function pointer the owner set; only BPF's direct ops set one.
+pub fn ops_func(k: &Kernel, target: OpsId, ip: FnId, cmd: Cmd) -> Frame {
+    match k.owner(target) {
+        OpsOwner::Bpf(_) | OpsOwner::BpfDirectOps => {
+            bpf::BpfOpsFunc::new(k.cmd_target(target, ip), cmd).into()
+        }
+        other => panic!("[core internal bug] {other} has no ops_func"),
+    }
+}
+
+/// `op->ops_func(op, ip, cmd)` for a SELF command, run inline (pure flag logic).
+pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, ip: FnId, cmd: Cmd) -> Result<(), Errno> {
+    bpf::self_cmd(k, t, ops, ip, cmd)
+}
+
+/// proposed (`peer_disable_deferred`): the owner's deferred DISABLE_PEER work for these ips,
+/// which the sender runs once it has released direct_mutex.
+pub fn unshare_deferred(ips: Vec<FnId>) -> Frame {
+    bpf::UnshareDeferred::new(ips).into()
 }

@@ -6,13 +6,14 @@
 //! for them.
 
 use crate::errno::Errno;
+use crate::frames::{Flow, Step};
 use crate::ftrace::{call, wait};
 use crate::ids::{FnId, ModId, OpsOwner, Tid, TracerId};
 use crate::kernel::{fl, CallSite, Kernel, Record};
 use crate::locks::Lock;
-use crate::machine::{EventKind, Flow, Input, Request, Step};
 use crate::owners::kprobes::DisarmKprobeFtrace;
 use crate::owners::livepatch::{KlpPatchFunc, KlpUnpatchFunc};
+use crate::step::{EventKind, Input, Request};
 
 fn fns_of(k: &Kernel, m: ModId) -> Vec<FnId> {
     k.world().modules[m.0 as usize].clone()

@@ -4,14 +4,15 @@
 //! module that is not live: `-EINVAL`, as ftrace answers for an unknown function.
 
 use crate::errno::Errno;
+use crate::frames::{Flow, Step};
 use crate::ftrace::{
     call, wait, RegisterFtraceFunction, SetHash, SetHashes, UnregisterFtraceFunction,
 };
 use crate::ids::{FnId, OpsOwner, Tid, TracerId};
 use crate::kernel::Kernel;
 use crate::locks::Lock;
-use crate::machine::{Flow, Input, Request, Step};
 use crate::op::HashSel;
+use crate::step::{Input, Request};
 
 /// Register tracer `t` with fresh filter and notrace hashes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

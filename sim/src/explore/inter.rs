@@ -59,12 +59,11 @@ impl Space for InterSpace {
     type State = Inter;
 
     fn root(&self) -> Inter {
-        let mut s = Sched::new(&self.world, self.proto, INTERLEAVE_THREADS);
-        s.check_at_quiescence = false;
-        // The oracle's abstract picture depends on the path, and is not part of the key: the
-        // explorer judges the core's properties only (availability is the oracle's, judged by
-        // the sweep and the proptest state machine).
-        s.oracle = None;
+        // The bare executor, not the checked run: the oracle's abstract picture depends on the
+        // path, and is not part of the key, so the explorer judges the core's properties only
+        // (availability is the oracle's, judged by the sweep and the proptest state machine),
+        // and it checks them on its own edges.
+        let s = Sched::new(&self.world, self.proto, INTERLEAVE_THREADS);
         Inter { s, started: 0 }
     }
 

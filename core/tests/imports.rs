@@ -1,0 +1,241 @@
+//! No import ring in `core/` (issue 13): the graph of which module of `core/src` names which
+//! (`use crate::...` lines and inline `crate::...` paths, comments and `#[cfg(test)]` modules
+//! left out) is acyclic, a module and its own submodules counting as one node.
+//!
+//! Two things are read as one node, or one edge is excused, and both are named here:
+//! - [`PROGRAM`]: the frame registry (`frames.rs`) and the frame bodies (`ftrace.rs`, `direct.rs`,
+//!   `owners/`) are one node. A body's step returns `Flow::Call(Frame)` and `Frame` enumerates
+//!   every body: the registry is the sum type of kernel functions that call one another
+//!   (`register_ftrace_function` calls an owner's `ops_func`, the owner calls
+//!   `modify_ftrace_direct`). Inside it, ftrace reaches the owners only through their dispatch
+//!   (`owners/mod.rs`), never an owner's module ([`ftrace_reaches_owners_through_the_dispatch`]).
+//! - [`EXCUSED`]: `kernel -> machine`, because `Kernel` still owns the threads
+//!   (`threads: Vec<Thread>`, a thread a stack of frames). It goes when threads become executor
+//!   state; the test fails once the edge is gone, so the excuse cannot outlive it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The frame registry and the frame bodies: one node.
+const PROGRAM: &[&str] = &["frames", "ftrace", "direct", "owners"];
+
+/// Edges left out of the cycle check, each with why.
+const EXCUSED: &[(&str, &str, &str)] = &[(
+    "kernel",
+    "machine",
+    "Kernel owns the threads (Vec<Thread>); issue 13: threads leave Kernel with the one state walk",
+)];
+
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+/// The module path of a file under `src`: `owners/bpf.rs` is `owners::bpf`, `owners/mod.rs` is
+/// `owners`, `lib.rs` is the crate root (the empty path).
+fn module_of(rel: &Path) -> String {
+    let mut parts: Vec<String> = rel
+        .with_extension("")
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if matches!(parts.last().map(String::as_str), Some("mod" | "lib")) {
+        parts.pop();
+    }
+    parts.join("::")
+}
+
+/// The source without comments and without its `#[cfg(test)] mod tests` (tests may use any
+/// module).
+fn code(src: &str) -> String {
+    let src = match src.find("#[cfg(test)]\nmod tests") {
+        Some(i) => &src[..i],
+        None => src,
+    };
+    src.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every `crate::a::b::...` path in `code`, resolved to the longest prefix that is a module.
+fn references(code: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        let before = rest[..i].chars().last();
+        rest = &rest[i + "crate::".len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue; // `foo_crate::` is not `crate::` (`$crate::` is)
+        }
+        let path: Vec<&str> = rest
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .next()
+            .unwrap_or("")
+            .split("::")
+            .filter(|s| !s.is_empty())
+            .collect();
+        for n in (1..=path.len()).rev() {
+            let m = path[..n].join("::");
+            if modules.contains(&m) {
+                out.insert(m);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The node a module belongs to: its top-level module, or the program.
+fn node(module: &str) -> String {
+    let top = module.split("::").next().unwrap_or("");
+    if PROGRAM.contains(&top) {
+        "<program>".to_string()
+    } else {
+        top.to_string()
+    }
+}
+
+/// Module -> the modules it names, over every `.rs` file under `src`.
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![src.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let modules: BTreeSet<String> = files
+        .iter()
+        .map(|p| module_of(p.strip_prefix(src).unwrap()))
+        .collect();
+    files
+        .iter()
+        .map(|p| {
+            let m = module_of(p.strip_prefix(src).unwrap());
+            let refs = references(&code(&std::fs::read_to_string(p).unwrap()), &modules);
+            (m, refs)
+        })
+        .collect()
+}
+
+/// The node graph: an edge between two nodes for every reference between their modules.
+fn node_graph(modules: &BTreeMap<String, BTreeSet<String>>) -> Graph {
+    let mut g = Graph::new();
+    for (m, refs) in modules {
+        if m.is_empty() {
+            continue; // lib.rs declares every module
+        }
+        let a = node(m);
+        g.entry(a.clone()).or_default();
+        for r in refs {
+            let b = node(r);
+            if b != a {
+                g.entry(a.clone()).or_default().insert(b);
+            }
+        }
+    }
+    g
+}
+
+/// A cycle of `g`, if it has one.
+fn cycle(g: &Graph) -> Option<Vec<String>> {
+    // 0 unvisited, 1 on the stack, 2 done
+    fn dfs(g: &Graph, v: &str, mark: &mut BTreeMap<String, u8>, stack: &mut Vec<String>) -> bool {
+        mark.insert(v.to_string(), 1);
+        stack.push(v.to_string());
+        for w in g.get(v).into_iter().flatten() {
+            match mark.get(w).copied().unwrap_or(0) {
+                1 => {
+                    let i = stack.iter().position(|x| x == w).unwrap();
+                    stack.drain(..i);
+                    stack.push(w.clone());
+                    return true;
+                }
+                0 if dfs(g, w, mark, stack) => return true,
+                _ => {}
+            }
+        }
+        stack.pop();
+        mark.insert(v.to_string(), 2);
+        false
+    }
+    let mut mark = BTreeMap::new();
+    for v in g.keys() {
+        let mut stack = Vec::new();
+        if mark.get(v).copied().unwrap_or(0) == 0 && dfs(g, v, &mut mark, &mut stack) {
+            return Some(stack);
+        }
+    }
+    None
+}
+
+fn core_src() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+#[test]
+fn core_has_no_import_cycle() {
+    let mut g = node_graph(&module_graph(&core_src()));
+    for (a, b, why) in EXCUSED {
+        let edge = g.get_mut(*a).is_some_and(|s| s.remove(*b));
+        assert!(
+            edge,
+            "the excused edge {a} -> {b} ({why}) is gone: remove it from EXCUSED"
+        );
+    }
+    if let Some(c) = cycle(&g) {
+        panic!(
+            "import cycle in core/src: {} (each arrow: a `crate::` path in the first module's \
+             code naming the second)",
+            c.join(" -> ")
+        );
+    }
+}
+
+#[test]
+fn ftrace_reaches_owners_through_the_dispatch() {
+    let modules = module_graph(&core_src());
+    for m in ["ftrace", "direct"] {
+        let owners: Vec<&String> = modules[m]
+            .iter()
+            .filter(|r| r.starts_with("owners::"))
+            .collect();
+        assert!(
+            owners.is_empty(),
+            "{m}.rs names {owners:?}: reach an owner through owners/mod.rs"
+        );
+    }
+}
+
+/// The checks can fail: a ring is found, and a path inside a comment does not count.
+#[test]
+fn the_cycle_check_sees_a_ring() {
+    let modules: BTreeSet<String> = ["a", "b", "c", "owners::bpf", "owners"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let refs = references(
+        &code("use crate::b::X;\n// crate::c\nfn f() { crate::owners::bpf::g() }"),
+        &modules,
+    );
+    assert_eq!(
+        refs,
+        ["b", "owners::bpf"].iter().map(|s| s.to_string()).collect()
+    );
+    let mut g = Graph::new();
+    for (a, b) in [("a", "b"), ("b", "c"), ("c", "a")] {
+        g.entry(a.into()).or_default().insert(b.into());
+    }
+    assert_eq!(cycle(&g).map(|c| c.len()), Some(4)); // a -> b -> c -> a
+    g.get_mut("c").unwrap().clear();
+    assert_eq!(cycle(&g), None);
+    assert_eq!(module_of(Path::new("owners/mod.rs")), "owners");
+    assert_eq!(module_of(Path::new("owners/bpf.rs")), "owners::bpf");
+    assert_eq!(node("owners::bpf"), "<program>");
+}
