@@ -32,6 +32,7 @@ pub mod ftrace;
 pub mod hash;
 pub mod ids;
 pub mod kernel;
+pub mod linearize;
 pub mod lockdep;
 pub mod locks;
 pub mod machine;

@@ -40,7 +40,7 @@
 //! trace; the others must match some sequential order (respecting each thread's program order)
 //! run on the sequential driver from the same setup: the same result for every operation, the
 //! same [`observable`] state, and no finding the sequential order does not have, except the
-//! tolerated [`Property::ShareLeak`] (SPEC §3.6), which contention can cause and which is
+//! tolerated `share-leak` (SPEC §3.6), which contention can cause and which is
 //! reported apart. (2) [`expectations`]: what the owners can check from their own bookkeeping
 //! (contention fails only with `-EAGAIN` and leaves no livepatch/kprobe behind; a patched or
 //! probed function is redirected; every linked program runs). (3) the reference oracle of issue 3
@@ -48,7 +48,8 @@
 //! the explaining order, then judges the operations that failed from contention with the calls of
 //! the final state; what it reports is part of the verdict (`oracle:property@function`). Then the
 //! test pins, per scenario and preset, the set of outcomes and findings over all executions
-//! ([`CASES`], [`Expect`]).
+//! ([`crate::cases::CASES`], [`crate::cases::Expect`]). The linearizer and the owners' checks are
+//! the core's (`ftsim_core::linearize`), so that any driver of concurrent runs can use them.
 //!
 //! # Running
 //!
@@ -69,7 +70,7 @@
 //! ```
 //!
 //! Bounds: preemption bound 3 for two-thread scenarios and 2 for the three-thread one
-//! ([`Case::preemptions`], overridden by `LOOM_MAX_PREEMPTIONS`); loom's branch bound
+//! ([`crate::cases::Case::preemptions`], overridden by `LOOM_MAX_PREEMPTIONS`); loom's branch bound
 //! `model::BRANCHES_MAX`; the core bounds its retry loops (`RETRIES_MAX`, a `livelock` finding)
 //! and the driver bounds the steps of one operation ([`STEPS_PER_OP_MAX`]). Measured on two
 //! shared cores: a two-thread scenario takes 0.1-0.8 s per preset at bound 3 (1.5k-8.5k
@@ -78,21 +79,18 @@
 //! 5 min; all found exactly the pinned verdicts.
 
 use ftsim_core::check::check;
-use ftsim_core::errno::Errno;
 use ftsim_core::findings::Findings;
 use ftsim_core::ids::{Addr, FnId, OpsId, Tid};
 use ftsim_core::kernel::{fl, CallSite, Kernel};
 use ftsim_core::lockdep;
 use ftsim_core::locks::{Lock, LockOrder};
-use ftsim_core::observe::{call, calls, Body, Tramp};
+use ftsim_core::observe::{call, Body, Tramp};
 use ftsim_core::op::Op;
-use ftsim_core::oracle::Model as Reference;
-use ftsim_core::property::{Property, Violation};
+use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::seq::{Outcome, Sequential};
 use ftsim_core::step::{Event, EventKind, Request, Status};
-use ftsim_core::world::World;
-use std::collections::{BTreeSet, HashMap};
+#[cfg(loom)]
+use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 
 /// The synchronization primitives: loom's under `--cfg loom`, std's otherwise.
@@ -109,6 +107,18 @@ pub mod sync {
 
 use std::sync::Arc;
 use sync::{Condvar, Mutex};
+
+pub use crate::cases::{Report, Scenario};
+pub use ftsim_core::linearize::{
+    expectations, finding_id, show_result, Execution, Linearizer, OpOutcome, Start, Verdict,
+};
+
+/// The linearizability check of a scenario's executions ([`Linearizer`]), against the
+/// [`observable`] state; `livelock` is tolerated on real threads (the OS scheduler is not fair),
+/// judged under loom.
+pub fn linearizer(start: &Start, threads: &[Vec<Op>]) -> Linearizer {
+    Linearizer::new(start, threads, observable, cfg!(not(loom)))
+}
 
 /// Most threads one execution may use (loom's own limit is 4 besides the main thread).
 pub const THREADS_MAX: usize = 4;
@@ -301,91 +311,6 @@ impl Shared {
             Lock::Regex(o) => 5 + self.functions as usize + o.0 as usize,
         };
         &self.cells[i]
-    }
-}
-
-/// What one operation of one thread did.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpOutcome {
-    pub op: Op,
-    pub result: Result<(), Errno>,
-    /// A trylock of the operation found its lock taken.
-    pub contended: bool,
-}
-
-impl OpOutcome {
-    /// Failed because of contention: must leave no trace.
-    pub fn dropped(&self) -> bool {
-        self.contended && self.result.is_err()
-    }
-}
-
-impl fmt::Display for OpOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` = {}", self.op, show_result(self.result))?;
-        if self.contended {
-            write!(f, " (contended)")?;
-        }
-        Ok(())
-    }
-}
-
-/// `ok` or the errno's name.
-pub fn show_result(r: Result<(), Errno>) -> &'static str {
-    match r {
-        Ok(()) => "ok",
-        Err(e) => e.name(),
-    }
-}
-
-/// The result of one concurrent execution.
-pub struct Execution {
-    /// Per thread, its operations in program order (shorter if the thread was aborted).
-    pub outcomes: Vec<Vec<OpOutcome>>,
-    /// The final state.
-    pub k: Kernel,
-    /// Findings raised inside steps, lockdep's order rule, and `check` on the final state;
-    /// deduplicated by (property, function).
-    pub findings: Findings,
-    /// The wait-for cycle the std driver found (never set under loom: loom panics first).
-    pub deadlock: Option<String>,
-}
-
-/// A finding as `property@function` (or just the property).
-pub fn finding_id(v: &Violation) -> String {
-    match v.func {
-        Some(f) => format!("{}@{f}", v.property),
-        None => v.property.to_string(),
-    }
-}
-
-impl Execution {
-    /// The outcomes in thread order: `ok`, an errno name, `*` when contended.
-    pub fn compact(&self) -> String {
-        let v: Vec<String> = self
-            .outcomes
-            .iter()
-            .flatten()
-            .map(|o| {
-                format!(
-                    "{}{}",
-                    show_result(o.result),
-                    if o.contended { "*" } else { "" }
-                )
-            })
-            .collect();
-        v.join(" ")
-    }
-
-    /// One line per operation.
-    pub fn outcome_line(&self) -> String {
-        let v: Vec<String> = self
-            .outcomes
-            .iter()
-            .enumerate()
-            .flat_map(|(t, ops)| ops.iter().map(move |o| format!("t{t} {o}")))
-            .collect();
-        v.join(", ")
     }
 }
 
@@ -784,337 +709,14 @@ pub fn observable(k: &Kernel) -> String {
     s
 }
 
-// ----- the verdict -----------------------------------------------------------------------------
-
-/// One sequential order of the operations that did not fail from contention.
-#[derive(Clone, Debug)]
-struct Candidate {
-    /// (thread, index in the thread) in the order run.
-    order: Vec<(usize, usize)>,
-    results: HashMap<(usize, usize), Result<(), Errno>>,
-    observable: String,
-    findings: Findings,
-    /// The reference oracle after the order, and what it found along it.
-    reference: Reference,
-    oracle: Vec<Violation>,
-}
-
-/// How an execution was explained.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Verdict {
-    /// The outcomes in thread order, compact: `ok`, an errno name, with `*` when the operation
-    /// was contended (a trylock found its lock taken), e.g. `ok EAGAIN*`.
-    pub compact: String,
-    /// The findings, compact: property identifier and function, e.g. `share-leak@f0`.
-    pub finding_ids: BTreeSet<String>,
-    /// The outcomes, in thread order.
-    pub outcomes: String,
-    /// The sequential order that explains the execution, e.g. `t1 klp-enable f0; t0 bpf-link fexit f0`.
-    pub order: String,
-    /// Operations that failed from contention and left no trace.
-    pub dropped: Vec<String>,
-    /// Findings of the execution (those explained by the order, and the tolerated ones).
-    pub findings: Vec<String>,
-    /// Tolerated findings (`share-leak`) the sequential order does not have, as
-    /// `property@function`: caused by contention.
-    pub contention_tolerated: Vec<String>,
-    /// What the reference oracle (`ftsim_core::oracle`) says about the outcomes and the calls
-    /// along the explaining order (in `finding_ids` as `oracle:property@function`).
-    pub oracle: Vec<String>,
-}
-
-/// The linearizability verdict for one scenario: built once from the setup state and the threads'
-/// operations, then asked about every execution. Sequential orders are computed once per set of
-/// dropped operations and cached.
-pub struct Linearizer {
-    start: Start,
-    threads: Vec<Vec<Op>>,
-    cache: std::sync::Mutex<HashMap<Vec<bool>, std::sync::Arc<Vec<Candidate>>>>,
-}
-
-impl Linearizer {
-    /// `start` is the state after the setup operations ([`Scenario::prepare`]).
-    pub fn new(start: &Start, threads: &[Vec<Op>]) -> Linearizer {
-        Linearizer {
-            start: start.clone(),
-            threads: threads.to_vec(),
-            cache: Default::default(),
-        }
-    }
-
-    fn candidates(&self, dropped: &[bool]) -> std::sync::Arc<Vec<Candidate>> {
-        if let Some(c) = self.cache.lock().unwrap().get(dropped) {
-            return c.clone();
-        }
-        let mut included: Vec<Vec<usize>> = vec![Vec::new(); self.threads.len()];
-        let mut n = 0;
-        for (t, ops) in self.threads.iter().enumerate() {
-            for i in 0..ops.len() {
-                if !dropped[n] {
-                    included[t].push(i);
-                }
-                n += 1;
-            }
-        }
-        let mut out = Vec::new();
-        let mut order = Vec::new();
-        let mut next = vec![0usize; self.threads.len()];
-        self.interleavings(&included, &mut next, &mut order, &mut out);
-        let out = std::sync::Arc::new(out);
-        self.cache
-            .lock()
-            .unwrap()
-            .insert(dropped.to_vec(), out.clone());
-        out
-    }
-
-    fn interleavings(
-        &self,
-        inc: &[Vec<usize>],
-        next: &mut [usize],
-        order: &mut Vec<(usize, usize)>,
-        out: &mut Vec<Candidate>,
-    ) {
-        let mut any = false;
-        for t in 0..inc.len() {
-            if next[t] < inc[t].len() {
-                any = true;
-                order.push((t, inc[t][next[t]]));
-                next[t] += 1;
-                self.interleavings(inc, next, order, out);
-                next[t] -= 1;
-                order.pop();
-            }
-        }
-        if !any {
-            out.push(self.run_order(order));
-        }
-    }
-
-    fn run_order(&self, order: &[(usize, usize)]) -> Candidate {
-        let Start {
-            mut seq,
-            mut reference,
-        } = self.start.clone();
-        let mut results = HashMap::new();
-        let mut findings = Findings::new();
-        let mut oracle = Vec::new();
-        for &(t, i) in order {
-            let op = &self.threads[t][i];
-            let out = seq.apply(op);
-            results.insert((t, i), out.result);
-            findings.extend(out.violations.iter().cloned());
-            oracle.extend(reference.step(op, &out, &calls(&seq.k)));
-        }
-        Candidate {
-            order: order.to_vec(),
-            results,
-            observable: observable(&seq.k),
-            findings,
-            reference,
-            oracle,
-        }
-    }
-
-    fn show_order(&self, order: &[(usize, usize)]) -> String {
-        let v: Vec<String> = order
-            .iter()
-            .map(|&(t, i)| format!("t{t} {}", self.threads[t][i]))
-            .collect();
-        v.join("; ")
-    }
-
-    /// The reference oracle's verdict (`ftsim_core::oracle`, issue 3) on the execution explained
-    /// by candidate `c`: what it found along the order, then the operations that failed from
-    /// contention, judged last (they left no trace, so where they go does not matter) with the
-    /// calls of the final state.
-    fn reference_verdict(&self, c: &Candidate, e: &Execution) -> Vec<Violation> {
-        let mut v = c.oracle.clone();
-        let mut reference = c.reference.clone();
-        let final_calls = calls(&e.k);
-        for o in e.outcomes.iter().flatten().filter(|o| o.dropped()) {
-            let out = Outcome {
-                result: o.result,
-                violations: Vec::new(),
-                contended: true,
-                faulted: false,
-                stuck: false,
-            };
-            v.extend(reference.step(&o.op, &out, &final_calls));
-        }
-        v
-    }
-
-    /// Explains `e` by a sequential order, or says why none fits.
-    pub fn judge(&self, e: &Execution) -> Result<Verdict, String> {
-        if let Some(d) = &e.deadlock {
-            return Err(format!("deadlock: {d}"));
-        }
-        let mut dropped = Vec::new();
-        let mut dropped_names = Vec::new();
-        for (t, ops) in self.threads.iter().enumerate() {
-            assert_eq!(
-                e.outcomes[t].len(),
-                ops.len(),
-                "[driver internal bug] thread {t} did not finish"
-            );
-            for o in &e.outcomes[t] {
-                dropped.push(o.dropped());
-                if o.dropped() {
-                    dropped_names.push(format!("t{t} {}", o.op));
-                }
-            }
-        }
-        let obs = observable(&e.k);
-        let cands = self.candidates(&dropped);
-        // `livelock` is a verdict only on fair schedules (a sleeper runs again within a bound):
-        // loom's `yield_now` keeps that contract, the OS scheduler of real threads does not (a
-        // loaded machine can leave a woken thread off the CPU for every retry window).
-        let tolerated =
-            |p: Property| p == Property::ShareLeak || (cfg!(not(loom)) && p == Property::Livelock);
-        let mut near = Vec::new();
-        for c in cands.iter() {
-            let results_match = c
-                .order
-                .iter()
-                .all(|(t, i)| Some(&e.outcomes[*t][*i].result) == c.results.get(&(*t, *i)));
-            if !results_match {
-                continue;
-            }
-            if c.observable != obs {
-                near.push(format!(
-                    "order `{}`: same results, different state:\n{}",
-                    self.show_order(&c.order),
-                    diff(&c.observable, &obs)
-                ));
-                continue;
-            }
-            let extra: Vec<&Violation> = e
-                .findings
-                .iter()
-                .filter(|v| !tolerated(v.property) && !c.findings.contains(v.property, v.func))
-                .collect();
-            if !extra.is_empty() {
-                let ex: Vec<String> = extra.iter().map(|v| v.to_string()).collect();
-                near.push(format!(
-                    "order `{}`: same state, but findings only the concurrent run has: {}",
-                    self.show_order(&c.order),
-                    ex.join("; ")
-                ));
-                continue;
-            }
-            let contention_tolerated = e
-                .findings
-                .iter()
-                .filter(|v| tolerated(v.property) && !c.findings.contains(v.property, v.func))
-                .map(finding_id)
-                .collect();
-            let oracle = self.reference_verdict(c, e);
-            let mut finding_ids: BTreeSet<String> = e.findings.iter().map(finding_id).collect();
-            finding_ids.extend(oracle.iter().map(|v| format!("oracle:{}", finding_id(v))));
-            return Ok(Verdict {
-                compact: e.compact(),
-                finding_ids,
-                oracle: oracle.iter().map(|v| v.to_string()).collect(),
-                outcomes: e.outcome_line(),
-                order: self.show_order(&c.order),
-                dropped: dropped_names,
-                findings: e.findings.iter().map(|v| v.to_string()).collect(),
-                contention_tolerated,
-            });
-        }
-        Err(format!(
-            "no sequential order of the operations that did not fail from contention explains the execution\n  outcomes: {}\n  findings: {:?}\n{}",
-            e.outcome_line(),
-            e.findings.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-            if near.is_empty() { "  (no order gives the same results)".to_string() } else { near.join("\n") }
-        ))
-    }
-}
-
-/// The lines of `b` that differ from `a`.
-fn diff(a: &str, b: &str) -> String {
-    let mut s = String::new();
-    for (x, y) in a.lines().zip(b.lines()) {
-        if x != y {
-            let _ = writeln!(s, "    sequential: {x}\n    concurrent: {y}");
-        }
-    }
-    s
-}
-
-// ----- scenarios ---------------------------------------------------------------------------------
-
-/// The state a scenario's threads start from: the sequential driver (kernel state and lockdep's
-/// order graph) and the reference oracle, both after the setup.
-#[derive(Clone, Debug)]
-pub struct Start {
-    pub seq: Sequential,
-    pub reference: Reference,
-}
-
-/// A small concurrent scenario: a world, setup operations run sequentially first, then one list
-/// of operations per thread.
-#[derive(Clone, Debug)]
-pub struct Scenario {
-    pub world: World,
-    pub setup: Vec<Op>,
-    pub threads: Vec<Vec<Op>>,
-}
-
-impl Scenario {
-    /// `threads` are `;`-separated operations per thread.
-    pub fn new(functions: u16, setup: &[&str], threads: &[&str]) -> Scenario {
-        let parse = |s: &str| {
-            s.parse::<Op>()
-                .unwrap_or_else(|e| panic!("bad op `{s}`: {e}"))
-        };
-        Scenario {
-            world: World::new(functions),
-            setup: setup.iter().map(|s| parse(s)).collect(),
-            threads: threads
-                .iter()
-                .map(|t| t.split(';').map(|s| parse(s.trim())).collect())
-                .collect(),
-        }
-    }
-
-    /// The state after the setup, or the setup operation that failed (the scenario does not
-    /// apply to this protocol). Findings of the setup are the protocol's own business: the
-    /// sequential orders the verdict compares with start from the same state, and so does the
-    /// reference oracle, which followed the setup.
-    pub fn prepare(&self, proto: Protocol) -> Result<Start, String> {
-        let mut seq = Sequential::new(&self.world, proto);
-        let mut reference = Reference::new(&self.world, &proto);
-        for op in &self.setup {
-            let out = seq.apply(op);
-            if out.result.is_err() {
-                return Err(format!("setup `{op}` = {}", show_result(out.result)));
-            }
-            reference.step(op, &out, &calls(&seq.k));
-        }
-        Ok(Start { seq, reference })
-    }
-}
-
-impl fmt::Display for Scenario {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let setup: Vec<String> = self.setup.iter().map(|o| o.to_string()).collect();
-        write!(f, "setup [{}]", setup.join("; "))?;
-        for (t, ops) in self.threads.iter().enumerate() {
-            let v: Vec<String> = ops.iter().map(|o| o.to_string()).collect();
-            write!(f, " | t{t} [{}]", v.join("; "))?;
-        }
-        Ok(())
-    }
-}
+// ----- the verdict ---------------------------------------------------------------------------
 
 /// What every execution must satisfy, whatever the protocol and scenario:
 /// - it is linearizable ([`Linearizer::judge`]): no finding (lock coverage among them) that the
 ///   sequential runs of the same operations do not have, except the tolerated `share-leak`;
 /// - [`expectations`]: what the owners were told is what a call of each function does.
 ///
-/// Which findings a protocol has at all is pinned by the caller ([`Expect`]).
+/// Which findings a protocol has at all is pinned by the caller ([`crate::cases::Expect`]).
 pub fn verify(oracle: &Linearizer, e: &Execution, journal: &Journal) -> Verdict {
     let fail = |why: String| -> ! { panic!("{why}\n  interleaving:\n{}", journal.render()) };
     let v = oracle.judge(e).unwrap_or_else(|why| fail(why));
@@ -1124,585 +726,13 @@ pub fn verify(oracle: &Linearizer, e: &Execution, journal: &Journal) -> Verdict 
     v
 }
 
-/// The verdict the owners can check themselves, from their own bookkeeping and the outcomes
-/// they observed:
-/// - an operation fails from contention only with `-EAGAIN`, and leaves no trace: a livepatch
-///   that failed so is not on its function's stack and its ops is not registered; a kprobe that
-///   failed so is not armed;
-/// - every function with an enabled livepatch or an armed IPMODIFY kprobe ends its calls in the
-///   redirected target, never in the original body (SPEC §3.1);
-/// - a call of a function with an installed trampoline runs every linked program (SPEC §3.2).
-pub fn expectations(e: &Execution) -> Result<(), String> {
-    let k = &e.k;
-    for o in e.outcomes.iter().flatten().filter(|o| o.dropped()) {
-        if o.result != Err(Errno::EAGAIN) {
-            return Err(format!("{o}: contention must fail with EAGAIN"));
-        }
-        let trace = match o.op {
-            Op::KlpEnable(f) => {
-                let st = k.fstate(f);
-                let ops = k.op(k.id(ftsim_core::ids::OpsOwner::Klp(f)));
-                (st.klp_stack > 0 || st.klp_registered || ops.flags != 0).then(|| {
-                    format!(
-                        "klp_stack={} klp_registered={} ops flags={}",
-                        st.klp_stack,
-                        st.klp_registered,
-                        fl::names(ops.flags)
-                    )
-                })
-            }
-            Op::KprobeArm(f) => {
-                (k.fstate(f).kprobes > 0).then(|| format!("{} kprobes armed", k.fstate(f).kprobes))
-            }
-            _ => None,
-        };
-        if let Some(t) = trace {
-            return Err(format!("{o} left a trace: {t}"));
-        }
-    }
-    for i in 0..k.fns.len() {
-        let f = FnId(i as u16);
-        let Some(c) = call(k, f) else { continue };
-        let st = k.fstate(f);
-        let patched = st.klp_stack > 0 && st.klp_registered;
-        if (patched || st.kprobes > 0) && !matches!(c.body, Body::Redirected(_)) {
-            return Err(format!(
-                "{f} has {} but its call ends in {:?}",
-                if patched {
-                    "an enabled livepatch"
-                } else {
-                    "an armed kprobe"
-                },
-                c.body
-            ));
-        }
-        if st.tr.cur_image.is_some() {
-            let lost: Vec<String> = st
-                .tr
-                .links
-                .iter()
-                .filter(|(_, p)| !c.progs().contains(p))
-                .map(|(kind, _)| kind.to_string())
-                .collect();
-            if !lost.is_empty() {
-                return Err(format!("{f}: linked {lost:?} programs do not run"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Everything the executions of one scenario under one protocol produced.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// Executions run (loom's iterations, or the std iterations).
-    pub executions: usize,
-    /// The distinct verdicts, i.e. the distinct (outcomes, explaining order, findings).
-    pub verdicts: BTreeSet<Verdict>,
-    /// Std driver: executions that deadlocked, with one wait-for cycle.
-    pub deadlocks: usize,
-    pub deadlock_example: Option<String>,
-    pub elapsed: std::time::Duration,
-}
-
-impl Report {
-    /// The distinct compact outcomes (`ok EAGAIN*`).
-    pub fn outcomes(&self) -> BTreeSet<String> {
-        self.verdicts.iter().map(|v| v.compact.clone()).collect()
-    }
-    /// Every finding seen (`property@function`).
-    pub fn findings(&self) -> BTreeSet<String> {
-        self.verdicts
-            .iter()
-            .flat_map(|v| v.finding_ids.iter().cloned())
-            .collect()
-    }
-    /// The tolerated findings that only contention caused.
-    pub fn contention_tolerated(&self) -> BTreeSet<String> {
-        self.verdicts
-            .iter()
-            .flat_map(|v| v.contention_tolerated.iter().cloned())
-            .collect()
-    }
-    /// A summary for the test output: every distinct verdict with the order that explains it.
-    pub fn summary(&self) -> String {
-        let mut s = format!("{} executions in {:.2?}", self.executions, self.elapsed);
-        for v in &self.verdicts {
-            let _ = write!(s, "\n  {} ~ [{}]", v.outcomes, v.order);
-            if !v.findings.is_empty() {
-                let _ = write!(s, "\n      findings: {}", v.findings.join("; "));
-            }
-            if !v.oracle.is_empty() {
-                let _ = write!(s, "\n      oracle: {}", v.oracle.join("; "));
-            }
-            if !v.contention_tolerated.is_empty() {
-                let _ = write!(
-                    s,
-                    "\n      caused by contention only: {}",
-                    v.contention_tolerated.join(", ")
-                );
-            }
-        }
-        if self.deadlocks > 0 {
-            let _ = write!(
-                s,
-                "\n  {} deadlocks, e.g. {}",
-                self.deadlocks,
-                self.deadlock_example.as_deref().unwrap_or("")
-            );
-        }
-        s
-    }
-}
-
-// ----- the catalogue ---------------------------------------------------------------------------
-
-/// What a scenario does under one protocol, pinned: loom explores every interleaving (within the
-/// bound) and must find exactly this; the std driver samples and must stay inside it.
-#[derive(Clone, Copy, Debug)]
-pub enum Expect {
-    /// A setup operation fails under this protocol (e.g. `pre` cannot have a livepatch and a
-    /// trampoline on one function), so the scenario does not apply.
-    NotApplicable,
-    /// Some interleaving deadlocks; loom reports it.
-    Deadlock,
-    /// Deadlock-free, with exactly these compact outcomes (thread order, `*` = contended), these
-    /// findings over all executions, and these tolerated findings caused only by contention.
-    Outcomes {
-        outcomes: &'static [&'static str],
-        findings: &'static [&'static str],
-        contention: &'static [&'static str],
-    },
-}
-
-/// `Expect::Outcomes`, short enough for one line of a table.
-pub const fn out(
-    outcomes: &'static [&'static str],
-    findings: &'static [&'static str],
-    contention: &'static [&'static str],
-) -> Expect {
-    Expect::Outcomes {
-        outcomes,
-        findings,
-        contention,
-    }
-}
-
-/// One scenario with its expectation per preset.
-pub struct Case {
-    pub name: &'static str,
-    /// What it shows, for the test output.
-    pub about: &'static str,
-    pub functions: u16,
-    pub setup: &'static [&'static str],
-    /// One `;`-separated list of operations per thread.
-    pub threads: &'static [&'static str],
-    /// loom's preemption bound for this scenario (`LOOM_MAX_PREEMPTIONS` overrides it).
-    pub preemptions: usize,
-    /// Per preset (every preset of [`ftsim_core::protocol::PRESETS`] must be listed).
-    pub expect: &'static [(&'static str, Expect)],
-}
-
-impl Case {
-    pub fn scenario(&self) -> Scenario {
-        Scenario::new(self.functions, self.setup, self.threads)
-    }
-
-    /// The expectation for a preset.
-    pub fn expect(&self, preset: &str) -> Expect {
-        let e = self.expect.iter().find(|(p, _)| *p == preset);
-        e.unwrap_or_else(|| {
-            panic!(
-                "case `{}` has no expectation for preset `{preset}`",
-                self.name
-            )
-        })
-        .1
-    }
-
-    /// Checks a report against the expectation for `preset`.
-    pub fn check_report(&self, preset: &str, r: &Report, exhaustive: bool) -> Result<(), String> {
-        let Expect::Outcomes {
-            outcomes,
-            findings,
-            contention,
-        } = self.expect(preset)
-        else {
-            return Err(format!(
-                "`{}` under {preset}: expected {:?}, but it ran to the end",
-                self.name,
-                self.expect(preset)
-            ));
-        };
-        let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
-        let (want_o, want_f, want_c) = (set(outcomes), set(findings), set(contention));
-        let got_c = r.contention_tolerated();
-        let ok = if exhaustive {
-            r.outcomes() == want_o && r.findings() == want_f && got_c == want_c
-        } else {
-            r.outcomes().is_subset(&want_o)
-                && r.findings().is_subset(&want_f)
-                && got_c.is_subset(&want_c)
-        };
-        if ok {
-            return Ok(());
-        }
-        Err(format!(
-            "`{}` under {preset} ({}):\n  outcomes: got {:?}, pinned {:?}\n  findings: got {:?}, pinned {:?}\n  from contention: got {:?}, pinned {:?}\n{}",
-            self.name,
-            if exhaustive { "must equal" } else { "must be within" },
-            r.outcomes(),
-            want_o,
-            r.findings(),
-            want_f,
-            got_c,
-            want_c,
-            r.summary()
-        ))
-    }
-}
-
-/// The scenarios of issue 6, with what loom found for every preset (outcomes in thread order;
-/// `*`: a trylock of the operation found its lock taken). What the pins say:
-/// - the trylock presets never deadlock; the livepatch or kprobe side fails with `-EAGAIN` when
-///   its PEER trylock finds `tr->mutex` taken, and leaves no trace (`ok EAGAIN*`); a contended
-///   livepatch disable still succeeds (`ok*`) but its DISABLE_PEER is lost, so the trampoline stays
-///   in sharing mode (`share-leak`, caused only by contention) in merged .. fixes-2025,
-///   alt-rinse-repeat and the Debian trees; `proposed` retries the DISABLE_PEER and has none;
-/// - `alt-blocking-peer` deadlocks when the trampoline is already registered (a second link, or
-///   an unlink, holds `tr->mutex` and waits for `direct_mutex`, while the livepatch holds
-///   `direct_mutex` and waits for `tr->mutex` in PEER / DISABLE_PEER); a first link cannot
-///   deadlock (its ops is not enabled while it waits for `direct_mutex`, so no PEER is sent to it),
-///   but lockdep's order rule reports the cycle (`lock-order`);
-/// - findings that sequential runs have as well, pinned here as the protocol's own (`oracle:`
-///   marks what the reference oracle of `ftsim_core::oracle` reports): `v2`'s
-///   trampoline sets `SHARE_IPMODIFY` on its registered ops without `ftrace_lock`
-///   (`lock-coverage`), and never sends DISABLE (`share-leak`); `rcu-hash-2023`'s register failure
-///   leaves its direct_functions entry, so a fexit link after a livepatch fails with `EBUSY` on
-///   the retry (`atomicity`, and `oracle:availability`: the shared policy allows it).
-pub const CASES: &[Case] = &[
-    Case {
-        name: "link_fexit_vs_klp_enable",
-        about:
-            "BPF fexit link (first image) against livepatch enable on f0; both orders of arrival",
-        functions: 1,
-        setup: &[],
-        threads: &["bpf-link fexit f0", "klp-enable f0"],
-        preemptions: 3,
-        expect: &[
-            ("pre", out(&["EBUSY ok", "ok EBUSY"], &[], &[])),
-            ("v2", out(&["ok EAGAIN*", "ok ok"], &["lock-coverage"], &[])),
-            ("merged", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            (
-                "rcu-hash-2023",
-                out(
-                    &["EBUSY ok", "ok EAGAIN*", "ok ok"],
-                    &["atomicity@f0", "oracle:availability@f0"],
-                    &[],
-                ),
-            ),
-            ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("alt-blocking-peer", out(&["ok ok"], &["lock-order"], &[])),
-            ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("mainline-2026", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-        ],
-    },
-    Case {
-        name: "link_fentry_vs_klp_enable",
-        about: "BPF fentry link (no CALL_ORIG) against livepatch enable on f0",
-        functions: 1,
-        setup: &[],
-        threads: &["bpf-link fentry f0", "klp-enable f0"],
-        preemptions: 3,
-        expect: &[
-            ("pre", out(&["EBUSY ok", "ok EBUSY"], &[], &[])),
-            ("v2", out(&["ok EAGAIN*", "ok ok"], &["lock-coverage"], &[])),
-            ("merged", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("rcu-hash-2023", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("alt-blocking-peer", out(&["ok ok"], &["lock-order"], &[])),
-            ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("mainline-2026", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-        ],
-    },
-    Case {
-        name: "modify_vs_klp_enable",
-        about: "a second link (fexit, modify of a registered trampoline) against livepatch enable",
-        functions: 1,
-        setup: &["bpf-link fentry f0"],
-        threads: &["bpf-link fexit f0", "klp-enable f0"],
-        preemptions: 3,
-        expect: &[
-            ("pre", out(&["ok EBUSY"], &[], &[])),
-            ("v2", out(&["ok EAGAIN*", "ok ok"], &["lock-coverage"], &[])),
-            ("merged", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("rcu-hash-2023", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("alt-blocking-peer", Expect::Deadlock),
-            ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("mainline-2026", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-        ],
-    },
-    Case {
-        name: "unlink_vs_klp_disable",
-        about: "livepatch disable against BPF unlink (the trampoline keeps an fexit image)",
-        functions: 1,
-        setup: &["bpf-link fentry f0", "bpf-link fexit f0", "klp-enable f0"],
-        threads: &["klp-disable f0", "bpf-unlink fentry f0"],
-        preemptions: 3,
-        expect: &[
-            ("pre", Expect::NotApplicable),
-            ("v2", out(&["ok ok"], &["share-leak@f0"], &[])),
-            (
-                "merged",
-                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
-            ),
-            (
-                "fixes-2022",
-                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
-            ),
-            (
-                "rcu-hash-2023",
-                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
-            ),
-            (
-                "fixes-2025",
-                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
-            ),
-            (
-                "alt-rinse-repeat",
-                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
-            ),
-            ("alt-blocking-peer", Expect::Deadlock),
-            ("proposed", out(&["ok ok", "ok* ok"], &[], &[])),
-            (
-                "debian-6.1",
-                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
-            ),
-            (
-                "debian-6.12",
-                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
-            ),
-            (
-                "mainline-2026",
-                out(&["ok ok", "ok* ok"], &["share-leak@f0"], &["share-leak@f0"]),
-            ),
-        ],
-    },
-    Case {
-        name: "link_fexit_vs_kprobe_arm",
-        about: "BPF fexit link against an IPMODIFY kprobe arm on f0",
-        functions: 1,
-        setup: &[],
-        threads: &["bpf-link fexit f0", "kprobe-arm f0"],
-        preemptions: 3,
-        expect: &[
-            ("pre", out(&["EBUSY ok", "ok EBUSY"], &[], &[])),
-            ("v2", out(&["ok EAGAIN*", "ok ok"], &["lock-coverage"], &[])),
-            ("merged", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("fixes-2022", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            (
-                "rcu-hash-2023",
-                out(
-                    &["EBUSY ok", "ok EAGAIN*", "ok ok"],
-                    &["atomicity@f0", "oracle:availability@f0"],
-                    &[],
-                ),
-            ),
-            ("fixes-2025", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("alt-rinse-repeat", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("alt-blocking-peer", out(&["ok ok"], &["lock-order"], &[])),
-            ("proposed", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("debian-6.1", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("debian-6.12", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-            ("mainline-2026", out(&["ok EAGAIN*", "ok ok"], &[], &[])),
-        ],
-    },
-    Case {
-        name: "three_owners",
-        about: "BPF fexit link, livepatch enable and IPMODIFY kprobe arm on f0, three threads",
-        functions: 1,
-        setup: &[],
-        threads: &["bpf-link fexit f0", "klp-enable f0", "kprobe-arm f0"],
-        preemptions: 2,
-        expect: &[
-            (
-                "pre",
-                out(
-                    &["EBUSY EBUSY ok", "EBUSY ok EBUSY", "ok EBUSY EBUSY"],
-                    &[],
-                    &[],
-                ),
-            ),
-            (
-                "v2",
-                out(
-                    &[
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &["lock-coverage"],
-                    &[],
-                ),
-            ),
-            (
-                "merged",
-                out(
-                    &[
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &[],
-                    &[],
-                ),
-            ),
-            (
-                "fixes-2022",
-                out(
-                    &[
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &[],
-                    &[],
-                ),
-            ),
-            (
-                "rcu-hash-2023",
-                out(
-                    &[
-                        "EBUSY EBUSY ok",
-                        "EBUSY ok EBUSY",
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &["atomicity@f0", "oracle:availability@f0"],
-                    &[],
-                ),
-            ),
-            (
-                "fixes-2025",
-                out(
-                    &[
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &[],
-                    &[],
-                ),
-            ),
-            (
-                "alt-rinse-repeat",
-                out(
-                    &[
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &[],
-                    &[],
-                ),
-            ),
-            (
-                "alt-blocking-peer",
-                out(&["ok EBUSY ok", "ok ok EBUSY"], &["lock-order"], &[]),
-            ),
-            (
-                "proposed",
-                out(
-                    &[
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &[],
-                    &[],
-                ),
-            ),
-            (
-                "debian-6.1",
-                out(
-                    &[
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &[],
-                    &[],
-                ),
-            ),
-            (
-                "debian-6.12",
-                out(
-                    &[
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &[],
-                    &[],
-                ),
-            ),
-            (
-                "mainline-2026",
-                out(
-                    &[
-                        "ok EAGAIN* EAGAIN*",
-                        "ok EAGAIN* ok",
-                        "ok EBUSY ok",
-                        "ok ok EAGAIN*",
-                        "ok ok EBUSY",
-                    ],
-                    &[],
-                    &[],
-                ),
-            ),
-        ],
-    },
-];
-
 // ----- the drivers of whole scenarios ------------------------------------------------------------
 
 /// The std driver: runs the scenario `iterations` times on real threads.
 #[cfg(not(loom))]
 pub fn run_std(s: &Scenario, proto: Protocol, iterations: usize) -> Result<Report, String> {
     let seq = s.prepare(proto)?;
-    let oracle = Linearizer::new(&seq, &s.threads);
+    let oracle = linearizer(&seq, &s.threads);
     let journal = Journal::default();
     let mut report = Report::default();
     let t0 = std::time::Instant::now();
@@ -1755,7 +785,7 @@ pub mod model {
     /// the failing interleaving on the first execution that does not verify.
     pub fn explore(s: &Scenario, proto: Protocol, preemptions: usize) -> Result<Report, String> {
         let seq = s.prepare(proto)?;
-        let oracle = std::sync::Arc::new(Linearizer::new(&seq, &s.threads));
+        let oracle = std::sync::Arc::new(linearizer(&seq, &s.threads));
         let start = std::sync::Arc::new((seq.seq.k.clone(), seq.seq.order.clone()));
         let threads = s.threads.clone();
         let journal = Journal::default();
@@ -1794,7 +824,7 @@ pub mod model {
         preemptions: usize,
     ) -> Result<(String, String), String> {
         let seq = s.prepare(proto)?;
-        let oracle = Linearizer::new(&seq, &s.threads);
+        let oracle = linearizer(&seq, &s.threads);
         let start = std::sync::Arc::new((seq.seq.k.clone(), seq.seq.order.clone(), oracle));
         let threads = s.threads.clone();
         let journal = Journal::default();

@@ -5,7 +5,8 @@
 #![cfg(not(loom))]
 
 use ftsim_core::protocol::{Protocol, PRESETS};
-use ftsim_tests::conc::{run_std, Expect, CASES};
+use ftsim_tests::cases::{Expect, CASES};
+use ftsim_tests::conc::run_std;
 
 /// Executions per (scenario, preset).
 const ITERATIONS: usize = 200;

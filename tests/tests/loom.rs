@@ -9,12 +9,13 @@
 //! RUSTFLAGS="--cfg loom" cargo test -p ftsim-tests --test loom --release -- --exact modify_vs_klp_enable::merged --nocapture
 //! ```
 //!
-//! The scenarios and what is pinned for each preset are in [`ftsim_tests::conc::CASES`]; the
+//! The scenarios and what is pinned for each preset are in [`ftsim_tests::cases::CASES`]; the
 //! driver and the verdict in [`ftsim_tests::conc`].
 #![cfg(loom)]
 
 use ftsim_core::protocol::{Protocol, PRESETS};
-use ftsim_tests::conc::{model, Case, Expect, CASES};
+use ftsim_tests::cases::{Case, Expect, CASES};
+use ftsim_tests::conc::model;
 
 fn case(name: &str) -> &'static Case {
     CASES
@@ -24,7 +25,7 @@ fn case(name: &str) -> &'static Case {
 }
 
 /// With `FTSIM_LOOM_PIN=1` a test prints what it found as the `Expect` to pin in
-/// `conc::CASES` instead of checking (for re-pinning after a deliberate model change; read the
+/// `cases::CASES` instead of checking (for re-pinning after a deliberate model change; read the
 /// summary before pasting).
 fn pin(c: &Case, preset: &str, proto: Protocol) {
     let s = c.scenario();
