@@ -10,6 +10,7 @@
 //! the quiescent state.
 
 use crate::check::check;
+use crate::decide::Decider;
 use crate::ids::Tid;
 use crate::oracle::Model;
 use crate::protocol::Protocol;
@@ -60,6 +61,25 @@ impl CheckedRun {
         out
     }
 
+    /// One scheduling round: the thread `d` picks steps ([`CheckedRun::step`]); when no thread
+    /// can step but some are unfinished, the wait-for cycle is looked for (a `deadlock` finding if
+    /// there is one, `Sched::detect_deadlock`) and the run is over.
+    pub fn round(&mut self, d: &mut impl Decider) -> Round {
+        let runnable = self.exec.runnable();
+        if runnable.is_empty() {
+            if self.exec.unfinished() {
+                self.exec.detect_deadlock();
+                return Round::Stalled;
+            }
+            return Round::Idle;
+        }
+        let e = &self.exec;
+        let t = d.pick(&runnable, &|w| (w as usize) < e.lanes.len() && e.ready(w));
+        let started = self.exec.k.status(t) == Status::Idle;
+        let out = self.step(t);
+        Round::Stepped { t, started, out }
+    }
+
     /// The oracle's verdict on an operation that ran alone.
     fn judge(&mut self, c: &Completion) {
         let Some(model) = self.oracle.as_mut() else {
@@ -77,6 +97,22 @@ impl CheckedRun {
             self.exec.record(v);
         }
     }
+}
+
+/// What one scheduling round did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Round {
+    /// Thread `t` took a step; `started`: the step started its next operation.
+    Stepped {
+        t: Tid,
+        started: bool,
+        out: StepOutcome,
+    },
+    /// No thread could step, but some had work: they wait forever (a deadlock, if the wait-for
+    /// graph has a cycle). The run is over.
+    Stalled,
+    /// No thread could step and none had work.
+    Idle,
 }
 
 impl Deref for CheckedRun {

@@ -23,6 +23,7 @@
 
 pub mod check;
 pub mod checked;
+pub mod decide;
 pub mod direct;
 pub mod errno;
 pub mod findings;

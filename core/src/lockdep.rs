@@ -2,11 +2,19 @@
 //! implementation for every executor (the sequential driver, the scheduler, the thread driver in
 //! `ftsim-tests`).
 //!
-//! The policies the executors apply to the answers still differ where their pins depend on it:
-//! recursion is a `lock-recursion` finding that leaves the thread stuck in [`crate::seq`] and
-//! [`crate::sched`], and a panic in the thread driver (a real mutex would hang); the scheduler
-//! looks for a wait-for cycle when no thread can step, the thread driver when a thread goes to
-//! sleep on a lock (the cycle through that thread).
+//! The policies the executors apply to the answers still differ where their pins depend on it,
+//! each a named policy (the answers themselves are one function, `decide::answer`):
+//! - *recursion*: a `lock-recursion` finding that leaves the thread stuck in [`crate::seq`] and
+//!   [`crate::sched`] (the model carries on with the other threads; the default sweep and the
+//!   proptest verdicts count it), a panic in the thread driver (a real mutex would hang the
+//!   test; no loom case reaches it);
+//! - *deadlock*: the scheduler looks for a wait-for cycle when no thread can step (a stall, the
+//!   simulator's and replay's `deadlock` row), the thread driver when a thread goes to sleep on a
+//!   lock (the cycle through that thread; under loom, loom finds it first);
+//! - *livelock*: the core bounds every retry loop (`kernel::RETRIES_MAX`, a `livelock` finding,
+//!   judged only on fair schedules, `sched::SLEEP_STEPS_MAX`); the thread driver also bounds the
+//!   steps of one operation (`STEPS_PER_OP_MAX`) so that a runaway loop fails a test instead of
+//!   hanging it.
 
 use crate::ids::Tid;
 use crate::kernel::Kernel;

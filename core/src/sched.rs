@@ -7,12 +7,13 @@
 //! inside steps and by lockdep: the property check at quiescent points and the reference oracle
 //! are the checked run's ([`crate::checked::CheckedRun`]).
 
+use crate::decide::{answer, FaultPlan};
 use crate::errno::Errno;
 use crate::findings::Findings;
 use crate::ids::Tid;
 use crate::kernel::Kernel;
 use crate::lockdep;
-use crate::locks::{Lock, LockOrder};
+use crate::locks::LockOrder;
 use crate::op::Op;
 use crate::property::{Property, Violation};
 use crate::protocol::Protocol;
@@ -41,8 +42,8 @@ pub const FAIR_STEPS_MAX: u32 = 48;
 #[derive(Clone, Debug, Default)]
 pub struct Lane {
     pub queue: VecDeque<(Op, Faults)>,
-    cur_faults: Faults,
-    counters: [u32; 3],
+    /// The fault plan of the operation in flight.
+    plan: FaultPlan,
     /// Finished operations with their results.
     pub done: Vec<(Op, Result<(), Errno>)>,
     /// Waiting forever (asked for a lock it holds, or part of a deadlock).
@@ -208,12 +209,17 @@ impl Sched {
         match self.k.status(t) {
             Status::Idle => {
                 let (op, faults) = self.lanes[ti].queue.pop_front().unwrap();
-                self.lanes[ti].cur_faults = faults;
-                self.lanes[ti].counters = [0; 3];
+                self.lanes[ti].plan = FaultPlan::new(faults);
                 self.k.start(t, op);
             }
             Status::Wants(req) => {
-                let ok = self.decide(t, req);
+                let ok = answer(
+                    &mut self.k,
+                    &mut self.order,
+                    t,
+                    req,
+                    &mut self.lanes[ti].plan,
+                );
                 self.k.answer(t, ok);
             }
             Status::Done(_) => unreachable!(),
@@ -243,35 +249,6 @@ impl Sched {
                 StepOutcome::Progress
             }
             _ => StepOutcome::Progress,
-        }
-    }
-
-    fn decide(&mut self, t: Tid, req: Request) -> bool {
-        let ti = t as usize;
-        let f = self.lanes[ti].cur_faults;
-        let mut nth = |i: usize, mask: u32| {
-            let n = self.lanes[ti].counters[i];
-            self.lanes[ti].counters[i] += 1;
-            n < 32 && mask & (1 << n) != 0
-        };
-        match req {
-            Request::Lock(l) => {
-                self.order_check(t, l);
-                true
-            }
-            Request::TryLock(l) => {
-                let forced = nth(2, f.trylocks);
-                !forced && self.k.lock_holder(l).is_none()
-            }
-            Request::Alloc(_) => !nth(0, f.allocs),
-            Request::Build(_) => !nth(1, f.builds),
-            Request::Sleep => true,
-        }
-    }
-
-    fn order_check(&mut self, t: Tid, l: Lock) {
-        if let Some(v) = lockdep::order(&mut self.order, &self.k, t, l) {
-            self.record(v);
         }
     }
 

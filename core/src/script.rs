@@ -17,7 +17,8 @@
 //! schedule (an entry naming a thread that cannot step is skipped) and then steps the lowest
 //! runnable thread.
 
-use crate::checked::CheckedRun;
+use crate::checked::{CheckedRun, Round};
+use crate::decide::Decider;
 use crate::errno::Errno;
 use crate::findings::Findings;
 use crate::ids::Tid;
@@ -175,7 +176,10 @@ impl Script {
         for l in &self.lines {
             s.push(l.tid, l.op.clone(), l.faults);
         }
-        let sched = self.schedule.clone().unwrap_or_default();
+        let mut recorded = Recorded {
+            schedule: self.schedule.clone().unwrap_or_default(),
+            next: 0,
+        };
         // Per thread, the indices of its lines in order, and how many it has started.
         let mut of_thread: Vec<Vec<usize>> = vec![Vec::new(); self.threads()];
         for (i, l) in self.lines.iter().enumerate() {
@@ -185,13 +189,11 @@ impl Script {
         let mut step_lines = Vec::new();
         let mut taken = Vec::new();
         let mut timeline = Vec::new();
-        let mut i = 0;
         while s.steps < STEPS_MAX {
-            let run = s.runnable();
-            if run.is_empty() {
-                if s.unfinished() {
-                    let before = s.findings.len();
-                    s.detect_deadlock();
+            let before = s.findings.len();
+            let (t, start) = match s.round(&mut recorded) {
+                Round::Stepped { t, started, .. } => (t, started),
+                Round::Stalled => {
                     if trace && s.findings.len() > before {
                         let findings = s.findings[before..].to_vec();
                         timeline.push(TimelineStep {
@@ -201,28 +203,16 @@ impl Script {
                             findings,
                         });
                     }
+                    break;
                 }
-                break;
-            }
-            // Follow the schedule, skipping entries that name a thread that cannot step (a
-            // sleeping thread can: the schedule was recorded when nothing else could); after
-            // the schedule, the lowest runnable thread steps.
-            while sched
-                .get(i)
-                .is_some_and(|&w| (w as usize) >= s.lanes.len() || !s.ready(w))
-            {
-                i += 1;
-            }
-            let t = sched.get(i).copied().unwrap_or(run[0]);
-            i += 1;
+                Round::Idle => break,
+            };
             taken.push(t);
             let ti = t as usize;
-            if s.k.status(t) == crate::step::Status::Idle {
+            if start {
                 started[ti] += 1;
             }
             step_lines.push(of_thread[ti][started[ti].max(1) - 1]);
-            let before = s.findings.len();
-            s.step(t);
             if let Some(events) = s.k.trace.as_mut() {
                 let events = std::mem::take(events).into_iter().map(|e| e.kind).collect();
                 let held = s.k.held_by(t).collect();
@@ -376,6 +366,25 @@ impl fmt::Display for Script {
             writeln!(f, "schedule {}", v.join(" "))?;
         }
         Ok(())
+    }
+}
+
+/// A recorded schedule as a decider: each step, the next recorded thread that can step, entries
+/// naming a thread that cannot step skipped (a sleeping thread can: the schedule was recorded
+/// when nothing else could); after the schedule, the lowest runnable thread.
+struct Recorded {
+    schedule: Vec<Tid>,
+    next: usize,
+}
+
+impl Decider for Recorded {
+    fn pick(&mut self, runnable: &[Tid], ready: &dyn Fn(Tid) -> bool) -> Tid {
+        while self.schedule.get(self.next).is_some_and(|&w| !ready(w)) {
+            self.next += 1;
+        }
+        let t = self.schedule.get(self.next).copied().unwrap_or(runnable[0]);
+        self.next += 1;
+        t
     }
 }
 

@@ -1,15 +1,16 @@
 //! The sequential driver: runs one owner-level operation to completion, no contention. For tests,
 //! proptest and fuzzing. Locks are always free (a thread asking for a lock it holds is a
 //! `lock-recursion` finding and leaves the model stuck); the lock order of every acquisition is
-//! recorded lockdep-style; allocation, build and trylock decisions come from a [`Faults`] plan.
+//! recorded lockdep-style; allocation, build and trylock decisions come from a [`Faults`] plan
+//! ([`FaultPlan`], answered by [`answer`] as the concurrent executor answers them).
 
 use crate::check::{check, footprint};
+use crate::decide::{answer, FaultPlan};
 use crate::errno::Errno;
 use crate::kernel::Kernel;
 use crate::lockdep;
-use crate::locks::{Lock, LockOrder};
+use crate::locks::LockOrder;
 use crate::op::Op;
-use crate::property::Violation;
 use crate::protocol::Protocol;
 pub use crate::step::{Faults, Outcome};
 use crate::step::{Request, Status};
@@ -71,7 +72,7 @@ impl Sequential {
             };
         }
         let t = 0;
-        let (mut allocs, mut builds, mut trys) = (0u32, 0u32, 0u32);
+        let mut plan = FaultPlan::new(faults);
         let mut violations = Vec::new();
         self.k.start(t, op.clone());
         let result = loop {
@@ -81,31 +82,26 @@ impl Sequential {
                     unreachable!("[core internal bug] thread went idle without finishing")
                 }
                 Status::Wants(req) => {
-                    let ok = match req {
-                        Request::Lock(l) => {
-                            if let Some(v) = self.blocking(t, l) {
-                                violations.push(v);
-                                self.stuck = true;
-                                self.k.mark_stuck(t);
-                                violations.append(&mut self.k.violations);
-                                return Outcome {
-                                    result: Err(Errno::EBUSY),
-                                    violations,
-                                    contended: false,
-                                    faulted: false,
-                                    stuck: true,
-                                };
-                            }
-                            true
+                    if let Request::Lock(l) = req {
+                        if let Some(v) = lockdep::recursion(&self.k, t, l) {
+                            violations.push(v);
+                            self.stuck = true;
+                            self.k.mark_stuck(t);
+                            violations.append(&mut self.k.violations);
+                            return Outcome {
+                                result: Err(Errno::EBUSY),
+                                violations,
+                                contended: false,
+                                faulted: false,
+                                stuck: true,
+                            };
                         }
-                        Request::TryLock(l) => {
-                            let fail = bit(faults.trylocks, &mut trys);
-                            !fail && self.k.lock_holder(l).is_none()
-                        }
-                        Request::Alloc(_) => !bit(faults.allocs, &mut allocs),
-                        Request::Build(_) => !bit(faults.builds, &mut builds),
-                        Request::Sleep => true,
-                    };
+                        assert!(
+                            self.k.lock_holder(l).is_none(),
+                            "[core internal bug] lock {l} held by another thread in the sequential driver"
+                        );
+                    }
+                    let ok = answer(&mut self.k, &mut self.order, t, req, &mut plan);
                     self.k.answer(t, ok);
                 }
             }
@@ -120,26 +116,4 @@ impl Sequential {
             stuck: false,
         }
     }
-
-    /// A blocking acquisition: records its lock order; a lock already held by this thread is a
-    /// recursion (and the thread waits forever).
-    fn blocking(&mut self, t: u8, l: Lock) -> Option<Violation> {
-        if let Some(v) = lockdep::recursion(&self.k, t, l) {
-            return Some(v);
-        }
-        assert!(
-            self.k.lock_holder(l).is_none(),
-            "[core internal bug] lock {l} held by another thread in the sequential driver"
-        );
-        if let Some(v) = lockdep::order(&mut self.order, &self.k, t, l) {
-            self.k.violate(v);
-        }
-        None
-    }
-}
-
-fn bit(mask: u32, counter: &mut u32) -> bool {
-    let i = *counter;
-    *counter += 1;
-    i < 32 && mask & (1 << i) != 0
 }

@@ -8,7 +8,8 @@
 //! the scheduler drives one step at a time. Every decision is recorded, so a run is replayable
 //! from its seed, and the run up to any finding is a reproducer [`Script`].
 
-use ftsim_core::checked::CheckedRun;
+use ftsim_core::checked::{CheckedRun, Round};
+use ftsim_core::decide::Decider;
 use ftsim_core::fingerprint::StableHasher;
 use ftsim_core::ids::{FnId, ModId, ProgKind, Tid, TracerId};
 use ftsim_core::op::{HashSel, Op};
@@ -374,10 +375,8 @@ struct Sim {
     options: Options,
     sched: CheckedRun,
     actors: Vec<Actor>,
-    sched_rng: ChaCha8Rng,
+    policy: PolicyDecider,
     fault_rng: ChaCha8Rng,
-    priorities: Vec<u32>,
-    change_at: Vec<u64>,
     time: u64,
     lines: Vec<Line>,
     schedule: Vec<Tid>,
@@ -404,16 +403,21 @@ impl Sim {
                 .collect(),
             Policy::Random => Vec::new(),
         };
+        let policy = options.policy;
         let mut s = Sim {
             proto,
             seed,
             options,
             sched,
             actors,
-            sched_rng,
+            policy: PolicyDecider {
+                policy,
+                rng: sched_rng,
+                priorities,
+                change_at,
+                time: 0,
+            },
             fault_rng: rng(seed, stream::FAULTS),
-            priorities,
-            change_at,
             time: 0,
             lines: Vec::new(),
             schedule: Vec::new(),
@@ -467,22 +471,6 @@ impl Sim {
         }
     }
 
-    fn choose(&mut self, runnable: &[Tid]) -> Tid {
-        match self.options.policy {
-            Policy::Random => runnable[self.sched_rng.random_range(0..runnable.len())],
-            Policy::Pct { .. } => {
-                let best = *runnable
-                    .iter()
-                    .max_by_key(|&&t| (self.priorities[t as usize], t))
-                    .unwrap();
-                if self.change_at.contains(&self.time) {
-                    self.priorities[best as usize] = self.sched_rng.random_range(0..1000);
-                }
-                best
-            }
-        }
-    }
-
     fn run(&mut self, events: u64) {
         let budget = events;
         loop {
@@ -495,32 +483,29 @@ impl Sim {
             if !draining {
                 self.issue();
             }
-            let runnable = self.sched.runnable();
-            if runnable.is_empty() {
-                if self.sched.unfinished() {
-                    let before = self.sched.findings.len();
-                    self.sched.detect_deadlock();
+            let before = self.sched.findings.len();
+            self.policy.time = self.time;
+            let (t, out) = match self.sched.round(&mut self.policy) {
+                Round::Stepped { t, out, .. } => (t, out),
+                Round::Stalled => {
                     self.collect(before);
                     break; // every remaining thread waits forever
                 }
-                if draining {
-                    break;
+                Round::Idle if draining => break,
+                Round::Idle => {
+                    // Nothing to do until the next actor wakes up.
+                    let next = self
+                        .actors
+                        .iter()
+                        .map(|a| a.next_issue)
+                        .min()
+                        .unwrap_or(self.time + 1);
+                    self.time = next.max(self.time + 1);
+                    continue;
                 }
-                // Nothing to do until the next actor wakes up.
-                let next = self
-                    .actors
-                    .iter()
-                    .map(|a| a.next_issue)
-                    .min()
-                    .unwrap_or(self.time + 1);
-                self.time = next.max(self.time + 1);
-                continue;
-            }
-            let t = self.choose(&runnable);
+            };
             self.schedule.push(t);
             self.digest.word(0x2000 + t as u64);
-            let before = self.sched.findings.len();
-            let out = self.sched.step(t);
             self.time += 1;
             if let Some(tr) = self.trace.as_mut() {
                 render_step(tr, &mut self.sched, self.time, t);
@@ -576,6 +561,36 @@ impl Sim {
             ops: self.ops_done,
             digest: self.digest.finish128(),
             trace: self.trace,
+        }
+    }
+}
+
+/// The simulator's scheduling policy as a decider: which runnable thread steps (faults are
+/// drawn per operation into its fault plan, [`Sim::faults`]).
+struct PolicyDecider {
+    policy: Policy,
+    rng: ChaCha8Rng,
+    /// PCT: the threads' priorities, and the times at which the running one's drops.
+    priorities: Vec<u32>,
+    change_at: Vec<u64>,
+    /// The simulated time of the step being decided.
+    time: u64,
+}
+
+impl Decider for PolicyDecider {
+    fn pick(&mut self, runnable: &[Tid], _ready: &dyn Fn(Tid) -> bool) -> Tid {
+        match self.policy {
+            Policy::Random => runnable[self.rng.random_range(0..runnable.len())],
+            Policy::Pct { .. } => {
+                let best = *runnable
+                    .iter()
+                    .max_by_key(|&&t| (self.priorities[t as usize], t))
+                    .unwrap();
+                if self.change_at.contains(&self.time) {
+                    self.priorities[best as usize] = self.rng.random_range(0..1000);
+                }
+                best
+            }
         }
     }
 }

@@ -1,0 +1,101 @@
+//! The decisions a driver makes, and the one way an executor answers a request.
+//!
+//! The core never chooses (ARCHITECTURE's first invariant). What it cannot decide is which thread
+//! steps next and whether an allocation, an image build or a trylock fails: that is a
+//! [`Decider`]. The executors (`seq.rs` for one thread, `sched.rs` for many) carry out the
+//! mechanics the same way, in [`answer`]: a blocking lock is granted once free, after lockdep's
+//! order rule; a trylock takes its lock if it is free and the decider does not make it find the
+//! lock taken; an allocation or a build succeeds unless the decider fails it; `msleep` is
+//! answered at once (when it runs is the scheduling's business).
+//!
+//! The deciders: a fault plan of one operation ([`FaultPlan`], what reproducer lines and the
+//! simulator's swarm draw), a recorded schedule (`script.rs`), the simulator's random and PCT
+//! policies (`sim/src/sim.rs`), the explorer's branching (every choice, not one), and, for the
+//! thread driver over std/loom mutexes (`tests/src/conc.rs`), the OS or loom scheduler itself,
+//! with real trylocks and no injected faults.
+//!
+//! Policies that still differ between executors, each named and kept because a pin depends on
+//! it, are listed in `lockdep.rs`.
+
+use crate::ids::Tid;
+use crate::kernel::Kernel;
+use crate::lockdep;
+use crate::locks::LockOrder;
+use crate::step::{Faults, Request};
+
+/// Which thread steps, and which decisions fail.
+pub trait Decider {
+    /// The thread that steps next, given the threads that can (ascending; never empty; the
+    /// executor's fair choice, `Sched::runnable`). A decider may name another thread for which
+    /// `ready` is true (a recorded schedule does: a sleeper it recorded stepping).
+    fn pick(&mut self, runnable: &[Tid], ready: &dyn Fn(Tid) -> bool) -> Tid {
+        let _ = ready;
+        runnable[0]
+    }
+    /// Whether thread `t`'s allocation or build request fails, or its trylock finds the lock
+    /// taken (called once per such request, in order; never for `Lock` or `Sleep`).
+    fn fails(&mut self, t: Tid, req: Request) -> bool {
+        let _ = (t, req);
+        false
+    }
+}
+
+/// The fault plan of one operation being carried out: its [`Faults`] and how many decisions of
+/// each kind it has made (decisions are numbered from 0 within the operation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FaultPlan {
+    pub faults: Faults,
+    /// Allocations, builds and trylocks decided so far.
+    taken: [u32; 3],
+}
+
+impl FaultPlan {
+    pub fn new(faults: Faults) -> FaultPlan {
+        FaultPlan {
+            faults,
+            taken: [0; 3],
+        }
+    }
+}
+
+impl Decider for FaultPlan {
+    fn fails(&mut self, _t: Tid, req: Request) -> bool {
+        let (i, mask) = match req {
+            Request::Alloc(_) => (0, self.faults.allocs),
+            Request::Build(_) => (1, self.faults.builds),
+            Request::TryLock(_) => (2, self.faults.trylocks),
+            Request::Lock(_) | Request::Sleep => return false,
+        };
+        let n = self.taken[i];
+        self.taken[i] += 1;
+        n < 32 && mask & (1 << n) != 0
+    }
+}
+
+/// The executor's answer to thread `t`'s request `req`, which is not a lock recursion (the
+/// executors check that first, `lockdep::recursion`): `true` grants or succeeds. A blocking
+/// `Lock` must be free; its order against the locks `t` holds is checked first, a violation going
+/// to the kernel's in-step findings (`Kernel::violate`), which the executor drains with the step's
+/// own.
+pub fn answer(
+    k: &mut Kernel,
+    order: &mut LockOrder,
+    t: Tid,
+    req: Request,
+    d: &mut impl Decider,
+) -> bool {
+    match req {
+        Request::Lock(l) => {
+            if let Some(v) = lockdep::order(order, k, t, l) {
+                k.violate(v);
+            }
+            true
+        }
+        Request::TryLock(l) => {
+            let busy = d.fails(t, req);
+            !busy && k.lock_holder(l).is_none()
+        }
+        Request::Alloc(_) | Request::Build(_) => !d.fails(t, req),
+        Request::Sleep => true,
+    }
+}
