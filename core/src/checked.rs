@@ -1,21 +1,35 @@
-//! The checked concurrent run: the executor ([`Sched`]) plus what judges it — the property check
-//! at every quiescent point and the reference oracle ([`Model`]) on each operation while no two
-//! have overlapped. Script replay and the simulator step through it; the explorer steps the bare
-//! executor (it judges the core's properties on its own edges, and the oracle's picture depends on
-//! the path, not on the state it keys).
+//! The checked runs: an executor plus what judges it, one type per executor.
 //!
-//! Findings go to the executor's one set ([`Sched::findings`], deduplicated by (property,
-//! function)) in the order they were raised within a step: the step's own (lock coverage,
-//! lockdep, livelock), then the oracle's verdict on an operation that finished, then the check of
-//! the quiescent state.
+//! - [`CheckedSeq`]: the sequential driver (`Sequential::apply_with`: the property check and the
+//!   failure footprint after every operation, lockdep inside it) and the reference oracle
+//!   following it. Sequential script replay, the proptest state machine and reproducer replay
+//!   (`tests/tests/support`), and the linearizer's sequential orders step through it.
+//! - [`CheckedRun`]: the concurrent executor ([`Sched`]) plus the property check at every
+//!   quiescent point and the reference oracle ([`Model`]) on each operation while no two have
+//!   overlapped. Concurrent script replay (hence the `schedule` fuzz target) and the simulator
+//!   step through it, one [`CheckedRun::round`] at a time.
+//!
+//! The explorer steps the bare executors (it judges the core's properties on its own edges, and
+//! the oracle's picture depends on the path, not on the state it keys); the `ops` fuzz target
+//! has a faster equivalent of `CheckedSeq` that skips the checks of an unchanged state
+//! (`sim/src/harness`, checked against script replay by the corpus test).
+//!
+//! Findings of a concurrent run go to the executor's one set ([`Sched::findings`], deduplicated
+//! by (property, function)) in the order they were raised within a step: the step's own (lock
+//! coverage, lockdep, livelock), then the oracle's verdict on an operation that finished, then the
+//! check of the quiescent state.
 
 use crate::check::check;
 use crate::decide::Decider;
+use crate::errno::Errno;
 use crate::ids::Tid;
+use crate::op::Op;
 use crate::oracle::Model;
+use crate::property::Violation;
 use crate::protocol::Protocol;
 use crate::sched::{Completion, Sched, StepOutcome};
-use crate::step::{Outcome, Status};
+use crate::seq::Sequential;
+use crate::step::{Faults, Outcome, Status};
 use crate::world::World;
 use std::ops::{Deref, DerefMut};
 
@@ -125,5 +139,54 @@ impl Deref for CheckedRun {
 impl DerefMut for CheckedRun {
     fn deref_mut(&mut self) -> &mut Sched {
         &mut self.exec
+    }
+}
+
+/// The sequential driver (the system under test) and the reference oracle that follows it.
+#[derive(Clone, Debug)]
+pub struct CheckedSeq {
+    pub seq: Sequential,
+    pub model: Model,
+}
+
+/// What one operation of a [`CheckedSeq`] produced.
+#[derive(Clone, Debug)]
+pub struct Stepped {
+    pub result: Result<(), Errno>,
+    /// Found by the core's checks (SPEC §3 over the state, atomicity footprint, locks).
+    pub core: Vec<Violation>,
+    /// Found by comparing with the oracle.
+    pub oracle: Vec<Violation>,
+    /// The core is stuck (lock recursion): nothing further can run.
+    pub stuck: bool,
+}
+
+impl Stepped {
+    /// The core's findings, then the oracle's.
+    pub fn all(&self) -> impl Iterator<Item = &Violation> {
+        self.core.iter().chain(&self.oracle)
+    }
+}
+
+impl CheckedSeq {
+    pub fn new(world: &World, proto: Protocol) -> CheckedSeq {
+        CheckedSeq {
+            seq: Sequential::new(world, proto),
+            model: Model::new(world, &proto),
+        }
+    }
+
+    /// Runs `op` with `faults` on the core (`Sequential::apply_with`), then lets the oracle judge
+    /// the outcome and the call of every function.
+    pub fn step(&mut self, op: &Op, faults: Faults) -> Stepped {
+        let out = self.seq.apply_with(op, faults);
+        let calls = crate::observe::calls(&self.seq.k);
+        let oracle = self.model.step(op, &out, &calls);
+        Stepped {
+            result: out.result,
+            core: out.violations,
+            oracle,
+            stuck: out.stuck,
+        }
     }
 }

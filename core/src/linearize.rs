@@ -11,6 +11,7 @@
 //! the thread driver over std/loom mutexes (`tests/src/conc.rs`), which supplies the executions
 //! and the projection of the state.
 
+use crate::checked::CheckedSeq;
 use crate::errno::Errno;
 use crate::findings::Findings;
 use crate::ids::{FnId, OpsOwner};
@@ -19,18 +20,9 @@ use crate::observe::{call, calls, Body};
 use crate::op::Op;
 use crate::oracle::Model as Reference;
 use crate::property::{Property, Violation};
-use crate::seq::Sequential;
-use crate::step::Outcome;
+use crate::step::{Faults, Outcome};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
-
-/// The state a concurrent run's threads start from: the sequential driver (kernel state and
-/// lockdep's order graph) and the reference oracle, both after the setup.
-#[derive(Clone, Debug)]
-pub struct Start {
-    pub seq: Sequential,
-    pub reference: Reference,
-}
 
 /// What one operation of one thread did.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,7 +150,8 @@ pub struct Verdict {
 /// operations, then asked about every execution. Sequential orders are computed once per set of
 /// dropped operations and cached.
 pub struct Linearizer {
-    start: Start,
+    /// The checked sequential run after the setup: the state every order starts from.
+    start: CheckedSeq,
     threads: Vec<Vec<Op>>,
     /// The state a linearization must reproduce, as one canonical text.
     project: fn(&Kernel) -> String,
@@ -173,7 +166,7 @@ impl Linearizer {
     /// reproduce (the same text for the execution's final state and the order's);
     /// `tolerate_livelock` for drivers whose schedules are not fair.
     pub fn new(
-        start: &Start,
+        start: &CheckedSeq,
         threads: &[Vec<Op>],
         project: fn(&Kernel) -> String,
         tolerate_livelock: bool,
@@ -237,26 +230,22 @@ impl Linearizer {
     }
 
     fn run_order(&self, order: &[(usize, usize)]) -> Candidate {
-        let Start {
-            mut seq,
-            mut reference,
-        } = self.start.clone();
+        let mut c = self.start.clone();
         let mut results = HashMap::new();
         let mut findings = Findings::new();
         let mut oracle = Vec::new();
         for &(t, i) in order {
-            let op = &self.threads[t][i];
-            let out = seq.apply(op);
+            let out = c.step(&self.threads[t][i], Faults::NONE);
             results.insert((t, i), out.result);
-            findings.extend(out.violations.iter().cloned());
-            oracle.extend(reference.step(op, &out, &calls(&seq.k)));
+            findings.extend(out.core);
+            oracle.extend(out.oracle);
         }
         Candidate {
             order: order.to_vec(),
             results,
-            observable: (self.project)(&seq.k),
+            observable: (self.project)(&c.seq.k),
             findings,
-            reference,
+            reference: c.model,
             oracle,
         }
     }

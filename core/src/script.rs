@@ -17,17 +17,16 @@
 //! schedule (an entry naming a thread that cannot step is skipped) and then steps the lowest
 //! runnable thread.
 
-use crate::checked::{CheckedRun, Round};
+use crate::checked::{CheckedRun, CheckedSeq, Round};
 use crate::decide::Decider;
 use crate::errno::Errno;
 use crate::findings::Findings;
 use crate::ids::Tid;
 use crate::locks::Lock;
 use crate::op::Op;
-use crate::oracle::Model;
 use crate::property::{Property, Violation};
 use crate::protocol::{self, Protocol, ProtocolError};
-use crate::seq::{Faults, Sequential};
+use crate::seq::Faults;
 use crate::step::EventKind;
 use crate::world::World;
 use std::fmt;
@@ -134,26 +133,23 @@ impl Script {
     /// Sequential scripts run through the sequential driver, and the reference oracle judges
     /// every operation (availability, and what the policy promises about each call).
     fn replay_sequential(&self, trace: bool) -> Replay {
-        let mut s = Sequential::new(&self.world, self.proto);
-        let mut model = Model::new(&self.world, &self.proto);
+        let mut c = CheckedSeq::new(&self.world, self.proto);
         if trace {
-            s.k.trace = Some(Vec::new());
+            c.seq.k.trace = Some(Vec::new());
         }
         let mut r = Replay::default();
         for l in &self.lines {
-            let out = s.apply_with(&l.op, l.faults);
+            let out = c.step(&l.op, l.faults);
             r.results.push((0, l.op.clone(), out.result));
-            let calls = crate::observe::calls(&s.k);
-            let oracle = model.step(&l.op, &out, &calls);
             let mut new = Vec::new();
-            for v in out.violations.iter().cloned().chain(oracle) {
+            for v in out.all() {
                 if r.findings.insert(v.clone()) {
-                    new.push(v);
+                    new.push(v.clone());
                 }
             }
-            if let Some(events) = s.k.trace.as_mut() {
+            if let Some(events) = c.seq.k.trace.as_mut() {
                 let events = std::mem::take(events).into_iter().map(|e| e.kind).collect();
-                let held = s.k.held_by(0).collect();
+                let held = c.seq.k.held_by(0).collect();
                 r.timeline.push(TimelineStep {
                     tid: 0,
                     events,

@@ -2,12 +2,11 @@
 //! the std and loom drivers of `conc.rs` run (`tests/tests/conc_std.rs`, `tests/tests/loom.rs`),
 //! with the reports they produce and the check of a report against its pin.
 
-use ftsim_core::linearize::{show_result, Start, Verdict};
-use ftsim_core::observe::calls;
+use ftsim_core::checked::CheckedSeq;
+use ftsim_core::linearize::{show_result, Verdict};
 use ftsim_core::op::Op;
-use ftsim_core::oracle::Model as Reference;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::seq::Sequential;
+use ftsim_core::seq::Faults;
 use ftsim_core::world::World;
 use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
@@ -44,17 +43,15 @@ impl Scenario {
     /// apply to this protocol). Findings of the setup are the protocol's own business: the
     /// sequential orders the verdict compares with start from the same state, and so does the
     /// reference oracle, which followed the setup.
-    pub fn prepare(&self, proto: Protocol) -> Result<Start, String> {
-        let mut seq = Sequential::new(&self.world, proto);
-        let mut reference = Reference::new(&self.world, &proto);
+    pub fn prepare(&self, proto: Protocol) -> Result<CheckedSeq, String> {
+        let mut c = CheckedSeq::new(&self.world, proto);
         for op in &self.setup {
-            let out = seq.apply(op);
+            let out = c.step(op, Faults::NONE);
             if out.result.is_err() {
                 return Err(format!("setup `{op}` = {}", show_result(out.result)));
             }
-            reference.step(op, &out, &calls(&seq.k));
         }
-        Ok(Start { seq, reference })
+        Ok(c)
     }
 }
 

@@ -79,6 +79,7 @@
 //! 5 min; all found exactly the pinned verdicts.
 
 use ftsim_core::check::check;
+use ftsim_core::checked::CheckedSeq;
 use ftsim_core::findings::Findings;
 use ftsim_core::ids::{Addr, FnId, OpsId, Tid};
 use ftsim_core::kernel::{fl, CallSite, Kernel};
@@ -110,13 +111,13 @@ use sync::{Condvar, Mutex};
 
 pub use crate::cases::{Report, Scenario};
 pub use ftsim_core::linearize::{
-    expectations, finding_id, show_result, Execution, Linearizer, OpOutcome, Start, Verdict,
+    expectations, finding_id, show_result, Execution, Linearizer, OpOutcome, Verdict,
 };
 
 /// The linearizability check of a scenario's executions ([`Linearizer`]), against the
 /// [`observable`] state; `livelock` is tolerated on real threads (the OS scheduler is not fair),
 /// judged under loom.
-pub fn linearizer(start: &Start, threads: &[Vec<Op>]) -> Linearizer {
+pub fn linearizer(start: &CheckedSeq, threads: &[Vec<Op>]) -> Linearizer {
     Linearizer::new(start, threads, observable, cfg!(not(loom)))
 }
 
