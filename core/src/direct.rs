@@ -5,8 +5,8 @@
 use crate::errno::Errno;
 use crate::frames::{Flow, Step};
 use crate::ftrace::{
-    call, wait, RegisterFtraceFunction, RegisterNolock, SetHash, UnregisterFtraceFunction,
-    UpdateIpmodify,
+    call, wait, FtraceHashUpdateIpmodify, FtraceSetHash, RegisterFtraceFunction,
+    RegisterFtraceFunctionNolock, UnregisterFtraceFunction,
 };
 use crate::hash::IpHash;
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, Tid};
@@ -17,16 +17,16 @@ use crate::step::{AllocSite, EventKind, Input, Request, Ret};
 
 /// `register_ftrace_direct_multi(ops, addr)` (SPEC §5.2–5.4).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RegisterDirectMulti {
+pub struct RegisterFtraceDirectMulti {
     pub ops: OpsId,
     pub addr: Addr,
     pc: u8,
     idx: u16,
 }
 
-impl RegisterDirectMulti {
+impl RegisterFtraceDirectMulti {
     pub fn new(ops: OpsId, addr: Addr) -> Self {
-        RegisterDirectMulti {
+        RegisterFtraceDirectMulti {
             ops,
             addr,
             pc: 0,
@@ -35,7 +35,7 @@ impl RegisterDirectMulti {
     }
 }
 
-impl Step for RegisterDirectMulti {
+impl Step for RegisterFtraceDirectMulti {
     const NAME: &'static str = "register_ftrace_direct_multi";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         loop {
@@ -87,7 +87,7 @@ impl Step for RegisterDirectMulti {
                     } else {
                         fl::DIRECT | ipm
                     };
-                    call!(self, 4, RegisterNolock::new(self.ops));
+                    call!(self, 4, RegisterFtraceFunctionNolock::new(self.ops));
                 }
                 3 => {
                     if !input.ok() {
@@ -133,19 +133,19 @@ impl Step for RegisterDirectMulti {
 /// `unregister_ftrace_direct_multi(ops, addr)`: under direct_mutex unregister, remove the entries,
 /// then clear the callback/trampoline. The filter hash is left as it was.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UnregisterDirectMulti {
+pub struct UnregisterFtraceDirectMulti {
     pub ops: OpsId,
     pub addr: Addr,
     pc: u8,
 }
 
-impl UnregisterDirectMulti {
+impl UnregisterFtraceDirectMulti {
     pub fn new(ops: OpsId, addr: Addr) -> Self {
-        UnregisterDirectMulti { ops, addr, pc: 0 }
+        UnregisterFtraceDirectMulti { ops, addr, pc: 0 }
     }
 }
 
-impl Step for UnregisterDirectMulti {
+impl Step for UnregisterFtraceDirectMulti {
     const NAME: &'static str = "unregister_ftrace_direct_multi";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         match self.pc {
@@ -180,7 +180,7 @@ impl Step for UnregisterDirectMulti {
 /// direct ops with update-target semantics], change the addresses under ftrace_lock, unregister
 /// the stub.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ModifyDirectMulti {
+pub struct ModifyFtraceDirectMulti {
     pub ops: OpsId,
     pub addr: Addr,
     pub lock_direct: bool,
@@ -188,9 +188,9 @@ pub struct ModifyDirectMulti {
     err: Option<Errno>,
 }
 
-impl ModifyDirectMulti {
+impl ModifyFtraceDirectMulti {
     pub fn new(ops: OpsId, addr: Addr, lock_direct: bool) -> Self {
-        ModifyDirectMulti {
+        ModifyFtraceDirectMulti {
             ops,
             addr,
             lock_direct,
@@ -200,7 +200,7 @@ impl ModifyDirectMulti {
     }
 }
 
-impl Step for ModifyDirectMulti {
+impl Step for ModifyFtraceDirectMulti {
     const NAME: &'static str = "modify_ftrace_direct_multi";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let stub = k.id(OpsOwner::StubMulti);
@@ -219,7 +219,7 @@ impl Step for ModifyDirectMulti {
                 1 => {
                     // tmp_ops.func_hash = ops->func_hash
                     k.op_mut(stub).hash_of = Some(self.ops);
-                    call!(self, 2, RegisterNolock::new(stub));
+                    call!(self, 2, RegisterFtraceFunctionNolock::new(stub));
                 }
                 2 => {
                     if let Err(e) = input.ret() {
@@ -236,7 +236,7 @@ impl Step for ModifyDirectMulti {
                     // the swap alone (Debian 6.1.192 `kernel/trace/ftrace.c:5804-5821`, 6.12.117
                     // `kernel/trace/ftrace.c:6127-6143`).
                     if k.proto.modify_checks_ipmodify {
-                        call!(self, 4, UpdateIpmodify::modify(k, self.ops));
+                        call!(self, 4, FtraceHashUpdateIpmodify::modify(k, self.ops));
                     }
                     wait!(self, 5, Request::Lock(Lock::Ftrace));
                 }
@@ -272,16 +272,16 @@ impl Step for ModifyDirectMulti {
 
 /// The single-ip `register_ftrace_direct(ip, addr)` on the shared `direct_ops`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RegisterDirectSingle {
+pub struct RegisterFtraceDirect {
     pub ip: FnId,
     pub addr: Addr,
     pc: u8,
     err: Option<Errno>,
 }
 
-impl RegisterDirectSingle {
+impl RegisterFtraceDirect {
     pub fn new(ip: FnId, addr: Addr) -> Self {
-        RegisterDirectSingle {
+        RegisterFtraceDirect {
             ip,
             addr,
             pc: 0,
@@ -290,7 +290,7 @@ impl RegisterDirectSingle {
     }
 }
 
-impl Step for RegisterDirectSingle {
+impl Step for RegisterFtraceDirect {
     const NAME: &'static str = "register_ftrace_direct";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let dops = k.id(OpsOwner::DirectSingle);
@@ -323,14 +323,14 @@ impl Step for RegisterDirectSingle {
                     return Flow::Ret(Err(Errno::ENOMEM));
                 }
                 k.direct_add(t, self.ip, self.addr);
-                call!(self, 3, SetHash::filter(dops, self.ip, false, false))
+                call!(self, 3, FtraceSetHash::filter(dops, self.ip, false, false))
             }
             3 => {
                 let r = input.ret();
                 if r.is_ok() && !k.op(dops).has(fl::ENABLED) {
                     // merged switched the callers holding direct_mutex to the _nolock register.
                     if k.proto.register_takes_direct_mutex == RegisterTakesDirectMutex::Always {
-                        call!(self, 4, RegisterNolock::new(dops));
+                        call!(self, 4, RegisterFtraceFunctionNolock::new(dops));
                     }
                     call!(self, 4, RegisterFtraceFunction::new(dops));
                 }
@@ -339,7 +339,7 @@ impl Step for RegisterDirectSingle {
             4 => {
                 if let Err(e) = input.ret() {
                     self.err = Some(e);
-                    call!(self, 5, SetHash::filter(dops, self.ip, true, false));
+                    call!(self, 5, FtraceSetHash::filter(dops, self.ip, true, false));
                 }
                 self.finish(k, t, None)
             }
@@ -348,7 +348,7 @@ impl Step for RegisterDirectSingle {
     }
 }
 
-impl RegisterDirectSingle {
+impl RegisterFtraceDirect {
     fn finish(&mut self, k: &mut Kernel, t: Tid, err: Option<Errno>) -> Flow {
         if err.is_some() {
             k.direct_remove_first(t, self.ip);
@@ -361,19 +361,19 @@ impl RegisterDirectSingle {
 /// The single-ip `unregister_ftrace_direct(ip, addr)`: unregister `direct_ops` if this is its last
 /// ip, remove the ip from its filter, remove the entry found for the ip.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UnregisterDirectSingle {
+pub struct UnregisterFtraceDirect {
     pub ip: FnId,
     pub addr: Addr,
     pc: u8,
 }
 
-impl UnregisterDirectSingle {
+impl UnregisterFtraceDirect {
     pub fn new(ip: FnId, addr: Addr) -> Self {
-        UnregisterDirectSingle { ip, addr, pc: 0 }
+        UnregisterFtraceDirect { ip, addr, pc: 0 }
     }
 }
 
-impl Step for UnregisterDirectSingle {
+impl Step for UnregisterFtraceDirect {
     const NAME: &'static str = "unregister_ftrace_direct";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let dops = k.id(OpsOwner::DirectSingle);
@@ -387,9 +387,9 @@ impl Step for UnregisterDirectSingle {
                 if k.filter(dops).len() == 1 {
                     call!(self, 2, UnregisterFtraceFunction::new(dops));
                 }
-                call!(self, 3, SetHash::filter(dops, self.ip, true, false))
+                call!(self, 3, FtraceSetHash::filter(dops, self.ip, true, false))
             }
-            2 => call!(self, 3, SetHash::filter(dops, self.ip, true, false)),
+            2 => call!(self, 3, FtraceSetHash::filter(dops, self.ip, true, false)),
             _ => {
                 let r = input.ret();
                 if r.is_err() {
@@ -412,7 +412,7 @@ impl Step for UnregisterDirectSingle {
 /// `register_ftrace_function` (`single_direct_api = locking-modify`) or the `_nolock` one
 /// (`nolock-modify`), while direct_mutex stays held.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ModifyDirectSingle {
+pub struct ModifyFtraceDirect {
     pub ip: FnId,
     pub old: Addr,
     pub new: Addr,
@@ -420,9 +420,9 @@ pub struct ModifyDirectSingle {
     err: Option<Errno>,
 }
 
-impl ModifyDirectSingle {
+impl ModifyFtraceDirect {
     pub fn new(ip: FnId, old: Addr, new: Addr) -> Self {
-        ModifyDirectSingle {
+        ModifyFtraceDirect {
             ip,
             old,
             new,
@@ -432,7 +432,7 @@ impl ModifyDirectSingle {
     }
 }
 
-impl Step for ModifyDirectSingle {
+impl Step for ModifyFtraceDirect {
     const NAME: &'static str = "modify_ftrace_direct";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let stub = k.id(OpsOwner::StubSingle);
@@ -454,7 +454,7 @@ impl Step for ModifyDirectSingle {
                 }
                 if r.count == 1 {
                     k.unlock(t, Lock::Ftrace);
-                    call!(self, 3, SetHash::filter(stub, self.ip, false, false));
+                    call!(self, 3, FtraceSetHash::filter(stub, self.ip, false, false));
                 }
                 k.direct_set_first(t, self.ip, self.new);
                 k.unlock(t, Lock::Ftrace);
@@ -467,20 +467,22 @@ impl Step for ModifyDirectSingle {
                     wait!(self, 7, Request::Lock(Lock::Ftrace));
                 }
                 match k.proto.single_direct_api {
-                    SingleDirectApi::NolockModify => call!(self, 4, RegisterNolock::new(stub)),
+                    SingleDirectApi::NolockModify => {
+                        call!(self, 4, RegisterFtraceFunctionNolock::new(stub))
+                    }
                     _ => call!(self, 4, RegisterFtraceFunction::new(stub)),
                 }
             }
             4 => {
                 if let Err(e) = input.ret() {
                     self.err = Some(e);
-                    call!(self, 6, SetHash::filter(stub, self.ip, true, false));
+                    call!(self, 6, FtraceSetHash::filter(stub, self.ip, true, false));
                 }
                 // Now the list function runs the direct callers: change the entry.
                 k.direct_set_first(t, self.ip, self.new);
                 call!(self, 5, UnregisterFtraceFunction::new(stub))
             }
-            5 => call!(self, 6, SetHash::filter(stub, self.ip, true, false)),
+            5 => call!(self, 6, FtraceSetHash::filter(stub, self.ip, true, false)),
             6 => wait!(self, 7, Request::Lock(Lock::Ftrace)),
             _ => {
                 k.unlock(t, Lock::Ftrace);
@@ -504,7 +506,7 @@ impl Step for ModifyDirectSingle {
 /// `hash_from_ip`, the two `hash_add` copies) fail alike, `-ENOMEM` with nothing changed: one
 /// fault point stands for them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UpdateDirectAdd {
+pub struct UpdateFtraceDirectAdd {
     pub ops: OpsId,
     pub ip: FnId,
     pub addr: Addr,
@@ -512,9 +514,9 @@ pub struct UpdateDirectAdd {
     new: IpHash,
 }
 
-impl UpdateDirectAdd {
+impl UpdateFtraceDirectAdd {
     pub fn new(ops: OpsId, ip: FnId, addr: Addr) -> Self {
-        UpdateDirectAdd {
+        UpdateFtraceDirectAdd {
             ops,
             ip,
             addr,
@@ -524,7 +526,7 @@ impl UpdateDirectAdd {
     }
 }
 
-impl Step for UpdateDirectAdd {
+impl Step for UpdateFtraceDirectAdd {
     const NAME: &'static str = "update_ftrace_direct_add";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let fail = |k: &mut Kernel, e| {
@@ -560,7 +562,7 @@ impl Step for UpdateDirectAdd {
                     o.flags |= fl::DIRECT;
                     // ops->local_hash.filter_hash = new_filter_hash (not registered yet)
                     k.assign_hash(t, self.ops, false, new);
-                    call!(self, 3, RegisterNolock::new(self.ops));
+                    call!(self, 3, RegisterFtraceFunctionNolock::new(self.ops));
                 }
                 self.new = new;
                 wait!(self, 4, Request::Lock(Lock::Ftrace))
@@ -579,7 +581,11 @@ impl Step for UpdateDirectAdd {
                 Flow::Ret(r)
             }
             // ftrace_update_ops -> ftrace_hash_move: the IPMODIFY accounting of the filter change.
-            4 => call!(self, 5, UpdateIpmodify::update(k, self.ops, &self.new)),
+            4 => call!(
+                self,
+                5,
+                FtraceHashUpdateIpmodify::update(k, self.ops, &self.new)
+            ),
             _ => {
                 if let Err(e) = input.ret() {
                     k.unlock(t, Lock::Ftrace);
@@ -612,7 +618,7 @@ fn apply_filter(k: &mut Kernel, t: Tid, ops: OpsId, new: IpHash) {
 /// others shrink its filter with `ftrace_update_ops` under ftrace_lock. `direct_functions` is
 /// replaced only on success. BPF's `hash_from_ip` and the two `hash_sub` copies: one fault point.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UpdateDirectDel {
+pub struct UpdateFtraceDirectDel {
     pub ops: OpsId,
     pub ip: FnId,
     pub addr: Addr,
@@ -620,9 +626,9 @@ pub struct UpdateDirectDel {
     new: IpHash,
 }
 
-impl UpdateDirectDel {
+impl UpdateFtraceDirectDel {
     pub fn new(ops: OpsId, ip: FnId, addr: Addr) -> Self {
-        UpdateDirectDel {
+        UpdateFtraceDirectDel {
             ops,
             ip,
             addr,
@@ -632,7 +638,7 @@ impl UpdateDirectDel {
     }
 }
 
-impl Step for UpdateDirectDel {
+impl Step for UpdateFtraceDirectDel {
     const NAME: &'static str = "update_ftrace_direct_del";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let fail = |k: &mut Kernel, e| {
@@ -686,7 +692,11 @@ impl Step for UpdateDirectDel {
                 k.unlock(t, Lock::Direct);
                 Flow::Ret(r)
             }
-            4 => call!(self, 5, UpdateIpmodify::update(k, self.ops, &self.new)),
+            4 => call!(
+                self,
+                5,
+                FtraceHashUpdateIpmodify::update(k, self.ops, &self.new)
+            ),
             _ => {
                 if let Err(e) = input.ret() {
                     k.unlock(t, Lock::Ftrace);
@@ -722,7 +732,7 @@ impl Step for UpdateDirectDel {
 /// unlink or livepatch (PEER rebuild) of *this* function fails because of that one. The what-if
 /// `direct_mod_checks_its_ips` runs the pass over `hash` instead.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UpdateDirectMod {
+pub struct UpdateFtraceDirectMod {
     pub ops: OpsId,
     pub ip: FnId,
     pub addr: Addr,
@@ -731,9 +741,9 @@ pub struct UpdateDirectMod {
     err: Option<Errno>,
 }
 
-impl UpdateDirectMod {
+impl UpdateFtraceDirectMod {
     pub fn new(ops: OpsId, ip: FnId, addr: Addr, lock_direct: bool) -> Self {
-        UpdateDirectMod {
+        UpdateFtraceDirectMod {
             ops,
             ip,
             addr,
@@ -751,7 +761,7 @@ impl UpdateDirectMod {
     }
 }
 
-impl Step for UpdateDirectMod {
+impl Step for UpdateFtraceDirectMod {
     const NAME: &'static str = "update_ftrace_direct_mod";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let stub = k.id(OpsOwner::StubMulti);
@@ -778,7 +788,7 @@ impl Step for UpdateDirectMod {
                     }
                     // rcu_assign_pointer(tmp_ops.func_hash->filter_hash, hash)
                     k.assign_hash(t, stub, false, IpHash::from_fns(&[self.ip]));
-                    call!(self, 3, RegisterNolock::new(stub));
+                    call!(self, 3, RegisterFtraceFunctionNolock::new(stub));
                 }
                 3 => {
                     if let Err(e) = input.ret() {
@@ -786,9 +796,13 @@ impl Step for UpdateDirectMod {
                         return self.done(k, t, Err(e));
                     }
                     if k.proto.direct_mod_checks_its_ips {
-                        call!(self, 4, UpdateIpmodify::modify_ips(self.ops, &[self.ip]));
+                        call!(
+                            self,
+                            4,
+                            FtraceHashUpdateIpmodify::modify_ips(self.ops, &[self.ip])
+                        );
                     }
-                    call!(self, 4, UpdateIpmodify::modify(k, self.ops));
+                    call!(self, 4, FtraceHashUpdateIpmodify::modify(k, self.ops));
                 }
                 4 => {
                     if let Err(e) = input.ret() {

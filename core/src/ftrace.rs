@@ -120,9 +120,9 @@ impl Step for RegisterFtraceFunction {
                 }
                 1 => {
                     if self.prepare {
-                        call!(self, 2, PrepareForIpmodify::new(self.ops));
+                        call!(self, 2, PrepareDirectFunctionsForIpmodify::new(self.ops));
                     }
-                    call!(self, 3, RegisterNolock::new(self.ops));
+                    call!(self, 3, RegisterFtraceFunctionNolock::new(self.ops));
                 }
                 2 => {
                     if let Err(e) = input.ret() {
@@ -131,7 +131,7 @@ impl Step for RegisterFtraceFunction {
                         }
                         return Flow::Ret(Err(e));
                     }
-                    call!(self, 3, RegisterNolock::new(self.ops));
+                    call!(self, 3, RegisterFtraceFunctionNolock::new(self.ops));
                 }
                 3 => {
                     if self.direct_locked {
@@ -147,18 +147,18 @@ impl Step for RegisterFtraceFunction {
 
 /// `register_ftrace_function_nolock`: ftrace_lock + `ftrace_startup`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RegisterNolock {
+pub struct RegisterFtraceFunctionNolock {
     pub ops: OpsId,
     pc: u8,
 }
 
-impl RegisterNolock {
+impl RegisterFtraceFunctionNolock {
     pub fn new(ops: OpsId) -> Self {
-        RegisterNolock { ops, pc: 0 }
+        RegisterFtraceFunctionNolock { ops, pc: 0 }
     }
 }
 
-impl Step for RegisterNolock {
+impl Step for RegisterFtraceFunctionNolock {
     const NAME: &'static str = "register_ftrace_function_nolock";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         match self.pc {
@@ -202,7 +202,7 @@ impl Step for FtraceStartup {
                 }
                 k.list_add(t, self.ops);
                 k.set_ops_flags(t, self.ops, fl::ENABLED, 0);
-                call!(self, 1, UpdateIpmodify::enable(k, self.ops))
+                call!(self, 1, FtraceHashUpdateIpmodify::enable(k, self.ops))
             }
             _ => {
                 if let Err(e) = input.ret() {
@@ -268,13 +268,13 @@ fn ipmodify_disable(k: &mut Kernel, t: Tid, ops: OpsId) {
 
 /// `__ftrace_hash_update_ipmodify(ops, old, new[, update_target])` (ftrace_lock held on entry and
 /// exit; the kernel's modify path holds only direct_mutex, a known deviation noted at
-/// [`crate::direct::ModifyDirectMulti`]). `None` stands for the kernel's NULL hash ("all functions"). For an IPMODIFY ops it sets
+/// [`crate::direct::ModifyFtraceDirectMulti`]). `None` stands for the kernel's NULL hash ("all functions"). For an IPMODIFY ops it sets
 /// and clears record IPMODIFY flags with rollback; for a DIRECT ops entering an IPMODIFY record it
 /// fails, returns `-EAGAIN` or asks the owner (SELF) per `direct_meets_ipmodify`. With
 /// `ipmodify_owner_call = unlock-and-retry` it first asks the direct owner of every entering DIRECT
 /// record, dropping ftrace_lock around each callback, until a pass changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UpdateIpmodify {
+pub struct FtraceHashUpdateIpmodify {
     pub ops: OpsId,
     old: Option<IpHash>,
     new: Option<IpHash>,
@@ -291,7 +291,7 @@ fn none_if_empty(h: &IpHash) -> Option<IpHash> {
     (!h.is_empty()).then(|| h.clone())
 }
 
-impl UpdateIpmodify {
+impl FtraceHashUpdateIpmodify {
     /// `ftrace_hash_ipmodify_enable`: EMPTY_HASH -> filter.
     pub fn enable(k: &Kernel, ops: OpsId) -> Self {
         Self::with(
@@ -316,7 +316,7 @@ impl UpdateIpmodify {
         Self::with(ops, Some(h.clone()), Some(h), true)
     }
     fn with(ops: OpsId, old: Option<IpHash>, new: Option<IpHash>, update_target: bool) -> Self {
-        UpdateIpmodify {
+        FtraceHashUpdateIpmodify {
             ops,
             old,
             new,
@@ -403,7 +403,7 @@ impl UpdateIpmodify {
     }
 }
 
-impl Step for UpdateIpmodify {
+impl Step for FtraceHashUpdateIpmodify {
     const NAME: &'static str = "__ftrace_hash_update_ipmodify";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         loop {
@@ -497,7 +497,7 @@ impl Step for UpdateIpmodify {
 /// new IPMODIFY ops' filter, under ftrace_lock find a direct ops per `peer_scan`; no owner callback
 /// -> `-EBUSY`; else send it ENABLE (v2) / ENABLE_PEER (merged) and fail with its error.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PrepareForIpmodify {
+pub struct PrepareDirectFunctionsForIpmodify {
     pub ops: OpsId,
     /// The ips to prepare; `None`: every entry of the ops' filter.
     pub ips: Option<Vec<FnId>>,
@@ -505,9 +505,9 @@ pub struct PrepareForIpmodify {
     pc: u8,
 }
 
-impl PrepareForIpmodify {
+impl PrepareDirectFunctionsForIpmodify {
     pub fn new(ops: OpsId) -> Self {
-        PrepareForIpmodify {
+        PrepareDirectFunctionsForIpmodify {
             ops,
             ips: None,
             idx: 0,
@@ -516,7 +516,7 @@ impl PrepareForIpmodify {
     }
     /// Prepares only these ips (the ones a filter change adds; proposed `set_filter_notifies_peer`).
     pub fn for_ips(ops: OpsId, ips: Vec<FnId>) -> Self {
-        PrepareForIpmodify {
+        PrepareDirectFunctionsForIpmodify {
             ops,
             ips: Some(ips),
             idx: 0,
@@ -556,7 +556,7 @@ fn scan_mode(k: &Kernel) -> PeerScan {
     }
 }
 
-impl Step for PrepareForIpmodify {
+impl Step for PrepareDirectFunctionsForIpmodify {
     const NAME: &'static str = "prepare_direct_functions_for_ipmodify";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         loop {
@@ -595,7 +595,7 @@ impl Step for PrepareForIpmodify {
 /// `cleanup_direct_functions_after_ipmodify`: direct_mutex; for each ip, the same scan under
 /// ftrace_lock, then DISABLE_PEER to the direct ops found; errors ignored.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CleanupAfterIpmodify {
+pub struct CleanupDirectFunctionsAfterIpmodify {
     pub ops: OpsId,
     /// The ips to clean up; `None`: every entry of the ops' filter.
     pub ips: Option<Vec<FnId>>,
@@ -607,9 +607,9 @@ pub struct CleanupAfterIpmodify {
     retries: u16,
 }
 
-impl CleanupAfterIpmodify {
+impl CleanupDirectFunctionsAfterIpmodify {
     pub fn new(ops: OpsId) -> Self {
-        CleanupAfterIpmodify {
+        CleanupDirectFunctionsAfterIpmodify {
             ops,
             ips: None,
             holds_direct: false,
@@ -620,7 +620,7 @@ impl CleanupAfterIpmodify {
     }
 }
 
-impl Step for CleanupAfterIpmodify {
+impl Step for CleanupDirectFunctionsAfterIpmodify {
     const NAME: &'static str = "cleanup_direct_functions_after_ipmodify";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         loop {
@@ -738,7 +738,7 @@ impl Step for UnregisterFtraceFunction {
                     self.r = ftrace_shutdown(k, t, self.ops).err();
                     k.unlock(t, Lock::Ftrace);
                     if k.proto.cleanup_after_ipmodify && k.op(self.ops).has(fl::IPMODIFY) {
-                        let mut c = CleanupAfterIpmodify::new(self.ops);
+                        let mut c = CleanupDirectFunctionsAfterIpmodify::new(self.ops);
                         c.holds_direct = self.holds_direct;
                         call!(self, 3, c);
                     }
@@ -771,7 +771,7 @@ impl Step for UnregisterFtraceFunction {
 /// taken first; the ips the change adds go through the prepare pass (ENABLE_PEER) before the new
 /// filter goes live, and the ips it removes through the cleanup pass (DISABLE_PEER) after.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SetHash {
+pub struct FtraceSetHash {
     pub ops: OpsId,
     pub ip: FnId,
     pub notrace: bool,
@@ -789,14 +789,14 @@ pub struct SetHash {
     leaving: Vec<FnId>,
 }
 
-impl SetHash {
-    /// The same edit through the tracefs files (see [`SetHash::regex`]).
+impl FtraceSetHash {
+    /// The same edit through the tracefs files (see [`FtraceSetHash::regex`]).
     pub fn regex(mut self) -> Self {
         self.regex = true;
         self
     }
     pub fn filter(ops: OpsId, ip: FnId, remove: bool, reset: bool) -> Self {
-        SetHash {
+        FtraceSetHash {
             ops,
             ip,
             notrace: false,
@@ -810,7 +810,7 @@ impl SetHash {
         }
     }
     pub fn notrace(ops: OpsId, ip: FnId, remove: bool) -> Self {
-        SetHash {
+        FtraceSetHash {
             ops,
             ip,
             notrace: true,
@@ -835,7 +835,7 @@ impl SetHash {
     }
 }
 
-impl Step for SetHash {
+impl Step for FtraceSetHash {
     const NAME: &'static str = "ftrace_set_hash";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         loop {
@@ -907,7 +907,11 @@ impl Step for SetHash {
                         self.leaving = old.ips().filter(|f| !new.contains(*f)).collect();
                         self.new = new;
                         if !entering.is_empty() {
-                            call!(self, 5, PrepareForIpmodify::for_ips(self.ops, entering));
+                            call!(
+                                self,
+                                5,
+                                PrepareDirectFunctionsForIpmodify::for_ips(self.ops, entering)
+                            );
                         }
                     } else {
                         self.new = new;
@@ -929,7 +933,11 @@ impl Step for SetHash {
                         self.pc = 6;
                         continue;
                     }
-                    call!(self, 4, UpdateIpmodify::update(k, self.ops, &self.new))
+                    call!(
+                        self,
+                        4,
+                        FtraceHashUpdateIpmodify::update(k, self.ops, &self.new)
+                    )
                 }
                 4 => {
                     if let Err(e) = input.ret() {
@@ -948,7 +956,7 @@ impl Step for SetHash {
                     k.unlock(t, Lock::Ftrace);
                     k.unlock(t, Lock::Regex(self.ops));
                     if self.holds_direct && !self.leaving.is_empty() {
-                        let mut c = CleanupAfterIpmodify::new(self.ops);
+                        let mut c = CleanupDirectFunctionsAfterIpmodify::new(self.ops);
                         c.ips = Some(if k.proto.peer_disable_deferred {
                             self.leaving.clone()
                         } else {
@@ -978,16 +986,16 @@ impl Step for SetHash {
 /// A tracer setting both hashes of its (unregistered) ops at once: `ftrace_set_filter` +
 /// `ftrace_set_notrace` with reset, as the function tracer's files do.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SetHashes {
+pub struct FtraceSetFilterNotrace {
     pub ops: OpsId,
     pub filter: Vec<FnId>,
     pub notrace: Vec<FnId>,
     pc: u8,
 }
 
-impl SetHashes {
+impl FtraceSetFilterNotrace {
     pub fn new(ops: OpsId, filter: Vec<FnId>, notrace: Vec<FnId>) -> Self {
-        SetHashes {
+        FtraceSetFilterNotrace {
             ops,
             filter,
             notrace,
@@ -996,7 +1004,7 @@ impl SetHashes {
     }
 }
 
-impl Step for SetHashes {
+impl Step for FtraceSetFilterNotrace {
     const NAME: &'static str = "ftrace_set_filter+notrace";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         match self.pc {

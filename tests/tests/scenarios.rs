@@ -2,8 +2,8 @@
 //! errnos, the resulting call of the function and the exact set of properties violated along
 //! the way. Where an expectation looks surprising, the comment says which code it copies.
 
-use ftsim_core::direct::RegisterDirectMulti;
-use ftsim_core::ftrace::{RegisterFtraceFunction, SetHash};
+use ftsim_core::direct::RegisterFtraceDirectMulti;
+use ftsim_core::ftrace::{FtraceSetHash, RegisterFtraceFunction};
 use ftsim_core::ids::{Addr, FnId, OpsOwner};
 use ftsim_core::kernel::fl;
 use ftsim_core::observe::{call, Body};
@@ -458,7 +458,10 @@ fn ipmodify_conflict_rolls_back_flags_already_set() {
         s.k.op_mut(ops).flags = fl::IPMODIFY;
         for f in [0, 1, 2] {
             assert_eq!(
-                raw(&mut s, SetHash::filter(ops, FnId(f), false, false).into()),
+                raw(
+                    &mut s,
+                    FtraceSetHash::filter(ops, FnId(f), false, false).into()
+                ),
                 Ok(())
             );
         }
@@ -481,7 +484,10 @@ fn v2_rejects_ipmodify_with_share_ipmodify() {
     let mut s = Sequential::new(&World::new(1), Protocol::V2);
     let ops = s.k.id(OpsOwner::Test(0));
     assert_eq!(
-        raw(&mut s, SetHash::filter(ops, FnId(0), false, false).into()),
+        raw(
+            &mut s,
+            FtraceSetHash::filter(ops, FnId(0), false, false).into()
+        ),
         Ok(())
     );
     s.k.op_mut(ops).flags = fl::IPMODIFY | fl::SHARE_IPMODIFY;
@@ -490,18 +496,21 @@ fn v2_rejects_ipmodify_with_share_ipmodify() {
         serial: 99,
     };
     assert_eq!(
-        raw(&mut s, RegisterDirectMulti::new(ops, addr).into()),
+        raw(&mut s, RegisterFtraceDirectMulti::new(ops, addr).into()),
         Err(Errno::EINVAL)
     );
     // merged assigns the flags instead, so the same ops registers as a plain direct ops.
     let mut s = Sequential::new(&World::new(1), Protocol::MERGED);
     assert_eq!(
-        raw(&mut s, SetHash::filter(ops, FnId(0), false, false).into()),
+        raw(
+            &mut s,
+            FtraceSetHash::filter(ops, FnId(0), false, false).into()
+        ),
         Ok(())
     );
     s.k.op_mut(ops).flags = fl::IPMODIFY | fl::SHARE_IPMODIFY;
     assert_eq!(
-        raw(&mut s, RegisterDirectMulti::new(ops, addr).into()),
+        raw(&mut s, RegisterFtraceDirectMulti::new(ops, addr).into()),
         Ok(())
     );
     assert_eq!(s.k.op(ops).flags, fl::DIRECT | fl::ENABLED);

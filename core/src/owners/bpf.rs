@@ -3,13 +3,13 @@
 //! `-EAGAIN`, and the owner callback for every command.
 
 use crate::direct::{
-    ModifyDirectMulti, ModifyDirectSingle, RegisterDirectMulti, RegisterDirectSingle,
-    UnregisterDirectMulti, UnregisterDirectSingle, UpdateDirectAdd, UpdateDirectDel,
-    UpdateDirectMod,
+    ModifyFtraceDirect, ModifyFtraceDirectMulti, RegisterFtraceDirect, RegisterFtraceDirectMulti,
+    UnregisterFtraceDirect, UnregisterFtraceDirectMulti, UpdateFtraceDirectAdd,
+    UpdateFtraceDirectDel, UpdateFtraceDirectMod,
 };
 use crate::errno::Errno;
 use crate::frames::{Flow, Step};
-use crate::ftrace::{call, wait, Cmd, SetHash};
+use crate::ftrace::{call, wait, Cmd, FtraceSetHash};
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, ProgKind, Tid};
 use crate::kernel::{fl, Image, Kernel, TrampFlags, BPF_MAX_TRAMP_LINKS, RETRIES_MAX};
 use crate::locks::Lock;
@@ -96,7 +96,7 @@ pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, ip: FnId, cmd: Cmd) -> Resul
 /// `bpf_tramp_ftrace_ops_func` for the PEER commands: take tr->mutex (trylock, `-EAGAIN` when
 /// busy; or blocking, per `bpf_peer_lock`), switch sharing and rebuild without direct_mutex.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct BpfOpsFunc {
+pub struct BpfTrampFtraceOpsFunc {
     pub f: FnId,
     pub cmd: Cmd,
     /// The caller holds tr->mutex already (proposed `peer_disable_hands_off`: the holder doing
@@ -107,9 +107,9 @@ pub struct BpfOpsFunc {
     prev: (bool, bool),
 }
 
-impl BpfOpsFunc {
+impl BpfTrampFtraceOpsFunc {
     pub fn new(f: FnId, cmd: Cmd) -> Self {
-        BpfOpsFunc {
+        BpfTrampFtraceOpsFunc {
             f,
             cmd,
             held: false,
@@ -119,7 +119,7 @@ impl BpfOpsFunc {
     }
 }
 
-impl Step for BpfOpsFunc {
+impl Step for BpfTrampFtraceOpsFunc {
     const NAME: &'static str = "bpf_tramp_ftrace_ops_func";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let f = self.f;
@@ -444,18 +444,18 @@ impl Step for RegisterFentry {
             0 => {
                 match k.proto.bpf_direct_api {
                     BpfDirectApi::Single => {
-                        call!(self, 9, RegisterDirectSingle::new(self.f, self.addr))
+                        call!(self, 9, RegisterFtraceDirect::new(self.f, self.addr))
                     }
                     // mainline 2026: `direct_ops_add(tr, im->image)`; a failure just returns.
                     BpfDirectApi::SharedOps => {
-                        call!(self, 9, UpdateDirectAdd::new(fops, self.f, self.addr))
+                        call!(self, 9, UpdateFtraceDirectAdd::new(fops, self.f, self.addr))
                     }
                     BpfDirectApi::Multi => {}
                 }
                 call!(
                     self,
                     1,
-                    SetHash::filter(fops, self.f, false, k.proto.bpf_filter_reset)
+                    FtraceSetHash::filter(fops, self.f, false, k.proto.bpf_filter_reset)
                 )
             }
             1 => {
@@ -464,13 +464,13 @@ impl Step for RegisterFentry {
                         return Flow::Ret(Err(e));
                     }
                 }
-                call!(self, 2, RegisterDirectMulti::new(fops, self.addr))
+                call!(self, 2, RegisterFtraceDirectMulti::new(fops, self.addr))
             }
             2 => {
                 let r = input.ret();
                 if let (Err(e), true) = (r, k.proto.bpf_unfilter_on_failure) {
                     self.err = Some(e);
-                    call!(self, 3, SetHash::filter(fops, self.f, true, false));
+                    call!(self, 3, FtraceSetHash::filter(fops, self.f, true, false));
                 }
                 Flow::Ret(r)
             }
@@ -513,7 +513,7 @@ impl Step for ModifyFentry {
                 .as_ref()
                 .map(|i| image_addr(self.f, i.serial));
             let old = old.expect("[core internal bug] modify without an image");
-            call!(self, 1, ModifyDirectSingle::new(self.f, old, self.addr));
+            call!(self, 1, ModifyFtraceDirect::new(self.f, old, self.addr));
         }
         let fops = k.bpf_fops(self.f);
         if k.proto.bpf_direct_api == BpfDirectApi::SharedOps {
@@ -521,13 +521,13 @@ impl Step for ModifyFentry {
             call!(
                 self,
                 1,
-                UpdateDirectMod::new(fops, self.f, self.addr, self.lock_direct)
+                UpdateFtraceDirectMod::new(fops, self.f, self.addr, self.lock_direct)
             );
         }
         call!(
             self,
             1,
-            ModifyDirectMulti::new(fops, self.addr, self.lock_direct)
+            ModifyFtraceDirectMulti::new(fops, self.addr, self.lock_direct)
         )
     }
 }
@@ -553,30 +553,30 @@ impl Step for UnregisterFentry {
             return Flow::Ret(input.ret());
         }
         if k.proto.bpf_direct_api == BpfDirectApi::Single {
-            call!(self, 1, UnregisterDirectSingle::new(self.f, self.addr));
+            call!(self, 1, UnregisterFtraceDirect::new(self.f, self.addr));
         }
         let fops = k.bpf_fops(self.f);
         if k.proto.bpf_direct_api == BpfDirectApi::SharedOps {
             // mainline 2026: `direct_ops_del(tr, old_addr)`.
-            call!(self, 1, UpdateDirectDel::new(fops, self.f, self.addr));
+            call!(self, 1, UpdateFtraceDirectDel::new(fops, self.f, self.addr));
         }
-        call!(self, 1, UnregisterDirectMulti::new(fops, self.addr))
+        call!(self, 1, UnregisterFtraceDirectMulti::new(fops, self.addr))
     }
 }
 
 /// `bpf_trampoline_link_prog`: under tr->mutex add the link and update; on failure remove it.
 /// With `bpf_unlink_reserves_image` it first allocates the image its unlink will use.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct BpfLink {
+pub struct BpfTrampolineLinkProg {
     pub kind: ProgKind,
     pub f: FnId,
     pc: u8,
     r: Option<Ret>,
 }
 
-impl BpfLink {
+impl BpfTrampolineLinkProg {
     pub fn new(kind: ProgKind, f: FnId) -> Self {
-        BpfLink {
+        BpfTrampolineLinkProg {
             kind,
             f,
             pc: 0,
@@ -585,7 +585,7 @@ impl BpfLink {
     }
 }
 
-impl Step for BpfLink {
+impl Step for BpfTrampolineLinkProg {
     const NAME: &'static str = "bpf_trampoline_link_prog";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let f = self.f;
@@ -629,7 +629,7 @@ impl Step for BpfLink {
                 k.unlock(t, Lock::Tr(f));
                 if k.proto.peer_disable_hands_off {
                     self.r = Some(r);
-                    call!(self, 4, UnsharePending::new(f));
+                    call!(self, 4, BpfTrampolineUnsharePending::new(f));
                 }
                 Flow::Ret(r)
             }
@@ -641,16 +641,16 @@ impl Step for BpfLink {
 /// `bpf_trampoline_unlink_prog`: under tr->mutex remove the oldest link of the kind and update;
 /// the link stays removed whatever the update returns.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct BpfUnlink {
+pub struct BpfTrampolineUnlinkProg {
     pub kind: ProgKind,
     pub f: FnId,
     pc: u8,
     r: Option<Ret>,
 }
 
-impl BpfUnlink {
+impl BpfTrampolineUnlinkProg {
     pub fn new(kind: ProgKind, f: FnId) -> Self {
-        BpfUnlink {
+        BpfTrampolineUnlinkProg {
             kind,
             f,
             pc: 0,
@@ -659,7 +659,7 @@ impl BpfUnlink {
     }
 }
 
-impl Step for BpfUnlink {
+impl Step for BpfTrampolineUnlinkProg {
     const NAME: &'static str = "bpf_trampoline_unlink_prog";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let f = self.f;
@@ -685,7 +685,7 @@ impl Step for BpfUnlink {
                 let r = input.ret();
                 if k.proto.peer_disable_hands_off {
                     self.r = Some(r);
-                    call!(self, 3, UnsharePending::new(f));
+                    call!(self, 3, BpfTrampolineUnsharePending::new(f));
                 }
                 Flow::Ret(r)
             }
@@ -699,15 +699,15 @@ impl Step for BpfUnlink {
 /// taken, its holder checks after its own unlock), take direct_mutex (the documented order),
 /// and if the bit is still set, do what DISABLE_PEER does; again while the bit is set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UnsharePending {
+pub struct BpfTrampolineUnsharePending {
     pub f: FnId,
     pc: u8,
     rounds: u16,
 }
 
-impl UnsharePending {
+impl BpfTrampolineUnsharePending {
     pub fn new(f: FnId) -> Self {
-        UnsharePending {
+        BpfTrampolineUnsharePending {
             f,
             pc: 0,
             rounds: 0,
@@ -715,7 +715,7 @@ impl UnsharePending {
     }
 }
 
-impl Step for UnsharePending {
+impl Step for BpfTrampolineUnsharePending {
     const NAME: &'static str = "bpf_trampoline_unshare_pending";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let f = self.f;
@@ -760,11 +760,11 @@ impl Step for UnsharePending {
 /// With tr->mutex and direct_mutex held: what DISABLE_PEER does, if the unshare-pending bit is
 /// still set (no PEER or SELF said otherwise meanwhile). Its errors are ignored, as the cleanup
 /// ignores them (a failed rebuild: the old image still calls through the stack, sharing is off).
-fn disable_if_pending(k: &Kernel, f: FnId) -> Option<BpfOpsFunc> {
+fn disable_if_pending(k: &Kernel, f: FnId) -> Option<BpfTrampFtraceOpsFunc> {
     if !k.fns[f.0 as usize].unshare_pending {
         return None;
     }
-    let mut cmd = BpfOpsFunc::new(f, Cmd::PeerDisable);
+    let mut cmd = BpfTrampFtraceOpsFunc::new(f, Cmd::PeerDisable);
     cmd.held = true;
     Some(cmd)
 }
@@ -775,15 +775,15 @@ fn disable_if_pending(k: &Kernel, f: FnId) -> Option<BpfOpsFunc> {
 /// nothing of ftrace is held now), direct_mutex (the documented order), and if the bit is still
 /// set (no PEER or SELF said otherwise meanwhile), what DISABLE_PEER does. No trylock, no retry.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UnshareDeferred {
+pub struct BpfTrampolineUnshareDeferred {
     pub ips: Vec<FnId>,
     idx: u16,
     pc: u8,
 }
 
-impl UnshareDeferred {
+impl BpfTrampolineUnshareDeferred {
     pub fn new(ips: Vec<FnId>) -> Self {
-        UnshareDeferred { ips, idx: 0, pc: 0 }
+        BpfTrampolineUnshareDeferred { ips, idx: 0, pc: 0 }
     }
 
     fn f(&self) -> FnId {
@@ -791,7 +791,7 @@ impl UnshareDeferred {
     }
 }
 
-impl Step for UnshareDeferred {
+impl Step for BpfTrampolineUnshareDeferred {
     const NAME: &'static str = "bpf_trampoline_unshare_deferred";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
         loop {
@@ -834,7 +834,7 @@ mod tests {
     /// What the owner callback asks for after its trylock of `tr->mutex` failed.
     fn after_busy_trylock(p: Protocol) -> Flow {
         let mut s = Sequential::new(&World::new(1), p);
-        let mut cb = BpfOpsFunc::new(FnId(0), Cmd::PeerEnable);
+        let mut cb = BpfTrampFtraceOpsFunc::new(FnId(0), Cmd::PeerEnable);
         let first = cb.step(&mut s.k, 0, Input::Start);
         assert!(
             matches!(first, Flow::Wait(Request::TryLock(Lock::Tr(_)))),

@@ -5,7 +5,7 @@
 //! Like every owner, it names its target by symbol, so a function of a module that is not live
 //! (loading or going) cannot be named: `-ENODEV`.
 
-use crate::direct::{ModifyDirectSingle, RegisterDirectSingle, UnregisterDirectSingle};
+use crate::direct::{ModifyFtraceDirect, RegisterFtraceDirect, UnregisterFtraceDirect};
 use crate::errno::Errno;
 use crate::frames::{Flow, Step};
 use crate::ftrace::call;
@@ -22,16 +22,16 @@ pub enum DirectAction {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct DirectUser {
+pub struct FtraceDirectSample {
     pub action: DirectAction,
     pub f: FnId,
     pc: u8,
     addr: Option<Addr>,
 }
 
-impl DirectUser {
+impl FtraceDirectSample {
     pub fn new(action: DirectAction, f: FnId) -> Self {
-        DirectUser {
+        FtraceDirectSample {
             action,
             f,
             pc: 0,
@@ -40,7 +40,7 @@ impl DirectUser {
     }
 }
 
-impl Step for DirectUser {
+impl Step for FtraceDirectSample {
     const NAME: &'static str = "ftrace_direct_sample";
     fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
         let f = self.f;
@@ -75,18 +75,18 @@ impl Step for DirectUser {
                 self.addr = Some(a);
                 k.fstate_mut(f).direct_user = Some(a);
                 k.fstate_mut(f).direct_busy = true;
-                call!(self, 1, RegisterDirectSingle::new(f, a))
+                call!(self, 1, RegisterFtraceDirect::new(f, a))
             }
             (_, None) => Flow::Ret(Err(Errno::ENOENT)),
             (DirectAction::Modify, Some(old)) => {
                 let a = k.new_sample_addr(f);
                 self.addr = Some(a);
                 k.fstate_mut(f).direct_busy = true;
-                call!(self, 1, ModifyDirectSingle::new(f, old, a))
+                call!(self, 1, ModifyFtraceDirect::new(f, old, a))
             }
             (DirectAction::Unregister, Some(old)) => {
                 k.fstate_mut(f).direct_busy = true;
-                call!(self, 1, UnregisterDirectSingle::new(f, old))
+                call!(self, 1, UnregisterFtraceDirect::new(f, old))
             }
         }
     }

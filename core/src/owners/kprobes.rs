@@ -4,7 +4,7 @@
 
 use crate::errno::Errno;
 use crate::frames::{Flow, Step};
-use crate::ftrace::{call, wait, RegisterFtraceFunction, SetHash, UnregisterFtraceFunction};
+use crate::ftrace::{call, wait, FtraceSetHash, RegisterFtraceFunction, UnregisterFtraceFunction};
 use crate::ids::{FnId, OpsOwner, Tid};
 use crate::kernel::Kernel;
 use crate::locks::Lock;
@@ -12,18 +12,18 @@ use crate::step::{EventKind, Input, Request};
 
 /// Arm a kprobe at `f` (kprobe_mutex).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct KprobeArm {
+pub struct RegisterKprobe {
     pub f: FnId,
     pc: u8,
 }
 
-impl KprobeArm {
+impl RegisterKprobe {
     pub fn new(f: FnId) -> Self {
-        KprobeArm { f, pc: 0 }
+        RegisterKprobe { f, pc: 0 }
     }
 }
 
-impl Step for KprobeArm {
+impl Step for RegisterKprobe {
     const NAME: &'static str = "register_kprobe";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let f = self.f;
@@ -55,18 +55,18 @@ impl Step for KprobeArm {
 
 /// Disarm one kprobe at `f` (kprobe_mutex).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct KprobeDisarm {
+pub struct UnregisterKprobe {
     pub f: FnId,
     pc: u8,
 }
 
-impl KprobeDisarm {
+impl UnregisterKprobe {
     pub fn new(f: FnId) -> Self {
-        KprobeDisarm { f, pc: 0 }
+        UnregisterKprobe { f, pc: 0 }
     }
 }
 
-impl Step for KprobeDisarm {
+impl Step for UnregisterKprobe {
     const NAME: &'static str = "unregister_kprobe";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let f = self.f;
@@ -117,7 +117,7 @@ impl Step for ArmKprobeFtrace {
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let ops = k.id(OpsOwner::Kprobe);
         match self.pc {
-            0 => call!(self, 1, SetHash::filter(ops, self.f, false, false)),
+            0 => call!(self, 1, FtraceSetHash::filter(ops, self.f, false, false)),
             1 => {
                 if let Err(e) = input.ret() {
                     k.ev(t, EventKind::Warn("Failed to arm kprobe-ftrace"));
@@ -133,7 +133,7 @@ impl Step for ArmKprobeFtrace {
                 if let Err(e) = input.ret() {
                     k.ev(t, EventKind::Warn("Failed to register kprobe-ftrace"));
                     self.err = Some(e);
-                    call!(self, 3, SetHash::filter(ops, self.f, true, false));
+                    call!(self, 3, FtraceSetHash::filter(ops, self.f, true, false));
                 }
                 k.kprobe_ftrace_enabled += 1;
                 Flow::Ret(Ok(0))
@@ -180,7 +180,7 @@ impl Step for DisarmKprobeFtrace {
                 }
                 2 => {
                     k.kprobe_ftrace_enabled -= 1;
-                    call!(self, 3, SetHash::filter(ops, self.f, true, false));
+                    call!(self, 3, FtraceSetHash::filter(ops, self.f, true, false));
                 }
                 _ => {
                     let r = input.ret();

@@ -4,7 +4,7 @@
 
 use crate::errno::Errno;
 use crate::frames::{Flow, Step};
-use crate::ftrace::{call, wait, RegisterFtraceFunction, SetHash, UnregisterFtraceFunction};
+use crate::ftrace::{call, wait, FtraceSetHash, RegisterFtraceFunction, UnregisterFtraceFunction};
 use crate::ids::{FnId, OpsOwner, Tid};
 use crate::kernel::{fl, Kernel, Ops};
 use crate::locks::Lock;
@@ -12,18 +12,18 @@ use crate::step::{AllocSite, EventKind, Input, Request};
 
 /// Enable a patch of `f` (klp_mutex; `klp_patch_func` for the first patch on a loaded function).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct KlpEnable {
+pub struct KlpEnablePatch {
     pub f: FnId,
     pc: u8,
 }
 
-impl KlpEnable {
+impl KlpEnablePatch {
     pub fn new(f: FnId) -> Self {
-        KlpEnable { f, pc: 0 }
+        KlpEnablePatch { f, pc: 0 }
     }
 }
 
-impl Step for KlpEnable {
+impl Step for KlpEnablePatch {
     const NAME: &'static str = "klp_enable_patch";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let f = self.f;
@@ -58,18 +58,18 @@ impl Step for KlpEnable {
 
 /// Disable the top patch of `f` (klp_mutex; `klp_unpatch_func` when it was the last one).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct KlpDisable {
+pub struct KlpDisablePatch {
     pub f: FnId,
     pc: u8,
 }
 
-impl KlpDisable {
+impl KlpDisablePatch {
     pub fn new(f: FnId) -> Self {
-        KlpDisable { f, pc: 0 }
+        KlpDisablePatch { f, pc: 0 }
     }
 }
 
-impl Step for KlpDisable {
+impl Step for KlpDisablePatch {
     const NAME: &'static str = "klp_disable_patch";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
         let f = self.f;
@@ -131,7 +131,7 @@ impl Step for KlpPatchFunc {
                     flags: fl::IPMODIFY | fl::PERMANENT,
                     ..Ops::default()
                 };
-                call!(self, 2, SetHash::filter(ops, f, false, false))
+                call!(self, 2, FtraceSetHash::filter(ops, f, false, false))
             }
             2 => {
                 if let Err(e) = input.ret() {
@@ -143,7 +143,7 @@ impl Step for KlpPatchFunc {
             3 => {
                 if let Err(e) = input.ret() {
                     self.err = Some(e);
-                    call!(self, 4, SetHash::filter(ops, f, true, false));
+                    call!(self, 4, FtraceSetHash::filter(ops, f, true, false));
                 }
                 k.fstate_mut(f).klp_registered = true;
                 Flow::Ret(Ok(0))
@@ -186,7 +186,7 @@ impl Step for KlpUnpatchFunc {
                         EventKind::Warn("klp_unpatch_func: unregister_ftrace_function failed"),
                     );
                 }
-                call!(self, 2, SetHash::filter(ops, f, true, false))
+                call!(self, 2, FtraceSetHash::filter(ops, f, true, false))
             }
             _ => {
                 if input.ret().is_err() {

@@ -14,17 +14,17 @@ use crate::ftrace::Cmd;
 use crate::ids::{FnId, OpsId, OpsOwner, Tid};
 use crate::kernel::Kernel;
 use crate::op::Op;
-use direct_users::{DirectAction, DirectUser};
+use direct_users::{DirectAction, FtraceDirectSample};
 
 /// The frame that carries out an owner-level operation.
 pub fn frame_for(op: &Op) -> Frame {
     match op {
-        Op::KlpEnable(f) => livepatch::KlpEnable::new(*f).into(),
-        Op::KlpDisable(f) => livepatch::KlpDisable::new(*f).into(),
-        Op::BpfLink(kind, f) => bpf::BpfLink::new(*kind, *f).into(),
-        Op::BpfUnlink(kind, f) => bpf::BpfUnlink::new(*kind, *f).into(),
-        Op::KprobeArm(f) => kprobes::KprobeArm::new(*f).into(),
-        Op::KprobeDisarm(f) => kprobes::KprobeDisarm::new(*f).into(),
+        Op::KlpEnable(f) => livepatch::KlpEnablePatch::new(*f).into(),
+        Op::KlpDisable(f) => livepatch::KlpDisablePatch::new(*f).into(),
+        Op::BpfLink(kind, f) => bpf::BpfTrampolineLinkProg::new(*kind, *f).into(),
+        Op::BpfUnlink(kind, f) => bpf::BpfTrampolineUnlinkProg::new(*kind, *f).into(),
+        Op::KprobeArm(f) => kprobes::RegisterKprobe::new(*f).into(),
+        Op::KprobeDisarm(f) => kprobes::UnregisterKprobe::new(*f).into(),
         Op::TracerRegister {
             tracer,
             filter,
@@ -35,13 +35,13 @@ pub fn frame_for(op: &Op) -> Frame {
             which,
             add,
             func,
-        } => tracers::TracerSet::new(*tracer, *which, *add, *func).into(),
+        } => tracers::TracerSetIp::new(*tracer, *which, *add, *func).into(),
         Op::TracerUnregister(t) => tracers::TracerUnregister::new(*t).into(),
-        Op::DirectRegister(f) => DirectUser::new(DirectAction::Register, *f).into(),
-        Op::DirectModify(f) => DirectUser::new(DirectAction::Modify, *f).into(),
-        Op::DirectUnregister(f) => DirectUser::new(DirectAction::Unregister, *f).into(),
-        Op::ModuleLoad(m) => modules::ModuleLoad::new(*m).into(),
-        Op::ModuleUnload(m) => modules::ModuleUnload::new(*m).into(),
+        Op::DirectRegister(f) => FtraceDirectSample::new(DirectAction::Register, *f).into(),
+        Op::DirectModify(f) => FtraceDirectSample::new(DirectAction::Modify, *f).into(),
+        Op::DirectUnregister(f) => FtraceDirectSample::new(DirectAction::Unregister, *f).into(),
+        Op::ModuleLoad(m) => modules::LoadModule::new(*m).into(),
+        Op::ModuleUnload(m) => modules::DeleteModule::new(*m).into(),
     }
 }
 
@@ -51,7 +51,7 @@ pub fn frame_for(op: &Op) -> Frame {
 pub fn ops_func(k: &Kernel, target: OpsId, ip: FnId, cmd: Cmd) -> Frame {
     match k.owner(target) {
         OpsOwner::Bpf(_) | OpsOwner::BpfDirectOps => {
-            bpf::BpfOpsFunc::new(k.cmd_target(target, ip), cmd).into()
+            bpf::BpfTrampFtraceOpsFunc::new(k.cmd_target(target, ip), cmd).into()
         }
         other => panic!("[core internal bug] {other} has no ops_func"),
     }
@@ -65,5 +65,5 @@ pub fn self_cmd(k: &mut Kernel, t: Tid, ops: OpsId, ip: FnId, cmd: Cmd) -> Resul
 /// proposed (`peer_disable_deferred`): the owner's deferred DISABLE_PEER work for these ips,
 /// which the sender runs once it has released direct_mutex.
 pub fn unshare_deferred(ips: Vec<FnId>) -> Frame {
-    bpf::UnshareDeferred::new(ips).into()
+    bpf::BpfTrampolineUnshareDeferred::new(ips).into()
 }

@@ -26,7 +26,7 @@ fn fns_of(k: &Kernel, m: ModId) -> Vec<FnId> {
 /// addresses, so such an entry matches the function again after a reload, as it would in the
 /// kernel when the module text lands at the same address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ReleaseMod {
+pub struct FtraceReleaseMod {
     pub m: ModId,
     /// Run `clear_mod_from_hashes` (proposed `failed_load_keeps_hashes` skips it after a load
     /// that never went live).
@@ -35,9 +35,9 @@ pub struct ReleaseMod {
     tracer: u8,
 }
 
-impl ReleaseMod {
+impl FtraceReleaseMod {
     pub fn new(m: ModId) -> Self {
-        ReleaseMod {
+        FtraceReleaseMod {
             m,
             clear_hashes: true,
             pc: 0,
@@ -46,7 +46,7 @@ impl ReleaseMod {
     }
 }
 
-impl Step for ReleaseMod {
+impl Step for FtraceReleaseMod {
     const NAME: &'static str = "ftrace_release_mod";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
         loop {
@@ -101,15 +101,15 @@ impl Step for ReleaseMod {
 
 /// Load module `m`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ModuleLoad {
+pub struct LoadModule {
     pub m: ModId,
     pc: u8,
     err: Option<Errno>,
 }
 
-impl ModuleLoad {
+impl LoadModule {
     pub fn new(m: ModId) -> Self {
-        ModuleLoad {
+        LoadModule {
             m,
             pc: 0,
             err: None,
@@ -117,7 +117,7 @@ impl ModuleLoad {
     }
 }
 
-impl Step for ModuleLoad {
+impl Step for LoadModule {
     const NAME: &'static str = "load_module";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
         let mi = self.m.0 as usize;
@@ -212,7 +212,7 @@ impl Step for ModuleLoad {
                         None => {
                             k.modules[mi].klp_seen = false;
                             k.unlock(t, Lock::Klp);
-                            let mut r = ReleaseMod::new(self.m);
+                            let mut r = FtraceReleaseMod::new(self.m);
                             r.clear_hashes = !k.proto.failed_load_keeps_hashes;
                             call!(self, 6, r);
                         }
@@ -233,18 +233,18 @@ impl Step for ModuleLoad {
 
 /// Unload module `m`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ModuleUnload {
+pub struct DeleteModule {
     pub m: ModId,
     pc: u8,
 }
 
-impl ModuleUnload {
+impl DeleteModule {
     pub fn new(m: ModId) -> Self {
-        ModuleUnload { m, pc: 0 }
+        DeleteModule { m, pc: 0 }
     }
 }
 
-impl Step for ModuleUnload {
+impl Step for DeleteModule {
     const NAME: &'static str = "delete_module";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
         let mi = self.m.0 as usize;
@@ -296,7 +296,7 @@ impl Step for ModuleUnload {
                     }
                     None => {
                         k.unlock(t, Lock::Kprobe);
-                        call!(self, 3, ReleaseMod::new(self.m));
+                        call!(self, 3, FtraceReleaseMod::new(self.m));
                     }
                 }
             }

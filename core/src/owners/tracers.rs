@@ -6,7 +6,8 @@
 use crate::errno::Errno;
 use crate::frames::{Flow, Step};
 use crate::ftrace::{
-    call, wait, RegisterFtraceFunction, SetHash, SetHashes, UnregisterFtraceFunction,
+    call, wait, FtraceSetFilterNotrace, FtraceSetHash, RegisterFtraceFunction,
+    UnregisterFtraceFunction,
 };
 use crate::ids::{FnId, OpsOwner, Tid, TracerId};
 use crate::kernel::Kernel;
@@ -57,7 +58,7 @@ impl Step for TracerRegister {
                 call!(
                     self,
                     2,
-                    SetHashes::new(ops, self.filter.clone(), self.notrace.clone())
+                    FtraceSetFilterNotrace::new(ops, self.filter.clone(), self.notrace.clone())
                 )
             }
             2 => {
@@ -81,9 +82,9 @@ impl Step for TracerRegister {
 
 /// Add or remove one function in a tracer's filter or notrace hash (`echo [!]f >>
 /// set_ftrace_filter` / `set_ftrace_notrace`), registered or not: an add of a present function
-/// and a removal of an absent one change nothing and succeed ([`SetHash::regex`]).
+/// and a removal of an absent one change nothing and succeed ([`FtraceSetHash::regex`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TracerSet {
+pub struct TracerSetIp {
     pub t: TracerId,
     pub which: HashSel,
     pub add: bool,
@@ -91,9 +92,9 @@ pub struct TracerSet {
     pc: u8,
 }
 
-impl TracerSet {
+impl TracerSetIp {
     pub fn new(t: TracerId, which: HashSel, add: bool, f: FnId) -> Self {
-        TracerSet {
+        TracerSetIp {
             t,
             which,
             add,
@@ -103,7 +104,7 @@ impl TracerSet {
     }
 }
 
-impl Step for TracerSet {
+impl Step for TracerSetIp {
     const NAME: &'static str = "tracer_set_ip";
     fn step(&mut self, k: &mut Kernel, tid: Tid, input: Input) -> Flow {
         let ops = k.id(OpsOwner::Tracer(self.t));
@@ -116,8 +117,8 @@ impl Step for TracerSet {
                 }
                 // through the tracefs files, as the function tracer's users edit them
                 let frame = match self.which {
-                    HashSel::Filter => SetHash::filter(ops, self.f, !self.add, false),
-                    HashSel::Notrace => SetHash::notrace(ops, self.f, !self.add),
+                    HashSel::Filter => FtraceSetHash::filter(ops, self.f, !self.add, false),
+                    HashSel::Notrace => FtraceSetHash::notrace(ops, self.f, !self.add),
                 }
                 .regex();
                 call!(self, 2, frame)
