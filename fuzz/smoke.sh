@@ -6,7 +6,7 @@
 #
 # Knobs (environment):
 #   FTSIM_SMOKE_PROTOCOL  preset or protocol file the smoke runs are pinned to. Default:
-#                         `proposed` once core/src/protocol.rs has it, else `pre`.
+#                         `proposed` once core/src/protocol/presets.rs has it, else `pre`.
 #   FTSIM_SMOKE_FAULTS    on|off: injected faults in the smoke runs. Default: on
 #   FTSIM_SMOKE_IGNORE    properties that are not findings in the smoke runs, or `all`. Default:
 #                         none for `proposed`; `all` for the `pre` fallback.
@@ -31,7 +31,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 if [[ -z "${FTSIM_SMOKE_PROTOCOL:-}" ]]; then
-    if grep -q '("proposed",' "$root/core/src/protocol.rs"; then
+    if grep -q '("proposed",' "$root/core/src/protocol/presets.rs"; then
         # `proposed` keeps its promises, with injected faults too (60 s of `ops` and of
         # `schedule` found nothing at 9d16030).
         FTSIM_SMOKE_PROTOCOL=proposed
