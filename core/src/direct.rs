@@ -20,8 +20,24 @@ use crate::step::{AllocSite, EventKind, Input, Request, Ret};
 pub struct RegisterFtraceDirectMulti {
     pub ops: OpsId,
     pub addr: Addr,
-    pc: u8,
+    pc: RegisterFtraceDirectMultiPc,
     idx: u16,
+}
+
+/// Where [`RegisterFtraceDirectMulti`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum RegisterFtraceDirectMultiPc {
+    /// the ops checks, `mutex_lock(&direct_mutex)`
+    Entry = 0,
+    /// "Make sure requested entries are not already registered."
+    Locked = 1,
+    /// the next `ftrace_add_rec_direct`, or set the ops up and `register_ftrace_function_nolock`
+    AddEntry = 2,
+    /// the entry's allocation answered
+    EntryAllocated = 3,
+    /// the register returned: the failure cleanup per `direct_register_failure`, `out_unlock:`
+    OutUnlock = 4,
 }
 
 impl RegisterFtraceDirectMulti {
@@ -29,7 +45,7 @@ impl RegisterFtraceDirectMulti {
         RegisterFtraceDirectMulti {
             ops,
             addr,
-            pc: 0,
+            pc: RegisterFtraceDirectMultiPc::Entry,
             idx: 0,
         }
     }
@@ -38,9 +54,10 @@ impl RegisterFtraceDirectMulti {
 impl Step for RegisterFtraceDirectMulti {
     const NAME: &'static str = "register_ftrace_direct_multi";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use RegisterFtraceDirectMultiPc as Pc;
         loop {
             match self.pc {
-                0 => {
+                Pc::Entry => {
                     let o = k.op(self.ops);
                     if o.func_set || o.trampoline_set || o.has(fl::ENABLED) {
                         return Flow::Ret(Err(Errno::EINVAL));
@@ -55,9 +72,9 @@ impl Step for RegisterFtraceDirectMulti {
                     if k.filter(self.ops).is_empty() {
                         return Flow::Ret(Err(Errno::EINVAL));
                     }
-                    wait!(self, 1, Request::Lock(Lock::Direct));
+                    wait!(self, Pc::Locked, Request::Lock(Lock::Direct));
                 }
-                1 => {
+                Pc::Locked => {
                     // Make sure requested entries are not already registered.
                     if k.filter(self.ops)
                         .entries()
@@ -66,11 +83,15 @@ impl Step for RegisterFtraceDirectMulti {
                         k.unlock(t, Lock::Direct);
                         return Flow::Ret(Err(Errno::EBUSY));
                     }
-                    self.pc = 2;
+                    self.pc = Pc::AddEntry;
                 }
-                2 => {
+                Pc::AddEntry => {
                     if (self.idx as usize) < k.filter(self.ops).len() {
-                        wait!(self, 3, Request::Alloc(AllocSite::DirectEntry));
+                        wait!(
+                            self,
+                            Pc::EntryAllocated,
+                            Request::Alloc(AllocSite::DirectEntry)
+                        );
                     }
                     let p = k.proto;
                     let ipm = if p.direct_is_ipmodify {
@@ -87,9 +108,13 @@ impl Step for RegisterFtraceDirectMulti {
                     } else {
                         fl::DIRECT | ipm
                     };
-                    call!(self, 4, RegisterFtraceFunctionNolock::new(self.ops));
+                    call!(
+                        self,
+                        Pc::OutUnlock,
+                        RegisterFtraceFunctionNolock::new(self.ops)
+                    );
                 }
-                3 => {
+                Pc::EntryAllocated => {
                     if !input.ok() {
                         let filter = k.filter(self.ops).clone();
                         k.direct_remove_for_filter(t, &filter, self.addr);
@@ -102,9 +127,9 @@ impl Step for RegisterFtraceDirectMulti {
                         .expect("[core internal bug] entry index");
                     k.direct_add(t, ip, self.addr);
                     self.idx += 1;
-                    self.pc = 2;
+                    self.pc = Pc::AddEntry;
                 }
-                _ => {
+                Pc::OutUnlock => {
                     let r = input.ret();
                     if r.is_err() {
                         let filter = k.filter(self.ops).clone();
@@ -136,28 +161,49 @@ impl Step for RegisterFtraceDirectMulti {
 pub struct UnregisterFtraceDirectMulti {
     pub ops: OpsId,
     pub addr: Addr,
-    pc: u8,
+    pc: UnregisterFtraceDirectMultiPc,
+}
+
+/// Where [`UnregisterFtraceDirectMulti`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum UnregisterFtraceDirectMultiPc {
+    /// the ops checks, `mutex_lock(&direct_mutex)`
+    Entry = 0,
+    /// `unregister_ftrace_function(ops)`
+    Locked = 1,
+    /// remove the entries, clear the callback and trampoline, unlock
+    Unregistered = 2,
 }
 
 impl UnregisterFtraceDirectMulti {
     pub fn new(ops: OpsId, addr: Addr) -> Self {
-        UnregisterFtraceDirectMulti { ops, addr, pc: 0 }
+        UnregisterFtraceDirectMulti {
+            ops,
+            addr,
+            pc: UnregisterFtraceDirectMultiPc::Entry,
+        }
     }
 }
 
 impl Step for UnregisterFtraceDirectMulti {
     const NAME: &'static str = "unregister_ftrace_direct_multi";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use UnregisterFtraceDirectMultiPc as Pc;
         match self.pc {
-            0 => {
+            Pc::Entry => {
                 let o = k.op(self.ops);
                 if !o.has(fl::DIRECT) || !o.has(fl::ENABLED) {
                     return Flow::Ret(Err(Errno::EINVAL));
                 }
-                wait!(self, 1, Request::Lock(Lock::Direct))
+                wait!(self, Pc::Locked, Request::Lock(Lock::Direct))
             }
-            1 => call!(self, 2, UnregisterFtraceFunction::new(self.ops)),
-            _ => {
+            Pc::Locked => call!(
+                self,
+                Pc::Unregistered,
+                UnregisterFtraceFunction::new(self.ops)
+            ),
+            Pc::Unregistered => {
                 let r = input.ret();
                 let filter = k.filter(self.ops).clone();
                 k.direct_remove_for_filter(t, &filter, self.addr);
@@ -184,8 +230,26 @@ pub struct ModifyFtraceDirectMulti {
     pub ops: OpsId,
     pub addr: Addr,
     pub lock_direct: bool,
-    pc: u8,
+    pc: ModifyFtraceDirectMultiPc,
     err: Option<Errno>,
+}
+
+/// Where [`ModifyFtraceDirectMulti`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum ModifyFtraceDirectMultiPc {
+    /// the ops checks, `mutex_lock(&direct_mutex)` unless `_nolock`
+    Entry = 0,
+    /// `tmp_ops.func_hash = ops->func_hash`, `register_ftrace_function_nolock(&tmp_ops)`
+    Locked = 1,
+    /// fixes-2025: `__ftrace_hash_update_ipmodify(ops, hash, hash, true)`; `mutex_lock(&ftrace_lock)`
+    StubRegistered = 2,
+    /// the accounting answered: `goto out` on failure, else `mutex_lock(&ftrace_lock)`
+    Accounted = 4,
+    /// ftrace_lock held: the new address into every entry, `mutex_unlock(&ftrace_lock)`; `out:` `unregister_ftrace_function(&tmp_ops)`
+    Swap = 5,
+    /// the stub is gone: unlock, return
+    StubUnregistered = 7,
 }
 
 impl ModifyFtraceDirectMulti {
@@ -194,7 +258,7 @@ impl ModifyFtraceDirectMulti {
             ops,
             addr,
             lock_direct,
-            pc: 0,
+            pc: ModifyFtraceDirectMultiPc::Entry,
             err: None,
         }
     }
@@ -203,25 +267,30 @@ impl ModifyFtraceDirectMulti {
 impl Step for ModifyFtraceDirectMulti {
     const NAME: &'static str = "modify_ftrace_direct_multi";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use ModifyFtraceDirectMultiPc as Pc;
         let stub = k.id(OpsOwner::StubMulti);
         loop {
             match self.pc {
-                0 => {
+                Pc::Entry => {
                     let o = k.op(self.ops);
                     if !o.has(fl::DIRECT) || !o.has(fl::ENABLED) {
                         return Flow::Ret(Err(Errno::EINVAL));
                     }
                     if self.lock_direct {
-                        wait!(self, 1, Request::Lock(Lock::Direct));
+                        wait!(self, Pc::Locked, Request::Lock(Lock::Direct));
                     }
-                    self.pc = 1;
+                    self.pc = Pc::Locked;
                 }
-                1 => {
+                Pc::Locked => {
                     // tmp_ops.func_hash = ops->func_hash
                     k.op_mut(stub).hash_of = Some(self.ops);
-                    call!(self, 2, RegisterFtraceFunctionNolock::new(stub));
+                    call!(
+                        self,
+                        Pc::StubRegistered,
+                        RegisterFtraceFunctionNolock::new(stub)
+                    );
                 }
-                2 => {
+                Pc::StubRegistered => {
                     if let Err(e) = input.ret() {
                         k.op_mut(stub).hash_of = None;
                         if self.lock_direct {
@@ -236,18 +305,26 @@ impl Step for ModifyFtraceDirectMulti {
                     // the swap alone (Debian 6.1.192 `kernel/trace/ftrace.c:5804-5821`, 6.12.117
                     // `kernel/trace/ftrace.c:6127-6143`).
                     if k.proto.modify_checks_ipmodify {
-                        call!(self, 4, FtraceHashUpdateIpmodify::modify(k, self.ops));
+                        call!(
+                            self,
+                            Pc::Accounted,
+                            FtraceHashUpdateIpmodify::modify(k, self.ops)
+                        );
                     }
-                    wait!(self, 5, Request::Lock(Lock::Ftrace));
+                    wait!(self, Pc::Swap, Request::Lock(Lock::Ftrace));
                 }
-                4 => {
+                Pc::Accounted => {
                     if let Err(e) = input.ret() {
                         self.err = Some(e);
-                        call!(self, 7, UnregisterFtraceFunction::new(stub));
+                        call!(
+                            self,
+                            Pc::StubUnregistered,
+                            UnregisterFtraceFunction::new(stub)
+                        );
                     }
-                    wait!(self, 5, Request::Lock(Lock::Ftrace));
+                    wait!(self, Pc::Swap, Request::Lock(Lock::Ftrace));
                 }
-                5 => {
+                Pc::Swap => {
                     let ips: Vec<FnId> = k.filter(self.ops).entries().collect();
                     for ip in ips {
                         if k.direct_functions.lookup(ip).is_some() {
@@ -256,9 +333,13 @@ impl Step for ModifyFtraceDirectMulti {
                     }
                     k.op_mut(self.ops).direct_call = Some(self.addr);
                     k.unlock(t, Lock::Ftrace);
-                    call!(self, 7, UnregisterFtraceFunction::new(stub));
+                    call!(
+                        self,
+                        Pc::StubUnregistered,
+                        UnregisterFtraceFunction::new(stub)
+                    );
                 }
-                _ => {
+                Pc::StubUnregistered => {
                     k.op_mut(stub).hash_of = None;
                     if self.lock_direct {
                         k.unlock(t, Lock::Direct);
@@ -275,8 +356,26 @@ impl Step for ModifyFtraceDirectMulti {
 pub struct RegisterFtraceDirect {
     pub ip: FnId,
     pub addr: Addr,
-    pc: u8,
+    pc: RegisterFtraceDirectPc,
     err: Option<Errno>,
+}
+
+/// Where [`RegisterFtraceDirect`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum RegisterFtraceDirectPc {
+    /// `mutex_lock(&direct_mutex)`
+    Entry = 0,
+    /// the record checks, `ftrace_add_rec_direct`
+    Locked = 1,
+    /// the entry's allocation answered: `ftrace_set_filter_ip(&direct_ops, ip, 0, 0)`
+    EntryAllocated = 2,
+    /// the filter answered: register `direct_ops` if it is not yet
+    Filtered = 3,
+    /// the register answered (on failure remove the ip again)
+    Registered = 4,
+    /// the ip is out of the filter again after a failed register
+    Unfiltered = 5,
 }
 
 impl RegisterFtraceDirect {
@@ -284,7 +383,7 @@ impl RegisterFtraceDirect {
         RegisterFtraceDirect {
             ip,
             addr,
-            pc: 0,
+            pc: RegisterFtraceDirectPc::Entry,
             err: None,
         }
     }
@@ -293,10 +392,11 @@ impl RegisterFtraceDirect {
 impl Step for RegisterFtraceDirect {
     const NAME: &'static str = "register_ftrace_direct";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use RegisterFtraceDirectPc as Pc;
         let dops = k.id(OpsOwner::DirectSingle);
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Direct)),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::Direct)),
+            Pc::Locked => {
                 let fail = |k: &mut Kernel, e| {
                     k.unlock(t, Lock::Direct);
                     Flow::Ret(Err(e))
@@ -315,35 +415,51 @@ impl Step for RegisterFtraceDirect {
                     );
                     return fail(k, Errno::ENODEV);
                 }
-                wait!(self, 2, Request::Alloc(AllocSite::DirectEntry))
+                wait!(
+                    self,
+                    Pc::EntryAllocated,
+                    Request::Alloc(AllocSite::DirectEntry)
+                )
             }
-            2 => {
+            Pc::EntryAllocated => {
                 if !input.ok() {
                     k.unlock(t, Lock::Direct);
                     return Flow::Ret(Err(Errno::ENOMEM));
                 }
                 k.direct_add(t, self.ip, self.addr);
-                call!(self, 3, FtraceSetHash::filter(dops, self.ip, false, false))
+                call!(
+                    self,
+                    Pc::Filtered,
+                    FtraceSetHash::filter(dops, self.ip, false, false)
+                )
             }
-            3 => {
+            Pc::Filtered => {
                 let r = input.ret();
                 if r.is_ok() && !k.op(dops).has(fl::ENABLED) {
                     // merged switched the callers holding direct_mutex to the _nolock register.
                     if k.proto.register_takes_direct_mutex == RegisterTakesDirectMutex::Always {
-                        call!(self, 4, RegisterFtraceFunctionNolock::new(dops));
+                        call!(
+                            self,
+                            Pc::Registered,
+                            RegisterFtraceFunctionNolock::new(dops)
+                        );
                     }
-                    call!(self, 4, RegisterFtraceFunction::new(dops));
+                    call!(self, Pc::Registered, RegisterFtraceFunction::new(dops));
                 }
                 self.finish(k, t, r.err())
             }
-            4 => {
+            Pc::Registered => {
                 if let Err(e) = input.ret() {
                     self.err = Some(e);
-                    call!(self, 5, FtraceSetHash::filter(dops, self.ip, true, false));
+                    call!(
+                        self,
+                        Pc::Unfiltered,
+                        FtraceSetHash::filter(dops, self.ip, true, false)
+                    );
                 }
                 self.finish(k, t, None)
             }
-            _ => self.finish(k, t, self.err),
+            Pc::Unfiltered => self.finish(k, t, self.err),
         }
     }
 }
@@ -364,33 +480,60 @@ impl RegisterFtraceDirect {
 pub struct UnregisterFtraceDirect {
     pub ip: FnId,
     pub addr: Addr,
-    pc: u8,
+    pc: UnregisterFtraceDirectPc,
+}
+
+/// Where [`UnregisterFtraceDirect`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum UnregisterFtraceDirectPc {
+    /// `mutex_lock(&direct_mutex)`
+    Entry = 0,
+    /// the entry checks; the last ip unregisters `direct_ops`
+    Locked = 1,
+    /// `ftrace_set_filter_ip(&direct_ops, ip, 1, 0)`
+    Unregistered = 2,
+    /// remove the entry, unlock
+    Unfiltered = 3,
 }
 
 impl UnregisterFtraceDirect {
     pub fn new(ip: FnId, addr: Addr) -> Self {
-        UnregisterFtraceDirect { ip, addr, pc: 0 }
+        UnregisterFtraceDirect {
+            ip,
+            addr,
+            pc: UnregisterFtraceDirectPc::Entry,
+        }
     }
 }
 
 impl Step for UnregisterFtraceDirect {
     const NAME: &'static str = "unregister_ftrace_direct";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use UnregisterFtraceDirectPc as Pc;
         let dops = k.id(OpsOwner::DirectSingle);
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Direct)),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::Direct)),
+            Pc::Locked => {
                 if !k.rec(self.ip).present || k.direct_functions.lookup(self.ip).is_none() {
                     k.unlock(t, Lock::Direct);
                     return Flow::Ret(Err(Errno::ENODEV));
                 }
                 if k.filter(dops).len() == 1 {
-                    call!(self, 2, UnregisterFtraceFunction::new(dops));
+                    call!(self, Pc::Unregistered, UnregisterFtraceFunction::new(dops));
                 }
-                call!(self, 3, FtraceSetHash::filter(dops, self.ip, true, false))
+                call!(
+                    self,
+                    Pc::Unfiltered,
+                    FtraceSetHash::filter(dops, self.ip, true, false)
+                )
             }
-            2 => call!(self, 3, FtraceSetHash::filter(dops, self.ip, true, false)),
-            _ => {
+            Pc::Unregistered => call!(
+                self,
+                Pc::Unfiltered,
+                FtraceSetHash::filter(dops, self.ip, true, false)
+            ),
+            Pc::Unfiltered => {
                 let r = input.ret();
                 if r.is_err() {
                     k.ev(
@@ -416,8 +559,30 @@ pub struct ModifyFtraceDirect {
     pub ip: FnId,
     pub old: Addr,
     pub new: Addr,
-    pc: u8,
+    pc: ModifyFtraceDirectPc,
     err: Option<Errno>,
+}
+
+/// Where [`ModifyFtraceDirect`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum ModifyFtraceDirectPc {
+    /// `mutex_lock(&direct_mutex)`
+    Entry = 0,
+    /// `mutex_lock(&ftrace_lock)`
+    DirectLocked = 1,
+    /// the entry checks; with other callbacks just change the entry, else `ftrace_modify_direct_caller`
+    Locked = 2,
+    /// `ftrace_modify_direct_caller`: `stub_ops` has the ip; register it
+    StubFiltered = 3,
+    /// the list function runs the direct callers: change the entry, unregister `stub_ops`
+    StubRegistered = 4,
+    /// `ftrace_set_filter_ip(&stub_ops, ip, 1, 0)`
+    StubUnregistered = 5,
+    /// `mutex_lock(&ftrace_lock)` again
+    StubUnfiltered = 6,
+    /// ftrace_lock held again: unlock both, return
+    Out = 7,
 }
 
 impl ModifyFtraceDirect {
@@ -426,7 +591,7 @@ impl ModifyFtraceDirect {
             ip,
             old,
             new,
-            pc: 0,
+            pc: ModifyFtraceDirectPc::Entry,
             err: None,
         }
     }
@@ -435,11 +600,12 @@ impl ModifyFtraceDirect {
 impl Step for ModifyFtraceDirect {
     const NAME: &'static str = "modify_ftrace_direct";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use ModifyFtraceDirectPc as Pc;
         let stub = k.id(OpsOwner::StubSingle);
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Direct)),
-            1 => wait!(self, 2, Request::Lock(Lock::Ftrace)),
-            2 => {
+            Pc::Entry => wait!(self, Pc::DirectLocked, Request::Lock(Lock::Direct)),
+            Pc::DirectLocked => wait!(self, Pc::Locked, Request::Lock(Lock::Ftrace)),
+            Pc::Locked => {
                 let fail = |k: &mut Kernel, e| {
                     k.unlock(t, Lock::Ftrace);
                     k.unlock(t, Lock::Direct);
@@ -454,37 +620,57 @@ impl Step for ModifyFtraceDirect {
                 }
                 if r.count == 1 {
                     k.unlock(t, Lock::Ftrace);
-                    call!(self, 3, FtraceSetHash::filter(stub, self.ip, false, false));
+                    call!(
+                        self,
+                        Pc::StubFiltered,
+                        FtraceSetHash::filter(stub, self.ip, false, false)
+                    );
                 }
                 k.direct_set_first(t, self.ip, self.new);
                 k.unlock(t, Lock::Ftrace);
                 k.unlock(t, Lock::Direct);
                 Flow::Ret(Ok(0))
             }
-            3 => {
+            Pc::StubFiltered => {
                 if let Err(e) = input.ret() {
                     self.err = Some(e);
-                    wait!(self, 7, Request::Lock(Lock::Ftrace));
+                    wait!(self, Pc::Out, Request::Lock(Lock::Ftrace));
                 }
                 match k.proto.single_direct_api {
                     SingleDirectApi::NolockModify => {
-                        call!(self, 4, RegisterFtraceFunctionNolock::new(stub))
+                        call!(
+                            self,
+                            Pc::StubRegistered,
+                            RegisterFtraceFunctionNolock::new(stub)
+                        )
                     }
-                    _ => call!(self, 4, RegisterFtraceFunction::new(stub)),
+                    _ => call!(self, Pc::StubRegistered, RegisterFtraceFunction::new(stub)),
                 }
             }
-            4 => {
+            Pc::StubRegistered => {
                 if let Err(e) = input.ret() {
                     self.err = Some(e);
-                    call!(self, 6, FtraceSetHash::filter(stub, self.ip, true, false));
+                    call!(
+                        self,
+                        Pc::StubUnfiltered,
+                        FtraceSetHash::filter(stub, self.ip, true, false)
+                    );
                 }
                 // Now the list function runs the direct callers: change the entry.
                 k.direct_set_first(t, self.ip, self.new);
-                call!(self, 5, UnregisterFtraceFunction::new(stub))
+                call!(
+                    self,
+                    Pc::StubUnregistered,
+                    UnregisterFtraceFunction::new(stub)
+                )
             }
-            5 => call!(self, 6, FtraceSetHash::filter(stub, self.ip, true, false)),
-            6 => wait!(self, 7, Request::Lock(Lock::Ftrace)),
-            _ => {
+            Pc::StubUnregistered => call!(
+                self,
+                Pc::StubUnfiltered,
+                FtraceSetHash::filter(stub, self.ip, true, false)
+            ),
+            Pc::StubUnfiltered => wait!(self, Pc::Out, Request::Lock(Lock::Ftrace)),
+            Pc::Out => {
                 k.unlock(t, Lock::Ftrace);
                 k.unlock(t, Lock::Direct);
                 Flow::Ret(self.err.map_or(Ok(0), Err))
@@ -510,8 +696,26 @@ pub struct UpdateFtraceDirectAdd {
     pub ops: OpsId,
     pub ip: FnId,
     pub addr: Addr,
-    pc: u8,
+    pc: UpdateFtraceDirectAddPc,
     new: IpHash,
+}
+
+/// Where [`UpdateFtraceDirectAdd`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum UpdateFtraceDirectAddPc {
+    /// `mutex_lock(&direct_mutex)`
+    Entry = 0,
+    /// the entry and ops checks, the hash copies
+    Locked = 1,
+    /// publish `direct_functions`; the first add registers the ops, a later one takes ftrace_lock
+    HashCopied = 2,
+    /// the first add's register answered (undone on failure)
+    Registered = 3,
+    /// ftrace_lock held: `ftrace_update_ops`, the IPMODIFY accounting of the filter change
+    Update = 4,
+    /// the accounting answered: the record accounting and the code update, or undo
+    Accounted = 5,
 }
 
 impl UpdateFtraceDirectAdd {
@@ -520,7 +724,7 @@ impl UpdateFtraceDirectAdd {
             ops,
             ip,
             addr,
-            pc: 0,
+            pc: UpdateFtraceDirectAddPc::Entry,
             new: IpHash::new(),
         }
     }
@@ -529,13 +733,14 @@ impl UpdateFtraceDirectAdd {
 impl Step for UpdateFtraceDirectAdd {
     const NAME: &'static str = "update_ftrace_direct_add";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use UpdateFtraceDirectAddPc as Pc;
         let fail = |k: &mut Kernel, e| {
             k.unlock(t, Lock::Direct);
             Flow::Ret(Err(e))
         };
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Direct)),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::Direct)),
+            Pc::Locked => {
                 // "Make sure requested entries are not already registered." (err = -EINVAL)
                 if k.direct_functions.lookup(self.ip).is_some() {
                     return fail(k, Errno::EINVAL);
@@ -545,9 +750,9 @@ impl Step for UpdateFtraceDirectAdd {
                 if reg && (o.func_set || o.trampoline_set || o.has(fl::ENABLED)) {
                     return fail(k, Errno::EINVAL);
                 }
-                wait!(self, 2, Request::Alloc(AllocSite::HashCopy))
+                wait!(self, Pc::HashCopied, Request::Alloc(AllocSite::HashCopy))
             }
-            2 => {
+            Pc::HashCopied => {
                 if !input.ok() {
                     return fail(k, Errno::ENOMEM);
                 }
@@ -562,12 +767,16 @@ impl Step for UpdateFtraceDirectAdd {
                     o.flags |= fl::DIRECT;
                     // ops->local_hash.filter_hash = new_filter_hash (not registered yet)
                     k.assign_hash(t, self.ops, false, new);
-                    call!(self, 3, RegisterFtraceFunctionNolock::new(self.ops));
+                    call!(
+                        self,
+                        Pc::Registered,
+                        RegisterFtraceFunctionNolock::new(self.ops)
+                    );
                 }
                 self.new = new;
-                wait!(self, 4, Request::Lock(Lock::Ftrace))
+                wait!(self, Pc::Update, Request::Lock(Lock::Ftrace))
             }
-            3 => {
+            Pc::Registered => {
                 let r = input.ret();
                 if r.is_err() {
                     // "restore old filter on error", "cleanup for possible another register call"
@@ -581,12 +790,12 @@ impl Step for UpdateFtraceDirectAdd {
                 Flow::Ret(r)
             }
             // ftrace_update_ops -> ftrace_hash_move: the IPMODIFY accounting of the filter change.
-            4 => call!(
+            Pc::Update => call!(
                 self,
-                5,
+                Pc::Accounted,
                 FtraceHashUpdateIpmodify::update(k, self.ops, &self.new)
             ),
-            _ => {
+            Pc::Accounted => {
                 if let Err(e) = input.ret() {
                     k.unlock(t, Lock::Ftrace);
                     k.direct_remove_first(t, self.ip);
@@ -622,8 +831,26 @@ pub struct UpdateFtraceDirectDel {
     pub ops: OpsId,
     pub ip: FnId,
     pub addr: Addr,
-    pc: u8,
+    pc: UpdateFtraceDirectDelPc,
     new: IpHash,
+}
+
+/// Where [`UpdateFtraceDirectDel`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum UpdateFtraceDirectDelPc {
+    /// the ops checks, `mutex_lock(&direct_mutex)`
+    Entry = 0,
+    /// "Make sure requested entries are already registered.", the hash copies
+    Locked = 1,
+    /// the last ip unregisters the ops, others take ftrace_lock
+    HashCopied = 2,
+    /// the unregister answered: clear the ops, `ftrace_free_filter`
+    Unregistered = 3,
+    /// ftrace_lock held: `ftrace_update_ops`, the IPMODIFY accounting of the filter change
+    Update = 4,
+    /// the accounting answered: the record accounting and the code update
+    Accounted = 5,
 }
 
 impl UpdateFtraceDirectDel {
@@ -632,7 +859,7 @@ impl UpdateFtraceDirectDel {
             ops,
             ip,
             addr,
-            pc: 0,
+            pc: UpdateFtraceDirectDelPc::Entry,
             new: IpHash::new(),
         }
     }
@@ -641,19 +868,20 @@ impl UpdateFtraceDirectDel {
 impl Step for UpdateFtraceDirectDel {
     const NAME: &'static str = "update_ftrace_direct_del";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use UpdateFtraceDirectDelPc as Pc;
         let fail = |k: &mut Kernel, e| {
             k.unlock(t, Lock::Direct);
             Flow::Ret(Err(e))
         };
         match self.pc {
-            0 => {
+            Pc::Entry => {
                 let o = k.op(self.ops);
                 if !o.has(fl::DIRECT) || !o.has(fl::ENABLED) {
                     return Flow::Ret(Err(Errno::EINVAL));
                 }
-                wait!(self, 1, Request::Lock(Lock::Direct))
+                wait!(self, Pc::Locked, Request::Lock(Lock::Direct))
             }
-            1 => {
+            Pc::Locked => {
                 if k.direct_functions.entries().is_empty() || k.filter(self.ops).is_empty() {
                     return fail(k, Errno::EINVAL);
                 }
@@ -661,9 +889,9 @@ impl Step for UpdateFtraceDirectDel {
                 if k.direct_functions.lookup(self.ip) != Some(self.addr) {
                     return fail(k, Errno::EINVAL);
                 }
-                wait!(self, 2, Request::Alloc(AllocSite::HashCopy))
+                wait!(self, Pc::HashCopied, Request::Alloc(AllocSite::HashCopy))
             }
-            2 => {
+            Pc::HashCopied => {
                 if !input.ok() {
                     return fail(k, Errno::ENOMEM);
                 }
@@ -674,12 +902,16 @@ impl Step for UpdateFtraceDirectDel {
                     return fail(k, Errno::ENOMEM);
                 }
                 if new.is_empty() {
-                    call!(self, 3, UnregisterFtraceFunction::new(self.ops));
+                    call!(
+                        self,
+                        Pc::Unregistered,
+                        UnregisterFtraceFunction::new(self.ops)
+                    );
                 }
                 self.new = new;
-                wait!(self, 4, Request::Lock(Lock::Ftrace))
+                wait!(self, Pc::Update, Request::Lock(Lock::Ftrace))
             }
-            3 => {
+            Pc::Unregistered => {
                 let r = input.ret();
                 if r.is_ok() {
                     let o = k.op_mut(self.ops);
@@ -692,12 +924,12 @@ impl Step for UpdateFtraceDirectDel {
                 k.unlock(t, Lock::Direct);
                 Flow::Ret(r)
             }
-            4 => call!(
+            Pc::Update => call!(
                 self,
-                5,
+                Pc::Accounted,
                 FtraceHashUpdateIpmodify::update(k, self.ops, &self.new)
             ),
-            _ => {
+            Pc::Accounted => {
                 if let Err(e) = input.ret() {
                     k.unlock(t, Lock::Ftrace);
                     return fail(k, e);
@@ -737,8 +969,28 @@ pub struct UpdateFtraceDirectMod {
     pub ip: FnId,
     pub addr: Addr,
     pub lock_direct: bool,
-    pc: u8,
+    pc: UpdateFtraceDirectModPc,
     err: Option<Errno>,
+}
+
+/// Where [`UpdateFtraceDirectMod`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum UpdateFtraceDirectModPc {
+    /// BPF's `direct_ops_mod`: `hash_from_ip`
+    Entry = 0,
+    /// the ops checks, `mutex_lock(&direct_mutex)` if `do_direct_lock`
+    HashCopied = 1,
+    /// `tmp_ops` gets the argument hash, `register_ftrace_function_nolock(&tmp_ops)`
+    Locked = 2,
+    /// `__ftrace_hash_update_ipmodify(ops, orig_hash, orig_hash, true)`
+    StubRegistered = 3,
+    /// the accounting answered: `goto out` on failure, else `mutex_lock(&ftrace_lock)`
+    Accounted = 4,
+    /// ftrace_lock held: change the entry; `out:` `unregister_ftrace_function(&tmp_ops)`
+    Swap = 5,
+    /// the stub is gone: unlock, return
+    StubUnregistered = 6,
 }
 
 impl UpdateFtraceDirectMod {
@@ -748,7 +1000,7 @@ impl UpdateFtraceDirectMod {
             ip,
             addr,
             lock_direct,
-            pc: 0,
+            pc: UpdateFtraceDirectModPc::Entry,
             err: None,
         }
     }
@@ -764,12 +1016,13 @@ impl UpdateFtraceDirectMod {
 impl Step for UpdateFtraceDirectMod {
     const NAME: &'static str = "update_ftrace_direct_mod";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use UpdateFtraceDirectModPc as Pc;
         let stub = k.id(OpsOwner::StubMulti);
         loop {
             match self.pc {
                 // direct_ops_mod: hash_from_ip
-                0 => wait!(self, 1, Request::Alloc(AllocSite::HashCopy)),
-                1 => {
+                Pc::Entry => wait!(self, Pc::HashCopied, Request::Alloc(AllocSite::HashCopy)),
+                Pc::HashCopied => {
                     if !input.ok() {
                         return Flow::Ret(Err(Errno::ENOMEM));
                     }
@@ -778,19 +1031,23 @@ impl Step for UpdateFtraceDirectMod {
                         return Flow::Ret(Err(Errno::EINVAL));
                     }
                     if self.lock_direct {
-                        wait!(self, 2, Request::Lock(Lock::Direct));
+                        wait!(self, Pc::Locked, Request::Lock(Lock::Direct));
                     }
-                    self.pc = 2;
+                    self.pc = Pc::Locked;
                 }
-                2 => {
+                Pc::Locked => {
                     if k.direct_functions.entries().is_empty() || k.filter(self.ops).is_empty() {
                         return self.done(k, t, Err(Errno::EINVAL));
                     }
                     // rcu_assign_pointer(tmp_ops.func_hash->filter_hash, hash)
                     k.assign_hash(t, stub, false, IpHash::from_fns(&[self.ip]));
-                    call!(self, 3, RegisterFtraceFunctionNolock::new(stub));
+                    call!(
+                        self,
+                        Pc::StubRegistered,
+                        RegisterFtraceFunctionNolock::new(stub)
+                    );
                 }
-                3 => {
+                Pc::StubRegistered => {
                     if let Err(e) = input.ret() {
                         k.assign_hash(t, stub, false, IpHash::new());
                         return self.done(k, t, Err(e));
@@ -798,27 +1055,39 @@ impl Step for UpdateFtraceDirectMod {
                     if k.proto.direct_mod_checks_its_ips {
                         call!(
                             self,
-                            4,
+                            Pc::Accounted,
                             FtraceHashUpdateIpmodify::modify_ips(self.ops, &[self.ip])
                         );
                     }
-                    call!(self, 4, FtraceHashUpdateIpmodify::modify(k, self.ops));
+                    call!(
+                        self,
+                        Pc::Accounted,
+                        FtraceHashUpdateIpmodify::modify(k, self.ops)
+                    );
                 }
-                4 => {
+                Pc::Accounted => {
                     if let Err(e) = input.ret() {
                         self.err = Some(e);
-                        call!(self, 6, UnregisterFtraceFunction::new(stub));
+                        call!(
+                            self,
+                            Pc::StubUnregistered,
+                            UnregisterFtraceFunction::new(stub)
+                        );
                     }
-                    wait!(self, 5, Request::Lock(Lock::Ftrace));
+                    wait!(self, Pc::Swap, Request::Lock(Lock::Ftrace));
                 }
-                5 => {
+                Pc::Swap => {
                     if k.direct_functions.lookup(self.ip).is_some() {
                         k.direct_set_first(t, self.ip, self.addr);
                     }
                     k.unlock(t, Lock::Ftrace);
-                    call!(self, 6, UnregisterFtraceFunction::new(stub));
+                    call!(
+                        self,
+                        Pc::StubUnregistered,
+                        UnregisterFtraceFunction::new(stub)
+                    );
                 }
-                _ => {
+                Pc::StubUnregistered => {
                     k.assign_hash(t, stub, false, IpHash::new());
                     return self.done(k, t, self.err.map_or(Ok(0), Err));
                 }

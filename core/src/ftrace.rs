@@ -83,16 +83,30 @@ pub fn peer_scan(k: &Kernel, ip: FnId, mode: PeerScan) -> Option<OpsId> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RegisterFtraceFunction {
     pub ops: OpsId,
-    pc: u8,
+    pc: RegisterFtraceFunctionPc,
     direct_locked: bool,
     prepare: bool,
+}
+
+/// Where [`RegisterFtraceFunction`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum RegisterFtraceFunctionPc {
+    /// decide the prepare step; `lock_direct_mutex()` where the version takes it
+    Entry = 0,
+    /// `prepare_direct_functions_for_ipmodify(ops)` (or straight to the register)
+    Prepare = 1,
+    /// the prepare answered: `register_ftrace_function_nolock(ops)`
+    RegisterNolock = 2,
+    /// `out_unlock:` `unlock_direct_mutex()`
+    OutUnlock = 3,
 }
 
 impl RegisterFtraceFunction {
     pub fn new(ops: OpsId) -> Self {
         RegisterFtraceFunction {
             ops,
-            pc: 0,
+            pc: RegisterFtraceFunctionPc::Entry,
             direct_locked: false,
             prepare: false,
         }
@@ -102,9 +116,10 @@ impl RegisterFtraceFunction {
 impl Step for RegisterFtraceFunction {
     const NAME: &'static str = "register_ftrace_function";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use RegisterFtraceFunctionPc as Pc;
         loop {
             match self.pc {
-                0 => {
+                Pc::Entry => {
                     let o = k.op(self.ops);
                     self.prepare = o.has(fl::IPMODIFY)
                         && !o.has(fl::DIRECT)
@@ -114,32 +129,43 @@ impl Step for RegisterFtraceFunction {
                         || self.prepare;
                     if takes {
                         self.direct_locked = true;
-                        wait!(self, 1, Request::Lock(Lock::Direct));
+                        wait!(self, Pc::Prepare, Request::Lock(Lock::Direct));
                     }
-                    self.pc = 1;
+                    self.pc = Pc::Prepare;
                 }
-                1 => {
+                Pc::Prepare => {
                     if self.prepare {
-                        call!(self, 2, PrepareDirectFunctionsForIpmodify::new(self.ops));
+                        call!(
+                            self,
+                            Pc::RegisterNolock,
+                            PrepareDirectFunctionsForIpmodify::new(self.ops)
+                        );
                     }
-                    call!(self, 3, RegisterFtraceFunctionNolock::new(self.ops));
+                    call!(
+                        self,
+                        Pc::OutUnlock,
+                        RegisterFtraceFunctionNolock::new(self.ops)
+                    );
                 }
-                2 => {
+                Pc::RegisterNolock => {
                     if let Err(e) = input.ret() {
                         if self.direct_locked {
                             k.unlock(t, Lock::Direct);
                         }
                         return Flow::Ret(Err(e));
                     }
-                    call!(self, 3, RegisterFtraceFunctionNolock::new(self.ops));
+                    call!(
+                        self,
+                        Pc::OutUnlock,
+                        RegisterFtraceFunctionNolock::new(self.ops)
+                    );
                 }
-                3 => {
+                Pc::OutUnlock => {
                     if self.direct_locked {
                         k.unlock(t, Lock::Direct);
                     }
                     return Flow::Ret(input.ret().map(|_| 0));
                 }
-                _ => unreachable!(),
             }
         }
     }
@@ -149,29 +175,45 @@ impl Step for RegisterFtraceFunction {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RegisterFtraceFunctionNolock {
     pub ops: OpsId,
-    pc: u8,
+    pc: RegisterFtraceFunctionNolockPc,
+}
+
+/// Where [`RegisterFtraceFunctionNolock`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum RegisterFtraceFunctionNolockPc {
+    /// `mutex_lock(&ftrace_lock)`
+    Entry = 0,
+    /// `ftrace_startup(ops, 0)`
+    Startup = 1,
+    /// `mutex_unlock(&ftrace_lock)`
+    Unlock = 2,
 }
 
 impl RegisterFtraceFunctionNolock {
     pub fn new(ops: OpsId) -> Self {
-        RegisterFtraceFunctionNolock { ops, pc: 0 }
+        RegisterFtraceFunctionNolock {
+            ops,
+            pc: RegisterFtraceFunctionNolockPc::Entry,
+        }
     }
 }
 
 impl Step for RegisterFtraceFunctionNolock {
     const NAME: &'static str = "register_ftrace_function_nolock";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use RegisterFtraceFunctionNolockPc as Pc;
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Ftrace)),
-            1 => call!(
+            Pc::Entry => wait!(self, Pc::Startup, Request::Lock(Lock::Ftrace)),
+            Pc::Startup => call!(
                 self,
-                2,
+                Pc::Unlock,
                 FtraceStartup {
                     ops: self.ops,
-                    pc: 0
+                    pc: FtraceStartupPc::Entry
                 }
             ),
-            _ => {
+            Pc::Unlock => {
                 k.unlock(t, Lock::Ftrace);
                 Flow::Ret(input.ret())
             }
@@ -184,14 +226,25 @@ impl Step for RegisterFtraceFunctionNolock {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FtraceStartup {
     pub ops: OpsId,
-    pc: u8,
+    pc: FtraceStartupPc,
+}
+
+/// Where [`FtraceStartup`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum FtraceStartupPc {
+    /// `__register_ftrace_function`, then `ftrace_hash_ipmodify_enable(ops)`
+    Entry = 0,
+    /// the accounting answered: "Rollback registration process" or `ftrace_hash_rec_enable` and the code update
+    HashRecEnable = 1,
 }
 
 impl Step for FtraceStartup {
     const NAME: &'static str = "ftrace_startup";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use FtraceStartupPc as Pc;
         match self.pc {
-            0 => {
+            Pc::Entry => {
                 // __register_ftrace_function: WARN_ON(ops->flags & FTRACE_OPS_FL_ENABLED) -> -EBUSY
                 if k.op(self.ops).has(fl::ENABLED) {
                     k.ev(
@@ -202,9 +255,13 @@ impl Step for FtraceStartup {
                 }
                 k.list_add(t, self.ops);
                 k.set_ops_flags(t, self.ops, fl::ENABLED, 0);
-                call!(self, 1, FtraceHashUpdateIpmodify::enable(k, self.ops))
+                call!(
+                    self,
+                    Pc::HashRecEnable,
+                    FtraceHashUpdateIpmodify::enable(k, self.ops)
+                )
             }
-            _ => {
+            Pc::HashRecEnable => {
                 if let Err(e) = input.ret() {
                     // Rollback registration process
                     k.list_remove(t, self.ops);
@@ -279,12 +336,30 @@ pub struct FtraceHashUpdateIpmodify {
     old: Option<IpHash>,
     new: Option<IpHash>,
     update_target: bool,
-    pc: u8,
+    pc: FtraceHashUpdateIpmodifyPc,
     next: u16,
     changed: bool,
     retries: u16,
     gen0: u64,
     err: Option<Errno>,
+}
+
+/// Where [`FtraceHashUpdateIpmodify`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum FtraceHashUpdateIpmodifyPc {
+    /// which pass the ops needs (the direct pass is atomic)
+    Entry = 0,
+    /// `unlock-and-retry`: a new pass over the entering DIRECT records
+    RinseStart = 10,
+    /// `unlock-and-retry`: the next entering DIRECT record and its owner
+    NextDirect = 11,
+    /// `unlock-and-retry`: the owner answered; take ftrace_lock again
+    Relock = 12,
+    /// `unlock-and-retry`: ftrace_lock held again; did anything change meanwhile
+    Relocked = 13,
+    /// the record flag pass with its `rollback:`
+    FlagPass = 20,
 }
 
 fn none_if_empty(h: &IpHash) -> Option<IpHash> {
@@ -321,7 +396,7 @@ impl FtraceHashUpdateIpmodify {
             old,
             new,
             update_target,
-            pc: 0,
+            pc: FtraceHashUpdateIpmodifyPc::Entry,
             next: 0,
             changed: false,
             retries: 0,
@@ -406,9 +481,10 @@ impl FtraceHashUpdateIpmodify {
 impl Step for FtraceHashUpdateIpmodify {
     const NAME: &'static str = "__ftrace_hash_update_ipmodify";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use FtraceHashUpdateIpmodifyPc as Pc;
         loop {
             match self.pc {
-                0 => {
+                Pc::Entry => {
                     if !k.op(self.ops).has(fl::ENABLED) {
                         return Flow::Ret(Ok(0));
                     }
@@ -436,14 +512,14 @@ impl Step for FtraceHashUpdateIpmodify {
                     }
                     let rinse = k.proto.ipmodify_owner_call == IpmodifyOwnerCall::UnlockAndRetry
                         && !k.op(self.ops).has(fl::DIRECT);
-                    self.pc = if rinse { 10 } else { 20 };
+                    self.pc = if rinse { Pc::RinseStart } else { Pc::FlagPass };
                 }
-                10 => {
+                Pc::RinseStart => {
                     self.next = 0;
                     self.changed = false;
-                    self.pc = 11;
+                    self.pc = Pc::NextDirect;
                 }
-                11 => {
+                Pc::NextDirect => {
                     let (old, new) = (self.old.clone().unwrap(), self.new.clone().unwrap());
                     match self.next_direct_peer(k, &old, &new) {
                         None if self.changed => {
@@ -456,38 +532,37 @@ impl Step for FtraceHashUpdateIpmodify {
                                 ));
                                 return Flow::Ret(Err(Errno::EAGAIN));
                             }
-                            self.pc = 10;
+                            self.pc = Pc::RinseStart;
                         }
-                        None => self.pc = 20,
-                        Some((_, None)) => self.pc = 11,
+                        None => self.pc = Pc::FlagPass,
+                        Some((_, None)) => self.pc = Pc::NextDirect,
                         Some((f, Some(peer))) => {
                             if !k.has_ops_func(peer) {
                                 return Flow::Ret(Err(Errno::EBUSY));
                             }
                             self.gen0 = k.gen;
                             k.unlock(t, Lock::Ftrace);
-                            call!(self, 12, OpsFunc::new(peer, f, Cmd::PeerEnable));
+                            call!(self, Pc::Relock, OpsFunc::new(peer, f, Cmd::PeerEnable));
                         }
                     }
                 }
-                12 => {
+                Pc::Relock => {
                     self.err = input.ret().err();
-                    wait!(self, 13, Request::Lock(Lock::Ftrace));
+                    wait!(self, Pc::Relocked, Request::Lock(Lock::Ftrace));
                 }
-                13 => {
+                Pc::Relocked => {
                     if let Some(e) = self.err {
                         return Flow::Ret(Err(e));
                     }
                     if k.gen != self.gen0 {
                         self.changed = true;
                     }
-                    self.pc = 11;
+                    self.pc = Pc::NextDirect;
                 }
-                20 => {
+                Pc::FlagPass => {
                     let (old, new) = (self.old.clone().unwrap(), self.new.clone().unwrap());
                     return Flow::Ret(k.ipmodify_flag_pass(t, &old, &new).map(|_| 0));
                 }
-                _ => unreachable!(),
             }
         }
     }
@@ -502,7 +577,19 @@ pub struct PrepareDirectFunctionsForIpmodify {
     /// The ips to prepare; `None`: every entry of the ops' filter.
     pub ips: Option<Vec<FnId>>,
     idx: u16,
-    pc: u8,
+    pc: PrepareDirectFunctionsForIpmodifyPc,
+}
+
+/// Where [`PrepareDirectFunctionsForIpmodify`] resumes: the loop over the hash's entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum PrepareDirectFunctionsForIpmodifyPc {
+    /// the next entry, `mutex_lock(&ftrace_lock)`
+    NextIp = 0,
+    /// `do_for_each_ftrace_op` under ftrace_lock, then `op->ops_func(..., ENABLE_SHARE_IPMODIFY_PEER)`
+    Scan = 1,
+    /// `if (ret) return ret;`
+    PeerAnswered = 2,
 }
 
 impl PrepareDirectFunctionsForIpmodify {
@@ -511,7 +598,7 @@ impl PrepareDirectFunctionsForIpmodify {
             ops,
             ips: None,
             idx: 0,
-            pc: 0,
+            pc: PrepareDirectFunctionsForIpmodifyPc::NextIp,
         }
     }
     /// Prepares only these ips (the ones a filter change adds; proposed `set_filter_notifies_peer`).
@@ -520,7 +607,7 @@ impl PrepareDirectFunctionsForIpmodify {
             ops,
             ips: Some(ips),
             idx: 0,
-            pc: 0,
+            pc: PrepareDirectFunctionsForIpmodifyPc::NextIp,
         }
     }
 }
@@ -559,34 +646,38 @@ fn scan_mode(k: &Kernel) -> PeerScan {
 impl Step for PrepareDirectFunctionsForIpmodify {
     const NAME: &'static str = "prepare_direct_functions_for_ipmodify";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use PrepareDirectFunctionsForIpmodifyPc as Pc;
         loop {
             match self.pc {
-                0 => {
+                Pc::NextIp => {
                     if self.idx as usize >= ips_len(k, self.ops, &self.ips) {
                         return Flow::Ret(Ok(1));
                     }
-                    wait!(self, 1, Request::Lock(Lock::Ftrace));
+                    wait!(self, Pc::Scan, Request::Lock(Lock::Ftrace));
                 }
-                1 => {
+                Pc::Scan => {
                     let ip = nth_ip(k, self.ops, &self.ips, self.idx as usize);
                     let found = ip.and_then(|ip| peer_scan(k, ip, scan_mode(k)).map(|op| (op, ip)));
                     k.unlock(t, Lock::Ftrace);
                     self.idx += 1;
                     match found {
-                        None => self.pc = 0,
+                        None => self.pc = Pc::NextIp,
                         Some((op, _)) if !k.has_ops_func(op) => {
                             return Flow::Ret(Err(Errno::EBUSY))
                         }
-                        Some((op, ip)) => call!(self, 2, OpsFunc::new(op, ip, Cmd::PeerEnable)),
+                        Some((op, ip)) => call!(
+                            self,
+                            Pc::PeerAnswered,
+                            OpsFunc::new(op, ip, Cmd::PeerEnable)
+                        ),
                     }
                 }
-                2 => {
+                Pc::PeerAnswered => {
                     if let Err(e) = input.ret() {
                         return Flow::Ret(Err(e));
                     }
-                    self.pc = 0;
+                    self.pc = Pc::NextIp;
                 }
-                _ => unreachable!(),
             }
         }
     }
@@ -603,8 +694,28 @@ pub struct CleanupDirectFunctionsAfterIpmodify {
     /// `set_filter_notifies_peer`).
     pub holds_direct: bool,
     idx: u16,
-    pc: u8,
+    pc: CleanupDirectFunctionsAfterIpmodifyPc,
     retries: u16,
+}
+
+/// Where [`CleanupDirectFunctionsAfterIpmodify`] resumes: the loop over the hash's entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum CleanupDirectFunctionsAfterIpmodifyPc {
+    /// `mutex_lock(&direct_mutex)` unless the caller holds it
+    Entry = 0,
+    /// the next entry, `mutex_lock(&ftrace_lock)`; after the last, `mutex_unlock(&direct_mutex)`
+    NextIp = 1,
+    /// `do_for_each_ftrace_op` under ftrace_lock, then `op->ops_func(..., DISABLE_SHARE_IPMODIFY_PEER)`
+    Scan = 2,
+    /// errors ignored (proposed `cleanup_retries_busy_peer`: a busy peer is asked again)
+    PeerAnswered = 3,
+    /// proposed: slept after a busy peer; take direct_mutex again
+    Relock = 4,
+    /// proposed: direct_mutex held again; ask the same ip again unless handed off
+    Relocked = 5,
+    /// proposed `peer_disable_deferred`: the deferred DISABLE_PEERs are done
+    DeferredDone = 6,
 }
 
 impl CleanupDirectFunctionsAfterIpmodify {
@@ -614,7 +725,7 @@ impl CleanupDirectFunctionsAfterIpmodify {
             ips: None,
             holds_direct: false,
             idx: 0,
-            pc: 0,
+            pc: CleanupDirectFunctionsAfterIpmodifyPc::Entry,
             retries: 0,
         }
     }
@@ -623,16 +734,17 @@ impl CleanupDirectFunctionsAfterIpmodify {
 impl Step for CleanupDirectFunctionsAfterIpmodify {
     const NAME: &'static str = "cleanup_direct_functions_after_ipmodify";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use CleanupDirectFunctionsAfterIpmodifyPc as Pc;
         loop {
             match self.pc {
-                0 if self.holds_direct => self.pc = 1,
-                0 => wait!(self, 1, Request::Lock(Lock::Direct)),
+                Pc::Entry if self.holds_direct => self.pc = Pc::NextIp,
+                Pc::Entry => wait!(self, Pc::NextIp, Request::Lock(Lock::Direct)),
                 // proposed (`cleanup_retries_busy_peer`): DISABLE_PEER found tr->mutex taken. Let
                 // the others run (the tr->mutex holder may be waiting for direct_mutex), then ask
                 // again. Other errors (a failed rebuild) are ignored as before.
-                3 => {
+                Pc::PeerAnswered => {
                     if input.ret() != Err(Errno::EAGAIN) || !k.proto.cleanup_retries_busy_peer {
-                        self.pc = 1;
+                        self.pc = Pc::NextIp;
                         continue;
                     }
                     self.retries += 1;
@@ -642,52 +754,59 @@ impl Step for CleanupDirectFunctionsAfterIpmodify {
                             None,
                             "cleanup: DISABLE_PEER kept finding tr->mutex taken",
                         ));
-                        self.pc = 1;
+                        self.pc = Pc::NextIp;
                         continue;
                     }
                     self.idx -= 1;
                     k.unlock(t, Lock::Direct);
-                    wait!(self, 4, Request::Sleep);
+                    wait!(self, Pc::Relock, Request::Sleep);
                 }
-                4 => wait!(self, 5, Request::Lock(Lock::Direct)),
+                Pc::Relock => wait!(self, Pc::Relocked, Request::Lock(Lock::Direct)),
                 // proposed (`peer_disable_hands_off`): the holder of tr->mutex has done the
                 // DISABLE left pending (or a PEER/SELF superseded it): no retry.
-                5 => {
+                Pc::Relocked => {
                     let ip = nth_ip(k, self.ops, &self.ips, self.idx as usize);
                     if k.proto.peer_disable_hands_off
                         && ip.is_some_and(|f| !k.fns[f.0 as usize].unshare_pending)
                     {
                         self.idx += 1;
                     }
-                    self.pc = 1;
+                    self.pc = Pc::NextIp;
                 }
-                1 => {
+                Pc::NextIp => {
                     if self.idx as usize >= ips_len(k, self.ops, &self.ips) {
                         if !self.holds_direct {
                             k.unlock(t, Lock::Direct);
                             if k.proto.peer_disable_deferred {
-                                call!(self, 6, unshare_deferred(k, self.ops, &self.ips));
+                                call!(
+                                    self,
+                                    Pc::DeferredDone,
+                                    unshare_deferred(k, self.ops, &self.ips)
+                                );
                             }
                         }
                         return Flow::Ret(Ok(0));
                     }
-                    wait!(self, 2, Request::Lock(Lock::Ftrace));
+                    wait!(self, Pc::Scan, Request::Lock(Lock::Ftrace));
                 }
                 // proposed (`peer_disable_deferred`): the deferred DISABLE_PEERs are done.
-                6 => return Flow::Ret(Ok(0)),
-                2 => {
+                Pc::DeferredDone => return Flow::Ret(Ok(0)),
+                Pc::Scan => {
                     let ip = nth_ip(k, self.ops, &self.ips, self.idx as usize);
                     let found = ip.and_then(|ip| peer_scan(k, ip, scan_mode(k)).map(|op| (op, ip)));
                     k.unlock(t, Lock::Ftrace);
                     self.idx += 1;
                     match found {
                         Some((op, ip)) if k.has_ops_func(op) => {
-                            call!(self, 3, OpsFunc::new(op, ip, Cmd::PeerDisable))
+                            call!(
+                                self,
+                                Pc::PeerAnswered,
+                                OpsFunc::new(op, ip, Cmd::PeerDisable)
+                            )
                         }
-                        _ => self.pc = 1,
+                        _ => self.pc = Pc::NextIp,
                     }
                 }
-                _ => unreachable!(),
             }
         }
     }
@@ -701,16 +820,32 @@ impl Step for CleanupDirectFunctionsAfterIpmodify {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UnregisterFtraceFunction {
     pub ops: OpsId,
-    pc: u8,
+    pc: UnregisterFtraceFunctionPc,
     r: Option<Errno>,
     holds_direct: bool,
+}
+
+/// Where [`UnregisterFtraceFunction`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum UnregisterFtraceFunctionPc {
+    /// proposed `unregister_holds_direct_mutex`: `mutex_lock(&direct_mutex)`
+    Entry = 0,
+    /// `mutex_lock(&ftrace_lock)`
+    LockFtrace = 1,
+    /// `ftrace_shutdown(ops, 0)`, `mutex_unlock(&ftrace_lock)`, `cleanup_direct_functions_after_ipmodify(ops)`
+    Shutdown = 2,
+    /// the cleanup returned: release direct_mutex, run the deferred DISABLE_PEERs
+    CleanedUp = 3,
+    /// the deferred DISABLE_PEERs are done
+    DeferredDone = 4,
 }
 
 impl UnregisterFtraceFunction {
     pub fn new(ops: OpsId) -> Self {
         UnregisterFtraceFunction {
             ops,
-            pc: 0,
+            pc: UnregisterFtraceFunctionPc::Entry,
             r: None,
             holds_direct: false,
         }
@@ -720,43 +855,44 @@ impl UnregisterFtraceFunction {
 impl Step for UnregisterFtraceFunction {
     const NAME: &'static str = "unregister_ftrace_function";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
+        use UnregisterFtraceFunctionPc as Pc;
         loop {
             match self.pc {
-                0 => {
+                Pc::Entry => {
                     let o = k.op(self.ops);
                     if k.proto.unregister_holds_direct_mutex
                         && o.has(fl::IPMODIFY)
                         && !o.has(fl::DIRECT)
                     {
                         self.holds_direct = true;
-                        wait!(self, 1, Request::Lock(Lock::Direct));
+                        wait!(self, Pc::LockFtrace, Request::Lock(Lock::Direct));
                     }
-                    self.pc = 1;
+                    self.pc = Pc::LockFtrace;
                 }
-                1 => wait!(self, 2, Request::Lock(Lock::Ftrace)),
-                2 => {
+                Pc::LockFtrace => wait!(self, Pc::Shutdown, Request::Lock(Lock::Ftrace)),
+                Pc::Shutdown => {
                     self.r = ftrace_shutdown(k, t, self.ops).err();
                     k.unlock(t, Lock::Ftrace);
                     if k.proto.cleanup_after_ipmodify && k.op(self.ops).has(fl::IPMODIFY) {
                         let mut c = CleanupDirectFunctionsAfterIpmodify::new(self.ops);
                         c.holds_direct = self.holds_direct;
-                        call!(self, 3, c);
+                        call!(self, Pc::CleanedUp, c);
                     }
-                    self.pc = 3;
+                    self.pc = Pc::CleanedUp;
                 }
-                3 => {
+                Pc::CleanedUp => {
                     if self.holds_direct {
                         k.unlock(t, Lock::Direct);
                         if k.proto.peer_disable_deferred
                             && k.proto.cleanup_after_ipmodify
                             && k.op(self.ops).has(fl::IPMODIFY)
                         {
-                            call!(self, 4, unshare_deferred(k, self.ops, &None));
+                            call!(self, Pc::DeferredDone, unshare_deferred(k, self.ops, &None));
                         }
                     }
                     return Flow::Ret(self.r.map_or(Ok(0), Err));
                 }
-                _ => return Flow::Ret(self.r.map_or(Ok(0), Err)),
+                Pc::DeferredDone => return Flow::Ret(self.r.map_or(Ok(0), Err)),
             }
         }
     }
@@ -783,10 +919,40 @@ pub struct FtraceSetHash {
     /// `kernel/trace/ftrace.c` `enter_record`: `if (entry) return 0` / `if (!entry) return 0`;
     /// the same in 6.12). Found by `ftsim kernel --random` on 6.12.117.
     pub regex: bool,
-    pc: u8,
+    pc: FtraceSetHashPc,
     new: IpHash,
     holds_direct: bool,
     leaving: Vec<FnId>,
+}
+
+/// Where [`FtraceSetHash`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum FtraceSetHashPc {
+    /// proposed `set_filter_notifies_peer`: `mutex_lock(&direct_mutex)`; `mutex_lock(&ops->func_hash->regex_lock)`
+    Entry = 0,
+    /// direct_mutex held: `mutex_lock(&ops->func_hash->regex_lock)`
+    LockRegex = 10,
+    /// regex_lock held: `alloc_and_copy_ftrace_hash`
+    CopyHash = 1,
+    /// the copy answered (proposed `filter_remove_in_place`: reserve the removal slot)
+    HashCopied = 11,
+    /// proposed `filter_remove_in_place`: the removal slot answered
+    SlotReserved = 12,
+    /// `ftrace_match_addr`: add or remove the ip in the copy
+    Edit = 2,
+    /// proposed: the prepare pass over the entering ips answered
+    Prepared = 5,
+    /// ftrace_lock held: `ftrace_hash_move_and_update_ops`, the IPMODIFY accounting first
+    Move = 3,
+    /// the accounting answered
+    Accounted = 4,
+    /// the record accounting around the swap, the code update, the unlocks
+    Update = 6,
+    /// proposed: the cleanup pass over the leaving ips returned
+    CleanedUp = 7,
+    /// proposed `peer_disable_deferred`: the deferred DISABLE_PEERs are done
+    DeferredDone = 8,
 }
 
 impl FtraceSetHash {
@@ -803,7 +969,7 @@ impl FtraceSetHash {
             remove,
             reset,
             regex: false,
-            pc: 0,
+            pc: FtraceSetHashPc::Entry,
             new: IpHash::new(),
             holds_direct: false,
             leaving: Vec::new(),
@@ -817,7 +983,7 @@ impl FtraceSetHash {
             remove,
             reset: false,
             regex: false,
-            pc: 0,
+            pc: FtraceSetHashPc::Entry,
             new: IpHash::new(),
             holds_direct: false,
             leaving: Vec::new(),
@@ -838,9 +1004,10 @@ impl FtraceSetHash {
 impl Step for FtraceSetHash {
     const NAME: &'static str = "ftrace_set_hash";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use FtraceSetHashPc as Pc;
         loop {
             match self.pc {
-                0 => {
+                Pc::Entry => {
                     let o = k.op(self.ops);
                     if k.proto.set_filter_notifies_peer
                         && !self.notrace
@@ -849,31 +1016,35 @@ impl Step for FtraceSetHash {
                         && !o.has(fl::DIRECT)
                     {
                         self.holds_direct = true;
-                        wait!(self, 10, Request::Lock(Lock::Direct));
+                        wait!(self, Pc::LockRegex, Request::Lock(Lock::Direct));
                     }
-                    wait!(self, 1, Request::Lock(Lock::Regex(self.ops)));
+                    wait!(self, Pc::CopyHash, Request::Lock(Lock::Regex(self.ops)));
                 }
-                10 => wait!(self, 1, Request::Lock(Lock::Regex(self.ops))),
-                1 if self.remove && k.proto.filter_remove_in_place => self.pc = 2,
-                1 => wait!(self, 11, Request::Alloc(AllocSite::HashCopy)),
-                11 => {
+                Pc::LockRegex => wait!(self, Pc::CopyHash, Request::Lock(Lock::Regex(self.ops))),
+                Pc::CopyHash if self.remove && k.proto.filter_remove_in_place => self.pc = Pc::Edit,
+                Pc::CopyHash => wait!(self, Pc::HashCopied, Request::Alloc(AllocSite::HashCopy)),
+                Pc::HashCopied => {
                     if !input.ok() {
                         return self.fail(k, t, false, Errno::ENOMEM);
                     }
                     // proposed (`filter_remove_in_place`): the slot the removal of this ip will
                     // need is allocated now, so the removal cannot fail and an add can.
                     if !self.remove && k.proto.filter_remove_in_place {
-                        wait!(self, 12, Request::Alloc(AllocSite::RemoveSlot));
+                        wait!(
+                            self,
+                            Pc::SlotReserved,
+                            Request::Alloc(AllocSite::RemoveSlot)
+                        );
                     }
-                    self.pc = 2;
+                    self.pc = Pc::Edit;
                 }
-                12 => {
+                Pc::SlotReserved => {
                     if !input.ok() {
                         return self.fail(k, t, false, Errno::ENOMEM);
                     }
-                    self.pc = 2;
+                    self.pc = Pc::Edit;
                 }
-                2 => {
+                Pc::Edit => {
                     let orig = if self.notrace {
                         k.notrace(self.ops)
                     } else {
@@ -909,43 +1080,43 @@ impl Step for FtraceSetHash {
                         if !entering.is_empty() {
                             call!(
                                 self,
-                                5,
+                                Pc::Prepared,
                                 PrepareDirectFunctionsForIpmodify::for_ips(self.ops, entering)
                             );
                         }
                     } else {
                         self.new = new;
                     }
-                    wait!(self, 3, Request::Lock(Lock::Ftrace))
+                    wait!(self, Pc::Move, Request::Lock(Lock::Ftrace))
                 }
-                5 => {
+                Pc::Prepared => {
                     if let Err(e) = input.ret() {
                         return self.fail(k, t, false, e);
                     }
-                    wait!(self, 3, Request::Lock(Lock::Ftrace))
+                    wait!(self, Pc::Move, Request::Lock(Lock::Ftrace))
                 }
-                3 => {
+                Pc::Move => {
                     // ftrace_hash_move: "Reject setting notrace hash on IPMODIFY ftrace_ops"
                     if self.notrace {
                         if k.op(self.ops).has(fl::IPMODIFY) {
                             return self.fail(k, t, true, Errno::EINVAL);
                         }
-                        self.pc = 6;
+                        self.pc = Pc::Update;
                         continue;
                     }
                     call!(
                         self,
-                        4,
+                        Pc::Accounted,
                         FtraceHashUpdateIpmodify::update(k, self.ops, &self.new)
                     )
                 }
-                4 => {
+                Pc::Accounted => {
                     if let Err(e) = input.ret() {
                         return self.fail(k, t, true, e);
                     }
-                    self.pc = 6;
+                    self.pc = Pc::Update;
                 }
-                6 => {
+                Pc::Update => {
                     let filter_hash = !self.notrace;
                     k.hash_rec_update(t, self.ops, filter_hash, false);
                     k.assign_hash(t, self.ops, self.notrace, std::mem::take(&mut self.new));
@@ -963,21 +1134,21 @@ impl Step for FtraceSetHash {
                             std::mem::take(&mut self.leaving)
                         });
                         c.holds_direct = true;
-                        call!(self, 7, c);
+                        call!(self, Pc::CleanedUp, c);
                     }
-                    self.pc = 7;
+                    self.pc = Pc::CleanedUp;
                 }
-                7 => {
+                Pc::CleanedUp => {
                     if self.holds_direct {
                         k.unlock(t, Lock::Direct);
                         if k.proto.peer_disable_deferred && !self.leaving.is_empty() {
                             let ips = Some(std::mem::take(&mut self.leaving));
-                            call!(self, 8, unshare_deferred(k, self.ops, &ips));
+                            call!(self, Pc::DeferredDone, unshare_deferred(k, self.ops, &ips));
                         }
                     }
                     return Flow::Ret(Ok(0));
                 }
-                _ => return Flow::Ret(Ok(0)),
+                Pc::DeferredDone => return Flow::Ret(Ok(0)),
             }
         }
     }
@@ -990,7 +1161,23 @@ pub struct FtraceSetFilterNotrace {
     pub ops: OpsId,
     pub filter: Vec<FnId>,
     pub notrace: Vec<FnId>,
-    pc: u8,
+    pc: FtraceSetFilterNotracePc,
+}
+
+/// Where [`FtraceSetFilterNotrace`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum FtraceSetFilterNotracePc {
+    /// `mutex_lock(&ops->func_hash->regex_lock)`
+    Entry = 0,
+    /// `alloc_and_copy_ftrace_hash`
+    CopyHash = 1,
+    /// the copy answered (proposed `filter_remove_in_place`: reserve the removal slots)
+    HashCopied = 4,
+    /// the ips must have records; `mutex_lock(&ftrace_lock)`
+    SlotReserved = 2,
+    /// ftrace_lock held: both hashes with the record accounting, the code update
+    Assign = 3,
 }
 
 impl FtraceSetFilterNotrace {
@@ -999,7 +1186,7 @@ impl FtraceSetFilterNotrace {
             ops,
             filter,
             notrace,
-            pc: 0,
+            pc: FtraceSetFilterNotracePc::Entry,
         }
     }
 }
@@ -1007,10 +1194,11 @@ impl FtraceSetFilterNotrace {
 impl Step for FtraceSetFilterNotrace {
     const NAME: &'static str = "ftrace_set_filter+notrace";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use FtraceSetFilterNotracePc as Pc;
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Regex(self.ops))),
-            1 => wait!(self, 4, Request::Alloc(AllocSite::HashCopy)),
-            4 => {
+            Pc::Entry => wait!(self, Pc::CopyHash, Request::Lock(Lock::Regex(self.ops))),
+            Pc::CopyHash => wait!(self, Pc::HashCopied, Request::Alloc(AllocSite::HashCopy)),
+            Pc::HashCopied => {
                 if !input.ok() {
                     k.unlock(t, Lock::Regex(self.ops));
                     return Flow::Ret(Err(Errno::ENOMEM));
@@ -1019,12 +1207,16 @@ impl Step for FtraceSetFilterNotrace {
                 // every entry the registration adds.
                 let adds = !(self.filter.is_empty() && self.notrace.is_empty());
                 if adds && k.proto.filter_remove_in_place {
-                    wait!(self, 2, Request::Alloc(AllocSite::RemoveSlot));
+                    wait!(
+                        self,
+                        Pc::SlotReserved,
+                        Request::Alloc(AllocSite::RemoveSlot)
+                    );
                 }
-                self.pc = 2;
+                self.pc = Pc::SlotReserved;
                 self.step(k, t, Input::Answer(true))
             }
-            2 => {
+            Pc::SlotReserved => {
                 if !input.ok() {
                     k.unlock(t, Lock::Regex(self.ops));
                     return Flow::Ret(Err(Errno::ENOMEM));
@@ -1038,9 +1230,9 @@ impl Step for FtraceSetFilterNotrace {
                     k.unlock(t, Lock::Regex(self.ops));
                     return Flow::Ret(Err(Errno::EINVAL));
                 }
-                wait!(self, 3, Request::Lock(Lock::Ftrace))
+                wait!(self, Pc::Assign, Request::Lock(Lock::Ftrace))
             }
-            _ => {
+            Pc::Assign => {
                 let enabled = k.op(self.ops).has(fl::ENABLED);
                 for (notrace, list) in [(false, &self.filter), (true, &self.notrace)] {
                     k.hash_rec_update(t, self.ops, !notrace, false);
@@ -1067,7 +1259,17 @@ pub struct OpsFunc {
     pub target: OpsId,
     pub ip: FnId,
     pub cmd: Cmd,
-    pc: u8,
+    pc: OpsFuncPc,
+}
+
+/// Where [`OpsFunc`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum OpsFuncPc {
+    /// the call to the owner
+    Entry = 0,
+    /// the owner answered
+    Answered = 1,
 }
 
 impl OpsFunc {
@@ -1076,7 +1278,7 @@ impl OpsFunc {
             target,
             ip,
             cmd,
-            pc: 0,
+            pc: OpsFuncPc::Entry,
         }
     }
 }
@@ -1084,19 +1286,60 @@ impl OpsFunc {
 impl Step for OpsFunc {
     const NAME: &'static str = "ops->ops_func";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use OpsFuncPc as Pc;
         match self.pc {
-            0 => {
+            Pc::Entry => {
                 k.ev(
                     t,
                     EventKind::Callback(self.target, self.cmd.name(k.proto.bpf_share_state)),
                 );
                 call!(
                     self,
-                    1,
+                    Pc::Answered,
                     crate::owners::ops_func(k, self.target, self.ip, self.cmd)
                 )
             }
-            _ => Flow::Ret(input.ret()),
+            Pc::Answered => Flow::Ret(input.ret()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{Hash, Hasher};
+
+    /// The bytes a value feeds a hasher.
+    #[derive(Default)]
+    struct Fed(Vec<u8>);
+
+    impl Hasher for Fed {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.extend_from_slice(bytes);
+        }
+    }
+
+    fn fed(x: &impl Hash) -> Vec<u8> {
+        let mut h = Fed::default();
+        x.hash(&mut h);
+        h.0
+    }
+
+    /// A frame's program counter feeds the state fingerprints (`fingerprint.rs`, explore's
+    /// encoding) exactly the byte the numeric `pc: u8` fed before the labels had names: the
+    /// enums are `repr(u8)` with those numbers, so no fingerprint and no pinned count moves.
+    #[test]
+    fn a_pc_hashes_as_its_number() {
+        assert_eq!(fed(&RegisterFtraceFunctionPc::OutUnlock), fed(&3u8));
+        assert_eq!(fed(&FtraceHashUpdateIpmodifyPc::RinseStart), fed(&10u8));
+        assert_eq!(fed(&FtraceHashUpdateIpmodifyPc::FlagPass), fed(&20u8));
+        assert_eq!(fed(&FtraceSetHashPc::SlotReserved), fed(&12u8));
+        assert_eq!(
+            fed(&RegisterFtraceFunction::new(OpsId(2))),
+            fed(&(OpsId(2), 0u8, false, false))
+        );
     }
 }

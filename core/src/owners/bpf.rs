@@ -102,9 +102,23 @@ pub struct BpfTrampFtraceOpsFunc {
     /// The caller holds tr->mutex already (proposed `peer_disable_hands_off`: the holder doing
     /// the pending DISABLE_PEER work after its unlock).
     pub held: bool,
-    pc: u8,
+    pc: BpfTrampFtraceOpsFuncPc,
     /// The sharing state before the command (`bpf_peer_restores_share`).
     prev: (bool, bool),
+}
+
+/// Where [`BpfTrampFtraceOpsFunc`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum BpfTrampFtraceOpsFuncPc {
+    /// `mutex_trylock(&tr->mutex)` (or `mutex_lock`, per `bpf_peer_lock`)
+    Entry = 0,
+    /// tr->mutex answered: switch sharing, rebuild if the image must change
+    Locked = 1,
+    /// `bpf_trampoline_update(tr, false)` returned
+    Rebuilt = 2,
+    /// "sleep 1 ms to make sure whatever holding tr->mutex makes some progress", then `-EAGAIN`
+    Slept = 3,
 }
 
 impl BpfTrampFtraceOpsFunc {
@@ -113,7 +127,7 @@ impl BpfTrampFtraceOpsFunc {
             f,
             cmd,
             held: false,
-            pc: 0,
+            pc: BpfTrampFtraceOpsFuncPc::Entry,
             prev: (false, false),
         }
     }
@@ -122,25 +136,26 @@ impl BpfTrampFtraceOpsFunc {
 impl Step for BpfTrampFtraceOpsFunc {
     const NAME: &'static str = "bpf_tramp_ftrace_ops_func";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use BpfTrampFtraceOpsFuncPc as Pc;
         let f = self.f;
         let hands_off = pending_bit(k);
         match self.pc {
-            0 if self.held => {
-                self.pc = 1;
+            Pc::Entry if self.held => {
+                self.pc = Pc::Locked;
                 self.step(k, t, Input::Answer(true))
             }
-            0 => {
+            Pc::Entry => {
                 // proposed: announce the DISABLE before trying, so a holder that releases
                 // tr->mutex in between sees it.
                 if hands_off && self.cmd == Cmd::PeerDisable {
                     k.fns[f.0 as usize].unshare_pending = true;
                 }
                 match k.proto.bpf_peer_lock {
-                    BpfPeerLock::Trylock => wait!(self, 1, Request::TryLock(Lock::Tr(f))),
-                    BpfPeerLock::Blocking => wait!(self, 1, Request::Lock(Lock::Tr(f))),
+                    BpfPeerLock::Trylock => wait!(self, Pc::Locked, Request::TryLock(Lock::Tr(f))),
+                    BpfPeerLock::Blocking => wait!(self, Pc::Locked, Request::Lock(Lock::Tr(f))),
                 }
             }
-            1 => {
+            Pc::Locked => {
                 if !input.ok() {
                     if hands_off && self.cmd == Cmd::PeerDisable {
                         // The holder does it after its unlock: no need to sleep here.
@@ -149,7 +164,7 @@ impl Step for BpfTrampFtraceOpsFunc {
                     // "sleep 1 ms to make sure whatever holding tr->mutex makes some progress"
                     // (merged and later); v2 returns -EAGAIN at once.
                     if k.proto.bpf_busy_peer_sleeps {
-                        wait!(self, 3, Request::Sleep);
+                        wait!(self, Pc::Slept, Request::Sleep);
                     }
                     return Flow::Ret(Err(Errno::EAGAIN));
                 }
@@ -182,15 +197,15 @@ impl Step for BpfTrampFtraceOpsFunc {
                     (share, cmd) => panic!("[core internal bug] {cmd:?} to a {share:?} trampoline"),
                 };
                 if rebuild {
-                    call!(self, 2, BpfTrampolineUpdate::new(f, false));
+                    call!(self, Pc::Rebuilt, BpfTrampolineUpdate::new(f, false));
                 }
                 if !self.held {
                     k.unlock(t, Lock::Tr(f));
                 }
                 Flow::Ret(Ok(0))
             }
-            3 => Flow::Ret(Err(Errno::EAGAIN)),
-            _ => {
+            Pc::Slept => Flow::Ret(Err(Errno::EAGAIN)),
+            Pc::Rebuilt => {
                 let r = input.ret();
                 // A refused ENABLE leaves the trampoline as it was. (A failed DISABLE keeps sharing
                 // off: the old image still calls through the stack, which stays correct, and the
@@ -220,10 +235,30 @@ pub struct BpfTrampolineUpdate {
     /// proposed (`bpf_unlink_reserves_image`): the image memory was reserved when the link was
     /// made, so this rebuild cannot fail to allocate or build.
     pub reserved: bool,
-    pc: u8,
+    pc: BpfTrampolineUpdatePc,
     orig_flags: TrampFlags,
     im: Option<Image>,
     retries: u16,
+}
+
+/// Where [`BpfTrampolineUpdate`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum BpfTrampolineUpdatePc {
+    /// `bpf_trampoline_get_progs`: no programs unregisters, else `bpf_tramp_image_alloc`
+    Entry = 0,
+    /// `total == 0`: `unregister_fentry` returned, the image is put
+    Unregistered = 10,
+    /// "clear all bits except SHARE_IPMODIFY", the new image
+    ImageAllocated = 1,
+    /// `again:` ORIG_STACK when sharing, `arch_prepare_bpf_trampoline`
+    Again = 2,
+    /// the image is built: `modify_fentry` or `register_fentry`
+    Prepared = 3,
+    /// the attach answered: `-EAGAIN` goes back to `again:`
+    Attached = 4,
+    /// 6.12: after `bpf_tramp_image_free(im); goto again;` the new image's allocation answered
+    Reallocated = 5,
 }
 
 impl BpfTrampolineUpdate {
@@ -232,7 +267,7 @@ impl BpfTrampolineUpdate {
             f,
             lock_direct,
             reserved: false,
-            pc: 0,
+            pc: BpfTrampolineUpdatePc::Entry,
             orig_flags: TrampFlags::default(),
             im: None,
             retries: 0,
@@ -250,10 +285,11 @@ impl BpfTrampolineUpdate {
 impl Step for BpfTrampolineUpdate {
     const NAME: &'static str = "bpf_trampoline_update";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use BpfTrampolineUpdatePc as Pc;
         let f = self.f;
         loop {
             match self.pc {
-                0 => {
+                Pc::Entry => {
                     self.orig_flags = k.tr(f).flags;
                     if k.tr(f).links.is_empty() {
                         let Some(cur) = k.tr(f).cur_image.as_ref() else {
@@ -264,15 +300,19 @@ impl Step for BpfTrampolineUpdate {
                             return Flow::Ret(Ok(0));
                         };
                         let addr = image_addr(f, cur.serial);
-                        call!(self, 10, UnregisterFentry::new(f, addr));
+                        call!(self, Pc::Unregistered, UnregisterFentry::new(f, addr));
                     }
                     if self.reserved {
-                        self.pc = 1;
+                        self.pc = Pc::ImageAllocated;
                         continue;
                     }
-                    wait!(self, 1, Request::Alloc(AllocSite::TrampImage));
+                    wait!(
+                        self,
+                        Pc::ImageAllocated,
+                        Request::Alloc(AllocSite::TrampImage)
+                    );
                 }
-                10 => {
+                Pc::Unregistered => {
                     let r = input.ret().map(|_| ());
                     if r.is_err() && k.proto.bpf_unregister_keeps_image {
                         // mainline 2026 unregister_fentry: `if (ret) return ret;` before
@@ -287,7 +327,7 @@ impl Step for BpfTrampolineUpdate {
                     tr.selector = 0;
                     return self.out(k, t, r);
                 }
-                1 => {
+                Pc::ImageAllocated => {
                     if !self.reserved && !input.ok() {
                         return self.out(k, t, Err(Errno::ENOMEM));
                     }
@@ -307,9 +347,9 @@ impl Step for BpfTrampolineUpdate {
                         orig_stack: false,
                         progs: tr.links.iter().map(|(_, p)| *p).collect(),
                     });
-                    self.pc = 2;
+                    self.pc = Pc::Again;
                 }
-                2 => {
+                Pc::Again => {
                     // again:
                     let orig_stack = match k.proto.bpf_share_state {
                         BpfShareState::TrampFlags => k.tr(f).flags.share && k.tr(f).flags.call_orig,
@@ -318,12 +358,12 @@ impl Step for BpfTrampolineUpdate {
                     };
                     k.tr_mut(t, f).flags.orig_stack = orig_stack;
                     if self.reserved {
-                        self.pc = 3;
+                        self.pc = Pc::Prepared;
                         continue;
                     }
-                    wait!(self, 3, Request::Build(f));
+                    wait!(self, Pc::Prepared, Request::Build(f));
                 }
-                3 => {
+                Pc::Prepared => {
                     if !self.reserved && !input.ok() {
                         return self.out(k, t, Err(Errno::E2BIG));
                     }
@@ -340,11 +380,15 @@ impl Step for BpfTrampolineUpdate {
                         k.set_ops_flags(t, fops, fl::SHARE_IPMODIFY, 0);
                     }
                     if k.tr(f).cur_image.is_some() {
-                        call!(self, 4, ModifyFentry::new(f, addr, self.lock_direct));
+                        call!(
+                            self,
+                            Pc::Attached,
+                            ModifyFentry::new(f, addr, self.lock_direct)
+                        );
                     }
-                    call!(self, 4, RegisterFentry::new(f, addr));
+                    call!(self, Pc::Attached, RegisterFentry::new(f, addr));
                 }
-                4 => {
+                Pc::Attached => {
                     let r = input.ret();
                     if r == Err(Errno::EAGAIN) && k.proto.bpf_retry_guarded {
                         // v2: "if (WARN_ON_ONCE(tr->indirect_call)) goto out;" and "should only
@@ -385,10 +429,10 @@ impl Step for BpfTrampolineUpdate {
                         if k.proto.bpf_retry_new_image && !self.reserved {
                             // `bpf_tramp_image_free(im); goto again;` and the allocation after
                             // the label (Debian 6.12.117 trampoline.c:443, 461, 486-493).
-                            wait!(self, 5, Request::Alloc(AllocSite::TrampImage));
+                            wait!(self, Pc::Reallocated, Request::Alloc(AllocSite::TrampImage));
                         }
                         // The same image is built again (Debian 6.1.192 trampoline.c:503-506).
-                        self.pc = 2;
+                        self.pc = Pc::Again;
                         continue;
                     }
                     if let Err(e) = r {
@@ -400,7 +444,7 @@ impl Step for BpfTrampolineUpdate {
                     tr.selector += 1;
                     return self.out(k, t, Ok(()));
                 }
-                5 => {
+                Pc::Reallocated => {
                     if !input.ok() {
                         return self.out(k, t, Err(Errno::ENOMEM));
                     }
@@ -408,9 +452,8 @@ impl Step for BpfTrampolineUpdate {
                     tr.next_serial += 1;
                     let serial = tr.next_serial;
                     self.im.as_mut().expect("[core internal bug] image").serial = serial;
-                    self.pc = 2;
+                    self.pc = Pc::Again;
                 }
-                _ => unreachable!(),
             }
         }
     }
@@ -421,8 +464,24 @@ impl Step for BpfTrampolineUpdate {
 pub struct RegisterFentry {
     pub f: FnId,
     pub addr: Addr,
-    pc: u8,
+    pc: RegisterFentryPc,
     err: Option<Errno>,
+}
+
+/// Where [`RegisterFentry`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum RegisterFentryPc {
+    /// the single-ip or shared-ops register, or `ftrace_set_filter_ip(tr->fops, ...)`
+    Entry = 0,
+    /// the filter answered: `register_ftrace_direct_multi(tr->fops, addr)`
+    Filtered = 1,
+    /// the register answered (v2 removes the ip again on failure)
+    Registered = 2,
+    /// v2: the ip is out of the filter again
+    Unfiltered = 3,
+    /// the single-ip or shared-ops register returned
+    DirectRegistered = 9,
 }
 
 impl RegisterFentry {
@@ -430,7 +489,7 @@ impl RegisterFentry {
         RegisterFentry {
             f,
             addr,
-            pc: 0,
+            pc: RegisterFentryPc::Entry,
             err: None,
         }
     }
@@ -439,43 +498,60 @@ impl RegisterFentry {
 impl Step for RegisterFentry {
     const NAME: &'static str = "register_fentry";
     fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
+        use RegisterFentryPc as Pc;
         let fops = k.bpf_fops(self.f);
         match self.pc {
-            0 => {
+            Pc::Entry => {
                 match k.proto.bpf_direct_api {
                     BpfDirectApi::Single => {
-                        call!(self, 9, RegisterFtraceDirect::new(self.f, self.addr))
+                        call!(
+                            self,
+                            Pc::DirectRegistered,
+                            RegisterFtraceDirect::new(self.f, self.addr)
+                        )
                     }
                     // mainline 2026: `direct_ops_add(tr, im->image)`; a failure just returns.
                     BpfDirectApi::SharedOps => {
-                        call!(self, 9, UpdateFtraceDirectAdd::new(fops, self.f, self.addr))
+                        call!(
+                            self,
+                            Pc::DirectRegistered,
+                            UpdateFtraceDirectAdd::new(fops, self.f, self.addr)
+                        )
                     }
                     BpfDirectApi::Multi => {}
                 }
                 call!(
                     self,
-                    1,
+                    Pc::Filtered,
                     FtraceSetHash::filter(fops, self.f, false, k.proto.bpf_filter_reset)
                 )
             }
-            1 => {
+            Pc::Filtered => {
                 if let Err(e) = input.ret() {
                     if k.proto.bpf_checks_set_filter {
                         return Flow::Ret(Err(e));
                     }
                 }
-                call!(self, 2, RegisterFtraceDirectMulti::new(fops, self.addr))
+                call!(
+                    self,
+                    Pc::Registered,
+                    RegisterFtraceDirectMulti::new(fops, self.addr)
+                )
             }
-            2 => {
+            Pc::Registered => {
                 let r = input.ret();
                 if let (Err(e), true) = (r, k.proto.bpf_unfilter_on_failure) {
                     self.err = Some(e);
-                    call!(self, 3, FtraceSetHash::filter(fops, self.f, true, false));
+                    call!(
+                        self,
+                        Pc::Unfiltered,
+                        FtraceSetHash::filter(fops, self.f, true, false)
+                    );
                 }
                 Flow::Ret(r)
             }
-            3 => Flow::Ret(self.err.map_or(Ok(0), Err)),
-            _ => Flow::Ret(input.ret()),
+            Pc::Unfiltered => Flow::Ret(self.err.map_or(Ok(0), Err)),
+            Pc::DirectRegistered => Flow::Ret(input.ret()),
         }
     }
 }
@@ -486,7 +562,17 @@ pub struct ModifyFentry {
     pub f: FnId,
     pub addr: Addr,
     pub lock_direct: bool,
-    pc: u8,
+    pc: ModifyFentryPc,
+}
+
+/// Where [`ModifyFentry`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum ModifyFentryPc {
+    /// the modify of the API in use
+    Entry = 0,
+    /// it returned
+    Modified = 1,
 }
 
 impl ModifyFentry {
@@ -495,7 +581,7 @@ impl ModifyFentry {
             f,
             addr,
             lock_direct,
-            pc: 0,
+            pc: ModifyFentryPc::Entry,
         }
     }
 }
@@ -503,7 +589,8 @@ impl ModifyFentry {
 impl Step for ModifyFentry {
     const NAME: &'static str = "modify_fentry";
     fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
-        if self.pc == 1 {
+        use ModifyFentryPc as Pc;
+        if self.pc == Pc::Modified {
             return Flow::Ret(input.ret());
         }
         if k.proto.bpf_direct_api == BpfDirectApi::Single {
@@ -513,20 +600,24 @@ impl Step for ModifyFentry {
                 .as_ref()
                 .map(|i| image_addr(self.f, i.serial));
             let old = old.expect("[core internal bug] modify without an image");
-            call!(self, 1, ModifyFtraceDirect::new(self.f, old, self.addr));
+            call!(
+                self,
+                Pc::Modified,
+                ModifyFtraceDirect::new(self.f, old, self.addr)
+            );
         }
         let fops = k.bpf_fops(self.f);
         if k.proto.bpf_direct_api == BpfDirectApi::SharedOps {
             // mainline 2026: `direct_ops_mod(tr, new_addr, lock_direct_mutex)`.
             call!(
                 self,
-                1,
+                Pc::Modified,
                 UpdateFtraceDirectMod::new(fops, self.f, self.addr, self.lock_direct)
             );
         }
         call!(
             self,
-            1,
+            Pc::Modified,
             ModifyFtraceDirectMulti::new(fops, self.addr, self.lock_direct)
         )
     }
@@ -537,30 +628,57 @@ impl Step for ModifyFentry {
 pub struct UnregisterFentry {
     pub f: FnId,
     pub addr: Addr,
-    pc: u8,
+    pc: UnregisterFentryPc,
+}
+
+/// Where [`UnregisterFentry`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum UnregisterFentryPc {
+    /// the unregister of the API in use
+    Entry = 0,
+    /// it returned
+    Unregistered = 1,
 }
 
 impl UnregisterFentry {
     pub fn new(f: FnId, addr: Addr) -> Self {
-        UnregisterFentry { f, addr, pc: 0 }
+        UnregisterFentry {
+            f,
+            addr,
+            pc: UnregisterFentryPc::Entry,
+        }
     }
 }
 
 impl Step for UnregisterFentry {
     const NAME: &'static str = "unregister_fentry";
     fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
-        if self.pc == 1 {
+        use UnregisterFentryPc as Pc;
+        if self.pc == Pc::Unregistered {
             return Flow::Ret(input.ret());
         }
         if k.proto.bpf_direct_api == BpfDirectApi::Single {
-            call!(self, 1, UnregisterFtraceDirect::new(self.f, self.addr));
+            call!(
+                self,
+                Pc::Unregistered,
+                UnregisterFtraceDirect::new(self.f, self.addr)
+            );
         }
         let fops = k.bpf_fops(self.f);
         if k.proto.bpf_direct_api == BpfDirectApi::SharedOps {
             // mainline 2026: `direct_ops_del(tr, old_addr)`.
-            call!(self, 1, UpdateFtraceDirectDel::new(fops, self.f, self.addr));
+            call!(
+                self,
+                Pc::Unregistered,
+                UpdateFtraceDirectDel::new(fops, self.f, self.addr)
+            );
         }
-        call!(self, 1, UnregisterFtraceDirectMulti::new(fops, self.addr))
+        call!(
+            self,
+            Pc::Unregistered,
+            UnregisterFtraceDirectMulti::new(fops, self.addr)
+        )
     }
 }
 
@@ -570,8 +688,24 @@ impl Step for UnregisterFentry {
 pub struct BpfTrampolineLinkProg {
     pub kind: ProgKind,
     pub f: FnId,
-    pc: u8,
+    pc: BpfTrampolineLinkProgPc,
     r: Option<Ret>,
+}
+
+/// Where [`BpfTrampolineLinkProg`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum BpfTrampolineLinkProgPc {
+    /// `mutex_lock(&tr->mutex)`
+    Entry = 0,
+    /// `__bpf_trampoline_link_prog`: the checks, the link, `bpf_trampoline_update(tr, true)`
+    Locked = 1,
+    /// proposed `bpf_unlink_reserves_image`: the unlink's image answered
+    Reserved = 3,
+    /// the update returned (a failure unlinks again); `mutex_unlock(&tr->mutex)`
+    Updated = 2,
+    /// proposed `peer_disable_hands_off`: the pending DISABLE_PEER is done
+    UnsharedPending = 4,
 }
 
 impl BpfTrampolineLinkProg {
@@ -579,7 +713,7 @@ impl BpfTrampolineLinkProg {
         BpfTrampolineLinkProg {
             kind,
             f,
-            pc: 0,
+            pc: BpfTrampolineLinkProgPc::Entry,
             r: None,
         }
     }
@@ -588,10 +722,11 @@ impl BpfTrampolineLinkProg {
 impl Step for BpfTrampolineLinkProg {
     const NAME: &'static str = "bpf_trampoline_link_prog";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use BpfTrampolineLinkProgPc as Pc;
         let f = self.f;
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Tr(f))),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::Tr(f))),
+            Pc::Locked => {
                 // bpf_trampoline_module_get / btf lookup: the function's module must be live.
                 let err = if !k.fn_live(f) {
                     Some(Errno::ENOENT)
@@ -609,19 +744,19 @@ impl Step for BpfTrampolineLinkProg {
                 // proposed (`bpf_unlink_reserves_image`): the image this link's unlink will be
                 // built in is allocated now, so the link can fail where the unlink no longer can.
                 if k.proto.bpf_unlink_reserves_image {
-                    wait!(self, 3, Request::Alloc(AllocSite::TrampReserve));
+                    wait!(self, Pc::Reserved, Request::Alloc(AllocSite::TrampReserve));
                 }
-                call!(self, 2, BpfTrampolineUpdate::new(f, true))
+                call!(self, Pc::Updated, BpfTrampolineUpdate::new(f, true))
             }
-            3 => {
+            Pc::Reserved => {
                 if !input.ok() {
                     k.tr_mut(t, f).links.pop();
                     k.unlock(t, Lock::Tr(f));
                     return Flow::Ret(Err(Errno::ENOMEM));
                 }
-                call!(self, 2, BpfTrampolineUpdate::new(f, true))
+                call!(self, Pc::Updated, BpfTrampolineUpdate::new(f, true))
             }
-            2 => {
+            Pc::Updated => {
                 let r = input.ret();
                 if r.is_err() {
                     k.tr_mut(t, f).links.pop();
@@ -629,11 +764,15 @@ impl Step for BpfTrampolineLinkProg {
                 k.unlock(t, Lock::Tr(f));
                 if k.proto.peer_disable_hands_off {
                     self.r = Some(r);
-                    call!(self, 4, BpfTrampolineUnsharePending::new(f));
+                    call!(
+                        self,
+                        Pc::UnsharedPending,
+                        BpfTrampolineUnsharePending::new(f)
+                    );
                 }
                 Flow::Ret(r)
             }
-            _ => Flow::Ret(self.r.expect("[core internal bug] link result")),
+            Pc::UnsharedPending => Flow::Ret(self.r.expect("[core internal bug] link result")),
         }
     }
 }
@@ -644,8 +783,22 @@ impl Step for BpfTrampolineLinkProg {
 pub struct BpfTrampolineUnlinkProg {
     pub kind: ProgKind,
     pub f: FnId,
-    pc: u8,
+    pc: BpfTrampolineUnlinkProgPc,
     r: Option<Ret>,
+}
+
+/// Where [`BpfTrampolineUnlinkProg`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum BpfTrampolineUnlinkProgPc {
+    /// `mutex_lock(&tr->mutex)`
+    Entry = 0,
+    /// `__bpf_trampoline_unlink_prog`: unlink, `bpf_trampoline_update(tr, true)`
+    Locked = 1,
+    /// the update returned; `mutex_unlock(&tr->mutex)`
+    Updated = 2,
+    /// proposed `peer_disable_hands_off`: the pending DISABLE_PEER is done
+    UnsharedPending = 3,
 }
 
 impl BpfTrampolineUnlinkProg {
@@ -653,7 +806,7 @@ impl BpfTrampolineUnlinkProg {
         BpfTrampolineUnlinkProg {
             kind,
             f,
-            pc: 0,
+            pc: BpfTrampolineUnlinkProgPc::Entry,
             r: None,
         }
     }
@@ -662,10 +815,11 @@ impl BpfTrampolineUnlinkProg {
 impl Step for BpfTrampolineUnlinkProg {
     const NAME: &'static str = "bpf_trampoline_unlink_prog";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use BpfTrampolineUnlinkProgPc as Pc;
         let f = self.f;
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Tr(f))),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::Tr(f))),
+            Pc::Locked => {
                 let Some(i) = k
                     .tr(f)
                     .links
@@ -678,18 +832,22 @@ impl Step for BpfTrampolineUnlinkProg {
                 k.tr_mut(t, f).links.remove(i);
                 let mut u = BpfTrampolineUpdate::new(f, true);
                 u.reserved = k.proto.bpf_unlink_reserves_image;
-                call!(self, 2, u)
+                call!(self, Pc::Updated, u)
             }
-            2 => {
+            Pc::Updated => {
                 k.unlock(t, Lock::Tr(f));
                 let r = input.ret();
                 if k.proto.peer_disable_hands_off {
                     self.r = Some(r);
-                    call!(self, 3, BpfTrampolineUnsharePending::new(f));
+                    call!(
+                        self,
+                        Pc::UnsharedPending,
+                        BpfTrampolineUnsharePending::new(f)
+                    );
                 }
                 Flow::Ret(r)
             }
-            _ => Flow::Ret(self.r.expect("[core internal bug] unlink result")),
+            Pc::UnsharedPending => Flow::Ret(self.r.expect("[core internal bug] unlink result")),
         }
     }
 }
@@ -701,15 +859,29 @@ impl Step for BpfTrampolineUnlinkProg {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BpfTrampolineUnsharePending {
     pub f: FnId,
-    pc: u8,
+    pc: BpfTrampolineUnsharePendingPc,
     rounds: u16,
+}
+
+/// Where [`BpfTrampolineUnsharePending`] resumes: one round per pending DISABLE_PEER.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum BpfTrampolineUnsharePendingPc {
+    /// the bit still set: `mutex_trylock(&tr->mutex)`
+    Check = 0,
+    /// the trylock answered: `mutex_lock(&direct_mutex)`
+    TrLocked = 1,
+    /// both held: what DISABLE_PEER does, if the bit is still set
+    DirectLocked = 2,
+    /// unlock both, check again
+    Disabled = 3,
 }
 
 impl BpfTrampolineUnsharePending {
     pub fn new(f: FnId) -> Self {
         BpfTrampolineUnsharePending {
             f,
-            pc: 0,
+            pc: BpfTrampolineUnsharePendingPc::Check,
             rounds: 0,
         }
     }
@@ -718,10 +890,11 @@ impl BpfTrampolineUnsharePending {
 impl Step for BpfTrampolineUnsharePending {
     const NAME: &'static str = "bpf_trampoline_unshare_pending";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use BpfTrampolineUnsharePendingPc as Pc;
         let f = self.f;
         loop {
             match self.pc {
-                0 => {
+                Pc::Check => {
                     if !k.fns[f.0 as usize].unshare_pending {
                         return Flow::Ret(Ok(0));
                     }
@@ -734,23 +907,23 @@ impl Step for BpfTrampolineUnsharePending {
                         ));
                         return Flow::Ret(Ok(0));
                     }
-                    wait!(self, 1, Request::TryLock(Lock::Tr(f)));
+                    wait!(self, Pc::TrLocked, Request::TryLock(Lock::Tr(f)));
                 }
-                1 => {
+                Pc::TrLocked => {
                     if !input.ok() {
                         return Flow::Ret(Ok(0));
                     }
-                    wait!(self, 2, Request::Lock(Lock::Direct));
+                    wait!(self, Pc::DirectLocked, Request::Lock(Lock::Direct));
                 }
-                2 => match disable_if_pending(k, f) {
-                    Some(cmd) => call!(self, 3, cmd),
-                    None => self.pc = 3,
+                Pc::DirectLocked => match disable_if_pending(k, f) {
+                    Some(cmd) => call!(self, Pc::Disabled, cmd),
+                    None => self.pc = Pc::Disabled,
                 },
-                _ => {
+                Pc::Disabled => {
                     // A failed DISABLE is ignored, as the cleanup ignores it.
                     k.unlock(t, Lock::Direct);
                     k.unlock(t, Lock::Tr(f));
-                    self.pc = 0;
+                    self.pc = Pc::Check;
                 }
             }
         }
@@ -778,12 +951,30 @@ fn disable_if_pending(k: &Kernel, f: FnId) -> Option<BpfTrampFtraceOpsFunc> {
 pub struct BpfTrampolineUnshareDeferred {
     pub ips: Vec<FnId>,
     idx: u16,
-    pc: u8,
+    pc: BpfTrampolineUnshareDeferredPc,
+}
+
+/// Where [`BpfTrampolineUnshareDeferred`] resumes: the loop over the cleanup's ips.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum BpfTrampolineUnshareDeferredPc {
+    /// the next ip whose bit is set: `mutex_lock(&tr->mutex)`
+    NextIp = 0,
+    /// `mutex_lock(&direct_mutex)`
+    TrLocked = 1,
+    /// both held: what DISABLE_PEER does, if the bit is still set
+    DirectLocked = 2,
+    /// unlock both, the next ip
+    Disabled = 3,
 }
 
 impl BpfTrampolineUnshareDeferred {
     pub fn new(ips: Vec<FnId>) -> Self {
-        BpfTrampolineUnshareDeferred { ips, idx: 0, pc: 0 }
+        BpfTrampolineUnshareDeferred {
+            ips,
+            idx: 0,
+            pc: BpfTrampolineUnshareDeferredPc::NextIp,
+        }
     }
 
     fn f(&self) -> FnId {
@@ -794,9 +985,10 @@ impl BpfTrampolineUnshareDeferred {
 impl Step for BpfTrampolineUnshareDeferred {
     const NAME: &'static str = "bpf_trampoline_unshare_deferred";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
+        use BpfTrampolineUnshareDeferredPc as Pc;
         loop {
             match self.pc {
-                0 => {
+                Pc::NextIp => {
                     let Some(&f) = self.ips.get(self.idx as usize) else {
                         return Flow::Ret(Ok(0));
                     };
@@ -804,20 +996,20 @@ impl Step for BpfTrampolineUnshareDeferred {
                         self.idx += 1;
                         continue;
                     }
-                    wait!(self, 1, Request::Lock(Lock::Tr(f)));
+                    wait!(self, Pc::TrLocked, Request::Lock(Lock::Tr(f)));
                 }
-                1 => wait!(self, 2, Request::Lock(Lock::Direct)),
-                2 => match disable_if_pending(k, self.f()) {
-                    Some(cmd) => call!(self, 3, cmd),
-                    None => self.pc = 3,
+                Pc::TrLocked => wait!(self, Pc::DirectLocked, Request::Lock(Lock::Direct)),
+                Pc::DirectLocked => match disable_if_pending(k, self.f()) {
+                    Some(cmd) => call!(self, Pc::Disabled, cmd),
+                    None => self.pc = Pc::Disabled,
                 },
-                _ => {
+                Pc::Disabled => {
                     // A failed DISABLE is ignored, as the cleanup ignores it.
                     let f = self.f();
                     k.unlock(t, Lock::Direct);
                     k.unlock(t, Lock::Tr(f));
                     self.idx += 1;
-                    self.pc = 0;
+                    self.pc = Pc::NextIp;
                 }
             }
         }

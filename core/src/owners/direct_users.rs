@@ -25,8 +25,18 @@ pub enum DirectAction {
 pub struct FtraceDirectSample {
     pub action: DirectAction,
     pub f: FnId,
-    pc: u8,
+    pc: FtraceDirectSamplePc,
     addr: Option<Addr>,
+}
+
+/// Where [`FtraceDirectSample`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum FtraceDirectSamplePc {
+    /// the module's init or exit calls the single-ip API
+    Entry = 0,
+    /// the call returned
+    Returned = 1,
 }
 
 impl FtraceDirectSample {
@@ -34,7 +44,7 @@ impl FtraceDirectSample {
         FtraceDirectSample {
             action,
             f,
-            pc: 0,
+            pc: FtraceDirectSamplePc::Entry,
             addr: None,
         }
     }
@@ -43,8 +53,9 @@ impl FtraceDirectSample {
 impl Step for FtraceDirectSample {
     const NAME: &'static str = "ftrace_direct_sample";
     fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
+        use FtraceDirectSamplePc as Pc;
         let f = self.f;
-        if self.pc == 1 {
+        if self.pc == Pc::Returned {
             let r = input.ret();
             let st = k.fstate_mut(f);
             st.direct_busy = false;
@@ -75,18 +86,18 @@ impl Step for FtraceDirectSample {
                 self.addr = Some(a);
                 k.fstate_mut(f).direct_user = Some(a);
                 k.fstate_mut(f).direct_busy = true;
-                call!(self, 1, RegisterFtraceDirect::new(f, a))
+                call!(self, Pc::Returned, RegisterFtraceDirect::new(f, a))
             }
             (_, None) => Flow::Ret(Err(Errno::ENOENT)),
             (DirectAction::Modify, Some(old)) => {
                 let a = k.new_sample_addr(f);
                 self.addr = Some(a);
                 k.fstate_mut(f).direct_busy = true;
-                call!(self, 1, ModifyFtraceDirect::new(f, old, a))
+                call!(self, Pc::Returned, ModifyFtraceDirect::new(f, old, a))
             }
             (DirectAction::Unregister, Some(old)) => {
                 k.fstate_mut(f).direct_busy = true;
-                call!(self, 1, UnregisterFtraceDirect::new(f, old))
+                call!(self, Pc::Returned, UnregisterFtraceDirect::new(f, old))
             }
         }
     }

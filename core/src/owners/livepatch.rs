@@ -14,22 +14,38 @@ use crate::step::{AllocSite, EventKind, Input, Request};
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KlpEnablePatch {
     pub f: FnId,
-    pc: u8,
+    pc: KlpEnablePatchPc,
+}
+
+/// Where [`KlpEnablePatch`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum KlpEnablePatchPc {
+    /// `mutex_lock(&klp_mutex)`
+    Entry = 0,
+    /// the checks, `klp_patch_func` for a live function
+    Locked = 1,
+    /// `klp_patch_func` returned
+    Patched = 2,
 }
 
 impl KlpEnablePatch {
     pub fn new(f: FnId) -> Self {
-        KlpEnablePatch { f, pc: 0 }
+        KlpEnablePatch {
+            f,
+            pc: KlpEnablePatchPc::Entry,
+        }
     }
 }
 
 impl Step for KlpEnablePatch {
     const NAME: &'static str = "klp_enable_patch";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use KlpEnablePatchPc as Pc;
         let f = self.f;
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Klp)),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::Klp)),
+            Pc::Locked => {
                 let st = k.fstate(f);
                 let pending = k
                     .module_of(f)
@@ -42,9 +58,9 @@ impl Step for KlpEnablePatch {
                 }
                 // The function joins the stack before ftrace is called.
                 k.fstate_mut(f).klp_stack = 1;
-                call!(self, 2, KlpPatchFunc::new(f))
+                call!(self, Pc::Patched, KlpPatchFunc::new(f))
             }
-            _ => {
+            Pc::Patched => {
                 let r = input.ret();
                 if r.is_err() {
                     k.fstate_mut(f).klp_stack = 0;
@@ -60,22 +76,38 @@ impl Step for KlpEnablePatch {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KlpDisablePatch {
     pub f: FnId,
-    pc: u8,
+    pc: KlpDisablePatchPc,
+}
+
+/// Where [`KlpDisablePatch`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum KlpDisablePatchPc {
+    /// `mutex_lock(&klp_mutex)`
+    Entry = 0,
+    /// the checks, `klp_unpatch_func` for a registered patch
+    Locked = 1,
+    /// `klp_unpatch_func` returned
+    Unpatched = 2,
 }
 
 impl KlpDisablePatch {
     pub fn new(f: FnId) -> Self {
-        KlpDisablePatch { f, pc: 0 }
+        KlpDisablePatch {
+            f,
+            pc: KlpDisablePatchPc::Entry,
+        }
     }
 }
 
 impl Step for KlpDisablePatch {
     const NAME: &'static str = "klp_disable_patch";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
+        use KlpDisablePatchPc as Pc;
         let f = self.f;
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::Klp)),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::Klp)),
+            Pc::Locked => {
                 let st = k.fstate(f);
                 if st.klp_stack == 0 {
                     k.unlock(t, Lock::Klp);
@@ -86,9 +118,9 @@ impl Step for KlpDisablePatch {
                     k.unlock(t, Lock::Klp);
                     return Flow::Ret(Ok(0));
                 }
-                call!(self, 2, KlpUnpatchFunc::new(f))
+                call!(self, Pc::Unpatched, KlpUnpatchFunc::new(f))
             }
-            _ => {
+            Pc::Unpatched => {
                 k.fstate_mut(f).klp_stack = 0;
                 k.unlock(t, Lock::Klp);
                 Flow::Ret(Ok(0))
@@ -102,15 +134,31 @@ impl Step for KlpDisablePatch {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KlpPatchFunc {
     pub f: FnId,
-    pc: u8,
+    pc: KlpPatchFuncPc,
     err: Option<Errno>,
+}
+
+/// Where [`KlpPatchFunc`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum KlpPatchFuncPc {
+    /// `kzalloc` of the ops
+    Entry = 0,
+    /// `ftrace_set_filter_ip(&ops->fops, ftrace_loc, 0, 0)`
+    Allocated = 1,
+    /// `register_ftrace_function(&ops->fops)`
+    Filtered = 2,
+    /// on failure `ftrace_set_filter_ip(&ops->fops, ftrace_loc, 1, 0)`
+    Registered = 3,
+    /// `err:` the filter entry is gone again
+    Err = 4,
 }
 
 impl KlpPatchFunc {
     pub fn new(f: FnId) -> Self {
         KlpPatchFunc {
             f,
-            pc: 0,
+            pc: KlpPatchFuncPc::Entry,
             err: None,
         }
     }
@@ -119,11 +167,12 @@ impl KlpPatchFunc {
 impl Step for KlpPatchFunc {
     const NAME: &'static str = "klp_patch_func";
     fn step(&mut self, k: &mut Kernel, _t: Tid, input: Input) -> Flow {
+        use KlpPatchFuncPc as Pc;
         let f = self.f;
         let ops = k.id(OpsOwner::Klp(f));
         match self.pc {
-            0 => wait!(self, 1, Request::Alloc(AllocSite::KlpOps)),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Allocated, Request::Alloc(AllocSite::KlpOps)),
+            Pc::Allocated => {
                 if !input.ok() {
                     return Flow::Ret(Err(Errno::ENOMEM));
                 }
@@ -131,24 +180,28 @@ impl Step for KlpPatchFunc {
                     flags: fl::IPMODIFY | fl::PERMANENT,
                     ..Ops::default()
                 };
-                call!(self, 2, FtraceSetHash::filter(ops, f, false, false))
+                call!(
+                    self,
+                    Pc::Filtered,
+                    FtraceSetHash::filter(ops, f, false, false)
+                )
             }
-            2 => {
+            Pc::Filtered => {
                 if let Err(e) = input.ret() {
                     *k.op_mut(ops) = Ops::default();
                     return Flow::Ret(Err(e));
                 }
-                call!(self, 3, RegisterFtraceFunction::new(ops))
+                call!(self, Pc::Registered, RegisterFtraceFunction::new(ops))
             }
-            3 => {
+            Pc::Registered => {
                 if let Err(e) = input.ret() {
                     self.err = Some(e);
-                    call!(self, 4, FtraceSetHash::filter(ops, f, true, false));
+                    call!(self, Pc::Err, FtraceSetHash::filter(ops, f, true, false));
                 }
                 k.fstate_mut(f).klp_registered = true;
                 Flow::Ret(Ok(0))
             }
-            _ => {
+            Pc::Err => {
                 *k.op_mut(ops) = Ops::default();
                 Flow::Ret(Err(self
                     .err
@@ -163,32 +216,52 @@ impl Step for KlpPatchFunc {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KlpUnpatchFunc {
     pub f: FnId,
-    pc: u8,
+    pc: KlpUnpatchFuncPc,
+}
+
+/// Where [`KlpUnpatchFunc`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum KlpUnpatchFuncPc {
+    /// `unregister_ftrace_function(&ops->fops)`
+    Entry = 0,
+    /// `ftrace_set_filter_ip(&ops->fops, ftrace_loc, 1, 0)`
+    Unregistered = 1,
+    /// the ops is freed
+    Unfiltered = 2,
 }
 
 impl KlpUnpatchFunc {
     pub fn new(f: FnId) -> Self {
-        KlpUnpatchFunc { f, pc: 0 }
+        KlpUnpatchFunc {
+            f,
+            pc: KlpUnpatchFuncPc::Entry,
+        }
     }
 }
 
 impl Step for KlpUnpatchFunc {
     const NAME: &'static str = "klp_unpatch_func";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use KlpUnpatchFuncPc as Pc;
         let f = self.f;
         let ops = k.id(OpsOwner::Klp(f));
         match self.pc {
-            0 => call!(self, 1, UnregisterFtraceFunction::new(ops)),
-            1 => {
+            Pc::Entry => call!(self, Pc::Unregistered, UnregisterFtraceFunction::new(ops)),
+            Pc::Unregistered => {
                 if input.ret().is_err() {
                     k.ev(
                         t,
                         EventKind::Warn("klp_unpatch_func: unregister_ftrace_function failed"),
                     );
                 }
-                call!(self, 2, FtraceSetHash::filter(ops, f, true, false))
+                call!(
+                    self,
+                    Pc::Unfiltered,
+                    FtraceSetHash::filter(ops, f, true, false)
+                )
             }
-            _ => {
+            Pc::Unfiltered => {
                 if input.ret().is_err() {
                     k.ev(
                         t,

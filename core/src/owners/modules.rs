@@ -31,8 +31,22 @@ pub struct FtraceReleaseMod {
     /// Run `clear_mod_from_hashes` (proposed `failed_load_keeps_hashes` skips it after a load
     /// that never went live).
     pub clear_hashes: bool,
-    pc: u8,
+    pc: FtraceReleaseModPc,
     tracer: u8,
+}
+
+/// Where [`FtraceReleaseMod`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum FtraceReleaseModPc {
+    /// `mutex_lock(&ftrace_lock)`
+    Entry = 0,
+    /// the records go; then the tracers' hashes: `mutex_lock(&trace_types_lock)`
+    Locked = 1,
+    /// the next tracer: `mutex_lock(&ops->func_hash->regex_lock)`
+    NextTracer = 2,
+    /// kill the module's entries in its hashes
+    RegexLocked = 3,
 }
 
 impl FtraceReleaseMod {
@@ -40,7 +54,7 @@ impl FtraceReleaseMod {
         FtraceReleaseMod {
             m,
             clear_hashes: true,
-            pc: 0,
+            pc: FtraceReleaseModPc::Entry,
             tracer: 0,
         }
     }
@@ -49,10 +63,11 @@ impl FtraceReleaseMod {
 impl Step for FtraceReleaseMod {
     const NAME: &'static str = "ftrace_release_mod";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
+        use FtraceReleaseModPc as Pc;
         loop {
             match self.pc {
-                0 => wait!(self, 1, Request::Lock(Lock::Ftrace)),
-                1 => {
+                Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::Ftrace)),
+                Pc::Locked => {
                     k.guard(t, crate::kernel::Guard::Records);
                     for f in fns_of(k, self.m) {
                         k.fstate_mut(f).rec = Record {
@@ -69,17 +84,17 @@ impl Step for FtraceReleaseMod {
                     if !self.clear_hashes {
                         return Flow::Ret(Ok(0));
                     }
-                    wait!(self, 2, Request::Lock(Lock::TraceTypes));
+                    wait!(self, Pc::NextTracer, Request::Lock(Lock::TraceTypes));
                 }
-                2 => {
+                Pc::NextTracer => {
                     if self.tracer >= k.world().tracers {
                         k.unlock(t, Lock::TraceTypes);
                         return Flow::Ret(Ok(0));
                     }
                     let ops = k.id(OpsOwner::Tracer(TracerId(self.tracer)));
-                    wait!(self, 3, Request::Lock(Lock::Regex(ops)));
+                    wait!(self, Pc::RegexLocked, Request::Lock(Lock::Regex(ops)));
                 }
-                _ => {
+                Pc::RegexLocked => {
                     let ops = k.id(OpsOwner::Tracer(TracerId(self.tracer)));
                     // In place under regex_lock only: the records these entries could match are
                     // gone, so nothing that ftrace_lock protects depends on them.
@@ -92,7 +107,7 @@ impl Step for FtraceReleaseMod {
                     k.gen += 1;
                     k.unlock(t, Lock::Regex(ops));
                     self.tracer += 1;
-                    self.pc = 2;
+                    self.pc = Pc::NextTracer;
                 }
             }
         }
@@ -103,15 +118,35 @@ impl Step for FtraceReleaseMod {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LoadModule {
     pub m: ModId,
-    pc: u8,
+    pc: LoadModulePc,
     err: Option<Errno>,
+}
+
+/// Where [`LoadModule`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum LoadModulePc {
+    /// the checks, `mutex_lock(&ftrace_lock)`
+    Entry = 0,
+    /// `ftrace_module_init`: the records appear, DISABLED
+    ModuleInit = 1,
+    /// `ftrace_module_enable`: count the ops that reference each record
+    ModuleEnable = 2,
+    /// `klp_module_coming`: the next pending patch
+    KlpComing = 3,
+    /// a patch returned; on failure undo them
+    Patched = 4,
+    /// "refusing to load module": the next patch to undo
+    Unpatch = 5,
+    /// the module is gone again
+    Released = 6,
 }
 
 impl LoadModule {
     pub fn new(m: ModId) -> Self {
         LoadModule {
             m,
-            pc: 0,
+            pc: LoadModulePc::Entry,
             err: None,
         }
     }
@@ -120,18 +155,19 @@ impl LoadModule {
 impl Step for LoadModule {
     const NAME: &'static str = "load_module";
     fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
+        use LoadModulePc as Pc;
         let mi = self.m.0 as usize;
         loop {
             match self.pc {
-                0 => {
+                Pc::Entry => {
                     let st = k.modules[mi];
                     if st.loaded || st.busy {
                         return Flow::Ret(Err(Errno::EBUSY));
                     }
                     k.modules[mi].busy = true;
-                    wait!(self, 1, Request::Lock(Lock::Ftrace));
+                    wait!(self, Pc::ModuleInit, Request::Lock(Lock::Ftrace));
                 }
-                1 => {
+                Pc::ModuleInit => {
                     // ftrace_module_init: the records appear, DISABLED.
                     k.guard(t, crate::kernel::Guard::Records);
                     for f in fns_of(k, self.m) {
@@ -148,9 +184,9 @@ impl Step for LoadModule {
                     k.modules[mi].loaded = true;
                     k.gen += 1;
                     k.unlock(t, Lock::Ftrace);
-                    wait!(self, 2, Request::Lock(Lock::Ftrace));
+                    wait!(self, Pc::ModuleEnable, Request::Lock(Lock::Ftrace));
                 }
-                2 => {
+                Pc::ModuleEnable => {
                     // ftrace_module_enable: count the ops that reference each record
                     // (referenced_filters warns about and skips DIRECT and IPMODIFY ops).
                     k.guard(t, crate::kernel::Guard::Records);
@@ -174,9 +210,9 @@ impl Step for LoadModule {
                     }
                     k.update_code(t);
                     k.unlock(t, Lock::Ftrace);
-                    wait!(self, 3, Request::Lock(Lock::Klp));
+                    wait!(self, Pc::KlpComing, Request::Lock(Lock::Klp));
                 }
-                3 => {
+                Pc::KlpComing => {
                     // klp_module_coming: apply the pending patches.
                     k.modules[mi].klp_seen = true;
                     let next = fns_of(k, self.m).into_iter().find(|f| {
@@ -184,7 +220,7 @@ impl Step for LoadModule {
                         st.klp_stack > 0 && !st.klp_registered
                     });
                     match next {
-                        Some(f) => call!(self, 4, KlpPatchFunc::new(f)),
+                        Some(f) => call!(self, Pc::Patched, KlpPatchFunc::new(f)),
                         None => {
                             k.unlock(t, Lock::Klp);
                             let st = &mut k.modules[mi];
@@ -194,31 +230,31 @@ impl Step for LoadModule {
                         }
                     }
                 }
-                4 => {
+                Pc::Patched => {
                     if let Err(e) = input.ret() {
                         // "refusing to load module": undo the patches and let the module go.
                         self.err = Some(e);
-                        self.pc = 5;
+                        self.pc = Pc::Unpatch;
                         continue;
                     }
-                    self.pc = 3;
+                    self.pc = Pc::KlpComing;
                 }
-                5 => {
+                Pc::Unpatch => {
                     let next = fns_of(k, self.m)
                         .into_iter()
                         .find(|f| k.fstate(*f).klp_registered);
                     match next {
-                        Some(f) => call!(self, 5, KlpUnpatchFunc::new(f)),
+                        Some(f) => call!(self, Pc::Unpatch, KlpUnpatchFunc::new(f)),
                         None => {
                             k.modules[mi].klp_seen = false;
                             k.unlock(t, Lock::Klp);
                             let mut r = FtraceReleaseMod::new(self.m);
                             r.clear_hashes = !k.proto.failed_load_keeps_hashes;
-                            call!(self, 6, r);
+                            call!(self, Pc::Released, r);
                         }
                     }
                 }
-                _ => {
+                Pc::Released => {
                     let st = &mut k.modules[mi];
                     st.loaded = false;
                     st.busy = false;
@@ -235,21 +271,39 @@ impl Step for LoadModule {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DeleteModule {
     pub m: ModId,
-    pc: u8,
+    pc: DeleteModulePc,
+}
+
+/// Where [`DeleteModule`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum DeleteModulePc {
+    /// the checks, `try_stop_module`, `mutex_lock(&klp_mutex)`
+    Entry = 0,
+    /// `klp_module_going`: the next patch to unpatch
+    KlpGoing = 1,
+    /// `kprobes_module_callback`: the next probe to kill
+    KprobesGoing = 2,
+    /// `ftrace_release_mod` returned
+    Released = 3,
 }
 
 impl DeleteModule {
     pub fn new(m: ModId) -> Self {
-        DeleteModule { m, pc: 0 }
+        DeleteModule {
+            m,
+            pc: DeleteModulePc::Entry,
+        }
     }
 }
 
 impl Step for DeleteModule {
     const NAME: &'static str = "delete_module";
     fn step(&mut self, k: &mut Kernel, t: Tid, _input: Input) -> Flow {
+        use DeleteModulePc as Pc;
         let mi = self.m.0 as usize;
         match self.pc {
-            0 => {
+            Pc::Entry => {
                 let st = k.modules[mi];
                 if st.busy {
                     return Flow::Ret(Err(Errno::EBUSY));
@@ -268,23 +322,23 @@ impl Step for DeleteModule {
                 let st = &mut k.modules[mi];
                 st.busy = true;
                 st.live = false;
-                wait!(self, 1, Request::Lock(Lock::Klp));
+                wait!(self, Pc::KlpGoing, Request::Lock(Lock::Klp));
             }
-            1 => {
+            Pc::KlpGoing => {
                 // klp_module_going: unpatch, keep the patches pending.
                 k.modules[mi].klp_seen = false;
                 let next = fns_of(k, self.m)
                     .into_iter()
                     .find(|f| k.fstate(*f).klp_registered);
                 match next {
-                    Some(f) => call!(self, 1, KlpUnpatchFunc::new(f)),
+                    Some(f) => call!(self, Pc::KlpGoing, KlpUnpatchFunc::new(f)),
                     None => {
                         k.unlock(t, Lock::Klp);
-                        wait!(self, 2, Request::Lock(Lock::Kprobe));
+                        wait!(self, Pc::KprobesGoing, Request::Lock(Lock::Kprobe));
                     }
                 }
             }
-            2 => {
+            Pc::KprobesGoing => {
                 // kprobes_module_callback: kill the probes on the module's functions.
                 let next = fns_of(k, self.m)
                     .into_iter()
@@ -292,15 +346,15 @@ impl Step for DeleteModule {
                 match next {
                     Some(f) => {
                         k.fstate_mut(f).kprobes = 0;
-                        call!(self, 2, DisarmKprobeFtrace::new(f));
+                        call!(self, Pc::KprobesGoing, DisarmKprobeFtrace::new(f));
                     }
                     None => {
                         k.unlock(t, Lock::Kprobe);
-                        call!(self, 3, FtraceReleaseMod::new(self.m));
+                        call!(self, Pc::Released, FtraceReleaseMod::new(self.m));
                     }
                 }
             }
-            _ => {
+            Pc::Released => {
                 let st = &mut k.modules[mi];
                 st.loaded = false;
                 st.busy = false;

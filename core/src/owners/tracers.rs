@@ -21,7 +21,21 @@ pub struct TracerRegister {
     pub t: TracerId,
     pub filter: Vec<FnId>,
     pub notrace: Vec<FnId>,
-    pc: u8,
+    pc: TracerRegisterPc,
+}
+
+/// Where [`TracerRegister`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum TracerRegisterPc {
+    /// `mutex_lock(&trace_types_lock)`
+    Entry = 0,
+    /// the checks, both hashes
+    Locked = 1,
+    /// the hashes answered: `register_ftrace_function`
+    HashesSet = 2,
+    /// the register returned
+    Registered = 3,
 }
 
 impl TracerRegister {
@@ -30,7 +44,7 @@ impl TracerRegister {
             t,
             filter,
             notrace,
-            pc: 0,
+            pc: TracerRegisterPc::Entry,
         }
     }
 }
@@ -38,10 +52,11 @@ impl TracerRegister {
 impl Step for TracerRegister {
     const NAME: &'static str = "tracer_register";
     fn step(&mut self, k: &mut Kernel, tid: Tid, input: Input) -> Flow {
+        use TracerRegisterPc as Pc;
         let ops = k.id(OpsOwner::Tracer(self.t));
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::TraceTypes)),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::TraceTypes)),
+            Pc::Locked => {
                 if k.tracers[self.t.0 as usize].registered {
                     k.unlock(tid, Lock::TraceTypes);
                     return Flow::Ret(Err(Errno::EBUSY));
@@ -57,18 +72,18 @@ impl Step for TracerRegister {
                 }
                 call!(
                     self,
-                    2,
+                    Pc::HashesSet,
                     FtraceSetFilterNotrace::new(ops, self.filter.clone(), self.notrace.clone())
                 )
             }
-            2 => {
+            Pc::HashesSet => {
                 if let Err(e) = input.ret() {
                     k.unlock(tid, Lock::TraceTypes);
                     return Flow::Ret(Err(e));
                 }
-                call!(self, 3, RegisterFtraceFunction::new(ops))
+                call!(self, Pc::Registered, RegisterFtraceFunction::new(ops))
             }
-            _ => {
+            Pc::Registered => {
                 let r = input.ret();
                 if r.is_ok() {
                     k.tracers[self.t.0 as usize].registered = true;
@@ -89,7 +104,19 @@ pub struct TracerSetIp {
     pub which: HashSel,
     pub add: bool,
     pub f: FnId,
-    pc: u8,
+    pc: TracerSetIpPc,
+}
+
+/// Where [`TracerSetIp`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum TracerSetIpPc {
+    /// `mutex_lock(&trace_types_lock)`
+    Entry = 0,
+    /// the checks, the edit of the hash
+    Locked = 1,
+    /// the edit returned
+    Set = 2,
 }
 
 impl TracerSetIp {
@@ -99,7 +126,7 @@ impl TracerSetIp {
             which,
             add,
             f,
-            pc: 0,
+            pc: TracerSetIpPc::Entry,
         }
     }
 }
@@ -107,10 +134,11 @@ impl TracerSetIp {
 impl Step for TracerSetIp {
     const NAME: &'static str = "tracer_set_ip";
     fn step(&mut self, k: &mut Kernel, tid: Tid, input: Input) -> Flow {
+        use TracerSetIpPc as Pc;
         let ops = k.id(OpsOwner::Tracer(self.t));
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::TraceTypes)),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::TraceTypes)),
+            Pc::Locked => {
                 if !k.fn_live(self.f) {
                     k.unlock(tid, Lock::TraceTypes);
                     return Flow::Ret(Err(Errno::EINVAL));
@@ -121,9 +149,9 @@ impl Step for TracerSetIp {
                     HashSel::Notrace => FtraceSetHash::notrace(ops, self.f, !self.add),
                 }
                 .regex();
-                call!(self, 2, frame)
+                call!(self, Pc::Set, frame)
             }
-            _ => {
+            Pc::Set => {
                 k.unlock(tid, Lock::TraceTypes);
                 Flow::Ret(input.ret())
             }
@@ -135,29 +163,45 @@ impl Step for TracerSetIp {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TracerUnregister {
     pub t: TracerId,
-    pc: u8,
+    pc: TracerUnregisterPc,
+}
+
+/// Where [`TracerUnregister`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum TracerUnregisterPc {
+    /// `mutex_lock(&trace_types_lock)`
+    Entry = 0,
+    /// the checks, `unregister_ftrace_function`
+    Locked = 1,
+    /// the unregister returned
+    Unregistered = 2,
 }
 
 impl TracerUnregister {
     pub fn new(t: TracerId) -> Self {
-        TracerUnregister { t, pc: 0 }
+        TracerUnregister {
+            t,
+            pc: TracerUnregisterPc::Entry,
+        }
     }
 }
 
 impl Step for TracerUnregister {
     const NAME: &'static str = "tracer_unregister";
     fn step(&mut self, k: &mut Kernel, tid: Tid, input: Input) -> Flow {
+        use TracerUnregisterPc as Pc;
         let ops = k.id(OpsOwner::Tracer(self.t));
         match self.pc {
-            0 => wait!(self, 1, Request::Lock(Lock::TraceTypes)),
-            1 => {
+            Pc::Entry => wait!(self, Pc::Locked, Request::Lock(Lock::TraceTypes)),
+            Pc::Locked => {
                 if !k.tracers[self.t.0 as usize].registered {
                     k.unlock(tid, Lock::TraceTypes);
                     return Flow::Ret(Err(Errno::ENOENT));
                 }
-                call!(self, 2, UnregisterFtraceFunction::new(ops))
+                call!(self, Pc::Unregistered, UnregisterFtraceFunction::new(ops))
             }
-            _ => {
+            Pc::Unregistered => {
                 k.tracers[self.t.0 as usize].registered = false;
                 k.unlock(tid, Lock::TraceTypes);
                 Flow::Ret(input.ret())
