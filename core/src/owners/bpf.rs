@@ -8,7 +8,7 @@ use crate::direct::{
     UpdateFtraceDirectDel, UpdateFtraceDirectMod,
 };
 use crate::errno::Errno;
-use crate::frames::{Flow, Step};
+use crate::frames::{Flow, Frame, Step};
 use crate::ftrace::{call, wait, Cmd, FtraceSetHash};
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, ProgKind, Tid};
 use crate::kernel::{fl, Image, Kernel, TrampFlags, BPF_MAX_TRAMP_LINKS, RETRIES_MAX};
@@ -312,51 +312,16 @@ impl Step for BpfTrampolineUpdate {
                         Request::Alloc(AllocSite::TrampImage)
                     );
                 }
-                Pc::Unregistered => {
-                    let r = input.ret().map(|_| ());
-                    if r.is_err() && k.proto.bpf_unregister_keeps_image {
-                        // mainline 2026 unregister_fentry: `if (ret) return ret;` before
-                        // `bpf_tramp_image_put(tr->cur_image); tr->cur_image = NULL;`. The
-                        // trampoline keeps an image with no programs; a later PEER rebuild of it
-                        // unregisters again, taking direct_mutex under the caller's
-                        // (`corpus/reproducers/readme-mainline-2026--lock-recursion.txt`).
-                        return self.out(k, t, r);
-                    }
-                    let tr = k.tr_mut(t, f);
-                    tr.cur_image = None;
-                    tr.selector = 0;
-                    return self.out(k, t, r);
-                }
+                Pc::Unregistered => return self.unregistered(k, t, input.ret().map(|_| ())),
                 Pc::ImageAllocated => {
                     if !self.reserved && !input.ok() {
                         return self.out(k, t, Err(Errno::ENOMEM));
                     }
-                    let share_flags = k.proto.bpf_share_state == BpfShareState::TrampFlags;
-                    let tr = k.tr_mut(t, f);
-                    tr.next_serial += 1;
-                    let call_orig = tr.links.iter().any(|(kind, _)| kind.calls_orig());
-                    // "clear all bits except SHARE_IPMODIFY"
-                    tr.flags = TrampFlags {
-                        call_orig,
-                        orig_stack: false,
-                        share: share_flags && tr.flags.share,
-                    };
-                    self.im = Some(Image {
-                        serial: tr.next_serial,
-                        call_orig,
-                        orig_stack: false,
-                        progs: tr.links.iter().map(|(_, p)| *p).collect(),
-                    });
+                    self.new_image(k, t);
                     self.pc = Pc::Again;
                 }
                 Pc::Again => {
-                    // again:
-                    let orig_stack = match k.proto.bpf_share_state {
-                        BpfShareState::TrampFlags => k.tr(f).flags.share && k.tr(f).flags.call_orig,
-                        BpfShareState::IndirectBool => k.tr(f).indirect_call,
-                        BpfShareState::None => false,
-                    };
-                    k.tr_mut(t, f).flags.orig_stack = orig_stack;
+                    self.again(k, t);
                     if self.reserved {
                         self.pc = Pc::Prepared;
                         continue;
@@ -367,63 +332,19 @@ impl Step for BpfTrampolineUpdate {
                     if !self.reserved && !input.ok() {
                         return self.out(k, t, Err(Errno::E2BIG));
                     }
-                    let flags = k.tr(f).flags;
-                    let im = self.im.as_mut().expect("[core internal bug] image");
-                    im.call_orig = flags.call_orig;
-                    im.orig_stack = flags.orig_stack;
-                    let addr = image_addr(f, im.serial);
-                    if k.proto.bpf_share_state == BpfShareState::IndirectBool
-                        && k.tr(f).indirect_call
-                    {
-                        // v2: after building, the trampoline marks its ops as sharing.
-                        let fops = k.id(OpsOwner::Bpf(f));
-                        k.set_ops_flags(t, fops, fl::SHARE_IPMODIFY, 0);
-                    }
-                    if k.tr(f).cur_image.is_some() {
-                        call!(
-                            self,
-                            Pc::Attached,
-                            ModifyFentry::new(f, addr, self.lock_direct)
-                        );
-                    }
-                    call!(self, Pc::Attached, RegisterFentry::new(f, addr));
+                    let attach = self.attach(k, t);
+                    call!(self, Pc::Attached, attach);
                 }
                 Pc::Attached => {
                     let r = input.ret();
-                    if r == Err(Errno::EAGAIN) && k.proto.bpf_retry_guarded {
-                        // v2: "if (WARN_ON_ONCE(tr->indirect_call)) goto out;" and "should only
-                        // retry on the first register": "if (WARN_ON_ONCE(tr->cur_image)) goto out;"
-                        let why = if k.tr(f).indirect_call {
-                            Some("bpf_trampoline_update: WARN_ON_ONCE(tr->indirect_call)")
-                        } else if k.tr(f).cur_image.is_some() {
-                            Some("bpf_trampoline_update: WARN_ON_ONCE(tr->cur_image)")
-                        } else {
-                            None
-                        };
-                        if let Some(why) = why {
-                            k.ev(t, EventKind::Warn(why));
-                            return self.out(k, t, Err(Errno::EAGAIN));
-                        }
+                    if r == Err(Errno::EAGAIN)
+                        && k.proto.bpf_retry_guarded
+                        && self.v2_gives_up(k, t)
+                    {
+                        return self.out(k, t, Err(Errno::EAGAIN));
                     }
                     if r == Err(Errno::EAGAIN) && k.proto.bpf_share_state != BpfShareState::None {
-                        // "reset fops->func and fops->trampoline for re-register" (fixes-2025's
-                        // ftrace does this itself; BPF no longer does).
-                        if k.proto.direct_register_failure != DirectRegisterFailure::Reset {
-                            let fops = k.id(OpsOwner::Bpf(f));
-                            let o = k.op_mut(fops);
-                            o.func_set = false;
-                            o.trampoline_set = false;
-                        }
-                        if k.proto.bpf_share_state == BpfShareState::IndirectBool {
-                            k.tr_mut(t, f).indirect_call = true;
-                        }
-                        self.retries += 1;
-                        if self.retries > RETRIES_MAX {
-                            k.violate(Violation::new(
-                                Property::Livelock,
-                                Some(f),
-                                "bpf_trampoline_update: -EAGAIN retry hit its bound",
-                            ));
+                        if !self.reset_for_retry(k, t) {
                             return self.out(k, t, Err(Errno::EAGAIN));
                         }
                         if k.proto.bpf_retry_new_image && !self.reserved {
@@ -456,6 +377,115 @@ impl Step for BpfTrampolineUpdate {
                 }
             }
         }
+    }
+}
+
+impl BpfTrampolineUpdate {
+    /// `total == 0`: after `unregister_fentry`, `bpf_tramp_image_put(tr->cur_image);
+    /// tr->cur_image = NULL;` (mainline 2026: not after a failed unregister).
+    fn unregistered(&mut self, k: &mut Kernel, t: Tid, r: Result<(), Errno>) -> Flow {
+        if r.is_err() && k.proto.bpf_unregister_keeps_image {
+            // mainline 2026 unregister_fentry: `if (ret) return ret;` before
+            // `bpf_tramp_image_put(tr->cur_image); tr->cur_image = NULL;`. The
+            // trampoline keeps an image with no programs; a later PEER rebuild of it
+            // unregisters again, taking direct_mutex under the caller's
+            // (`corpus/reproducers/readme-mainline-2026--lock-recursion.txt`).
+            return self.out(k, t, r);
+        }
+        let tr = k.tr_mut(t, self.f);
+        tr.cur_image = None;
+        tr.selector = 0;
+        self.out(k, t, r)
+    }
+
+    /// "clear all bits except SHARE_IPMODIFY" and the new image of the current links.
+    fn new_image(&mut self, k: &mut Kernel, t: Tid) {
+        let share_flags = k.proto.bpf_share_state == BpfShareState::TrampFlags;
+        let tr = k.tr_mut(t, self.f);
+        tr.next_serial += 1;
+        let call_orig = tr.links.iter().any(|(kind, _)| kind.calls_orig());
+        tr.flags = TrampFlags {
+            call_orig,
+            orig_stack: false,
+            share: share_flags && tr.flags.share,
+        };
+        self.im = Some(Image {
+            serial: tr.next_serial,
+            call_orig,
+            orig_stack: false,
+            progs: tr.links.iter().map(|(_, p)| *p).collect(),
+        });
+    }
+
+    /// `again:` ORIG_STACK when the trampoline shares and calls the original.
+    fn again(&self, k: &mut Kernel, t: Tid) {
+        let f = self.f;
+        let orig_stack = match k.proto.bpf_share_state {
+            BpfShareState::TrampFlags => k.tr(f).flags.share && k.tr(f).flags.call_orig,
+            BpfShareState::IndirectBool => k.tr(f).indirect_call,
+            BpfShareState::None => false,
+        };
+        k.tr_mut(t, f).flags.orig_stack = orig_stack;
+    }
+
+    /// The image is built with the flags: `modify_fentry` ("progs already running at this
+    /// address") or `register_fentry` ("first time registering").
+    fn attach(&mut self, k: &mut Kernel, t: Tid) -> Frame {
+        let f = self.f;
+        let flags = k.tr(f).flags;
+        let im = self.im.as_mut().expect("[core internal bug] image");
+        im.call_orig = flags.call_orig;
+        im.orig_stack = flags.orig_stack;
+        let addr = image_addr(f, im.serial);
+        if k.proto.bpf_share_state == BpfShareState::IndirectBool && k.tr(f).indirect_call {
+            // v2: after building, the trampoline marks its ops as sharing.
+            let fops = k.id(OpsOwner::Bpf(f));
+            k.set_ops_flags(t, fops, fl::SHARE_IPMODIFY, 0);
+        }
+        if k.tr(f).cur_image.is_some() {
+            return ModifyFentry::new(f, addr, self.lock_direct).into();
+        }
+        RegisterFentry::new(f, addr).into()
+    }
+
+    /// v2's guards on the `-EAGAIN` retry: "if (WARN_ON_ONCE(tr->indirect_call)) goto out;" and
+    /// "should only retry on the first register": "if (WARN_ON_ONCE(tr->cur_image)) goto out;".
+    fn v2_gives_up(&self, k: &mut Kernel, t: Tid) -> bool {
+        let why = if k.tr(self.f).indirect_call {
+            "bpf_trampoline_update: WARN_ON_ONCE(tr->indirect_call)"
+        } else if k.tr(self.f).cur_image.is_some() {
+            "bpf_trampoline_update: WARN_ON_ONCE(tr->cur_image)"
+        } else {
+            return false;
+        };
+        k.ev(t, EventKind::Warn(why));
+        true
+    }
+
+    /// Before `goto again`: "reset fops->func and fops->trampoline for re-register" (fixes-2025's
+    /// ftrace does this itself; BPF no longer does), v2's `tr->indirect_call = true`, and the
+    /// retry bound (false: hit, a livelock).
+    fn reset_for_retry(&mut self, k: &mut Kernel, t: Tid) -> bool {
+        let f = self.f;
+        if k.proto.direct_register_failure != DirectRegisterFailure::Reset {
+            let fops = k.id(OpsOwner::Bpf(f));
+            let o = k.op_mut(fops);
+            o.func_set = false;
+            o.trampoline_set = false;
+        }
+        if k.proto.bpf_share_state == BpfShareState::IndirectBool {
+            k.tr_mut(t, f).indirect_call = true;
+        }
+        self.retries += 1;
+        if self.retries > RETRIES_MAX {
+            k.violate(Violation::new(
+                Property::Livelock,
+                Some(f),
+                "bpf_trampoline_update: -EAGAIN retry hit its bound",
+            ));
+            return false;
+        }
+        true
     }
 }
 
