@@ -3,7 +3,7 @@
 
 use crate::ids::{Addr, FnId, OpsId, OpsOwner};
 use crate::kernel::{fl, CallSite, Kernel};
-use crate::observe::{call_among, Body, Show};
+use crate::observe::{call_among, Body, Call, Show};
 use crate::property::{Property, Violation};
 use crate::protocol::{BpfShareState, DirectMeetsIpmodify};
 use smallvec::SmallVec;
@@ -76,187 +76,260 @@ pub fn check(k: &Kernel) -> Vec<Violation> {
 }
 
 fn check_fn(k: &Kernel, f: FnId, selecting: &[OpsId], out: &mut Vec<Violation>) {
-    let Some(c) = call_among(k, f, selecting.iter().copied()) else {
+    let Some(c) = FnCheck::new(k, f, selecting) else {
         return;
     };
-    let v = |p, d: String| Violation::new(p, Some(f), d);
-    let refs: SmallVec<[OpsId; 4]> = selecting
-        .iter()
-        .copied()
-        .filter(|&op| k.references(op, f))
-        .collect();
-    let ipm: SmallVec<[OpsId; 2]> = refs
-        .iter()
-        .copied()
-        .filter(|&o| {
-            k.op(o).has(fl::IPMODIFY) && !k.op(o).has(fl::DIRECT) && !k.op(o).has(fl::STUB)
-        })
-        .collect();
-    let dir: SmallVec<[OpsId; 2]> = refs
-        .iter()
-        .copied()
-        .filter(|&o| k.op(o).has(fl::DIRECT))
-        .collect();
+    c.ipmodify_honoured(out);
+    c.no_lost_program(out);
+    c.no_lost_callback(out);
+    c.exclusivity(out);
+    c.accounting(out);
+    c.no_stale_direct_entry(out);
+    c.share_leak(out);
+}
 
-    // 1. IPMODIFY honoured
-    if let Some(&o) = ipm.first() {
-        if !matches!(c.body, Body::Redirected(_)) {
-            out.push(v(
-                Property::IpmodifyHonoured,
-                format!(
-                    "{} is enabled but the call runs {}",
-                    k.owner(o),
-                    Show(k, &c)
-                ),
-            ));
-        }
-    }
-    // 2. No lost program
-    let tr = k.tr(f);
-    if tr.cur_image.is_some() {
-        let lost: Vec<String> = tr
-            .links
+/// What the checks of one function look at: a call of it, and the enabled ops that reference it
+/// (all, the IPMODIFY ones that are not direct or stubs, the direct ones), in list order.
+struct FnCheck<'a> {
+    k: &'a Kernel,
+    f: FnId,
+    c: Call,
+    refs: SmallVec<[OpsId; 4]>,
+    ipm: SmallVec<[OpsId; 2]>,
+    dir: SmallVec<[OpsId; 2]>,
+}
+
+impl<'a> FnCheck<'a> {
+    /// `None` when the function has no text to call.
+    fn new(k: &'a Kernel, f: FnId, selecting: &[OpsId]) -> Option<Self> {
+        let c = call_among(k, f, selecting.iter().copied())?;
+        let refs: SmallVec<[OpsId; 4]> = selecting
             .iter()
-            .filter(|(_, p)| !c.progs().contains(p))
-            .map(|(kind, p)| format!("{p} ({kind})"))
+            .copied()
+            .filter(|&op| k.references(op, f))
             .collect();
-        if !lost.is_empty() {
-            out.push(v(
-                Property::NoLostProgram,
-                format!("{} linked but not run: {}", lost.join(", "), Show(k, &c)),
-            ));
-        }
+        let ipm = refs
+            .iter()
+            .copied()
+            .filter(|&o| {
+                k.op(o).has(fl::IPMODIFY) && !k.op(o).has(fl::DIRECT) && !k.op(o).has(fl::STUB)
+            })
+            .collect();
+        let dir = refs
+            .iter()
+            .copied()
+            .filter(|&o| k.op(o).has(fl::DIRECT))
+            .collect();
+        Some(FnCheck {
+            k,
+            f,
+            c,
+            refs,
+            ipm,
+            dir,
+        })
     }
-    // 3. No lost callback
-    for &o in &refs {
-        let op = k.op(o);
-        if op.has(fl::STUB) {
-            continue;
-        }
-        if op.has(fl::DIRECT) {
-            let Some(want) = intended_addr(k, o, f) else {
-                continue;
-            };
-            if c.tramp.as_ref().map(|t| t.addr()) != Some(want) {
-                out.push(v(
-                    Property::NoLostCallback,
+
+    fn v(&self, p: Property, d: String) -> Violation {
+        Violation::new(p, Some(self.f), d)
+    }
+
+    fn show(&self) -> Show<'_> {
+        Show(self.k, &self.c)
+    }
+
+    /// 1. IPMODIFY honoured: an enabled IPMODIFY ops and the call ends in a redirected body.
+    fn ipmodify_honoured(&self, out: &mut Vec<Violation>) {
+        if let Some(&o) = self.ipm.first() {
+            if !matches!(self.c.body, Body::Redirected(_)) {
+                out.push(self.v(
+                    Property::IpmodifyHonoured,
                     format!(
-                        "{} is enabled but its trampoline {want} is not reached: {}",
-                        k.owner(o),
-                        Show(k, &c)
+                        "{} is enabled but the call runs {}",
+                        self.k.owner(o),
+                        self.show()
                     ),
                 ));
             }
-        } else if !c.callbacks.contains(&o) {
-            out.push(v(
-                Property::NoLostCallback,
+        }
+    }
+
+    /// 2. No lost program: every linked program of an installed trampoline runs.
+    fn no_lost_program(&self, out: &mut Vec<Violation>) {
+        let tr = self.k.tr(self.f);
+        if tr.cur_image.is_none() {
+            return;
+        }
+        let lost: Vec<String> = tr
+            .links
+            .iter()
+            .filter(|(_, p)| !self.c.progs().contains(p))
+            .map(|(kind, p)| format!("{p} ({kind})"))
+            .collect();
+        if !lost.is_empty() {
+            out.push(self.v(
+                Property::NoLostProgram,
+                format!("{} linked but not run: {}", lost.join(", "), self.show()),
+            ));
+        }
+    }
+
+    /// 3. No lost callback: every referencing ops' callback runs, every direct ops' trampoline
+    /// is reached.
+    fn no_lost_callback(&self, out: &mut Vec<Violation>) {
+        let (k, f, c) = (self.k, self.f, &self.c);
+        for &o in &self.refs {
+            let op = k.op(o);
+            if op.has(fl::STUB) {
+                continue;
+            }
+            if op.has(fl::DIRECT) {
+                let Some(want) = intended_addr(k, o, f) else {
+                    continue;
+                };
+                if c.tramp.as_ref().map(|t| t.addr()) != Some(want) {
+                    out.push(self.v(
+                        Property::NoLostCallback,
+                        format!(
+                            "{} is enabled but its trampoline {want} is not reached: {}",
+                            k.owner(o),
+                            self.show()
+                        ),
+                    ));
+                }
+            } else if !c.callbacks.contains(&o) {
+                out.push(self.v(
+                    Property::NoLostCallback,
+                    format!(
+                        "{} is enabled but its callback does not run: {}",
+                        k.owner(o),
+                        self.show()
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// 4. Exclusivity: at most one IPMODIFY ops, one direct ops and one trampoline address.
+    fn exclusivity(&self, out: &mut Vec<Violation>) {
+        let k = self.k;
+        if self.ipm.len() > 1 {
+            let names: Vec<String> = self.ipm.iter().map(|o| k.owner(*o).to_string()).collect();
+            out.push(self.v(
+                Property::Exclusivity,
+                format!("two IPMODIFY ops enabled: {}", names.join(", ")),
+            ));
+        }
+        if self.dir.len() > 1 {
+            let names: Vec<String> = self.dir.iter().map(|o| k.owner(*o).to_string()).collect();
+            out.push(self.v(
+                Property::Exclusivity,
+                format!("two direct ops enabled: {}", names.join(", ")),
+            ));
+        }
+        let mut addrs: SmallVec<[Addr; 2]> =
+            k.direct_functions.all_for(self.f).map(|e| e.addr).collect();
+        addrs.sort();
+        addrs.dedup();
+        if addrs.len() > 1 {
+            let names: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+            out.push(self.v(
+                Property::Exclusivity,
                 format!(
-                    "{} is enabled but its callback does not run: {}",
-                    k.owner(o),
-                    Show(k, &c)
+                    "direct_functions holds {} trampolines: {}",
+                    addrs.len(),
+                    names.join(", ")
                 ),
             ));
         }
     }
-    // 4. Exclusivity
-    if ipm.len() > 1 {
-        let names: Vec<String> = ipm.iter().map(|o| k.owner(*o).to_string()).collect();
-        out.push(v(
-            Property::Exclusivity,
-            format!("two IPMODIFY ops enabled: {}", names.join(", ")),
-        ));
-    }
-    if dir.len() > 1 {
-        let names: Vec<String> = dir.iter().map(|o| k.owner(*o).to_string()).collect();
-        out.push(v(
-            Property::Exclusivity,
-            format!("two direct ops enabled: {}", names.join(", ")),
-        ));
-    }
-    let mut addrs: SmallVec<[Addr; 2]> = k.direct_functions.all_for(f).map(|e| e.addr).collect();
-    addrs.sort();
-    addrs.dedup();
-    if addrs.len() > 1 {
-        let names: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-        out.push(v(
-            Property::Exclusivity,
-            format!(
-                "direct_functions holds {} trampolines: {}",
-                addrs.len(),
-                names.join(", ")
-            ),
-        ));
-    }
-    // 5. Accounting
-    let rec = *k.rec(f);
-    let want_count = refs.len() as u16;
-    let want_ipm = refs.iter().any(|&o| accounted_ipmodify(k, o));
-    let want_dir = !dir.is_empty();
-    if rec.count != want_count {
-        out.push(v(
-            Property::Accounting,
-            format!(
-                "record count is {} but {} enabled ops reference it",
-                rec.count, want_count
-            ),
-        ));
-    }
-    if rec.ipmodify != want_ipm {
-        out.push(v(
-            Property::Accounting,
-            format!(
-                "record IPMODIFY flag is {} but should be {want_ipm}",
-                rec.ipmodify
-            ),
-        ));
-    }
-    if rec.direct != want_dir {
-        out.push(v(
-            Property::Accounting,
-            format!(
-                "record DIRECT flag is {} but should be {want_dir}",
-                rec.direct
-            ),
-        ));
-    }
-    let want_site = if rec.count == 0 {
-        Some(CallSite::Nop)
-    } else if rec.count == 1 && rec.direct {
-        k.direct_functions.lookup(f).map(CallSite::Direct)
-    } else {
-        Some(CallSite::Caller)
-    };
-    if let Some(want) = want_site {
-        if rec.site != want {
-            out.push(v(
+
+    /// 5. Accounting: the record's count and flags and the call site follow the enabled ops.
+    fn accounting(&self, out: &mut Vec<Violation>) {
+        let k = self.k;
+        let rec = *k.rec(self.f);
+        let want_count = self.refs.len() as u16;
+        let want_ipm = self.refs.iter().any(|&o| accounted_ipmodify(k, o));
+        let want_dir = !self.dir.is_empty();
+        if rec.count != want_count {
+            out.push(self.v(
                 Property::Accounting,
-                format!("call site is {:?} but the record says {:?}", rec.site, want),
-            ));
-        }
-    }
-    // 6. Atomicity, as state: no stale direct_functions entry.
-    for e in k.direct_functions.all_for(f) {
-        let owned = dir.iter().any(|&o| intended_addr(k, o, f) == Some(e.addr));
-        if !owned {
-            out.push(v(
-                Property::Atomicity,
                 format!(
-                    "direct_functions keeps {f} -> {} that no enabled direct ops owns",
-                    e.addr
+                    "record count is {} but {} enabled ops reference it",
+                    rec.count, want_count
                 ),
             ));
         }
+        if rec.ipmodify != want_ipm {
+            out.push(self.v(
+                Property::Accounting,
+                format!(
+                    "record IPMODIFY flag is {} but should be {want_ipm}",
+                    rec.ipmodify
+                ),
+            ));
+        }
+        if rec.direct != want_dir {
+            out.push(self.v(
+                Property::Accounting,
+                format!(
+                    "record DIRECT flag is {} but should be {want_dir}",
+                    rec.direct
+                ),
+            ));
+        }
+        let want_site = if rec.count == 0 {
+            Some(CallSite::Nop)
+        } else if rec.count == 1 && rec.direct {
+            k.direct_functions.lookup(self.f).map(CallSite::Direct)
+        } else {
+            Some(CallSite::Caller)
+        };
+        if let Some(want) = want_site {
+            if rec.site != want {
+                out.push(self.v(
+                    Property::Accounting,
+                    format!("call site is {:?} but the record says {:?}", rec.site, want),
+                ));
+            }
+        }
     }
-    // share-leak: an installed trampoline still sharing with no IPMODIFY ops on the function.
-    if tr.cur_image.is_some() && ipm.is_empty() {
-        let fops = k.op(k.bpf_fops(f));
+
+    /// 6. Atomicity, as state: no stale direct_functions entry.
+    fn no_stale_direct_entry(&self, out: &mut Vec<Violation>) {
+        let (k, f) = (self.k, self.f);
+        for e in k.direct_functions.all_for(f) {
+            let owned = self
+                .dir
+                .iter()
+                .any(|&o| intended_addr(k, o, f) == Some(e.addr));
+            if !owned {
+                out.push(self.v(
+                    Property::Atomicity,
+                    format!(
+                        "direct_functions keeps {f} -> {} that no enabled direct ops owns",
+                        e.addr
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// share-leak: an installed trampoline still sharing with no IPMODIFY ops on the function.
+    fn share_leak(&self, out: &mut Vec<Violation>) {
+        let k = self.k;
+        let tr = k.tr(self.f);
+        if tr.cur_image.is_none() || !self.ipm.is_empty() {
+            return;
+        }
+        let fops = k.op(k.bpf_fops(self.f));
         let sharing = match k.proto.bpf_share_state {
             BpfShareState::TrampFlags => tr.flags.share,
             BpfShareState::IndirectBool => tr.indirect_call || fops.has(fl::SHARE_IPMODIFY),
             BpfShareState::None => false,
         };
         if sharing {
-            out.push(v(
+            out.push(self.v(
                 Property::ShareLeak,
                 "the trampoline stays in sharing mode with no IPMODIFY ops on the function".into(),
             ));
