@@ -240,97 +240,59 @@ fn kernel_refuses_unperformable_input_before_booting() {
         "direct.txt",
         "protocol merged\nworld functions=1 tracers=1\ndirect-register f0\n",
     );
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    // Each case: the arguments (`{conc}` and the like name the files above) and what the error
+    // must say.
+    let cases: &[(&str, &str)] = &[
+        ("kernel {conc} --kernel 5.4", "unknown kernel `5.4`"),
         (
-            vec!["kernel", &conc, "--kernel", "5.4"],
-            "unknown kernel `5.4`",
-        ),
-        (
-            vec![
-                "kernel",
-                &conc,
-                "--kernel",
-                "6.12",
-                "--protocol",
-                "fixes-2025",
-            ],
+            "kernel {conc} --kernel 6.12 --protocol fixes-2025",
             "line 4",
         ),
         (
-            vec![
-                "kernel",
-                &fault,
-                "--kernel",
-                "6.1",
-                "--protocol",
-                "fixes-2022",
-            ],
+            "kernel {fault} --kernel 6.1 --protocol fixes-2022",
             "injects faults",
         ),
         (
-            vec![
-                "kernel",
-                &module,
-                "--kernel",
-                "6.1",
-                "--protocol",
-                "fixes-2022",
-            ],
+            "kernel {module} --kernel 6.1 --protocol fixes-2022",
             "modules",
         ),
         (
-            vec![
-                "kernel",
-                &direct,
-                "--kernel",
-                "6.12",
-                "--protocol",
-                "fixes-2025",
-            ],
+            "kernel {direct} --kernel 6.12 --protocol fixes-2025",
             "no single-ip direct API",
         ),
         (
-            vec!["kernel", "--kernel", "6.12", "--protocol", "fixes-2025"],
+            "kernel --kernel 6.12 --protocol fixes-2025",
             "give a reproducer FILE",
         ),
         (
-            vec![
-                "kernel",
-                &conc,
-                "--kernel",
-                "6.12",
-                "--random",
-                "3",
-                "--protocol",
-                "fixes-2025",
-            ],
+            "kernel {conc} --kernel 6.12 --random 3 --protocol fixes-2025",
             "not both",
         ),
         (
-            vec![
-                "kernel",
-                "--kernel",
-                "6.12",
-                "--random",
-                "0",
-                "--protocol",
-                "fixes-2025",
-            ],
+            "kernel --kernel 6.12 --random 0 --protocol fixes-2025",
             "at least one",
         ),
         (
-            vec![
-                "kernel",
-                "/nonexistent.txt",
-                "--kernel",
-                "6.12",
-                "--protocol",
-                "fixes-2025",
-            ],
+            "kernel /nonexistent.txt --kernel 6.12 --protocol fixes-2025",
             "/nonexistent.txt",
         ),
     ];
-    for (args, want) in cases {
+    let files = [
+        ("{conc}", &conc),
+        ("{fault}", &fault),
+        ("{module}", &module),
+        ("{direct}", &direct),
+    ];
+    for (line, want) in cases {
+        let args: Vec<&str> = line
+            .split_whitespace()
+            .map(|a| {
+                files
+                    .iter()
+                    .find(|(k, _)| *k == a)
+                    .map_or(a, |(_, p)| p.as_str())
+            })
+            .collect();
         let (c, _, e) = ftsim(&args);
         assert_eq!(c, 2, "{args:?}: {e}");
         assert!(e.contains(want), "{args:?}: {e}");
