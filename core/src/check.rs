@@ -138,7 +138,7 @@ impl<'a> FnCheck<'a> {
         Show(self.k, &self.c)
     }
 
-    /// 1. IPMODIFY honoured: an enabled IPMODIFY ops and the call ends in a redirected body.
+    /// IPMODIFY honoured (1): an enabled IPMODIFY ops and the call ends in a redirected body.
     fn ipmodify_honoured(&self, out: &mut Vec<Violation>) {
         if let Some(&o) = self.ipm.first() {
             if !matches!(self.c.body, Body::Redirected(_)) {
@@ -154,7 +154,7 @@ impl<'a> FnCheck<'a> {
         }
     }
 
-    /// 2. No lost program: every linked program of an installed trampoline runs.
+    /// No lost program (2): every linked program of an installed trampoline runs.
     fn no_lost_program(&self, out: &mut Vec<Violation>) {
         let tr = self.k.tr(self.f);
         if tr.cur_image.is_none() {
@@ -174,7 +174,7 @@ impl<'a> FnCheck<'a> {
         }
     }
 
-    /// 3. No lost callback: every referencing ops' callback runs, every direct ops' trampoline
+    /// No lost callback (3): every referencing ops' callback runs, every direct ops' trampoline
     /// is reached.
     fn no_lost_callback(&self, out: &mut Vec<Violation>) {
         let (k, f, c) = (self.k, self.f, &self.c);
@@ -210,7 +210,7 @@ impl<'a> FnCheck<'a> {
         }
     }
 
-    /// 4. Exclusivity: at most one IPMODIFY ops, one direct ops and one trampoline address.
+    /// Exclusivity (4): at most one IPMODIFY ops, one direct ops and one trampoline address.
     fn exclusivity(&self, out: &mut Vec<Violation>) {
         let k = self.k;
         if self.ipm.len() > 1 {
@@ -244,7 +244,7 @@ impl<'a> FnCheck<'a> {
         }
     }
 
-    /// 5. Accounting: the record's count and flags and the call site follow the enabled ops.
+    /// Accounting (5): the record's count and flags and the call site follow the enabled ops.
     fn accounting(&self, out: &mut Vec<Violation>) {
         let k = self.k;
         let rec = *k.rec(self.f);
@@ -295,7 +295,7 @@ impl<'a> FnCheck<'a> {
         }
     }
 
-    /// 6. Atomicity, as state: no stale direct_functions entry.
+    /// Atomicity as state (6): no stale direct_functions entry.
     fn no_stale_direct_entry(&self, out: &mut Vec<Violation>) {
         let (k, f) = (self.k, self.f);
         for e in k.direct_functions.all_for(f) {

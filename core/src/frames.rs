@@ -2,8 +2,8 @@
 //! implements and the [`Flow`] a step returns. A frame's step may return `Flow::Call(Frame)` and
 //! [`Frame`] enumerates every frame: the registry is the sum type of the kernel functions that
 //! call one another (as `register_ftrace_function` calls an owner's `ops_func`, which calls
-//! `modify_ftrace_direct`), the one mutual reference of the frame bodies (`ftrace.rs`,
-//! `direct.rs`, `owners/`) and this module (`core/tests/imports.rs`).
+//! `modify_ftrace_direct`), the one mutual reference of the frame bodies (`ftrace/`,
+//! `direct/`, `owners/`) and this module (`core/tests/imports.rs`).
 
 use crate::ids::Tid;
 use crate::kernel::Kernel;
