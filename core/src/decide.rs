@@ -3,7 +3,7 @@
 //! The core never chooses (ARCHITECTURE's first invariant). What it cannot decide is which thread
 //! steps next and whether an allocation, an image build or a trylock fails: that is a
 //! [`Decider`]. The executors (`seq.rs` for one thread, `sched.rs` for many) carry out the
-//! mechanics the same way, in [`answer`]: a blocking lock is granted once free, after lockdep's
+//! mechanics the same way, in `exec::answer`: a blocking lock is granted once free, after lockdep's
 //! order rule; a trylock takes its lock if it is free and the decider does not make it find the
 //! lock taken; an allocation or a build succeeds unless the decider fails it; `msleep` is
 //! answered at once (when it runs is the scheduling's business).
@@ -18,9 +18,6 @@
 //! it, are listed in `lockdep.rs`.
 
 use crate::ids::Tid;
-use crate::kernel::Kernel;
-use crate::lockdep;
-use crate::locks::LockOrder;
 use crate::step::{Faults, Request};
 
 /// Which thread steps, and which decisions fail.
@@ -69,33 +66,5 @@ impl Decider for FaultPlan {
         let n = self.taken[i];
         self.taken[i] += 1;
         n < 32 && mask & (1 << n) != 0
-    }
-}
-
-/// The executor's answer to thread `t`'s request `req`, which is not a lock recursion (the
-/// executors check that first, `lockdep::recursion`): `true` grants or succeeds. A blocking
-/// `Lock` must be free; its order against the locks `t` holds is checked first, a violation going
-/// to the kernel's in-step findings (`Kernel::violate`), which the executor drains with the step's
-/// own.
-pub fn answer(
-    k: &mut Kernel,
-    order: &mut LockOrder,
-    t: Tid,
-    req: Request,
-    d: &mut impl Decider,
-) -> bool {
-    match req {
-        Request::Lock(l) => {
-            if let Some(v) = lockdep::order(order, k, t, l) {
-                k.violate(v);
-            }
-            true
-        }
-        Request::TryLock(l) => {
-            let busy = d.fails(t, req);
-            !busy && k.lock_holder(l).is_none()
-        }
-        Request::Alloc(_) | Request::Build(_) => !d.fails(t, req),
-        Request::Sleep => true,
     }
 }

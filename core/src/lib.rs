@@ -26,6 +26,7 @@ pub mod checked;
 pub mod decide;
 pub mod direct;
 pub mod errno;
+pub mod exec;
 pub mod findings;
 pub mod fingerprint;
 pub mod frames;

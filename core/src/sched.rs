@@ -7,8 +7,9 @@
 //! inside steps and by lockdep: the property check at quiescent points and the reference oracle
 //! are the checked run's ([`crate::checked::CheckedRun`]).
 
-use crate::decide::{answer, FaultPlan};
+use crate::decide::FaultPlan;
 use crate::errno::Errno;
+use crate::exec::{advance, Advance};
 use crate::findings::Findings;
 use crate::ids::Tid;
 use crate::kernel::Kernel;
@@ -206,31 +207,18 @@ impl Sched {
         }
         self.lanes[ti].slept = 0;
         self.lanes[ti].passed = 0;
-        match self.k.status(t) {
-            Status::Idle => {
-                let (op, faults) = self.lanes[ti].queue.pop_front().unwrap();
-                self.lanes[ti].plan = FaultPlan::new(faults);
-                self.k.start(t, op);
-            }
-            Status::Wants(req) => {
-                let ok = answer(
-                    &mut self.k,
-                    &mut self.order,
-                    t,
-                    req,
-                    &mut self.lanes[ti].plan,
-                );
-                self.k.answer(t, ok);
-            }
-            Status::Done(_) => unreachable!(),
+        if self.k.status(t) == Status::Idle {
+            let (op, faults) = self.lanes[ti].queue.pop_front().unwrap();
+            self.lanes[ti].plan = FaultPlan::new(faults);
+            self.k.start(t, op);
         }
         let op = self.k.threads[ti].op.clone();
-        let status = self.k.run(t);
+        let next = advance(&mut self.k, &mut self.order, t, &mut self.lanes[ti].plan);
         for v in std::mem::take(&mut self.k.violations) {
             self.record(v);
         }
-        match status {
-            Status::Done(result) => {
+        match next {
+            Advance::Done(result) => {
                 let th = &self.k.threads[ti];
                 let c = Completion {
                     tid: t,
@@ -242,13 +230,12 @@ impl Sched {
                 self.lanes[ti].done.push((c.op.clone(), result));
                 StepOutcome::Finished(c)
             }
-            Status::Wants(Request::Lock(l)) if self.k.holds(t, l) => {
-                self.record(lockdep::recursion(&self.k, t, l).unwrap());
+            Advance::Recursion(v) => {
+                self.record(v);
                 self.lanes[ti].stuck = true;
-                self.k.mark_stuck(t);
                 StepOutcome::Progress
             }
-            _ => StepOutcome::Progress,
+            Advance::Wants(_) => StepOutcome::Progress,
         }
     }
 

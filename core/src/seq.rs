@@ -2,18 +2,19 @@
 //! proptest and fuzzing. Locks are always free (a thread asking for a lock it holds is a
 //! `lock-recursion` finding and leaves the model stuck); the lock order of every acquisition is
 //! recorded lockdep-style; allocation, build and trylock decisions come from a [`Faults`] plan
-//! ([`FaultPlan`], answered by [`answer`] as the concurrent executor answers them).
+//! ([`FaultPlan`]); each step is the one executor step ([`advance`]), as in the concurrent
+//! executor.
 
 use crate::check::{check, footprint};
-use crate::decide::{answer, FaultPlan};
+use crate::decide::FaultPlan;
 use crate::errno::Errno;
+use crate::exec::{advance, Advance};
 use crate::kernel::Kernel;
-use crate::lockdep;
 use crate::locks::LockOrder;
 use crate::op::Op;
 use crate::protocol::Protocol;
+use crate::step::Request;
 pub use crate::step::{Faults, Outcome};
-use crate::step::{Request, Status};
 use crate::world::World;
 
 /// Runs owner-level operations one at a time.
@@ -76,34 +77,25 @@ impl Sequential {
         let mut violations = Vec::new();
         self.k.start(t, op.clone());
         let result = loop {
-            match self.k.run(t) {
-                Status::Done(r) => break r,
-                Status::Idle => {
-                    unreachable!("[core internal bug] thread went idle without finishing")
+            match advance(&mut self.k, &mut self.order, t, &mut plan) {
+                Advance::Done(r) => break r,
+                Advance::Recursion(v) => {
+                    violations.push(v);
+                    self.stuck = true;
+                    violations.append(&mut self.k.violations);
+                    return Outcome {
+                        result: Err(Errno::EBUSY),
+                        violations,
+                        contended: false,
+                        faulted: false,
+                        stuck: true,
+                    };
                 }
-                Status::Wants(req) => {
-                    if let Request::Lock(l) = req {
-                        if let Some(v) = lockdep::recursion(&self.k, t, l) {
-                            violations.push(v);
-                            self.stuck = true;
-                            self.k.mark_stuck(t);
-                            violations.append(&mut self.k.violations);
-                            return Outcome {
-                                result: Err(Errno::EBUSY),
-                                violations,
-                                contended: false,
-                                faulted: false,
-                                stuck: true,
-                            };
-                        }
-                        assert!(
-                            self.k.lock_holder(l).is_none(),
-                            "[core internal bug] lock {l} held by another thread in the sequential driver"
-                        );
-                    }
-                    let ok = answer(&mut self.k, &mut self.order, t, req, &mut plan);
-                    self.k.answer(t, ok);
-                }
+                Advance::Wants(Request::Lock(l)) => assert!(
+                    self.k.lock_holder(l).is_none(),
+                    "[core internal bug] lock {l} held by another thread in the sequential driver"
+                ),
+                Advance::Wants(_) => {}
             }
         };
         violations.append(&mut self.k.violations);

@@ -1,0 +1,77 @@
+//! The one executor step: what `Sequential` (one thread) and `Sched` (many) do to a thread when
+//! it is its turn. Answer its pending request the way every executor answers ([`answer`], with
+//! the thread's [`Decider`]), run it to its next request or to the end of its operation
+//! (`Kernel::run`), and apply the recursion policy: a blocking request for a lock the thread
+//! holds is a `lock-recursion` finding, and the thread waits forever (`lockdep.rs` names the
+//! policies in which the thread driver over real mutexes differs, and why).
+//!
+//! Starting an operation, choosing the thread, draining the step's findings and judging the
+//! state are the callers' (the executors and the checked runs, `checked.rs`).
+
+use crate::decide::Decider;
+use crate::errno::Errno;
+use crate::ids::Tid;
+use crate::kernel::Kernel;
+use crate::lockdep;
+use crate::locks::LockOrder;
+use crate::property::Violation;
+use crate::step::{Request, Status};
+
+/// What one step left the thread with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// It waits for this decision (a `Lock`: until the lock is free).
+    Wants(Request),
+    /// Its operation finished.
+    Done(Result<(), Errno>),
+    /// It asked for a lock it holds: it is marked stuck (`Kernel::mark_stuck`) and never runs
+    /// again.
+    Recursion(Violation),
+}
+
+/// One step of thread `t`, which has an operation in flight: answers its pending request (none
+/// right after `Kernel::start`), then runs it until it needs the next decision.
+pub fn advance(k: &mut Kernel, order: &mut LockOrder, t: Tid, d: &mut impl Decider) -> Advance {
+    if let Some(req) = k.threads[t as usize].pending {
+        let ok = answer(k, order, t, req, d);
+        k.answer(t, ok);
+    }
+    match k.run(t) {
+        Status::Done(r) => Advance::Done(r),
+        Status::Wants(Request::Lock(l)) if k.holds(t, l) => {
+            let v = lockdep::recursion(k, t, l).expect("held, so a recursion");
+            k.mark_stuck(t);
+            Advance::Recursion(v)
+        }
+        Status::Wants(req) => Advance::Wants(req),
+        Status::Idle => unreachable!("[core internal bug] thread {t} went idle without finishing"),
+    }
+}
+
+/// The executor's answer to thread `t`'s request `req`, which is not a lock recursion (the
+/// executors check that first, `lockdep::recursion`): `true` grants or succeeds. A blocking
+/// `Lock` must be free; its order against the locks `t` holds is checked first, a violation going
+/// to the kernel's in-step findings (`Kernel::violate`), which the executor drains with the step's
+/// own.
+pub fn answer(
+    k: &mut Kernel,
+    order: &mut LockOrder,
+    t: Tid,
+    req: Request,
+    d: &mut impl Decider,
+) -> bool {
+    match req {
+        Request::Lock(l) => {
+            if let Some(v) = lockdep::order(order, k, t, l) {
+                k.violate(v);
+            }
+            true
+        }
+        Request::TryLock(l) => {
+            let busy = d.fails(t, req);
+            !busy && k.lock_holder(l).is_none()
+        }
+        Request::Alloc(_) | Request::Build(_) => !d.fails(t, req),
+        Request::Sleep => true,
+    }
+}
