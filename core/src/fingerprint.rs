@@ -2,8 +2,12 @@
 //! affect behaviour (serial numbers of images, programs and sample trampolines are renumbered by
 //! first appearance; counters and traces are left out). Used to deduplicate states.
 
-use crate::ids::{Addr, ProgId};
+use crate::ids::{Addr, OpsId, ProgId, Tid};
 use crate::kernel::{CallSite, Kernel};
+use crate::locks::Lock;
+use crate::walk::{
+    fields, walk, AddrView, Buf, Field, Fields, HashWords, Identity, Section, Sink, Words,
+};
 use std::hash::{Hash, Hasher};
 
 /// A 128-bit hasher with a fixed, documented mixing function (no per-process keys).
@@ -71,14 +75,19 @@ impl Hasher for StableHasher {
     }
 }
 
-/// Renumbers serials by first appearance.
-#[derive(Default)]
-struct Canon {
+/// The renumbering of serials by first appearance: program ids, and addresses that are neither
+/// the current image of their trampoline nor the current sample of their direct user.
+#[derive(Clone, Debug, Default)]
+pub struct Canon {
     progs: Vec<ProgId>,
     addrs: Vec<Addr>,
 }
 
 impl Canon {
+    pub fn clear(&mut self) {
+        self.progs.clear();
+        self.addrs.clear();
+    }
     fn prog(&mut self, p: ProgId) -> u64 {
         match self.progs.iter().position(|x| *x == p) {
             Some(i) => i as u64,
@@ -88,33 +97,246 @@ impl Canon {
             }
         }
     }
-    fn addr(&mut self, k: &Kernel, a: Addr) -> u64 {
+    fn addr(&mut self, a: AddrView) -> u64 {
         match a {
-            Addr::Image { tr, serial }
-                if k.tr(tr)
-                    .cur_image
-                    .as_ref()
-                    .is_some_and(|im| im.serial == serial) =>
-            {
-                (1 << 40) | tr.0 as u64
+            AddrView {
+                current: true,
+                sample: false,
+                f,
+                ..
+            } => (1 << 40) | f.0 as u64,
+            AddrView {
+                current: true,
+                sample: true,
+                f,
+                ..
+            } => (2 << 40) | f.0 as u64,
+            _ => {
+                let i = match self.addrs.iter().position(|x| *x == a.raw) {
+                    Some(i) => i,
+                    None => {
+                        self.addrs.push(a.raw);
+                        self.addrs.len() - 1
+                    }
+                };
+                let tr = if a.sample {
+                    0x8000 | a.f.0 as u64
+                } else {
+                    a.f.0 as u64
+                };
+                (3 << 40) | (tr << 16) | i as u64
             }
-            Addr::Sample { f, .. } if k.fstate(f).direct_user == Some(a) => (2 << 40) | f.0 as u64,
-            _ => self.stale(a),
         }
     }
-    fn stale(&mut self, a: Addr) -> u64 {
-        let i = match self.addrs.iter().position(|x| *x == a) {
-            Some(i) => i,
-            None => {
-                self.addrs.push(a);
-                self.addrs.len() - 1
+}
+
+/// How the fingerprint packs a scalar field: `Skip` (ignored), or or-ed in at `shift`, the word
+/// ending after it when `end`.
+#[derive(Clone, Copy)]
+enum Pack {
+    Skip,
+    At { shift: u8, end: bool },
+}
+
+const fn at(shift: u8) -> Pack {
+    Pack::At { shift, end: false }
+}
+
+const fn last(shift: u8) -> Pack {
+    Pack::At { shift, end: true }
+}
+
+/// The fingerprint's word layout (see [`Fingerprint`]).
+#[inline]
+const fn pack(f: Field) -> Pack {
+    use Field::*;
+    match f {
+        RecPresent => at(0),
+        RecDisabled => at(1),
+        RecIpmodify => at(2),
+        RecDirect => at(3),
+        RecCount => last(8),
+        KlpStack => at(0),
+        KlpRegistered => at(16),
+        Kprobes => last(20),
+        DirectBusy => last(1),
+        TrLinks => at(0),
+        TrCallOrig => at(8),
+        TrOrigStack => at(9),
+        TrShare => at(10),
+        TrIndirectCall => at(11),
+        UnsharePending => last(12),
+        LinkKind => at(0),
+        ImageCallOrig => at(0),
+        ImageOrigStack => at(1),
+        ImageProgs => last(2),
+        OpsFlags => at(0),
+        OpsFuncSet => at(16),
+        OpsTrampolineSet => at(17),
+        DirectIp => at(0),
+        ModLoaded => at(0),
+        ModLive => at(1),
+        ModBusy => at(2),
+        ModKlpSeen => last(3),
+        TracerRegistered | KprobeFtraceEnabled => last(0),
+        _ => Pack::Skip,
+    }
+}
+
+/// The fingerprint as a sink of [`walk`]: the words it mixes, into a hasher or a buffer (the
+/// explorer's renamed encoding). Small fields are packed into words ([`pack`]); serials are
+/// renumbered by first appearance ([`Canon`]); a record's site is 0 (nop), 1 (caller) or
+/// `2 | address << 2`; a direct user is one bit (its address is always its current sample); an
+/// absent image is the word `0xdead`; the ops list begins with `0xabcd` and `direct_functions`
+/// with `0xbcde`; a hash entry is `ip | n << 16 | tag << 40` (tag 1 filter, 2 notrace); locks
+/// and frames go through their `Hash` ([`HashWords`]).
+pub struct Fingerprint<'a, W: Words> {
+    pub out: &'a mut W,
+    pub canon: &'a mut Canon,
+    cur: u64,
+}
+
+impl<'a, W: Words> Fingerprint<'a, W> {
+    pub fn new(out: &'a mut W, canon: &'a mut Canon) -> Self {
+        canon.clear();
+        Fingerprint { out, canon, cur: 0 }
+    }
+    #[inline]
+    fn put(&mut self, f: Field, v: u64) {
+        if let Pack::At { shift, end } = pack(f) {
+            self.cur |= v << shift;
+            if end {
+                self.out.word(self.cur);
+                self.cur = 0;
+            }
+        }
+    }
+}
+
+impl<W: Words> Sink for Fingerprint<'_, W> {
+    /// Serials are renumbered: an image's own serial counts only as whether an address is that
+    /// image (an address's `current`), and the next serials and the trampoline's selector not at
+    /// all; the
+    /// thread's bookkeeping for its driver (its input, its operation, contention and fault
+    /// marks) does not decide what it does next; the counters and dirty list are reset before
+    /// any state is compared; the protocol is fixed for a search.
+    const IGNORES: Fields = fields(&[
+        Field::TrSelector,
+        Field::TrNextSerial,
+        Field::ThreadInput,
+        Field::ThreadOp,
+        Field::ThreadContended,
+        Field::ThreadFaulted,
+        Field::NextProg,
+        Field::NextSample,
+        Field::Dirty,
+        Field::DirtyEntry,
+        Field::Proto,
+    ]);
+    #[inline]
+    fn begin(&mut self, s: Section) {
+        match s {
+            Section::OpsList => self.out.word(0xabcd),
+            Section::DirectFunctions => self.out.word(0xbcde),
+            _ => {}
+        }
+    }
+    #[inline]
+    fn val(&mut self, f: Field, v: u64) {
+        if f == Field::TrImage && v == 0 {
+            self.out.word(0xdead);
+        } else {
+            self.put(f, v);
+        }
+    }
+    #[inline]
+    fn len(&mut self, f: Field, n: usize) {
+        self.put(f, n as u64);
+    }
+    #[inline]
+    fn site(&mut self, _f: Field, site: CallSite, a: Option<AddrView>) {
+        let w = match site {
+            CallSite::Nop => 0,
+            CallSite::Caller => 1,
+            CallSite::Direct(_) => {
+                2 | self
+                    .canon
+                    .addr(a.expect("[core internal bug] a direct site without an address"))
+                    << 2
             }
         };
-        let tr = match a {
-            Addr::Image { tr, .. } => tr.0 as u64,
-            Addr::Sample { f, .. } => 0x8000 | f.0 as u64,
-        };
-        (3 << 40) | (tr << 16) | i as u64
+        self.out.word(w);
+    }
+    #[inline]
+    fn addr(&mut self, f: Field, a: Option<AddrView>) {
+        match f {
+            Field::DirectUser => self.cur |= a.is_some() as u64,
+            Field::OpsDirectCall => {
+                let w = a.map_or(0, |a| 1 | self.canon.addr(a) << 1);
+                self.out.word(w);
+            }
+            _ => {
+                let x = a.map_or(0, |a| self.canon.addr(a));
+                self.out.word(self.cur | x << 16);
+                self.cur = 0;
+            }
+        }
+    }
+    #[inline]
+    fn prog(&mut self, f: Field, p: ProgId) {
+        let x = self.canon.prog(p);
+        if f == Field::LinkProg {
+            self.out.word(self.cur | x << 4);
+            self.cur = 0;
+        } else {
+            self.out.word(x);
+        }
+    }
+    #[inline]
+    fn ips(&mut self, f: Field, pairs: &[(u16, u16)]) {
+        let tag: u64 = if f == Field::OpsFilter { 1 } else { 2 };
+        for &(ip, n) in pairs {
+            self.out.word(ip as u64 | (n as u64) << 16 | tag << 40);
+        }
+    }
+    #[inline]
+    fn ops_ref(&mut self, f: Field, id: Option<OpsId>) {
+        if f == Field::OpsHashOf {
+            let w = self.cur | (id.map_or(0xffff, |x| x.0) as u64) << 18;
+            self.out.word(w);
+            self.cur = 0;
+        } else {
+            self.out.word(id.map_or(0xffff, |x| x.0 as u64));
+        }
+    }
+    #[inline]
+    fn lock(&mut self, l: Lock, holder: Tid) {
+        l.hash(&mut HashWords(self.out));
+        self.out.word(holder as u64);
+    }
+    #[inline]
+    fn hashed<T: Hash>(&mut self, f: Field, v: &T) {
+        if matches!(
+            f,
+            Field::ThreadStack | Field::ThreadPending | Field::ThreadStuck
+        ) {
+            v.hash(&mut HashWords(self.out));
+        }
+    }
+    /// Mid-operation, a frame may compare the state generation with one it saved (the
+    /// rinse-and-repeat accounting): then the generation is behaviour.
+    #[inline]
+    fn gen(&mut self, gen: u64, in_flight: bool) {
+        if in_flight {
+            self.out.word(gen);
+        }
+    }
+}
+
+impl Words for StableHasher {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        StableHasher::word(self, w);
     }
 }
 
@@ -122,111 +344,11 @@ impl Canon {
 pub fn fingerprint(k: &Kernel) -> u128 {
     let mut h = StableHasher::default();
     let mut c = Canon::default();
-    for s in &k.fns {
-        let r = &s.rec;
-        h.word(
-            r.present as u64
-                | (r.disabled as u64) << 1
-                | (r.ipmodify as u64) << 2
-                | (r.direct as u64) << 3
-                | (r.count as u64) << 8,
-        );
-        match r.site {
-            CallSite::Nop => h.word(0),
-            CallSite::Caller => h.word(1),
-            CallSite::Direct(a) => {
-                let x = c.addr(k, a);
-                h.word(2 | x << 2)
-            }
-        }
-        h.word(s.klp_stack as u64 | (s.klp_registered as u64) << 16 | (s.kprobes as u64) << 20);
-        match s.direct_user {
-            Some(_) => h.word(1 | (s.direct_busy as u64) << 1),
-            None => h.word((s.direct_busy as u64) << 1),
-        }
-        let tr = &s.tr;
-        h.word(
-            tr.links.len() as u64
-                | (tr.flags.call_orig as u64) << 8
-                | (tr.flags.orig_stack as u64) << 9
-                | (tr.flags.share as u64) << 10
-                | (tr.indirect_call as u64) << 11
-                | (s.unshare_pending as u64) << 12,
-        );
-        for (kind, p) in &tr.links {
-            let x = c.prog(*p);
-            h.word(*kind as u64 | x << 4);
-        }
-        match &tr.cur_image {
-            None => h.word(0xdead),
-            Some(im) => {
-                h.word(
-                    im.call_orig as u64
-                        | (im.orig_stack as u64) << 1
-                        | (im.progs.len() as u64) << 2,
-                );
-                for p in &im.progs {
-                    let x = c.prog(*p);
-                    h.word(x);
-                }
-            }
-        }
-    }
-    for o in &k.ops {
-        h.word(
-            o.flags as u64
-                | (o.func_set as u64) << 16
-                | (o.trampoline_set as u64) << 17
-                | (o.hash_of.map_or(0xffff, |x| x.0) as u64) << 18,
-        );
-        for &(ip, n) in o.filter.raw() {
-            h.word(ip as u64 | (n as u64) << 16 | 1 << 40);
-        }
-        for &(ip, n) in o.notrace.raw() {
-            h.word(ip as u64 | (n as u64) << 16 | 2 << 40);
-        }
-        match o.direct_call {
-            None => h.word(0),
-            Some(a) => {
-                let x = c.addr(k, a);
-                h.word(1 | x << 1)
-            }
-        }
-    }
-    h.word(0xabcd);
-    for op in &k.ops_list {
-        h.word(op.0 as u64);
-    }
-    h.word(0xbcde);
-    for e in k.direct_functions.entries() {
-        let x = c.addr(k, e.addr);
-        h.word(e.ip.0 as u64 | x << 16);
-    }
-    for m in &k.modules {
-        h.word(
-            m.loaded as u64
-                | (m.live as u64) << 1
-                | (m.busy as u64) << 2
-                | (m.klp_seen as u64) << 3,
-        );
-    }
-    for t in &k.tracers {
-        h.word(t.registered as u64);
-    }
-    h.word(k.kprobe_ftrace_enabled as u64);
-    for (l, t) in &k.locks {
-        l.hash(&mut h);
-        h.word(*t as u64);
-    }
-    for th in &k.threads {
-        th.stack.hash(&mut h);
-        th.pending.hash(&mut h);
-        th.stuck.hash(&mut h);
-    }
-    // Mid-operation, a frame may compare the state generation with one it saved (the
-    // rinse-and-repeat accounting): then the generation is behaviour.
-    if k.threads.iter().any(|th| !th.stack.is_empty()) {
-        h.word(k.gen);
-    }
+    walk(
+        k,
+        &Identity,
+        &mut Buf::default(),
+        &mut Fingerprint::new(&mut h, &mut c),
+    );
     h.finish128()
 }

@@ -237,19 +237,21 @@ pub struct Kernel {
     pub trace: Option<Vec<Event>>,
 }
 
+/// Equality of states: every field the walk visits but the counters and the dirty list
+/// ([`EqScope`]).
 impl PartialEq for Kernel {
     fn eq(&self, o: &Kernel) -> bool {
-        self.proto == o.proto
-            && self.fns == o.fns
-            && self.ops == o.ops
-            && self.ops_list == o.ops_list
-            && self.direct_functions == o.direct_functions
-            && self.modules == o.modules
-            && self.tracers == o.tracers
-            && self.kprobe_ftrace_enabled == o.kprobe_ftrace_enabled
-            && self.locks == o.locks
-            && self.threads == o.threads
+        crate::walk::same::<EqScope>(self, o)
     }
+}
+
+/// The fields `Kernel`'s equality leaves out: the state generation (compared by no driver), the
+/// serial counters (serials are compared where they are used) and the records awaiting a code
+/// update.
+pub struct EqScope;
+
+impl crate::walk::Scope for EqScope {
+    const IGNORES: crate::walk::Fields = crate::walk::COUNTERS;
 }
 
 impl Kernel {

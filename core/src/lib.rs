@@ -30,6 +30,7 @@ pub mod exec;
 pub mod findings;
 pub mod fingerprint;
 pub mod frames;
+pub mod footprint;
 pub mod ftrace;
 pub mod hash;
 pub mod ids;
@@ -48,6 +49,7 @@ pub mod sched;
 pub mod script;
 pub mod seq;
 pub mod step;
+pub mod walk;
 pub mod world;
 
 pub use errno::Errno;

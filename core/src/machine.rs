@@ -16,7 +16,8 @@ use crate::step::{EventKind, Input, Request, Status};
 pub struct Thread {
     pub stack: Vec<Frame>,
     pub pending: Option<Request>,
-    input: Option<Input>,
+    /// What the thread is resumed with next (the driver's answer, or the start).
+    pub input: Option<Input>,
     pub op: Option<Op>,
     /// A trylock of this operation found its lock taken (so `-EAGAIN` is allowed).
     pub contended: bool,

@@ -81,11 +81,10 @@
 use ftsim_core::check::check;
 use ftsim_core::checked::CheckedSeq;
 use ftsim_core::findings::Findings;
-use ftsim_core::ids::{Addr, FnId, OpsId, Tid};
-use ftsim_core::kernel::{fl, CallSite, Kernel};
+use ftsim_core::ids::Tid;
+use ftsim_core::kernel::{CallSite, Kernel};
 use ftsim_core::lockdep;
 use ftsim_core::locks::{Lock, LockOrder};
-use ftsim_core::observe::{call, Body, Tramp};
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
@@ -575,140 +574,7 @@ fn abort_all(_sh: &Shared) {
 
 // ----- the observable state ------------------------------------------------------------------
 
-fn norm_addr(a: Addr) -> String {
-    match a {
-        Addr::Image { tr, .. } => format!("tramp({tr})"),
-        Addr::Sample { .. } => "sample".into(),
-    }
-}
-
-fn prog_kinds(k: &Kernel, f: FnId, progs: &[ftsim_core::ids::ProgId]) -> Vec<String> {
-    progs
-        .iter()
-        .map(|p| {
-            let kind = k
-                .tr(f)
-                .links
-                .iter()
-                .find(|(_, q)| q == p)
-                .map(|(kind, _)| kind.to_string());
-            kind.unwrap_or_else(|| "unlinked".into())
-        })
-        .collect()
-}
-
-fn owner_name(k: &Kernel, o: OpsId) -> String {
-    k.owner(o).to_string()
-}
-
-/// The state a linearization must reproduce, as one canonical text: per function its record,
-/// what a call executes ([`call`]) and the owners' bookkeeping; per ops its flags and hashes; the
-/// ops list; direct_functions; modules and tracers. Left out, because they depend on the order
-/// in which equivalent steps ran and not on what the design promises: image serials and program
-/// ids (programs are named by kind), and the sharing state (`tr->flags` SHARE, v2's
-/// `indirect_call`, `SHARE_IPMODIFY`, and the image's ORIG_STACK bit): a trampoline left sharing
-/// is the tolerated `share-leak` (SPEC §3.6), and what ORIG_STACK changes is in the call's body.
-pub fn observable(k: &Kernel) -> String {
-    let mut s = String::new();
-    for i in 0..k.fns.len() {
-        let f = FnId(i as u16);
-        let st = k.fstate(f);
-        let r = st.rec;
-        let site = match r.site {
-            CallSite::Nop => "nop".to_string(),
-            CallSite::Caller => "caller".to_string(),
-            CallSite::Direct(a) => format!("direct {}", norm_addr(a)),
-        };
-        let _ = write!(
-            s,
-            "{f}: rec present={} disabled={} count={} ipmodify={} direct={} site={site};",
-            r.present, r.disabled, r.count, r.ipmodify, r.direct
-        );
-        if let Some(c) = call(k, f) {
-            let cbs: Vec<String> = c.callbacks.iter().map(|o| owner_name(k, *o)).collect();
-            let tramp = match &c.tramp {
-                None => "none".to_string(),
-                Some(Tramp::Image {
-                    addr,
-                    call_orig,
-                    progs,
-                    ..
-                }) => {
-                    format!(
-                        "{} call_orig={call_orig} progs={:?}",
-                        norm_addr(*addr),
-                        prog_kinds(k, f, progs)
-                    )
-                }
-                Some(Tramp::Sample { .. }) => "sample".to_string(),
-                Some(Tramp::Freed { addr }) => format!("freed {}", norm_addr(*addr)),
-            };
-            let body = match c.body {
-                Body::Original => "original".to_string(),
-                Body::Redirected(o) => format!("target of {}", owner_name(k, o)),
-                Body::Freed => "garbage".to_string(),
-            };
-            let _ = write!(s, " call callbacks={cbs:?} tramp={tramp} body={body};");
-        }
-        let links: Vec<String> = st
-            .tr
-            .links
-            .iter()
-            .map(|(kind, _)| kind.to_string())
-            .collect();
-        let image = st
-            .tr
-            .cur_image
-            .as_ref()
-            .map(|im| (im.call_orig, prog_kinds(k, f, &im.progs)));
-        let dfs: Vec<String> = k
-            .direct_functions
-            .all_for(f)
-            .map(|e| norm_addr(e.addr))
-            .collect();
-        let _ = writeln!(
-            s,
-            " klp_stack={} klp_registered={} kprobes={} direct_user={} links={links:?} image={image:?} call_orig={} direct_functions={dfs:?}",
-            st.klp_stack,
-            st.klp_registered,
-            st.kprobes,
-            st.direct_user.is_some(),
-            st.tr.flags.call_orig,
-        );
-    }
-    for (i, o) in k.ops.iter().enumerate() {
-        let id = OpsId(i as u16);
-        let flags = o.flags & !fl::SHARE_IPMODIFY;
-        if flags == 0
-            && o.filter.is_empty()
-            && o.notrace.is_empty()
-            && !o.func_set
-            && !o.trampoline_set
-        {
-            continue;
-        }
-        let _ = writeln!(
-            s,
-            "{}: flags={} filter={:?} notrace={:?} func={} trampoline={} direct_call={:?} hash_of={:?}",
-            owner_name(k, id),
-            fl::names(flags),
-            o.filter,
-            o.notrace,
-            o.func_set,
-            o.trampoline_set,
-            o.direct_call.map(norm_addr),
-            o.hash_of.map(|h| owner_name(k, h)),
-        );
-    }
-    let list: Vec<String> = k.ops_list.iter().map(|o| owner_name(k, *o)).collect();
-    let _ = writeln!(s, "ftrace_ops_list={list:?}");
-    let _ = writeln!(
-        s,
-        "modules={:?} tracers={:?} kprobe_ftrace_enabled={}",
-        k.modules, k.tracers, k.kprobe_ftrace_enabled
-    );
-    s
-}
+pub use crate::observable::observable;
 
 // ----- the verdict ---------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@
 pub use arbitrary;
 
 use arbitrary::{Arbitrary, Unstructured};
-use ftsim_core::check::{check, footprint};
+use ftsim_core::check::{check, footprint, footprint_into, Footprint};
 use ftsim_core::findings::Findings;
 use ftsim_core::ids::{FnId, ModId, ProgKind, TracerId};
 use ftsim_core::kernel::Kernel;
@@ -47,6 +47,9 @@ use ftsim_core::property::{Property, Violation};
 use ftsim_core::protocol::{Protocol, PRESETS};
 use ftsim_core::script::{Line, Script};
 use ftsim_core::seq::{Faults, Outcome as SeqOutcome, Sequential};
+use ftsim_core::walk::{
+    fields, walk, Buf, Compare, Exact, Field, Fields, Identity, Scope, COUNTERS, EXECUTOR,
+};
 use ftsim_core::world::World;
 use std::fmt;
 use std::sync::OnceLock;
@@ -557,7 +560,7 @@ pub fn run_ops(input: &OpsInput, cfg: &Config) -> Verdict {
         if changed {
             if out.result.is_err() {
                 out.violations
-                    .extend(footprint(&snap.k).compare(&footprint(&s.k), &op.to_string()));
+                    .extend(snap.foot.compare(&footprint(&s.k), &op.to_string()));
             }
             out.violations.extend(check(&s.k));
             snap.refresh(&s.k);
@@ -577,39 +580,60 @@ pub fn run_ops(input: &OpsInput, cfg: &Config) -> Verdict {
     Verdict::Ran(Outcome::new(script, findings))
 }
 
-/// The kernel state before an operation, for the atomicity footprint, refreshed in place (no
-/// allocation) only when an operation changed it.
+/// The kernel state before an operation, as the words of the state walk over what `check` and
+/// `footprint` read ([`Checked`]), with its footprint; refreshed in place (no allocation once
+/// warm) only when an operation changed it.
 struct Snapshot {
-    k: Kernel,
+    words: Vec<u64>,
+    foot: Footprint,
+}
+
+/// What the property check and the footprint read: every field but the protocol (fixed for a
+/// run), the executor's (locks, threads) and the counters.
+pub struct Checked;
+
+impl Scope for Checked {
+    const IGNORES: Fields = fields(&[Field::Proto]) | EXECUTOR | COUNTERS;
 }
 
 impl Snapshot {
     fn new(k: &Kernel) -> Snapshot {
-        Snapshot { k: k.clone() }
+        let mut s = Snapshot {
+            words: Vec::new(),
+            foot: Footprint::default(),
+        };
+        s.refresh(k);
+        s
     }
 
     /// Whether every field that `check` and `footprint` read is unchanged.
     fn same(&self, k: &Kernel) -> bool {
-        let a = &self.k;
-        a.fns == k.fns
-            && a.ops == k.ops
-            && a.ops_list == k.ops_list
-            && a.direct_functions == k.direct_functions
-            && a.modules == k.modules
-            && a.tracers == k.tracers
-            && a.kprobe_ftrace_enabled == k.kprobe_ftrace_enabled
+        let mut cmp = Compare::new(&self.words);
+        walk(
+            k,
+            &Identity,
+            &mut Buf::default(),
+            &mut Exact::<Checked, _>::new(&mut cmp),
+        );
+        cmp.equal()
     }
 
     fn refresh(&mut self, k: &Kernel) {
-        let a = &mut self.k;
-        a.fns.clone_from(&k.fns);
-        a.ops.clone_from(&k.ops);
-        a.ops_list.clone_from(&k.ops_list);
-        a.direct_functions.clone_from(&k.direct_functions);
-        a.modules.clone_from(&k.modules);
-        a.tracers.clone_from(&k.tracers);
-        a.kprobe_ftrace_enabled = k.kprobe_ftrace_enabled;
+        self.words.clear();
+        walk(
+            k,
+            &Identity,
+            &mut Buf::default(),
+            &mut Exact::<Checked, _>::new(&mut self.words),
+        );
+        footprint_into(k, &mut self.foot);
     }
+}
+
+/// Whether `a` and `b` agree on what the fuzz harness's snapshot compares (for the walk's
+/// coverage test).
+pub fn snapshot_same(a: &Kernel, b: &Kernel) -> bool {
+    Snapshot::new(a).same(b)
 }
 
 /// The reference for [`run_ops`] and [`run_schedule`], the slow and plain way: `Script::replay`
