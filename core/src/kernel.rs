@@ -237,23 +237,6 @@ pub struct Kernel {
     pub trace: Option<Vec<Event>>,
 }
 
-/// Equality of states: every field the walk visits but the counters and the dirty list
-/// ([`EqScope`]).
-impl PartialEq for Kernel {
-    fn eq(&self, o: &Kernel) -> bool {
-        crate::walk::same::<EqScope>(self, o)
-    }
-}
-
-/// The fields `Kernel`'s equality leaves out: the state generation (compared by no driver), the
-/// serial counters (serials are compared where they are used) and the records awaiting a code
-/// update.
-pub struct EqScope;
-
-impl crate::walk::Scope for EqScope {
-    const IGNORES: crate::walk::Fields = crate::walk::COUNTERS;
-}
-
 impl Kernel {
     /// The initial state: built-in functions present with count 0, modules unloaded, no owner.
     pub fn new(world: &World, proto: Protocol) -> Kernel {
