@@ -3,7 +3,7 @@
 use super::observe::{Observed, ScriptRun, StepResult};
 use super::predict::Prediction;
 
-/// What the guest's cleanup says when ftrace_kill() has run (`kernel/guest/ftsim-guest.c`).
+/// What the guest's cleanup says when ftrace_kill() has run (`kernel/guest/observe.c`).
 pub const FTRACE_DEAD: &str = "ftrace is dead";
 
 /// One place where the kernel did something else than the model predicted.
