@@ -9,6 +9,7 @@ use crate::check::{check, footprint};
 use crate::decide::FaultPlan;
 use crate::errno::Errno;
 use crate::exec::{advance, Advance};
+use crate::frames::Frame;
 use crate::kernel::Kernel;
 use crate::locks::LockOrder;
 use crate::op::Op;
@@ -72,10 +73,26 @@ impl Sequential {
                 stuck: true,
             };
         }
+        self.k.start(0, op.clone());
+        self.finish(faults)
+    }
+
+    /// Runs a raw kernel-level frame to completion on thread 0 (kernel-level tests), as
+    /// [`Sequential::run`] runs an operation.
+    pub fn run_frame(&mut self, frame: Frame, faults: Faults) -> Outcome {
+        assert!(
+            !self.stuck,
+            "[core internal bug] running a frame on a stuck model"
+        );
+        self.k.start_frame(0, frame);
+        self.finish(faults)
+    }
+
+    /// Steps thread 0, just started, until its operation finishes or it recurses on a lock.
+    fn finish(&mut self, faults: Faults) -> Outcome {
         let t = 0;
         let mut plan = FaultPlan::new(faults);
         let mut violations = Vec::new();
-        self.k.start(t, op.clone());
         let result = loop {
             match advance(&mut self.k, &mut self.order, t, &mut plan) {
                 Advance::Done(r) => break r,

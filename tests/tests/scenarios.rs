@@ -8,7 +8,7 @@ use ftsim_core::ids::{Addr, FnId, OpsOwner};
 use ftsim_core::kernel::fl;
 use ftsim_core::observe::{call, Body};
 use ftsim_core::seq::Sequential;
-use ftsim_core::step::{EventKind, Status};
+use ftsim_core::step::{EventKind, Faults};
 use ftsim_core::{Errno, Op, Protocol, World};
 use std::collections::BTreeSet;
 
@@ -425,14 +425,7 @@ fn kprobe_added_to_a_registered_ops_is_not_announced() {
 
 /// Runs a raw kernel-level frame on thread 0 to completion (no contention, no faults).
 fn raw(s: &mut Sequential, frame: ftsim_core::frames::Frame) -> Result<(), Errno> {
-    s.k.start_frame(0, frame);
-    loop {
-        match s.k.run(0) {
-            Status::Done(r) => return r,
-            Status::Wants(_) => s.k.answer(0, true),
-            Status::Idle => unreachable!(),
-        }
-    }
+    s.run_frame(frame, Faults::NONE).result
 }
 
 #[test]
