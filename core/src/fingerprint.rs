@@ -190,17 +190,30 @@ const fn pack(f: Field) -> Pack {
 /// absent image is the word `0xdead`; the ops list begins with `0xabcd` and `direct_functions`
 /// with `0xbcde`; a hash entry is `ip | n << 16 | tag << 40` (tag 1 filter, 2 notrace); locks
 /// and frames go through their `Hash` ([`HashWords`]).
-pub struct Fingerprint<'a, W: Words> {
+/// `PER_FUNCTION = false`: the same words without the functions and the ops slots they own (see
+/// [`Sink::PER_FUNCTION`]).
+pub struct Fingerprint<'a, W: Words, const PER_FUNCTION: bool = true> {
     pub out: &'a mut W,
     pub canon: &'a mut Canon,
     cur: u64,
 }
 
-impl<'a, W: Words> Fingerprint<'a, W> {
+impl<'a, W: Words> Fingerprint<'a, W, true> {
     pub fn new(out: &'a mut W, canon: &'a mut Canon) -> Self {
         canon.clear();
         Fingerprint { out, canon, cur: 0 }
     }
+}
+
+impl<'a, W: Words> Fingerprint<'a, W, false> {
+    /// The fingerprint's words but for the functions and the ops slots they own.
+    pub fn without_functions(out: &'a mut W, canon: &'a mut Canon) -> Self {
+        canon.clear();
+        Fingerprint { out, canon, cur: 0 }
+    }
+}
+
+impl<W: Words, const PER_FUNCTION: bool> Fingerprint<'_, W, PER_FUNCTION> {
     #[inline]
     fn put(&mut self, f: Field, v: u64) {
         if let Pack::At { shift, end } = pack(f) {
@@ -213,7 +226,7 @@ impl<'a, W: Words> Fingerprint<'a, W> {
     }
 }
 
-impl<W: Words> Sink for Fingerprint<'_, W> {
+impl<W: Words, const PER_FUNCTION: bool> Sink for Fingerprint<'_, W, PER_FUNCTION> {
     /// Serials are renumbered: an image's own serial counts only as whether an address is that
     /// image (an address's `current`), and the next serials and the trampoline's selector not at
     /// all; the
@@ -233,6 +246,7 @@ impl<W: Words> Sink for Fingerprint<'_, W> {
         Field::DirtyEntry,
         Field::Proto,
     ]);
+    const PER_FUNCTION: bool = PER_FUNCTION;
     #[inline]
     fn begin(&mut self, s: Section) {
         match s {

@@ -193,6 +193,9 @@ pub trait Sink {
     /// The fields this sink deliberately leaves out (the coverage test checks that mutating any
     /// other field changes what the sink produces, and mutating one of these does not).
     const IGNORES: Fields;
+    /// Whether the walk visits the functions and the ops slots each function owns (its
+    /// livepatch's and its trampoline's): a sink that has those parts already says no.
+    const PER_FUNCTION: bool = true;
     /// A new section begins.
     fn begin(&mut self, _s: Section) {}
     /// A scalar field (booleans, counters, flag words, kinds).
@@ -325,7 +328,7 @@ pub fn walk<R: Rename, S: Sink>(k: &Kernel, r: &R, buf: &mut Buf, sink: &mut S) 
         dirty,
         trace: _,
     } = k;
-    for new in 0..fns.len() as u16 {
+    for new in (0..fns.len() as u16).filter(|_| S::PER_FUNCTION) {
         let old = r.fun_inv(new);
         sink.begin(Section::Fn {
             new: FnId(new),
@@ -335,15 +338,19 @@ pub fn walk<R: Rename, S: Sink>(k: &Kernel, r: &R, buf: &mut Buf, sink: &mut S) 
     }
     let layout = k.info.layout;
     for new in 0..ops.len() as u16 {
+        let owner = layout.owner(OpsId(new));
+        if !S::PER_FUNCTION && matches!(owner, OpsOwner::Klp(_) | OpsOwner::Bpf(_)) {
+            continue;
+        }
         let old = if r.is_identity() {
             OpsId(new)
         } else {
-            layout.id(owner_inv(r, layout.owner(OpsId(new))))
+            layout.id(owner_inv(r, owner))
         };
         sink.begin(Section::Ops {
             new: OpsId(new),
             old,
-            owner: layout.owner(OpsId(new)),
+            owner,
         });
         walk_ops(k, r, buf, &ops[old.0 as usize], sink);
     }

@@ -32,7 +32,10 @@
 //! count at a depth bound, may differ from a breadth-first one.
 //!
 //! Environment: `FTSIM_BENCH_DEPTH` overrides the sequential depth (default 5);
-//! `FTSIM_BENCH_ONLY=issue` runs sections 1 and 2 only.
+//! `FTSIM_BENCH_FUNCTIONS` and `FTSIM_BENCH_TRACERS` the world of section 4 (default 3 and 1).
+//! `FTSIM_BENCH_ONLY=issue` runs sections 1 and 2 only, `FTSIM_BENCH_ONLY=costs` section 4 only
+//! (where the symmetric key is measured both ways: one full encoding per candidate renaming, and
+//! from per-function parts).
 //!
 //! [stateright]: https://docs.rs/stateright
 
@@ -328,7 +331,17 @@ fn per_ns(label: &str, n: usize, t: Instant) {
 
 fn breakdown(name: &str) {
     let proto = Protocol::preset(name).unwrap();
-    let world = explore::world(3, 1, 0).unwrap();
+    let env = |name: &str, default: u16| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let (functions, tracers) = (
+        env("FTSIM_BENCH_FUNCTIONS", 3),
+        env("FTSIM_BENCH_TRACERS", 1),
+    );
+    let world = explore::world(functions, tracers as u8, 0).unwrap();
     let ops = alphabet(&world, &proto);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     // A sample of reachable states: random walks of up to 5 operations.
@@ -346,9 +359,7 @@ fn breakdown(name: &str) {
     }
     let n = states.len();
     let reps = 20;
-    println!(
-        "  cost per state ({name}, 3 functions, {n} sampled states, mean over {reps} rounds):"
-    );
+    println!("  cost per state ({name}, {world}, {n} sampled states, mean over {reps} rounds):");
     let t = Instant::now();
     for _ in 0..reps {
         for s in &states {
@@ -373,18 +384,37 @@ fn breakdown(name: &str) {
         }
     }
     per_ns("core fingerprint", n * reps, t);
-    let sym = Symmetry::new(&world, proto, true);
-    let mut sc = Scratch::default();
-    let t = Instant::now();
+    // The key both ways, in alternating rounds (so that a change in the machine's load
+    // weighs on both alike).
+    let syms = [false, true].map(|parts| Symmetry::new(&world, proto, true).with_parts(parts));
+    let mut scs = [Scratch::default(), Scratch::default()];
+    let mut took = [std::time::Duration::ZERO; 2];
     for _ in 0..reps {
-        for s in &states {
-            black_box(sym.key(&s.k, &mut sc));
+        for i in 0..2 {
+            let t = Instant::now();
+            for s in &states {
+                black_box(syms[i].key(&s.k, &mut scs[i]));
+            }
+            took[i] += t.elapsed();
         }
     }
-    per_ns(
-        "symmetric key (signatures + min over renamings)",
-        n * reps,
-        t,
+    for (i, label) in [
+        "symmetric key, one full encoding per renaming",
+        "symmetric key, from per-function parts",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "    {label:<44} {:>8.0} ns",
+            took[i].as_nanos() as f64 / (n * reps) as f64
+        );
+    }
+    let sc = &scs[1];
+    println!(
+        "      (parts where there are 2+ candidates and no part names another function: {:.0}% of the keys; {:.2} renamings per key)",
+        100.0 * sc.keys_from_parts as f64 / sc.keys as f64,
+        sc.renamings as f64 / sc.keys as f64
     );
     let t = Instant::now();
     for _ in 0..reps {
@@ -419,6 +449,10 @@ fn main() {
     println!(
         "(the machine may be shared: CPU seconds per state are the steadier figure; each search runs in its own process)"
     );
+    if std::env::var("FTSIM_BENCH_ONLY").as_deref() == Ok("costs") {
+        breakdown("merged");
+        return;
+    }
     let one = issue_configuration(depth);
     two_threads(depth, one);
     if std::env::var("FTSIM_BENCH_ONLY").as_deref() == Ok("issue") {

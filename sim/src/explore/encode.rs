@@ -68,6 +68,11 @@ impl Perm {
             && (0..self.nt as usize).all(|i| self.t[i] == i as u8)
     }
 
+    /// Old function ids, by new id.
+    pub(super) fn functions_inv(&self) -> &[u16] {
+        &self.finv[..self.n as usize]
+    }
+
     /// New function ids, by old id.
     pub fn functions(&self) -> &[u16] {
         &self.f[..self.n as usize]
@@ -119,6 +124,7 @@ impl Perm {
 pub struct Scratch {
     pub(super) canon: Canon,
     pub(super) buf: Buf,
+    pub(super) parts: super::parts::PartsBuf,
     pub(super) words: Vec<u64>,
     pub(super) best: Vec<u64>,
     pub(super) sig_f: Vec<u64>,
@@ -134,6 +140,10 @@ pub struct Scratch {
     pub(super) run_members: Vec<u16>,
     /// Renamings tried, for statistics.
     pub renamings: u64,
+    /// Symmetric keys computed from per-function parts (two or more candidates, not tangled),
+    /// and keys computed in all, for statistics.
+    pub keys_from_parts: u64,
+    pub keys: u64,
     /// Transitions skipped as owner-level refusals (self-loops).
     pub skipped: u64,
 }

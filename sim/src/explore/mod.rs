@@ -58,8 +58,12 @@
 //! no address and no lock) are identical and unreferenced, so permuting them is an automorphism
 //! and only one of their orders is tried. Because signatures are invariant under renaming, the
 //! candidate set of π(s) is the candidate set of s renamed, and the key is a function of the
-//! symmetry orbit: distinct-state counts are orbit counts. States with an operation in flight
-//! carry frames the explorer cannot rename and use the identity only (sound, less reduction).
+//! symmetry orbit: distinct-state counts are orbit counts. With two or more candidates the key
+//! is computed from per-function parts instead (`parts`): each function's part of the
+//! fingerprint hashed once, then combined under each candidate, the least combination the key;
+//! the same orbit argument holds, and the counts are the same. States with an operation in
+//! flight carry frames the explorer cannot rename and use the identity only (sound, less
+//! reduction).
 //!
 //! Symmetry reduction is sound when the model treats interchangeable functions alike. The model
 //! iterates hashes in ip order (SPEC notes this stands in for bucket order), which could break
@@ -102,7 +106,7 @@
 //! `space` holds the public [`Space`] trait the engine ([`bfs`]) is generic over,
 //! [`Edge`] and the [`alphabet`]; `seq` and `inter` are the two spaces; `encode` the renamed
 //! fingerprint ([`encode`], [`Perm`], [`hash128`]); `symmetry` the canonical key ([`Symmetry`]);
-//! `os` the `/proc` probes. The `ftsim explore` command line and printing are the binary's
+//! `parts` the key from per-function parts; `os` the `/proc` probes. The `ftsim explore` command line and printing are the binary's
 //! (`src/bin/ftsim/explore_cmd.rs`).
 //!
 //! [`Sequential`]: ftsim_core::seq::Sequential
@@ -114,6 +118,7 @@ mod bfs;
 mod encode;
 mod inter;
 mod os;
+mod parts;
 mod seq;
 mod space;
 mod symmetry;

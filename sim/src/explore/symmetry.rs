@@ -1,5 +1,6 @@
 //! Symmetry: the classes of interchangeable functions and tracers, and the canonical key of a
-//! state (the least renamed fingerprint over the candidate renamings).
+//! state (the least renamed fingerprint over the candidate renamings; with two or more, the least
+//! combination of per-function parts, [`super::parts`]).
 
 use ftsim_core::fingerprint::StableHasher;
 use ftsim_core::hash::DEAD_IP;
@@ -10,6 +11,7 @@ use ftsim_core::protocol::Protocol;
 use ftsim_core::world::World;
 
 use super::encode::{mix, mum, SECRET};
+use super::parts::least_key;
 use super::{encode, hash128, Perm, Scratch, FUNCTIONS_MAX, PERMS_MAX};
 
 /// The symmetry classes of a world and its initial state.
@@ -21,6 +23,9 @@ pub struct Symmetry {
     init_fns: Vec<FnState>,
     init_ops: Vec<Ops>,
     enabled: bool,
+    /// With two or more candidate renamings, the key from per-function parts
+    /// ([`super::parts`]); off: one full encoding per renaming (the same counts; for measuring).
+    parts: bool,
     identity: Perm,
     /// `permutations(n)` for small n.
     orders: Vec<Vec<Vec<u8>>>,
@@ -77,9 +82,18 @@ impl Symmetry {
             init_fns: k0.fns.clone(),
             init_ops: k0.ops.clone(),
             enabled,
+            parts: true,
             identity: Perm::identity(world.functions as usize, world.tracers as usize),
             orders: (0..=6).map(permutations).collect(),
         }
+    }
+
+    /// The same symmetry, computing every key by one full encoding per renaming (`false`) or,
+    /// where it can, from per-function parts (`true`, the default). Keys differ between the two;
+    /// the equivalence they define, and so every count, does not.
+    pub fn with_parts(mut self, on: bool) -> Symmetry {
+        self.parts = on;
+        self
     }
 
     /// Whether any renaming is possible at all.
@@ -88,7 +102,8 @@ impl Symmetry {
     }
 
     /// The canonical key of a kernel (see the module docs): the hash of the smallest encoding
-    /// over the candidate renamings.
+    /// over the candidate renamings, or with two or more candidates (and parts on) the least key
+    /// from per-function parts.
     pub fn key(&self, k: &Kernel, sc: &mut Scratch) -> u128 {
         let quiet = k.locks.is_empty()
             && k.threads
@@ -100,6 +115,18 @@ impl Symmetry {
         } else {
             self.candidates(k, sc);
             let perms = std::mem::take(&mut sc.perms);
+            sc.renamings += perms.len() as u64;
+            // Two or more candidates: the key from the per-function parts, hashed once.
+            let from_parts = (self.parts && perms.len() > 1)
+                .then(|| least_key(k, &perms, &mut sc.buf, &mut sc.parts))
+                .flatten();
+            if let Some(key) = from_parts {
+                sc.keys_from_parts += 1;
+                sc.keys += 1;
+                sc.perms = perms;
+                sc.best = best;
+                return key;
+            }
             let mut words = std::mem::take(&mut sc.words);
             for (i, p) in perms.iter().enumerate() {
                 if i == 0 {
@@ -111,10 +138,10 @@ impl Symmetry {
                     }
                 }
             }
-            sc.renamings += perms.len() as u64;
             sc.words = words;
             sc.perms = perms;
         }
+        sc.keys += 1;
         let key = hash128(&best);
         sc.best = best;
         key
