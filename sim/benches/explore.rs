@@ -44,7 +44,7 @@ use ftsim_core::fingerprint::fingerprint;
 use ftsim_core::protocol::{Protocol, PRESETS};
 use ftsim_core::seq::{Faults, Sequential};
 use ftsim_sim::explore::{
-    self, alphabet, cpu_seconds, peak_rss_bytes, Config, Scratch, SeqSpace, SeqState, Space,
+    self, alphabet, cpu_seconds, peak_rss_bytes, ExploreConfig, Scratch, SeqSpace, SeqState, Space,
     Symmetry,
 };
 use ftsim_sim::sweep::Target;
@@ -65,9 +65,9 @@ fn target(name: &str) -> Target {
     }
 }
 
-fn config(preset: &str, symmetry: bool, threads: usize, depth: u32) -> Config {
+fn config(preset: &str, symmetry: bool, threads: usize, depth: u32) -> ExploreConfig {
     let world = explore::world(3, 1, 0).unwrap();
-    let mut cfg = Config::new(target(preset), world, depth);
+    let mut cfg = ExploreConfig::new(target(preset), world, depth);
     cfg.symmetry = symmetry;
     cfg.threads = threads;
     cfg
@@ -466,7 +466,7 @@ fn main() {
     breakdown("merged");
     let w2 = explore::world(2, 1, 0).unwrap();
     println!("interleaving, {w2}, depth 2, one core:");
-    let mut cfg = Config::new(target("merged"), w2, 2);
+    let mut cfg = ExploreConfig::new(target("merged"), w2, 2);
     cfg.interleave = true;
     let s = explore::explore(&cfg).stats;
     println!(

@@ -28,7 +28,7 @@ fn main() {
     }
     println!("two cores (--jobs 2), 10,000 seeds x 200 events, no shrinking:");
     for (name, _) in PRESETS {
-        let cfg = sweep::Config {
+        let cfg = sweep::SweepConfig {
             targets: vec![Target {
                 name: name.to_string(),
                 proto: Protocol::preset(name).unwrap(),

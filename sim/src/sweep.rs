@@ -88,8 +88,9 @@ impl SeedSet {
     }
 }
 
+/// What a sweep runs: each target over each seed.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct SweepConfig {
     pub targets: Vec<Target>,
     pub seeds: SeedSet,
     pub events: u64,
@@ -123,8 +124,9 @@ impl Cell {
     }
 }
 
+/// What a sweep found: the verdict cells and the totals.
 #[derive(Clone, Debug, Default)]
-pub struct Outcome {
+pub struct SweepResult {
     pub cells: Vec<Cell>,
     pub runs: u64,
     pub events: u64,
@@ -186,7 +188,7 @@ impl Agg {
 }
 
 /// Runs the sweep. `progress` is called with (runs done, runs total) from worker threads.
-pub fn sweep(cfg: &Config, progress: &(dyn Fn(u64, u64) + Sync)) -> Outcome {
+pub fn sweep(cfg: &SweepConfig, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepResult {
     let start = Instant::now();
     let per = cfg.seeds.len() as usize;
     let total = cfg.targets.len() * per;
@@ -256,11 +258,11 @@ pub fn sweep(cfg: &Config, progress: &(dyn Fn(u64, u64) + Sync)) -> Outcome {
             }
         }
     }
-    let mut out = Outcome {
+    let mut out = SweepResult {
         runs: agg.runs,
         events: agg.events,
         ops: agg.ops,
-        ..Outcome::default()
+        ..SweepResult::default()
     };
     out.cells = agg.cells.into_values().collect();
     if cfg.shrink {
@@ -298,7 +300,7 @@ fn shrink_cells(cells: &mut [Cell], jobs: usize) {
 /// The findings of the sweep that break a verdict README claims: one message per (target,
 /// property) cell of a target named by a clean preset ([`Target::claimed_clean`]), with the
 /// commands that replay the sweep and the seed. Empty when every clean preset stayed clean.
-pub fn clean_verdict_failures(cfg: &Config, out: &Outcome) -> Vec<String> {
+pub fn clean_verdict_failures(cfg: &SweepConfig, out: &SweepResult) -> Vec<String> {
     out.cells
         .iter()
         .filter(|c| cfg.targets[c.target].claimed_clean())

@@ -11,7 +11,8 @@ use ftsim_core::sched::Sched;
 use ftsim_core::seq::{Faults, Sequential};
 use ftsim_core::world::World;
 use ftsim_sim::explore::{
-    self, alphabet, fingerprint_permuted, order_mask, Config, Outcome, Perm, Scratch, Symmetry,
+    self, alphabet, fingerprint_permuted, order_mask, ExploreConfig, ExploreResult, Perm, Scratch,
+    Symmetry,
 };
 use ftsim_sim::sweep::Target;
 use rand::{Rng, SeedableRng};
@@ -27,12 +28,12 @@ fn target(name: &str) -> Target {
     }
 }
 
-fn run(name: &str, world: World, depth: u32, interleave: bool) -> Outcome {
+fn run(name: &str, world: World, depth: u32, interleave: bool) -> ExploreResult {
     run_with(name, world, depth, interleave, false)
 }
 
-fn run_with(name: &str, world: World, depth: u32, interleave: bool, faults: bool) -> Outcome {
-    let mut cfg = Config::new(target(name), world, depth);
+fn run_with(name: &str, world: World, depth: u32, interleave: bool, faults: bool) -> ExploreResult {
+    let mut cfg = ExploreConfig::new(target(name), world, depth);
     cfg.interleave = interleave;
     cfg.faults = faults;
     cfg.verify_skips = true;
@@ -40,7 +41,7 @@ fn run_with(name: &str, world: World, depth: u32, interleave: bool, faults: bool
 }
 
 /// `distinct=N levels=a,b,.. found=property@depth,..`: what a pin compares.
-fn summary(out: &Outcome) -> String {
+fn summary(out: &ExploreResult) -> String {
     let levels: Vec<String> = out.stats.levels.iter().map(|l| l.new.to_string()).collect();
     let found: Vec<String> = out
         .findings
@@ -245,7 +246,7 @@ fn results_do_not_depend_on_threads() {
     for (interleave, faults) in [(false, false), (true, false), (false, true)] {
         let world = explore::world(2, 1, 0).unwrap();
         let depth = if interleave { 2 } else { 3 };
-        let mut cfg = Config::new(target("merged"), world, depth);
+        let mut cfg = ExploreConfig::new(target("merged"), world, depth);
         cfg.interleave = interleave;
         cfg.faults = faults;
         let one = explore::explore(&cfg);
@@ -422,7 +423,7 @@ fn symmetry_agrees_with_plain_search() {
                 .filter(|s| !s.stuck)
                 .map(|s| (sym.key(&s.k, &mut sc), order_mask(&s.order)))
                 .collect();
-            let mut cfg = Config::new(target(name), world.clone(), depth);
+            let mut cfg = ExploreConfig::new(target(name), world.clone(), depth);
             cfg.symmetry = false;
             let plain = explore::explore(&cfg);
             cfg.symmetry = true;
@@ -434,7 +435,7 @@ fn symmetry_agrees_with_plain_search() {
                 "{name} {world}"
             );
             assert!(reduced.stats.distinct < plain.stats.distinct);
-            let depths = |o: &Outcome| -> Vec<(Property, usize)> {
+            let depths = |o: &ExploreResult| -> Vec<(Property, usize)> {
                 o.findings.iter().map(|f| (f.property, f.depth)).collect()
             };
             assert_eq!(depths(&plain), depths(&reduced), "{name} {world}");

@@ -6,7 +6,7 @@
 use ftsim_core::property::Property;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::script::Script;
-use ftsim_sim::report::{self, esc, timeline_svg, Config};
+use ftsim_sim::report::{self, esc, timeline_svg, ReportConfig};
 use ftsim_sim::sweep::{SeedSet, Target};
 use std::path::PathBuf;
 use std::process::Command;
@@ -299,7 +299,7 @@ fn corpus() -> PathBuf {
 
 #[test]
 fn the_page_is_well_formed_and_every_finding_has_a_replaying_reproducer() {
-    let cfg = Config {
+    let cfg = ReportConfig {
         targets: presets(&["merged", "fixes-2025", "alt-blocking-peer"]),
         seeds: Some(SeedSet::range(0, 60)),
         events: 200,
@@ -391,7 +391,7 @@ fn the_page_is_well_formed_and_every_finding_has_a_replaying_reproducer() {
 
 #[test]
 fn committed_reproducers_are_attributed_to_their_protocol() {
-    let cfg = Config {
+    let cfg = ReportConfig {
         targets: presets(&["v2", "merged"]),
         seeds: None,
         events: 200,

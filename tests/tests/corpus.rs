@@ -15,7 +15,9 @@
 
 use ftsim_core::property::Property;
 use ftsim_core::script::Script;
-use ftsim_sim::harness::{self, Config, OpsInput, Outcome, ParseInput, ScheduleInput, Verdict};
+use ftsim_sim::harness::{
+    self, HarnessConfig, HarnessOutcome, HarnessVerdict, OpsInput, ParseInput, ScheduleInput,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +44,10 @@ fn name(p: &Path) -> String {
 
 /// Runs every file of a byte corpus through `run`, checks determinism and that the reproducer
 /// replays to the same properties; returns how many files found each property.
-fn replay_bytes<T>(sub: &str, run: impl Fn(&T) -> Verdict) -> (usize, BTreeMap<Property, usize>)
+fn replay_bytes<T>(
+    sub: &str,
+    run: impl Fn(&T) -> HarnessVerdict,
+) -> (usize, BTreeMap<Property, usize>)
 where
     T: for<'a> harness::arbitrary::Arbitrary<'a>,
 {
@@ -54,8 +59,8 @@ where
         let input: T = harness::decode(&bytes)
             .unwrap_or_else(|e| panic!("corpus/{sub}/{}: does not decode: {e}", name(p)));
         let out = match run(&input) {
-            Verdict::Ran(out) => out,
-            Verdict::Rejected(why) => panic!(
+            HarnessVerdict::Ran(out) => out,
+            HarnessVerdict::Rejected(why) => panic!(
                 "corpus/{sub}/{}: rejected ({why}); libFuzzer keeps no rejected input",
                 name(p)
             ),
@@ -82,7 +87,7 @@ where
 }
 
 /// The reproducer text parses back to the same script and replays to the same properties.
-fn check_reproducer(what: &str, out: &Outcome) {
+fn check_reproducer(what: &str, out: &HarnessOutcome) {
     let text = out.script.to_string();
     let script = Script::parse(&text)
         .unwrap_or_else(|e| panic!("{what}: reproducer does not parse: {e}\n{text}"));
@@ -113,14 +118,16 @@ fn summary(sub: &str, n: usize, found: &BTreeMap<Property, usize>) {
 
 #[test]
 fn ops_corpus_replays() {
-    let (n, found) = replay_bytes::<OpsInput>("ops", |i| harness::run_ops(i, &Config::default()));
+    let (n, found) =
+        replay_bytes::<OpsInput>("ops", |i| harness::run_ops(i, &HarnessConfig::default()));
     summary("ops", n, &found);
 }
 
 #[test]
 fn schedule_corpus_replays() {
-    let (n, found) =
-        replay_bytes::<ScheduleInput>("schedule", |i| harness::run_schedule(i, &Config::default()));
+    let (n, found) = replay_bytes::<ScheduleInput>("schedule", |i| {
+        harness::run_schedule(i, &HarnessConfig::default())
+    });
     summary("schedule", n, &found);
 }
 

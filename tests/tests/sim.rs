@@ -64,7 +64,7 @@ fn same_seed_same_digest_and_trace() {
 
 #[test]
 fn sweep_does_not_depend_on_jobs() {
-    let cfg = |jobs| sweep::Config {
+    let cfg = |jobs| sweep::SweepConfig {
         targets: vec![target("merged"), target("v2")],
         seeds: SeedSet::range(100, 260),
         events: 150,
@@ -73,7 +73,7 @@ fn sweep_does_not_depend_on_jobs() {
         self_check: false,
         shrink: false,
     };
-    let summary = |o: &sweep::Outcome| -> Vec<(usize, Property, u64, u64, String)> {
+    let summary = |o: &sweep::SweepResult| -> Vec<(usize, Property, u64, u64, String)> {
         o.cells
             .iter()
             .map(|c| {
@@ -120,7 +120,7 @@ fn shards_partition_the_seeds() {
 
 #[test]
 fn every_sweep_reproducer_replays() {
-    let cfg = sweep::Config {
+    let cfg = sweep::SweepConfig {
         targets: vec![
             target("merged"),
             target("fixes-2025"),

@@ -23,7 +23,7 @@
 //! folds the 128-bit key, a uniform hash, so this is the birthday bound).
 
 use super::os::{cpu_seconds, peak_rss_bytes};
-use super::{Config, Edge, Level, Scratch, Space, Stats};
+use super::{Edge, ExploreConfig, Level, Scratch, Space, Stats};
 use ftsim_core::property::{Property, Violation};
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -340,7 +340,7 @@ pub(super) fn expand_inline<P: Space>(
     new
 }
 
-pub fn bfs<P: Space>(space: &P, cfg: &Config, max_levels: u32) -> Search {
+pub fn bfs<P: Space>(space: &P, cfg: &ExploreConfig, max_levels: u32) -> Search {
     let start = Instant::now();
     let cpu0 = cpu_seconds();
     let mut sc = Scratch::default();
@@ -421,7 +421,7 @@ pub(super) fn finish_level(
     expanded: u64,
     new: u64,
     (next, bytes): (usize, u64),
-    cfg: &Config,
+    cfg: &ExploreConfig,
     level: u32,
     max_levels: u32,
 ) -> bool {

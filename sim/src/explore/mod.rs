@@ -162,7 +162,7 @@ pub const PERMS_MAX: usize = 720;
 
 /// One exploration.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct ExploreConfig {
     pub target: Target,
     pub world: World,
     pub depth: u32,
@@ -178,10 +178,10 @@ pub struct Config {
     pub faults: bool,
 }
 
-impl Config {
+impl ExploreConfig {
     /// Sequential mode, one thread, symmetry on.
-    pub fn new(target: Target, world: World, depth: u32) -> Config {
-        Config {
+    pub fn new(target: Target, world: World, depth: u32) -> ExploreConfig {
+        ExploreConfig {
             target,
             world,
             depth,
@@ -294,8 +294,9 @@ pub struct Finding {
     pub reproduces: bool,
 }
 
+/// What one exploration found: its statistics, the findings and the alphabet it ran.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct ExploreResult {
     pub stats: Stats,
     /// One per violated property, in [`Property::ALL`] order.
     pub findings: Vec<Finding>,
@@ -303,7 +304,7 @@ pub struct Outcome {
 }
 
 /// Runs the exploration described by `cfg`.
-pub fn explore(cfg: &Config) -> Outcome {
+pub fn explore(cfg: &ExploreConfig) -> ExploreResult {
     let proto = cfg.target.proto;
     let alphabet = alphabet(&cfg.world, &proto);
     let sym = Symmetry::new(&cfg.world, proto, cfg.symmetry);
@@ -363,7 +364,7 @@ pub fn explore(cfg: &Config) -> Outcome {
             reproduces,
         });
     }
-    Outcome {
+    ExploreResult {
         stats: search.stats,
         findings,
         alphabet,

@@ -10,7 +10,7 @@ use ftsim_core::seq::{Faults, Sequential};
 use ftsim_core::world::World;
 
 use super::symmetry::combine;
-use super::{alphabet, order_mask, Config, Edge, Scratch, Space, Symmetry, FAULT_INDEX_MAX};
+use super::{alphabet, order_mask, Edge, ExploreConfig, Scratch, Space, Symmetry, FAULT_INDEX_MAX};
 
 /// The sequential space (see the module docs of [`super`]); public so that a benchmark can
 /// drive the same transitions from another checker.
@@ -103,7 +103,7 @@ impl SeqState {
 
 impl SeqSpace {
     /// The sequential space `cfg` describes (its `faults` and `verify_skips` included).
-    pub fn new(cfg: &Config) -> SeqSpace {
+    pub fn new(cfg: &ExploreConfig) -> SeqSpace {
         let proto = cfg.target.proto;
         SeqSpace {
             world: cfg.world.clone(),

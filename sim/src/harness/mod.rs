@@ -4,16 +4,16 @@
 //!
 //! Every input derives [`Arbitrary`] and decodes into a reproducer [`Script`]: the bytes choose a
 //! preset, a small world, owner-level operations with injected faults and (for `schedule`) the
-//! interleaving. Oversized inputs are rejected ([`Verdict::Rejected`]), never truncated, so the
+//! interleaving. Oversized inputs are rejected ([`HarnessVerdict::Rejected`]), never truncated, so the
 //! reproducer of an input is always all of it. An input's `Debug` prints that reproducer, ready
 //! to save as a file for `ftsim replay FILE`; for an input with findings it carries their
 //! `expect` line (and, for `ops`, stops at the operation that found them).
 //!
-//! The run functions never panic on a finding: they return it in [`Outcome::findings`]. The
+//! The run functions never panic on a finding: they return it in [`HarnessOutcome::findings`]. The
 //! `fuzz_*` functions are what the targets call: they turn a finding into a panic whose message
 //! names the property ids and prints the reproducer.
 //!
-//! Environment (read once by [`Config::from_env`], the targets' configuration):
+//! Environment (read once by [`HarnessConfig::from_env`], the targets' configuration):
 //! - `FTSIM_PROTOCOL=NAME|FILE`: pin every input to a preset or a protocol file
 //!   (`base = "merged"` plus overrides) instead of the preset the bytes choose.
 //! - `FTSIM_IGNORE=id,id|all`: property ids that are not findings (e.g. `share-leak`, or a
@@ -24,12 +24,12 @@
 //! - `FTSIM_ORACLE=off`: `ops` checks only the core's own properties, without the oracle.
 //!
 //! ```
-//! use ftsim_sim::harness::{self, Config, OpsInput, Verdict};
+//! use ftsim_sim::harness::{self, HarnessConfig, OpsInput, HarnessVerdict};
 //! // The bytes of a corpus file or of a libFuzzer input decode the same way.
 //! let input: OpsInput = harness::decode(&[2, 0, 0, 0]).unwrap();
-//! match harness::run_ops(&input, &Config::default()) {
-//!     Verdict::Ran(out) => assert!(out.script.to_string().contains("protocol")),
-//!     Verdict::Rejected(why) => panic!("{why}"),
+//! match harness::run_ops(&input, &HarnessConfig::default()) {
+//!     HarnessVerdict::Ran(out) => assert!(out.script.to_string().contains("protocol")),
+//!     HarnessVerdict::Rejected(why) => panic!("{why}"),
 //! }
 //! ```
 
@@ -90,7 +90,7 @@ pub fn decode<'a, T: Arbitrary<'a>>(bytes: &'a [u8]) -> arbitrary::Result<T> {
 
 /// What the environment pins: the protocol, what counts as a finding, faults and oracle.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Config {
+pub struct HarnessConfig {
     /// Overrides the preset the input chooses.
     pub protocol: Option<Protocol>,
     /// Violations of these properties are not findings.
@@ -103,14 +103,14 @@ pub struct Config {
     pub no_oracle: bool,
 }
 
-impl Config {
+impl HarnessConfig {
     /// Reads `FTSIM_PROTOCOL`, `FTSIM_IGNORE`, `FTSIM_ONLY`, `FTSIM_FAULTS`, `FTSIM_ORACLE`.
-    pub fn from_env() -> Result<Config, String> {
+    pub fn from_env() -> Result<HarnessConfig, String> {
         let protocol = match std::env::var("FTSIM_PROTOCOL") {
             Ok(v) if !v.trim().is_empty() => Some(resolve_protocol(v.trim())?),
             _ => None,
         };
-        Ok(Config {
+        Ok(HarnessConfig {
             protocol,
             ignore: properties("FTSIM_IGNORE")?,
             only: properties("FTSIM_ONLY")?,
@@ -119,11 +119,11 @@ impl Config {
         })
     }
 
-    /// [`Config::from_env`] once per process, announced on stderr; a bad value ends the process
+    /// [`HarnessConfig::from_env`] once per process, announced on stderr; a bad value ends the process
     /// with exit code 2 (usage error), since a panic would look like a finding to libFuzzer.
-    pub fn global() -> &'static Config {
-        static CONFIG: OnceLock<Config> = OnceLock::new();
-        CONFIG.get_or_init(|| match Config::from_env() {
+    pub fn global() -> &'static HarnessConfig {
+        static CONFIG: OnceLock<HarnessConfig> = OnceLock::new();
+        CONFIG.get_or_init(|| match HarnessConfig::from_env() {
             Ok(c) => {
                 c.announce();
                 c
@@ -385,7 +385,7 @@ pub struct LineInput {
 }
 
 impl LineInput {
-    fn line(&self, w: &World, tid: u8, cfg: &Config) -> Result<Option<Line>, &'static str> {
+    fn line(&self, w: &World, tid: u8, cfg: &HarnessConfig) -> Result<Option<Line>, &'static str> {
         let faults = match self.faults {
             Some(f) if !cfg.no_faults => f.into(),
             _ => Faults::NONE,
@@ -400,7 +400,7 @@ impl LineInput {
 
 /// What running an input produced.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct HarnessOutcome {
     /// The reproducer: the decoded script, with an `expect` line naming the findings and, for
     /// concurrent runs, the schedule actually taken. Replays to the same findings.
     pub script: Script,
@@ -408,10 +408,10 @@ pub struct Outcome {
     pub findings: Findings,
 }
 
-impl Outcome {
-    fn new(mut script: Script, findings: Findings) -> Outcome {
+impl HarnessOutcome {
+    fn new(mut script: Script, findings: Findings) -> HarnessOutcome {
         script.expect = expect_of(&findings);
-        Outcome { script, findings }
+        HarnessOutcome { script, findings }
     }
 
     /// The property ids found, sorted, without repeats.
@@ -422,17 +422,17 @@ impl Outcome {
 
 /// What a harness function did with an input.
 #[derive(Clone, Debug)]
-pub enum Verdict {
+pub enum HarnessVerdict {
     /// Oversized or undecodable; libFuzzer should not keep it.
     Rejected(&'static str),
-    Ran(Outcome),
+    Ran(HarnessOutcome),
 }
 
-impl Verdict {
-    pub fn outcome(&self) -> Option<&Outcome> {
+impl HarnessVerdict {
+    pub fn outcome(&self) -> Option<&HarnessOutcome> {
         match self {
-            Verdict::Ran(o) => Some(o),
-            Verdict::Rejected(_) => None,
+            HarnessVerdict::Ran(o) => Some(o),
+            HarnessVerdict::Rejected(_) => None,
         }
     }
 }
@@ -444,7 +444,7 @@ fn expect_of(findings: &[Violation]) -> Vec<Property> {
     e
 }
 
-fn record(findings: &mut Findings, cfg: &Config, v: Violation) {
+fn record(findings: &mut Findings, cfg: &HarnessConfig, v: Violation) {
     if cfg.keeps(&v) {
         findings.insert(v);
     }
@@ -452,8 +452,8 @@ fn record(findings: &mut Findings, cfg: &Config, v: Violation) {
 
 /// Panics with the property ids, the findings and the reproducer, if there are findings.
 /// Returns whether libFuzzer should keep the input (`false`: rejected).
-pub fn fail_on_findings(target: &str, verdict: &Verdict) -> bool {
-    let Verdict::Ran(out) = verdict else {
+pub fn fail_on_findings(target: &str, verdict: &HarnessVerdict) -> bool {
+    let HarnessVerdict::Ran(out) = verdict else {
         return false;
     };
     if out.findings.is_empty() {
@@ -483,7 +483,7 @@ pub struct OpsInput {
 
 impl OpsInput {
     /// The reproducer script of this input (every operation, no `expect`).
-    pub fn script(&self, cfg: &Config) -> Result<Script, &'static str> {
+    pub fn script(&self, cfg: &HarnessConfig) -> Result<Script, &'static str> {
         if self.ops.len() > OPS_MAX {
             return Err("more than OPS_MAX operations");
         }
@@ -505,9 +505,9 @@ impl OpsInput {
 impl fmt::Debug for OpsInput {
     /// The reproducer, as `run_ops` leaves it: cut after the first operation with a finding.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match run_ops(self, Config::global()) {
-            Verdict::Ran(out) => write!(f, "{}", out.script),
-            Verdict::Rejected(why) => write!(f, "# rejected input: {why}"),
+        match run_ops(self, HarnessConfig::global()) {
+            HarnessVerdict::Ran(out) => write!(f, "{}", out.script),
+            HarnessVerdict::Rejected(why) => write!(f, "# rejected input: {why}"),
         }
     }
 }
@@ -544,10 +544,10 @@ impl OracleCheck {
 /// checks they agree), computed faster: an operation that leaves the checked state unchanged
 /// needs neither the footprint comparison nor a new property check, since the state after the
 /// previous operation was checked and had no finding (the first operation is always checked).
-pub fn run_ops(input: &OpsInput, cfg: &Config) -> Verdict {
+pub fn run_ops(input: &OpsInput, cfg: &HarnessConfig) -> HarnessVerdict {
     let mut script = match input.script(cfg) {
         Ok(s) => s,
-        Err(why) => return Verdict::Rejected(why),
+        Err(why) => return HarnessVerdict::Rejected(why),
     };
     let mut s = Sequential::new(&script.world, script.proto);
     let mut snap = Snapshot::new(&s.k);
@@ -577,7 +577,7 @@ pub fn run_ops(input: &OpsInput, cfg: &Config) -> Verdict {
             break;
         }
     }
-    Verdict::Ran(Outcome::new(script, findings))
+    HarnessVerdict::Ran(HarnessOutcome::new(script, findings))
 }
 
 /// The kernel state before an operation, as the words of the state walk over what `check` and
@@ -646,7 +646,7 @@ pub fn replay_reference(script: &Script) -> Vec<Violation> {
 
 /// The `ops` target: panics on a finding; `false` for a rejected input.
 pub fn fuzz_ops(input: &OpsInput) -> bool {
-    fail_on_findings("ops", &run_ops(input, Config::global()))
+    fail_on_findings("ops", &run_ops(input, HarnessConfig::global()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -675,7 +675,7 @@ pub struct ScheduleInput {
 
 impl ScheduleInput {
     /// The concurrent reproducer script of this input, with the schedule as requested.
-    pub fn script(&self, cfg: &Config) -> Result<Script, &'static str> {
+    pub fn script(&self, cfg: &HarnessConfig) -> Result<Script, &'static str> {
         if self.lines.len() > SCHED_OPS_MAX {
             return Err("more than SCHED_OPS_MAX operations");
         }
@@ -702,19 +702,19 @@ impl ScheduleInput {
 impl fmt::Debug for ScheduleInput {
     /// The reproducer with the schedule actually taken.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match run_schedule(self, Config::global()) {
-            Verdict::Ran(out) => write!(f, "{}", out.script),
-            Verdict::Rejected(why) => write!(f, "# rejected input: {why}"),
+        match run_schedule(self, HarnessConfig::global()) {
+            HarnessVerdict::Ran(out) => write!(f, "{}", out.script),
+            HarnessVerdict::Rejected(why) => write!(f, "# rejected input: {why}"),
         }
     }
 }
 
 /// Runs a `schedule` input on the concurrent executor exactly as `ftsim replay` runs its script,
 /// and rewrites the reproducer's schedule to the decisions actually taken.
-pub fn run_schedule(input: &ScheduleInput, cfg: &Config) -> Verdict {
+pub fn run_schedule(input: &ScheduleInput, cfg: &HarnessConfig) -> HarnessVerdict {
     let mut script = match input.script(cfg) {
         Ok(s) => s,
-        Err(why) => return Verdict::Rejected(why),
+        Err(why) => return HarnessVerdict::Rejected(why),
     };
     let replay = script.replay();
     let mut findings = Findings::new();
@@ -722,12 +722,12 @@ pub fn run_schedule(input: &ScheduleInput, cfg: &Config) -> Verdict {
         record(&mut findings, cfg, v);
     }
     script.schedule = Some(replay.schedule);
-    Verdict::Ran(Outcome::new(script, findings))
+    HarnessVerdict::Ran(HarnessOutcome::new(script, findings))
 }
 
 /// The `schedule` target: panics on a finding; `false` for a rejected input.
 pub fn fuzz_schedule(input: &ScheduleInput) -> bool {
-    fail_on_findings("schedule", &run_schedule(input, Config::global()))
+    fail_on_findings("schedule", &run_schedule(input, HarnessConfig::global()))
 }
 
 mod parse;
@@ -782,7 +782,7 @@ mod tests {
                 .map(|op| LineInput { op, faults: None })
                 .collect(),
         };
-        let out = run_ops(&input, &Config::default())
+        let out = run_ops(&input, &HarnessConfig::default())
             .outcome()
             .cloned()
             .unwrap();
@@ -814,8 +814,8 @@ mod tests {
             ops: vec![line; OPS_MAX + 1],
         };
         assert!(matches!(
-            run_ops(&input, &Config::default()),
-            Verdict::Rejected(_)
+            run_ops(&input, &HarnessConfig::default()),
+            HarnessVerdict::Rejected(_)
         ));
         assert!(run_parse(&ParseInput("x".repeat(PARSE_TEXT_MAX + 1))).is_err());
     }

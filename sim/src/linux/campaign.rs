@@ -6,7 +6,7 @@ use super::map::{unperformable, Kernel};
 use super::plan::PlanScript;
 use super::predict::predict;
 use super::qemu::{Machine, Machinery};
-use super::runner::{run_scripts, Outcome};
+use super::runner::{run_scripts, GuestOutcome};
 use crate::sim::{sequential_ops, ActorKind};
 use ftsim_core::ids::OpsOwner;
 use ftsim_core::op::{HashSel, Op};
@@ -113,8 +113,8 @@ pub fn campaign(
     for (i, ((w, ops), o)) in scripts.iter().zip(&outcomes).enumerate() {
         let i = i as u64;
         match o {
-            Outcome::Stopped(_, why) => tally.machinery.push((i, why.clone())),
-            Outcome::Ran(run) => {
+            GuestOutcome::Stopped(_, why) => tally.machinery.push((i, why.clone())),
+            GuestOutcome::Ran(run) => {
                 tally.ops += ops.len() as u64;
                 if !run.kernel_said.is_empty() {
                     tally.warned += 1;

@@ -42,7 +42,7 @@ pub fn calibration(b: &BootRun, functions: usize) -> Result<(), Machinery> {
 
 /// What became of one script of [`run_scripts`].
 #[derive(Clone, Debug)]
-pub enum Outcome {
+pub enum GuestOutcome {
     /// The guest ran it to its cleanup.
     Ran(ScriptRun),
     /// The guest stopped inside it (the driver failed, the guest timed out or the kernel
@@ -58,13 +58,13 @@ pub fn run_scripts(
     scripts: &[PlanScript],
     batch: usize,
     log: &mut dyn FnMut(&str),
-) -> Result<(Vec<Outcome>, u64), Machinery> {
+) -> Result<(Vec<GuestOutcome>, u64), Machinery> {
     let guest = m
         .dir
         .join("guest")
         .canonicalize()
         .map_err(|e| Machinery(e.to_string()))?;
-    let mut out: Vec<Outcome> = Vec::new();
+    let mut out: Vec<GuestOutcome> = Vec::new();
     let mut boots = 0;
     let mut idle_boots = 0;
     while out.len() < scripts.len() {
@@ -76,9 +76,9 @@ pub fn run_scripts(
         for s in chunk {
             let run = boot.scripts.get(&s.id).cloned().unwrap_or_default();
             match &run.clean {
-                Some(Ok(())) => out.push(Outcome::Ran(run)),
+                Some(Ok(())) => out.push(GuestOutcome::Ran(run)),
                 Some(Err(_)) => {
-                    out.push(Outcome::Ran(run));
+                    out.push(GuestOutcome::Ran(run));
                     break;
                 }
                 None => {
@@ -87,7 +87,7 @@ pub fn run_scripts(
                             .machinery
                             .clone()
                             .unwrap_or_else(|| "the guest stopped".into());
-                        out.push(Outcome::Stopped(run, why));
+                        out.push(GuestOutcome::Stopped(run, why));
                     }
                     break;
                 }

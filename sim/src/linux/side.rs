@@ -7,7 +7,7 @@ use super::observe::ScriptRun;
 use super::plan::{self, PlanScript};
 use super::predict::{predict, Prediction};
 use super::qemu::{Machine, Machinery};
-use super::runner::{calibration, machine_line, run_scripts, Outcome};
+use super::runner::{calibration, machine_line, run_scripts, GuestOutcome};
 use ftsim_core::op::Op;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::world::World;
@@ -268,15 +268,15 @@ pub fn run_table(
             .flat_map(|s| s.violations.iter().map(|v| v.property))
             .collect();
         let (agree, mut cmp) = match &outcomes[i] {
-            Outcome::Stopped(_, why) => (false, format!("the guest stopped: {why}")),
-            Outcome::Ran(run) => match compare(&pred, run, r.world.functions as usize) {
+            GuestOutcome::Stopped(_, why) => (false, format!("the guest stopped: {why}")),
+            GuestOutcome::Ran(run) => match compare(&pred, run, r.world.functions as usize) {
                 Ok(d) if d.is_empty() => (true, "agree".to_string()),
                 Ok(d) => (false, format!("differ: {}", d[0])),
                 Err(why) => (false, format!("not performed: {why}")),
             },
         };
         let said = match &outcomes[i] {
-            Outcome::Ran(run) | Outcome::Stopped(run, _) => kernel_said(run),
+            GuestOutcome::Ran(run) | GuestOutcome::Stopped(run, _) => kernel_said(run),
         };
         if !said.is_empty() {
             cmp.push_str(&format!(" (kernel said: {said})"));

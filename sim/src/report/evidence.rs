@@ -92,7 +92,7 @@ pub struct ReproducerFile {
 pub struct Report {
     pub targets: Vec<Target>,
     pub cells: BTreeMap<(usize, Property), CellReport>,
-    pub sweep: Option<(SeedSet, sweep::Outcome)>,
+    pub sweep: Option<(SeedSet, sweep::SweepResult)>,
     /// Per target: the sequential and the interleaving explorations (statistics, findings).
     pub explored: Vec<(Explored, Option<Explored>)>,
     pub explore_world: String,
@@ -112,7 +112,7 @@ pub struct Explored {
 
 /// What `build` runs.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct ReportConfig {
     pub targets: Vec<Target>,
     /// `None` skips the sweep.
     pub seeds: Option<SeedSet>,
@@ -154,7 +154,7 @@ fn read_reproducers(dir: &Path) -> Vec<(PathBuf, String, Script)> {
 }
 
 /// Runs every source and collects the cells.
-pub fn build(cfg: &Config) -> Report {
+pub fn build(cfg: &ReportConfig) -> Report {
     let mut cells = Cells::new();
     let sweep = add_sweep(cfg, &mut cells);
     let world = explore::world(cfg.functions, cfg.tracers, 0)
@@ -178,9 +178,9 @@ pub fn build(cfg: &Config) -> Report {
 type Cells = BTreeMap<(usize, Property), CellReport>;
 
 /// 1. The sweep (unless `cfg.seeds` is `None`): a cell per property a seed violates.
-fn add_sweep(cfg: &Config, cells: &mut Cells) -> Option<(SeedSet, sweep::Outcome)> {
+fn add_sweep(cfg: &ReportConfig, cells: &mut Cells) -> Option<(SeedSet, sweep::SweepResult)> {
     cfg.seeds.map(|seeds| {
-        let sc = sweep::Config {
+        let sc = sweep::SweepConfig {
             targets: cfg.targets.clone(),
             seeds,
             events: cfg.events,
@@ -217,13 +217,13 @@ fn add_sweep(cfg: &Config, cells: &mut Cells) -> Option<(SeedSet, sweep::Outcome
 
 /// 2. The exhaustive searches: sequential on `world`, and interleaving on one function.
 fn add_searches(
-    cfg: &Config,
+    cfg: &ReportConfig,
     world: &World,
     cells: &mut Cells,
 ) -> Vec<(Explored, Option<Explored>)> {
     let mut explored = Vec::new();
     for (ti, t) in cfg.targets.iter().enumerate() {
-        let mut ec = explore::Config::new(t.clone(), world.clone(), cfg.depth);
+        let mut ec = explore::ExploreConfig::new(t.clone(), world.clone(), cfg.depth);
         ec.threads = cfg.jobs;
         ec.faults = cfg.faults;
         let out = explore::explore(&ec);
@@ -234,7 +234,7 @@ fn add_searches(
         };
         let inter = (cfg.interleave_depth > 0).then(|| {
             let w1 = explore::world(1, 0, 0).unwrap();
-            let mut ic = explore::Config::new(t.clone(), w1, cfg.interleave_depth);
+            let mut ic = explore::ExploreConfig::new(t.clone(), w1, cfg.interleave_depth);
             ic.threads = cfg.jobs;
             ic.interleave = true;
             let out = explore::explore(&ic);
@@ -250,7 +250,7 @@ fn add_searches(
 }
 
 /// 3. The committed proptest reproducers: a cell per expected property a file reproduces.
-fn add_reproducers(cfg: &Config, cells: &mut Cells) -> Vec<ReproducerFile> {
+fn add_reproducers(cfg: &ReportConfig, cells: &mut Cells) -> Vec<ReproducerFile> {
     let mut reproducers = Vec::new();
     for (path, text, script) in read_reproducers(&cfg.reproducers) {
         let found = replay_with_oracle(&script);
@@ -291,7 +291,13 @@ fn add_reproducers(cfg: &Config, cells: &mut Cells) -> Vec<ReproducerFile> {
     reproducers
 }
 
-fn add_explore(cells: &mut Cells, ti: usize, out: &explore::Outcome, source: Source, bound: u32) {
+fn add_explore(
+    cells: &mut Cells,
+    ti: usize,
+    out: &explore::ExploreResult,
+    source: Source,
+    bound: u32,
+) {
     for f in &out.findings {
         let cell = cells.entry((ti, f.property)).or_default();
         let unit = match source {

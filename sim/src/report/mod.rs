@@ -33,8 +33,8 @@ mod svg;
 mod text;
 
 pub use evidence::{
-    build, replay_with_oracle, CellReport, Config, Evidence, Explored, Report, ReproducerFile,
-    Source,
+    build, replay_with_oracle, CellReport, Evidence, Explored, Report, ReportConfig,
+    ReproducerFile, Source,
 };
 pub use html::html;
 pub use markdown::markdown;

@@ -3,7 +3,9 @@
 
 use crate::cli::{self, UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL};
 use ftsim_core::script::Script;
-use ftsim_sim::explore::{explore, world, Config, Outcome, DEPTH_MAX, STATES_MAX_DEFAULT};
+use ftsim_sim::explore::{
+    explore, world, ExploreConfig, ExploreResult, DEPTH_MAX, STATES_MAX_DEFAULT,
+};
 use ftsim_sim::sweep::Target;
 use std::io::Write;
 
@@ -84,7 +86,7 @@ pub fn run(a: &ExploreArgs) -> Result<i32, UsageError> {
     let mut bad = false;
     let mut o = std::io::stdout().lock();
     for t in targets {
-        let cfg = Config {
+        let cfg = ExploreConfig {
             target: t.clone(),
             world: world.clone(),
             depth: a.depth,
@@ -129,7 +131,7 @@ pub fn run(a: &ExploreArgs) -> Result<i32, UsageError> {
     Ok(if found { EXIT_FOUND } else { EXIT_CLEAN })
 }
 
-pub(super) fn mode(cfg: &Config) -> &'static str {
+pub(super) fn mode(cfg: &ExploreConfig) -> &'static str {
     if cfg.interleave {
         "interleaving"
     } else {
@@ -142,7 +144,7 @@ pub(super) fn mib(b: u64) -> f64 {
 }
 
 /// The summary lines (also used by the report).
-pub fn summary(cfg: &Config, out: &Outcome) -> String {
+pub fn summary(cfg: &ExploreConfig, out: &ExploreResult) -> String {
     let s = &out.stats;
     let _ = cfg;
     let mut t = format!(
@@ -185,8 +187,8 @@ pub fn summary(cfg: &Config, out: &Outcome) -> String {
 
 pub(super) fn print_text(
     o: &mut impl Write,
-    cfg: &Config,
-    out: &Outcome,
+    cfg: &ExploreConfig,
+    out: &ExploreResult,
     files: &[Option<std::path::PathBuf>],
 ) {
     let _ = writeln!(
@@ -260,8 +262,8 @@ pub fn body_lines(s: &Script) -> Vec<String> {
 
 pub(super) fn print_json(
     o: &mut impl Write,
-    cfg: &Config,
-    out: &Outcome,
+    cfg: &ExploreConfig,
+    out: &ExploreResult,
     files: &[Option<std::path::PathBuf>],
 ) {
     for (f, file) in out.findings.iter().zip(files) {

@@ -251,7 +251,7 @@ fn run(a: RunArgs) -> Result<i32, UsageError> {
 }
 
 /// The sweep `ftsim run` asks for (and creates `-o DIR`).
-fn sweep_config(a: &RunArgs) -> Result<sweep::Config, UsageError> {
+fn sweep_config(a: &RunArgs) -> Result<sweep::SweepConfig, UsageError> {
     check_events(a.events)?;
     let targets = targets(&a.proto)?;
     let mut seeds = match &a.seeds {
@@ -269,7 +269,7 @@ fn sweep_config(a: &RunArgs) -> Result<sweep::Config, UsageError> {
             .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
     }
     let jobs = cli::jobs(a.jobs)?;
-    Ok(sweep::Config {
+    Ok(sweep::SweepConfig {
         targets,
         seeds,
         events: a.events,
@@ -281,7 +281,7 @@ fn sweep_config(a: &RunArgs) -> Result<sweep::Config, UsageError> {
 }
 
 /// Runs the sweep, with a progress bar on a terminal for more than 200 runs.
-fn sweep_with_progress(cfg: &sweep::Config) -> sweep::Outcome {
+fn sweep_with_progress(cfg: &sweep::SweepConfig) -> sweep::SweepResult {
     let total = cfg.targets.len() as u64 * cfg.seeds.len();
     let bar = (std::io::stderr().is_terminal() && total > 200).then(|| {
         let b = ProgressBar::new(total);
@@ -305,8 +305,8 @@ fn sweep_with_progress(cfg: &sweep::Config) -> sweep::Outcome {
 /// Writes each cell's reproducer to `dir/PROTOCOL--PROPERTY.txt`; the file of each cell.
 fn write_reproducers(
     dir: Option<&std::path::Path>,
-    cfg: &sweep::Config,
-    out: &sweep::Outcome,
+    cfg: &sweep::SweepConfig,
+    out: &sweep::SweepResult,
 ) -> Result<Vec<Option<PathBuf>>, UsageError> {
     let mut files = Vec::new();
     for c in &out.cells {
@@ -330,7 +330,7 @@ fn write_reproducers(
 }
 
 /// `--assert-clean`: the exit code, and the broken verdicts (or the clean ones) on stderr.
-fn assert_clean(cfg: &sweep::Config, out: &sweep::Outcome) -> i32 {
+fn assert_clean(cfg: &sweep::SweepConfig, out: &sweep::SweepResult) -> i32 {
     let failures = sweep::clean_verdict_failures(cfg, out);
     for f in &failures {
         eprintln!("ftsim: verdict broken: {f}");
@@ -358,7 +358,7 @@ fn assert_clean(cfg: &sweep::Config, out: &sweep::Outcome) -> i32 {
     }
 }
 
-fn print_table(cfg: &sweep::Config, out: &sweep::Outcome, files: &[Option<PathBuf>]) {
+fn print_table(cfg: &sweep::SweepConfig, out: &sweep::SweepResult, files: &[Option<PathBuf>]) {
     let mut o = std::io::stdout().lock();
     let width = cfg
         .targets
@@ -437,7 +437,7 @@ fn print_table(cfg: &sweep::Config, out: &sweep::Outcome, files: &[Option<PathBu
     );
 }
 
-fn print_json(cfg: &sweep::Config, out: &sweep::Outcome, files: &[Option<PathBuf>]) {
+fn print_json(cfg: &sweep::SweepConfig, out: &sweep::SweepResult, files: &[Option<PathBuf>]) {
     let mut o = std::io::stdout().lock();
     for (c, file) in out.cells.iter().zip(files) {
         let t = &cfg.targets[c.target];

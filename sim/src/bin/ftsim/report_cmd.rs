@@ -2,7 +2,7 @@
 
 use crate::cli::{self, UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL};
 use ftsim_sim::explore;
-use ftsim_sim::report::{build, not_replaying, write, Config, Source, REPORT_SEEDS};
+use ftsim_sim::report::{build, not_replaying, write, ReportConfig, Source, REPORT_SEEDS};
 use ftsim_sim::sim::{EVENTS_DEFAULT, EVENTS_MAX};
 use ftsim_sim::sweep::{SeedSet, Target};
 use std::path::PathBuf;
@@ -76,7 +76,7 @@ pub fn run(a: &ReportArgs) -> Result<i32, UsageError> {
     }
     explore::world(a.functions, a.tracers, 0).map_err(UsageError)?;
     let jobs = cli::jobs(a.jobs)?;
-    let cfg = Config {
+    let cfg = ReportConfig {
         targets,
         seeds: Some(seeds),
         events: a.events,
