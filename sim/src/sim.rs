@@ -80,7 +80,7 @@ impl ActorKind {
 
 /// How the scheduler picks the next thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Policy {
+pub enum SchedPolicy {
     /// Uniformly among the runnable threads.
     Random,
     /// PCT: random thread priorities, the highest runnable runs; at a few random points of the
@@ -95,7 +95,7 @@ pub struct Options {
     pub world: World,
     /// Actors, by kind, in thread order.
     pub actors: Vec<ActorKind>,
-    pub policy: Policy,
+    pub policy: SchedPolicy,
     /// Largest think time between two operations of one actor, in steps.
     pub think_max: u32,
     /// Per-decision failure probabilities, in 1/1000.
@@ -108,8 +108,8 @@ impl fmt::Display for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let actors: Vec<&str> = self.actors.iter().map(|a| a.name()).collect();
         let policy = match self.policy {
-            Policy::Random => "random".to_string(),
-            Policy::Pct { change_points } => format!("pct/{change_points}"),
+            SchedPolicy::Random => "random".to_string(),
+            SchedPolicy::Pct { change_points } => format!("pct/{change_points}"),
         };
         write!(
             f,
@@ -157,9 +157,9 @@ pub fn derive_options(seed: u64) -> Options {
         .count()
         .max(1) as u8;
     let policy = if r.random_bool(0.5) {
-        Policy::Random
+        SchedPolicy::Random
     } else {
-        Policy::Pct {
+        SchedPolicy::Pct {
             change_points: r.random_range(0..=3),
         }
     };
@@ -398,10 +398,10 @@ impl Sim {
         let priorities: Vec<u32> = (0..n).map(|_| sched_rng.random_range(1000..2000)).collect();
         // Change points anywhere in the run, so a long run does not end in strict priority.
         let change_at = match options.policy {
-            Policy::Pct { change_points } => (0..change_points)
+            SchedPolicy::Pct { change_points } => (0..change_points)
                 .map(|_| sched_rng.random_range(0..events.max(1)))
                 .collect(),
-            Policy::Random => Vec::new(),
+            SchedPolicy::Random => Vec::new(),
         };
         let policy = options.policy;
         let mut s = Sim {
@@ -568,7 +568,7 @@ impl Sim {
 /// The simulator's scheduling policy as a decider: which runnable thread steps (faults are
 /// drawn per operation into its fault plan, [`Sim::faults`]).
 struct PolicyDecider {
-    policy: Policy,
+    policy: SchedPolicy,
     rng: ChaCha8Rng,
     /// PCT: the threads' priorities, and the times at which the running one's drops.
     priorities: Vec<u32>,
@@ -580,8 +580,8 @@ struct PolicyDecider {
 impl Decider for PolicyDecider {
     fn pick(&mut self, runnable: &[Tid], _ready: &dyn Fn(Tid) -> bool) -> Tid {
         match self.policy {
-            Policy::Random => runnable[self.rng.random_range(0..runnable.len())],
-            Policy::Pct { .. } => {
+            SchedPolicy::Random => runnable[self.rng.random_range(0..runnable.len())],
+            SchedPolicy::Pct { .. } => {
                 let best = *runnable
                     .iter()
                     .max_by_key(|&&t| (self.priorities[t as usize], t))

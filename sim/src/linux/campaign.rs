@@ -2,7 +2,7 @@
 //! simulator's own actors, many per boot, and the agreement tally.
 
 use super::compare::{compare, Diff};
-use super::map::{unperformable, Kernel};
+use super::map::{unperformable, RealKernel};
 use super::plan::PlanScript;
 use super::predict::predict;
 use super::qemu::{Machine, Machinery};
@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// The actor kinds whose operations the harness performs on `kernel`.
-pub fn kinds(kernel: Kernel) -> Vec<ActorKind> {
+pub fn kinds(kernel: RealKernel) -> Vec<ActorKind> {
     let mut k = vec![
         ActorKind::Livepatch,
         ActorKind::Bpf,
@@ -35,7 +35,7 @@ pub const SCRIPT_OPS_MAX: usize = 8;
 /// What the harness performs in the model's current state: the mapped operations, and within
 /// the guest's bounds (three stacked livepatches and three kprobes per function; a registered
 /// tracer's filter never emptied, which would trace every function).
-pub fn performable_now(kernel: Kernel, k: &ftsim_core::kernel::Kernel, op: &Op) -> bool {
+pub fn performable_now(kernel: RealKernel, k: &ftsim_core::kernel::Kernel, op: &Op) -> bool {
     if unperformable(op, kernel).is_some() {
         return false;
     }
@@ -56,7 +56,7 @@ pub fn performable_now(kernel: Kernel, k: &ftsim_core::kernel::Kernel, op: &Op) 
 }
 
 /// The i-th script of campaign `seed` on `kernel`.
-pub fn campaign_script(kernel: Kernel, proto: Protocol, seed: u64, i: u64) -> (World, Vec<Op>) {
+pub fn campaign_script(kernel: RealKernel, proto: Protocol, seed: u64, i: u64) -> (World, Vec<Op>) {
     let s = seed
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(i.wrapping_mul(0xBF58_476D_1CE4_E5B9));
@@ -134,7 +134,7 @@ pub fn campaign(
 /// A disagreement as a reproducer file: the kernel's preset, the world, the operations, and
 /// what differed, as comments.
 pub fn disagreement_file(
-    kernel: Kernel,
+    kernel: RealKernel,
     seed: u64,
     i: u64,
     w: &World,
@@ -161,7 +161,7 @@ pub fn disagreement_file(
 /// Writes the disagreements under `dir`, returns the paths.
 pub fn write_disagreements(
     dir: &Path,
-    kernel: Kernel,
+    kernel: RealKernel,
     seed: u64,
     t: &Tally,
 ) -> std::io::Result<Vec<String>> {
@@ -183,9 +183,9 @@ mod tests {
     fn campaign_scripts_are_deterministic_and_performable() {
         let p = Protocol::preset("fixes-2025").unwrap();
         for i in 0..200 {
-            let (w, ops) = campaign_script(Kernel::V6_12, p, 7, i);
+            let (w, ops) = campaign_script(RealKernel::V6_12, p, 7, i);
             assert_eq!(
-                campaign_script(Kernel::V6_12, p, 7, i),
+                campaign_script(RealKernel::V6_12, p, 7, i),
                 (w.clone(), ops.clone())
             );
             assert!(!ops.is_empty() && ops.len() <= SCRIPT_OPS_MAX);
@@ -196,15 +196,15 @@ mod tests {
                     .map(|o| (o.clone(), Default::default()))
                     .collect(),
             );
-            crate::linux::map::check_performable(&s, Kernel::V6_12, None).unwrap();
+            crate::linux::map::check_performable(&s, RealKernel::V6_12, None).unwrap();
         }
         // the generic generators reach every owner the harness maps
         let all: Vec<Op> = (0..200)
-            .flat_map(|i| campaign_script(Kernel::V6_12, p, 7, i).1)
+            .flat_map(|i| campaign_script(RealKernel::V6_12, p, 7, i).1)
             .collect();
         let p61 = Protocol::preset("fixes-2022").unwrap();
         let on61: Vec<Op> = (0..200)
-            .flat_map(|i| campaign_script(Kernel::V6_1, p61, 7, i).1)
+            .flat_map(|i| campaign_script(RealKernel::V6_1, p61, 7, i).1)
             .collect();
         assert!(on61
             .iter()

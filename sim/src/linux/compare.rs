@@ -118,7 +118,7 @@ pub fn observable(p: ftsim_core::property::Property) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linux::observe::{Body, BootRun};
+    use crate::linux::observe::{BootRun, GuestBody};
     use crate::linux::predict::predict;
     use ftsim_core::op::Op;
     use ftsim_core::protocol::Protocol;
@@ -147,7 +147,7 @@ mod tests {
         // the same run agrees with fixes-2025
         let fixed = predict(Protocol::preset("fixes-2025").unwrap(), &w, &ops);
         assert!(compare(&fixed, &b.scripts[&0], 1).unwrap().is_empty());
-        assert_eq!(fixed.steps[2].calls[0].body, Body::Klp(1));
+        assert_eq!(fixed.steps[2].calls[0].body, GuestBody::Klp(1));
         // a step the guest could not perform is not a difference
         let cannot = BootRun::parse("@@ftsim script 0\n@@ftsim op 1 cannot why not\n").unwrap();
         assert!(compare(&fixed, &cannot.scripts[&0], 1)

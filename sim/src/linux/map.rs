@@ -41,32 +41,32 @@ pub const TRACERS_MAX: u8 = 7;
 
 /// The real kernels the harness boots (pinned in `kernel/pins.env`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kernel {
+pub enum RealKernel {
     V6_1,
     V6_12,
 }
 
-impl Kernel {
-    pub const ALL: [Kernel; 2] = [Kernel::V6_1, Kernel::V6_12];
+impl RealKernel {
+    pub const ALL: [RealKernel; 2] = [RealKernel::V6_1, RealKernel::V6_12];
 
     pub fn name(self) -> &'static str {
         match self {
-            Kernel::V6_1 => "6.1",
-            Kernel::V6_12 => "6.12",
+            RealKernel::V6_1 => "6.1",
+            RealKernel::V6_12 => "6.12",
         }
     }
 
     /// `register_ftrace_direct(ip, addr)` and friends (6.1 `include/linux/ftrace.h:371-373`;
     /// 6.12 has only the ops-based API): the harness drives them through `ftsim_direct_fI`.
     pub fn has_single_direct_api(self) -> bool {
-        self == Kernel::V6_1
+        self == RealKernel::V6_1
     }
 
     /// The variable of `kernel/pins.env` that pins it.
     pub fn pin_var(self) -> &'static str {
         match self {
-            Kernel::V6_1 => "KERNEL_6_1",
-            Kernel::V6_12 => "KERNEL_6_12",
+            RealKernel::V6_1 => "KERNEL_6_1",
+            RealKernel::V6_12 => "KERNEL_6_12",
         }
     }
 
@@ -74,28 +74,28 @@ impl Kernel {
     /// (`ftsim versions` cites the lines).
     pub fn preset(self) -> &'static str {
         match self {
-            Kernel::V6_1 => "debian-6.1",
-            Kernel::V6_12 => "debian-6.12",
+            RealKernel::V6_1 => "debian-6.1",
+            RealKernel::V6_12 => "debian-6.12",
         }
     }
 
-    pub fn parse(s: &str) -> Result<Kernel, String> {
+    pub fn parse(s: &str) -> Result<RealKernel, String> {
         match s {
-            "6.1" => Ok(Kernel::V6_1),
-            "6.12" => Ok(Kernel::V6_12),
+            "6.1" => Ok(RealKernel::V6_1),
+            "6.12" => Ok(RealKernel::V6_12),
             _ => Err(format!("unknown kernel `{s}` (expected 6.1 or 6.12)")),
         }
     }
 }
 
-impl fmt::Display for Kernel {
+impl fmt::Display for RealKernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
 /// Why the real harness cannot perform an operation on `kernel`, or `None` when it can.
-pub fn unperformable(op: &Op, kernel: Kernel) -> Option<&'static str> {
+pub fn unperformable(op: &Op, kernel: RealKernel) -> Option<&'static str> {
     match op {
         Op::ModuleLoad(_) | Op::ModuleUnload(_) => Some(
             "module operations: functions of out-of-tree modules have no BTF, so no BPF program attaches there",
@@ -117,7 +117,7 @@ pub fn unperformable(op: &Op, kernel: Kernel) -> Option<&'static str> {
 /// gives the file's line numbers; otherwise the operation's index).
 pub fn check_performable(
     s: &Script,
-    kernel: Kernel,
+    kernel: RealKernel,
     line_numbers: Option<&[usize]>,
 ) -> Result<(), String> {
     let at = |i: usize| -> String {
@@ -252,25 +252,27 @@ mod tests {
         for (text, line, why) in cases {
             let s = script(text);
             let err =
-                check_performable(&s, Kernel::V6_12, Some(&op_line_numbers(text))).unwrap_err();
+                check_performable(&s, RealKernel::V6_12, Some(&op_line_numbers(text))).unwrap_err();
             assert!(err.contains(line), "{err}");
             assert!(err.contains(why), "{err}");
         }
         let ok = "protocol merged\nworld functions=4 tracers=2\nklp-enable f0\nbpf-link fmod_ret f3\ntracer-register t1 filter={f0} notrace={f1}\n";
-        check_performable(&script(ok), Kernel::V6_12, None).unwrap();
+        check_performable(&script(ok), RealKernel::V6_12, None).unwrap();
         let direct =
             "protocol merged\nworld functions=1 tracers=1\ndirect-register f0\ndirect-modify f0\n";
-        check_performable(&script(direct), Kernel::V6_1, None).unwrap();
-        assert!(check_performable(&script(direct), Kernel::V6_12, None).is_err());
+        check_performable(&script(direct), RealKernel::V6_1, None).unwrap();
+        assert!(check_performable(&script(direct), RealKernel::V6_12, None).is_err());
     }
 
     #[test]
     fn kernels_parse_and_name_their_pins() {
-        assert_eq!(Kernel::parse("6.1"), Ok(Kernel::V6_1));
-        assert_eq!(Kernel::parse("6.12"), Ok(Kernel::V6_12));
-        assert!(Kernel::parse("5.15").unwrap_err().contains("6.1 or 6.12"));
+        assert_eq!(RealKernel::parse("6.1"), Ok(RealKernel::V6_1));
+        assert_eq!(RealKernel::parse("6.12"), Ok(RealKernel::V6_12));
+        assert!(RealKernel::parse("5.15")
+            .unwrap_err()
+            .contains("6.1 or 6.12"));
         let pins = include_str!("../../../kernel/pins.env");
-        for k in Kernel::ALL {
+        for k in RealKernel::ALL {
             assert!(pins.contains(&format!("{}=", k.pin_var())), "{k}");
         }
     }

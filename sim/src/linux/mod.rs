@@ -25,6 +25,6 @@ pub mod qemu;
 pub mod runner;
 pub mod side;
 
-pub use map::{check_performable, Kernel, FUNCTIONS};
-pub use observe::{Body, Observed, StepResult};
+pub use map::{check_performable, RealKernel, FUNCTIONS};
+pub use observe::{GuestBody, Observed, StepResult};
 pub use predict::{predict, Prediction};

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Which body a call of a function ended in.
+/// Which body a call of a function ended in, as the guest reports it (the model's own is
+/// [`ftsim_core::observe::Body`]).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Body {
+pub enum GuestBody {
     Original,
     /// The livepatch replacement of stack depth J (1-based).
     Klp(u16),
@@ -16,13 +17,13 @@ pub enum Body {
     Garbage,
 }
 
-impl fmt::Display for Body {
+impl fmt::Display for GuestBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Body::Original => f.write_str("original"),
-            Body::Klp(j) => write!(f, "klp:{j}"),
-            Body::Kprobe => f.write_str("kprobe"),
-            Body::Garbage => f.write_str("garbage"),
+            GuestBody::Original => f.write_str("original"),
+            GuestBody::Klp(j) => write!(f, "klp:{j}"),
+            GuestBody::Kprobe => f.write_str("kprobe"),
+            GuestBody::Garbage => f.write_str("garbage"),
         }
     }
 }
@@ -31,7 +32,7 @@ impl fmt::Display for Body {
 /// that linked them; `n*k` when one ran k times) and the tracers whose callback saw it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Observed {
-    pub body: Body,
+    pub body: GuestBody,
     pub progs: Vec<String>,
     pub tracers: Vec<String>,
     /// The single-ip direct user's trampoline that ran: `current` (the one it registered or
@@ -109,12 +110,12 @@ fn parse_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_body(s: &str) -> Result<Body, String> {
+fn parse_body(s: &str) -> Result<GuestBody, String> {
     match s {
-        "original" => Ok(Body::Original),
-        "kprobe" => Ok(Body::Kprobe),
+        "original" => Ok(GuestBody::Original),
+        "kprobe" => Ok(GuestBody::Kprobe),
         _ => match s.strip_prefix("klp:").map(str::parse) {
-            Some(Ok(j)) => Ok(Body::Klp(j)),
+            Some(Ok(j)) => Ok(GuestBody::Klp(j)),
             _ => Err(format!("bad body `{s}`")),
         },
     }
@@ -132,7 +133,7 @@ fn parse_call(words: &[&str]) -> Result<(usize, usize, Observed), String> {
         .and_then(|w| w.parse().ok())
         .ok_or("call without a function")?;
     let mut o = Observed {
-        body: Body::Original,
+        body: GuestBody::Original,
         progs: Vec::new(),
         tracers: Vec::new(),
         direct: None,
@@ -293,7 +294,7 @@ mod tests {
         assert_eq!(
             s.calls[&1][0],
             Observed {
-                body: Body::Klp(1),
+                body: GuestBody::Klp(1),
                 progs: vec!["2".into(), "3*2".into()],
                 tracers: vec!["t0".into()],
                 direct: None,

@@ -1,7 +1,7 @@
 //! The model's prediction of a sequential script, in the terms the guest observes: per
 //! operation its result, after it, per function, what one call runs (SPEC §3 `call(f)`).
 
-use super::observe::{Body, Observed, StepResult};
+use super::observe::{GuestBody, Observed, StepResult};
 use ftsim_core::ids::Addr;
 use ftsim_core::ids::{FnId, OpsOwner, ProgId};
 use ftsim_core::kernel::Kernel;
@@ -45,13 +45,13 @@ pub fn observed(k: &Kernel, f: FnId, progs: &BTreeMap<ProgId, usize>) -> Observe
         unreachable!("[ftsim internal bug] a mapped function has no live text")
     };
     let body = match c.body {
-        ModelBody::Original => Body::Original,
+        ModelBody::Original => GuestBody::Original,
         ModelBody::Redirected(op) => match k.owner(op) {
-            OpsOwner::Klp(g) => Body::Klp(k.fstate(g).klp_stack),
-            OpsOwner::Kprobe => Body::Kprobe,
-            _ => Body::Garbage,
+            OpsOwner::Klp(g) => GuestBody::Klp(k.fstate(g).klp_stack),
+            OpsOwner::Kprobe => GuestBody::Kprobe,
+            _ => GuestBody::Garbage,
         },
-        ModelBody::Freed => Body::Garbage,
+        ModelBody::Freed => GuestBody::Garbage,
     };
     let mut ps: Vec<usize> = c
         .progs()
@@ -147,10 +147,10 @@ mod tests {
         let script = ops("klp-enable f0\nbpf-link fentry f0\nbpf-link fexit f0");
         let merged = predict(Protocol::preset("merged").unwrap(), &w, &script);
         let last = &merged.steps[2].calls[0];
-        assert_eq!(last.body, Body::Original);
+        assert_eq!(last.body, GuestBody::Original);
         assert_eq!(last.progs, vec!["2", "3"]);
         let fixed = predict(Protocol::preset("fixes-2025").unwrap(), &w, &script);
-        assert_eq!(fixed.steps[2].calls[0].body, Body::Klp(1));
+        assert_eq!(fixed.steps[2].calls[0].body, GuestBody::Klp(1));
         assert_eq!(fixed.initial[0].to_string(), "body=original");
     }
 
@@ -163,10 +163,10 @@ mod tests {
             &w,
             &ops("klp-enable f0\nklp-enable f0\nkprobe-arm f1\ntracer-register t1 filter={f0} notrace={}\nklp-disable f0\nkprobe-arm f0"),
         );
-        assert_eq!(s.steps[1].calls[0].body, Body::Klp(2));
-        assert_eq!(s.steps[2].calls[1].body, Body::Kprobe);
+        assert_eq!(s.steps[1].calls[0].body, GuestBody::Klp(2));
+        assert_eq!(s.steps[2].calls[1].body, GuestBody::Kprobe);
         assert_eq!(s.steps[3].calls[0].tracers, vec!["t1"]);
-        assert_eq!(s.steps[4].calls[0].body, Body::Klp(1));
+        assert_eq!(s.steps[4].calls[0].body, GuestBody::Klp(1));
         assert_eq!(s.steps[5].result, StepResult::Err("EBUSY".into()));
     }
 }

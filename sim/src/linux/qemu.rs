@@ -5,7 +5,7 @@
 //! to the first. KVM where it boots, TCG otherwise (`FTSIM_ACCEL=kvm|tcg` forces one); which one
 //! ran is printed.
 
-use super::map::Kernel;
+use super::map::RealKernel;
 use super::observe::BootRun;
 use super::plan;
 use std::fmt;
@@ -70,7 +70,7 @@ impl Accel {
 /// A kernel ready to boot.
 #[derive(Clone, Debug)]
 pub struct Machine {
-    pub kernel: Kernel,
+    pub kernel: RealKernel,
     pub dir: PathBuf,
     pub release: String,
     pub accel: Accel,
@@ -93,7 +93,7 @@ fn tool(name: &str, package: &str) -> Result<(), Machinery> {
 
 /// Makes `kernel` ready: runs `kernel/setup.sh` when its artefacts are missing, then checks
 /// them and picks the accelerator.
-pub fn prepare(kernel: Kernel, quiet: bool) -> Result<Machine, Machinery> {
+pub fn prepare(kernel: RealKernel, quiet: bool) -> Result<Machine, Machinery> {
     let dir = cache().join(kernel.name());
     let needed = ["vmlinuz", "initrd.cpio.gz", "release", "guest/ftsim-guest"];
     if needed.iter().any(|f| !dir.join(f).exists()) {

@@ -89,7 +89,7 @@ pub struct ReproducerFile {
 
 /// Everything the report shows.
 #[derive(Clone, Debug)]
-pub struct Report {
+pub struct FindingsReport {
     pub targets: Vec<Target>,
     pub cells: BTreeMap<(usize, Property), CellReport>,
     pub sweep: Option<(SeedSet, sweep::SweepResult)>,
@@ -154,14 +154,14 @@ fn read_reproducers(dir: &Path) -> Vec<(PathBuf, String, Script)> {
 }
 
 /// Runs every source and collects the cells.
-pub fn build(cfg: &ReportConfig) -> Report {
+pub fn build(cfg: &ReportConfig) -> FindingsReport {
     let mut cells = Cells::new();
     let sweep = add_sweep(cfg, &mut cells);
     let world = explore::world(cfg.functions, cfg.tracers, 0)
         .expect("[report internal bug] the explore world was validated by the caller");
     let explored = add_searches(cfg, &world, &mut cells);
     let reproducers = add_reproducers(cfg, &mut cells);
-    Report {
+    FindingsReport {
         targets: cfg.targets.clone(),
         cells,
         sweep,

@@ -1,7 +1,7 @@
 //! The self-contained HTML page (no JavaScript, no external resources).
 
 use super::text::{body_text, cell_text, explore_rows, ops_text, sources_text, EXPLORE_HEAD};
-use super::{esc, not_replaying, stem, Evidence, Report};
+use super::{esc, not_replaying, stem, Evidence, FindingsReport};
 use ftsim_core::property::Property;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,7 +25,7 @@ p.note, li { font-size: 13px; }
 "#;
 
 /// The HTML page: XHTML-compatible markup, so it also parses as XML.
-pub fn html(r: &Report, svgs: &BTreeMap<(usize, Property), String>) -> String {
+pub fn html(r: &FindingsReport, svgs: &BTreeMap<(usize, Property), String>) -> String {
     let mut o = String::new();
     html_head(&mut o, r);
     html_matrix(&mut o, r);
@@ -37,7 +37,7 @@ pub fn html(r: &Report, svgs: &BTreeMap<(usize, Property), String>) -> String {
 }
 
 /// The head, the sources and the exhaustive search figures.
-fn html_head(o: &mut String, r: &Report) {
+fn html_head(o: &mut String, r: &FindingsReport) {
     let _ = writeln!(o, "<!DOCTYPE html>");
     let _ = writeln!(
         o,
@@ -74,7 +74,7 @@ fn html_head(o: &mut String, r: &Report) {
 }
 
 /// The matrix.
-fn html_matrix(o: &mut String, r: &Report) {
+fn html_matrix(o: &mut String, r: &FindingsReport) {
     let _ = writeln!(o, "<h2>Protocol × property</h2>");
     let _ = writeln!(o, "<table class=\"matrix\"><tr><th>property</th>");
     for t in &r.targets {
@@ -113,7 +113,7 @@ fn html_matrix(o: &mut String, r: &Report) {
 }
 
 /// The findings: per cell the shortest reproducer, its timeline and the others.
-fn html_findings(o: &mut String, r: &Report, svgs: &BTreeMap<(usize, Property), String>) {
+fn html_findings(o: &mut String, r: &FindingsReport, svgs: &BTreeMap<(usize, Property), String>) {
     let _ = writeln!(o, "<h2>Findings</h2>");
     for ((ti, p), c) in &r.cells {
         let t = &r.targets[*ti];
@@ -179,7 +179,7 @@ fn html_findings(o: &mut String, r: &Report, svgs: &BTreeMap<(usize, Property), 
 }
 
 /// Consistency: reproducers that do not replay.
-fn html_not_replaying(o: &mut String, r: &Report) {
+fn html_not_replaying(o: &mut String, r: &FindingsReport) {
     let bad = not_replaying(r);
     if !bad.is_empty() {
         let _ = writeln!(o, "<h2>Reproducers that do not replay</h2>");
@@ -202,7 +202,7 @@ fn html_not_replaying(o: &mut String, r: &Report) {
 }
 
 /// The committed reproducers.
-fn html_reproducers(o: &mut String, r: &Report) {
+fn html_reproducers(o: &mut String, r: &FindingsReport) {
     let _ = writeln!(o, "<h2>Committed proptest reproducers</h2>");
     if r.reproducers.is_empty() {
         let _ = writeln!(

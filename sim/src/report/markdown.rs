@@ -1,12 +1,12 @@
 //! The same content as Markdown, with the timelines as image links into `svg/`.
 
 use super::text::{body_text, cell_text, explore_rows, ops_text, sources_text, EXPLORE_HEAD};
-use super::{not_replaying, stem, Report};
+use super::{not_replaying, stem, FindingsReport};
 use ftsim_core::property::Property;
 use std::fmt::Write as _;
 
 /// The same content as Markdown, with the timelines as image links into `svg/`.
-pub fn markdown(r: &Report) -> String {
+pub fn markdown(r: &FindingsReport) -> String {
     let mut o = String::new();
     md_head(&mut o, r);
     md_matrix(&mut o, r);
@@ -17,7 +17,7 @@ pub fn markdown(r: &Report) -> String {
 }
 
 /// The title, the sources and the exhaustive search figures.
-fn md_head(o: &mut String, r: &Report) {
+fn md_head(o: &mut String, r: &FindingsReport) {
     let _ = writeln!(
         o,
         "# ftsim findings: livepatch (IPMODIFY) and BPF trampolines (DIRECT) sharing a function\n"
@@ -34,7 +34,7 @@ fn md_head(o: &mut String, r: &Report) {
 }
 
 /// The matrix.
-fn md_matrix(o: &mut String, r: &Report) {
+fn md_matrix(o: &mut String, r: &FindingsReport) {
     let _ = writeln!(o, "\n## Protocol × property\n");
     let _ = write!(o, "| property |");
     for t in &r.targets {
@@ -68,7 +68,7 @@ fn md_matrix(o: &mut String, r: &Report) {
 }
 
 /// The findings: per cell the shortest reproducer, with its timeline as an image link.
-fn md_findings(o: &mut String, r: &Report) {
+fn md_findings(o: &mut String, r: &FindingsReport) {
     let _ = writeln!(o, "\n## Findings");
     for ((ti, p), c) in &r.cells {
         let t = &r.targets[*ti];
@@ -116,7 +116,7 @@ fn md_findings(o: &mut String, r: &Report) {
 }
 
 /// Consistency: reproducers that do not replay.
-fn md_not_replaying(o: &mut String, r: &Report) {
+fn md_not_replaying(o: &mut String, r: &FindingsReport) {
     let bad = not_replaying(r);
     if !bad.is_empty() {
         let _ = writeln!(o, "\n## Reproducers that do not replay\n");
@@ -135,7 +135,7 @@ fn md_not_replaying(o: &mut String, r: &Report) {
 }
 
 /// The committed reproducers.
-fn md_reproducers(o: &mut String, r: &Report) {
+fn md_reproducers(o: &mut String, r: &FindingsReport) {
     let _ = writeln!(o, "\n## Committed proptest reproducers\n");
     if r.reproducers.is_empty() {
         let _ = writeln!(o, "None found in {}.", r.reproducers_dir.display());

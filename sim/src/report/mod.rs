@@ -33,7 +33,7 @@ mod svg;
 mod text;
 
 pub use evidence::{
-    build, replay_with_oracle, CellReport, Evidence, Explored, Report, ReportConfig,
+    build, replay_with_oracle, CellReport, Evidence, Explored, FindingsReport, ReportConfig,
     ReproducerFile, Source,
 };
 pub use html::html;
@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 pub const REPORT_SEEDS: u64 = 2_000;
 
 /// Writes `index.html`, `report.md`, `svg/<cell>.svg` and `repro/<cell>.txt` into `dir`.
-pub fn write(r: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub fn write(r: &FindingsReport, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir.join("svg"))?;
     std::fs::create_dir_all(dir.join("repro"))?;
     let mut svgs = BTreeMap::new();
@@ -78,7 +78,7 @@ pub fn write(r: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Reproducers that do not show their property when replayed (listed in the report).
-pub fn not_replaying(r: &Report) -> Vec<((usize, Property), &Evidence)> {
+pub fn not_replaying(r: &FindingsReport) -> Vec<((usize, Property), &Evidence)> {
     r.cells
         .iter()
         .flat_map(|(k, c)| c.evidence.iter().filter(|e| !e.reproduces).map(|e| (*k, e)))

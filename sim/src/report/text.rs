@@ -1,6 +1,6 @@
 //! What the HTML page and the Markdown share: escaping, file stems, cell and source texts.
 
-use super::{CellReport, Report};
+use super::{CellReport, FindingsReport};
 use crate::sweep::Target;
 use ftsim_core::property::Property;
 use ftsim_core::script::Script;
@@ -65,7 +65,7 @@ pub(super) fn body_text(s: &Script) -> String {
     t
 }
 
-pub(super) fn sources_text(r: &Report) -> Vec<String> {
+pub(super) fn sources_text(r: &FindingsReport) -> Vec<String> {
     let mut v = Vec::new();
     match &r.sweep {
         Some((seeds, out)) => v.push(format!(
@@ -100,7 +100,7 @@ pub(super) fn sources_text(r: &Report) -> Vec<String> {
 }
 
 /// Rows of the exploration table: protocol, mode, distinct, explored, seconds, findings.
-pub(super) fn explore_rows(r: &Report) -> Vec<[String; 6]> {
+pub(super) fn explore_rows(r: &FindingsReport) -> Vec<[String; 6]> {
     let mut rows = Vec::new();
     for (t, (seq, inter)) in r.targets.iter().zip(&r.explored) {
         for (mode, e) in [("sequential", Some(seq)), ("interleaving", inter.as_ref())] {

@@ -7,7 +7,7 @@ use ftsim_core::script::Script;
 use ftsim_sim::linux::campaign::{self, Campaign, Tally};
 use ftsim_sim::linux::qemu::{self, Machine, Machinery};
 use ftsim_sim::linux::side::{self, TableRow};
-use ftsim_sim::linux::{check_performable, map, Kernel};
+use ftsim_sim::linux::{check_performable, map, RealKernel};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -44,14 +44,14 @@ pub struct KernelArgs {
 
 /// What a command needs: the kernel, the protocol the prediction uses and its name.
 struct Setup {
-    kernel: Kernel,
+    kernel: RealKernel,
     proto: Protocol,
     proto_name: String,
     json: bool,
 }
 
 pub fn run(a: KernelArgs) -> Result<i32, UsageError> {
-    let kernel = Kernel::parse(&a.kernel).map_err(UsageError)?;
+    let kernel = RealKernel::parse(&a.kernel).map_err(UsageError)?;
     let proto_name = a
         .protocol
         .clone()
@@ -78,7 +78,7 @@ fn machinery(e: Machinery) -> Result<i32, UsageError> {
 }
 
 /// Reads a reproducer and checks that the harness performs it (the error names the line).
-fn load(path: &Path, kernel: Kernel) -> Result<(Script, Result<(), String>), UsageError> {
+fn load(path: &Path, kernel: RealKernel) -> Result<(Script, Result<(), String>), UsageError> {
     let at = |e: String| UsageError(format!("{}: {e}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| at(e.to_string()))?;
     let script = Script::parse(&text).map_err(at)?;
