@@ -5,7 +5,7 @@
 //!   following it. Sequential script replay, the proptest state machine and reproducer replay
 //!   (`tests/tests/support`), and the linearizer's sequential orders step through it.
 //! - [`CheckedRun`]: the concurrent executor ([`Sched`]) plus the property check at every
-//!   quiescent point and the reference oracle ([`Model`]) on each operation while no two have
+//!   quiescent point and the reference oracle ([`Reference`]) on each operation while no two have
 //!   overlapped. Concurrent script replay (hence the `schedule` fuzz target) and the simulator
 //!   step through it, one [`CheckedRun::round`] at a time.
 //!
@@ -24,12 +24,12 @@ use crate::decide::Decider;
 use crate::errno::Errno;
 use crate::ids::Tid;
 use crate::op::Op;
-use crate::oracle::Model;
+use crate::oracle::Reference;
 use crate::property::Violation;
 use crate::protocol::Protocol;
 use crate::sched::{Completion, Sched, StepOutcome};
 use crate::seq::Sequential;
-use crate::step::{Faults, Outcome, Status};
+use crate::step::{Faults, OpResult, Status};
 use crate::world::World;
 use std::ops::{Deref, DerefMut};
 
@@ -42,7 +42,7 @@ pub struct CheckedRun {
     pub check_at_quiescence: bool,
     /// The reference oracle, judging each operation while no two have overlapped (it judges
     /// sequential runs); the first overlap retires it for the rest of the run.
-    pub oracle: Option<Model>,
+    pub oracle: Option<Reference>,
 }
 
 impl CheckedRun {
@@ -50,7 +50,7 @@ impl CheckedRun {
         CheckedRun {
             exec: Sched::new(world, proto, threads),
             check_at_quiescence: true,
-            oracle: Some(Model::new(world, &proto)),
+            oracle: Some(Reference::new(world, &proto)),
         }
     }
 
@@ -100,7 +100,7 @@ impl CheckedRun {
             return;
         };
         let calls = crate::observe::calls(&self.exec.k);
-        let out = Outcome {
+        let out = OpResult {
             result: c.result,
             violations: Vec::new(),
             contended: c.contended,
@@ -146,7 +146,7 @@ impl DerefMut for CheckedRun {
 #[derive(Clone, Debug)]
 pub struct CheckedSeq {
     pub seq: Sequential,
-    pub model: Model,
+    pub model: Reference,
 }
 
 /// What one operation of a [`CheckedSeq`] produced.
@@ -172,7 +172,7 @@ impl CheckedSeq {
     pub fn new(world: &World, proto: Protocol) -> CheckedSeq {
         CheckedSeq {
             seq: Sequential::new(world, proto),
-            model: Model::new(world, &proto),
+            model: Reference::new(world, &proto),
         }
     }
 

@@ -18,9 +18,9 @@ use crate::ids::{FnId, OpsOwner};
 use crate::kernel::{fl, Kernel};
 use crate::observe::{call, calls, Body};
 use crate::op::Op;
-use crate::oracle::Model as Reference;
+use crate::oracle::Reference;
 use crate::property::{Property, Violation};
-use crate::step::{Faults, Outcome};
+use crate::step::{Faults, OpResult};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 
@@ -267,7 +267,7 @@ impl Linearizer {
         let mut reference = c.reference.clone();
         let final_calls = calls(&e.k);
         for o in e.outcomes.iter().flatten().filter(|o| o.dropped()) {
-            let out = Outcome {
+            let out = OpResult {
                 result: o.result,
                 violations: Vec::new(),
                 contended: true,

@@ -98,7 +98,7 @@ fn through(t: &Tramp, target: Body) -> Body {
 }
 
 /// The call of every function (`None` where its text is not loaded), in function order: what
-/// the reference oracle ([`crate::oracle::Model::step`]) judges after an operation.
+/// the reference oracle ([`crate::oracle::Reference::step`]) judges after an operation.
 pub fn calls(k: &Kernel) -> Vec<Option<Call>> {
     k.world().fns().map(|f| call(k, f)).collect()
 }

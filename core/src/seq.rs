@@ -15,7 +15,7 @@ use crate::locks::LockOrder;
 use crate::op::Op;
 use crate::protocol::Protocol;
 use crate::step::Request;
-pub use crate::step::{Faults, Outcome};
+pub use crate::step::{Faults, OpResult};
 use crate::world::World;
 
 /// Runs owner-level operations one at a time.
@@ -41,12 +41,12 @@ impl Sequential {
     }
 
     /// Runs `op` to completion without faults and checks the properties afterwards.
-    pub fn apply(&mut self, op: &Op) -> Outcome {
+    pub fn apply(&mut self, op: &Op) -> OpResult {
         self.apply_with(op, Faults::NONE)
     }
 
     /// Runs `op` with the given faults and checks the properties afterwards.
-    pub fn apply_with(&mut self, op: &Op, faults: Faults) -> Outcome {
+    pub fn apply_with(&mut self, op: &Op, faults: Faults) -> OpResult {
         let before = (self.check_atomicity && !self.stuck).then(|| footprint(&self.k));
         let mut out = self.run(op, faults);
         if out.stuck {
@@ -63,9 +63,9 @@ impl Sequential {
 
     /// Runs `op` to completion; only the findings raised inside steps (locks, livelock) are
     /// reported. The fast path for benchmarks and search.
-    pub fn run(&mut self, op: &Op, faults: Faults) -> Outcome {
+    pub fn run(&mut self, op: &Op, faults: Faults) -> OpResult {
         if self.stuck {
-            return Outcome {
+            return OpResult {
                 result: Err(Errno::EBUSY),
                 violations: Vec::new(),
                 contended: false,
@@ -79,7 +79,7 @@ impl Sequential {
 
     /// Runs a raw kernel-level frame to completion on thread 0 (kernel-level tests), as
     /// [`Sequential::run`] runs an operation.
-    pub fn run_frame(&mut self, frame: Frame, faults: Faults) -> Outcome {
+    pub fn run_frame(&mut self, frame: Frame, faults: Faults) -> OpResult {
         assert!(
             !self.stuck,
             "[core internal bug] running a frame on a stuck model"
@@ -89,7 +89,7 @@ impl Sequential {
     }
 
     /// Steps thread 0, just started, until its operation finishes or it recurses on a lock.
-    fn finish(&mut self, faults: Faults) -> Outcome {
+    fn finish(&mut self, faults: Faults) -> OpResult {
         let t = 0;
         let mut plan = FaultPlan::new(faults);
         let mut violations = Vec::new();
@@ -100,7 +100,7 @@ impl Sequential {
                     violations.push(v);
                     self.stuck = true;
                     violations.append(&mut self.k.violations);
-                    return Outcome {
+                    return OpResult {
                         result: Err(Errno::EBUSY),
                         violations,
                         contended: false,
@@ -117,7 +117,7 @@ impl Sequential {
         };
         violations.append(&mut self.k.violations);
         let th = &self.k.threads[t as usize];
-        Outcome {
+        OpResult {
             result,
             violations,
             contended: th.contended,

@@ -1,7 +1,7 @@
 //! The step vocabulary: what a frame returns ([`Ret`]), the decisions it asks a driver for
 //! ([`Request`], [`AllocSite`]), what it is resumed with ([`Input`]), what a thread does after a
 //! run ([`Status`]), the trace's events ([`Event`], [`EventKind`]), a plan of injected faults
-//! ([`Faults`]) and the result of one operation ([`Outcome`]). Plain data: it names locks, ids
+//! ([`Faults`]) and the result of one operation ([`OpResult`]). Plain data: it names locks, ids
 //! and operations and nothing of the frames or the [`Kernel`](crate::kernel::Kernel), so the
 //! state, the frames, the interpreter and every driver can share it without an import ring.
 
@@ -215,7 +215,7 @@ impl Faults {
 
 /// The result of one operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct OpResult {
     pub result: Result<(), Errno>,
     /// Properties violated by this operation or in the state it left.
     pub violations: Vec<Violation>,

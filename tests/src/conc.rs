@@ -44,7 +44,7 @@
 //! reported apart. (2) [`expectations`]: what the owners can check from their own bookkeeping
 //! (contention fails only with `-EAGAIN` and leaves no livepatch/kprobe behind; a patched or
 //! probed function is redirected; every linked program runs). (3) the reference oracle of issue 3
-//! (`ftsim_core::oracle::Model`, which knows the policy and not the code) follows the setup and
+//! (`ftsim_core::oracle::Reference`, which knows the policy and not the code) follows the setup and
 //! the explaining order, then judges the operations that failed from contention with the calls of
 //! the final state; what it reports is part of the verdict (`oracle:property@function`). Then the
 //! test pins, per scenario and preset, the set of outcomes and findings over all executions
@@ -266,7 +266,7 @@ impl Journal {
 }
 
 /// The state behind the model mutex.
-struct Model {
+struct ModelState {
     k: Kernel,
     order: LockOrder,
     findings: Findings,
@@ -274,7 +274,7 @@ struct Model {
     waits: Vec<Option<Lock>>,
 }
 
-impl Model {
+impl ModelState {
     fn record(&mut self, v: Violation) {
         self.findings.insert(v);
     }
@@ -288,7 +288,7 @@ impl Model {
 
 /// Everything the threads share.
 struct Shared {
-    model: Mutex<Model>,
+    model: Mutex<ModelState>,
     cells: Vec<LockCell>,
     functions: u16,
     journal: Journal,
@@ -335,7 +335,7 @@ pub fn execute(
     let functions = k.fns.len() as u16;
     let ncells = 5 + functions as usize + k.ops.len();
     let shared = Arc::new(Shared {
-        model: Mutex::new(Model {
+        model: Mutex::new(ModelState {
             k,
             order: order.clone(),
             findings: Findings::new(),
@@ -466,7 +466,7 @@ fn step(sh: &Shared, t: Tid, op: &Op, starting: bool, answer: bool, held: &mut V
 }
 
 /// Recursion and lock order for a blocking acquisition; the wait-for cycle it may close.
-fn blocking_checks(m: &mut Model, sh: &Shared, t: Tid, l: Lock) -> Next {
+fn blocking_checks(m: &mut ModelState, sh: &Shared, t: Tid, l: Lock) -> Next {
     if m.k.holds(t, l) {
         let op = m.k.threads[t as usize]
             .op

@@ -1,5 +1,5 @@
 //! The oracle against the core (issue 3): a proptest-state-machine test with the oracle
-//! ([`ftsim_core::oracle::Model`]) as the reference state machine and the core under the
+//! ([`ftsim_core::oracle::Reference`]) as the reference state machine and the core under the
 //! sequential driver as the system under test, and the verdict of every preset.
 //!
 //! After each step the oracle judges the core's result and the call of every function, and the

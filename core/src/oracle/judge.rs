@@ -1,16 +1,16 @@
 //! The comparison side of the oracle: the core's outcome of an operation and the calls of every
 //! function after it, judged against the policy's prediction (properties of the module docs).
 
-use super::{names, Allowed, FnPicture, Model, TracerPicture};
+use super::{names, Allowed, FnPicture, Reference, TracerPicture};
 use crate::errno::Errno;
 use crate::ids::{Addr, FnId, OpsId, OpsOwner, ProgId};
 use crate::observe::{Body, Call, Tramp};
 use crate::op::Op;
 use crate::property::{Property, Violation};
-use crate::step::Outcome;
+use crate::step::OpResult;
 
 /// What a call executes in owner terms, without addresses, serials and image flags: judged
-/// against [`Expect`], and compared across a failed operation.
+/// against [`ExpectedCall`], and compared across a failed operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Seen {
     /// Callbacks of owners other than direct ones.
@@ -41,11 +41,11 @@ impl Seen {
     }
 }
 
-impl Model {
+impl Reference {
     /// Compares the core's outcome of `op` and the calls of every function after it (indexed by
     /// function) with the policy, follows the core's result (module docs), and returns the
     /// violated properties. A stuck outcome is not judged (the core reported why).
-    pub fn step(&mut self, op: &Op, out: &Outcome, calls: &[Option<Call>]) -> Vec<Violation> {
+    pub fn step(&mut self, op: &Op, out: &OpResult, calls: &[Option<Call>]) -> Vec<Violation> {
         assert_eq!(
             calls.len(),
             self.fns.len(),
@@ -99,7 +99,7 @@ impl Model {
         "its owner let go all the same"
     }
 
-    fn judge_result(&self, op: &Op, out: &Outcome, allowed: &Allowed, v: &mut Vec<Violation>) {
+    fn judge_result(&self, op: &Op, out: &OpResult, allowed: &Allowed, v: &mut Vec<Violation>) {
         let f = op.func();
         let excused = |e: Errno| {
             (out.contended && e == Errno::EAGAIN)
@@ -163,7 +163,7 @@ impl Model {
         }
     }
 
-    fn excuse_note(&self, out: &Outcome) -> &'static str {
+    fn excuse_note(&self, out: &OpResult) -> &'static str {
         match (out.contended, out.faulted) {
             (false, false) => " (no contention, no fault)",
             (true, false) => " (contention explains only EAGAIN)",
@@ -210,7 +210,7 @@ impl Model {
         }
     }
 
-    /// Judges one call of f against [`Model::expect`].
+    /// Judges one call of f against [`Reference::expect`].
     fn judge_call(&self, f: FnId, call: Option<&Call>, v: &mut Vec<Violation>) {
         let mut out = |p, d: String| v.push(Violation::new(p, Some(f), d));
         let (want, c) = match (self.expect(f), call) {
@@ -361,7 +361,7 @@ fn is_direct_owner(o: OpsOwner) -> bool {
 }
 
 /// A call rendered in owner terms when displayed.
-struct Shown<'a>(&'a Model, &'a Call);
+struct Shown<'a>(&'a Reference, &'a Call);
 
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

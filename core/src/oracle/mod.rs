@@ -6,14 +6,14 @@
 //!
 //! # Independence
 //!
-//! The prediction side ([`Model`], [`Model::predict`], [`Model::expect`]) uses only `op`, `ids`,
-//! `world`, `errno`, `property`, and from `protocol` only the *promise*: the `policy` switch
-//! (exclusive or shared, SPEC §4), which no part of the model reads, and which operations exist
-//! (the single-ip direct API is there or not, SPEC §7: its `direct-*` operations). It reads no
-//! switch that says how the code keeps the promise, and never looks at records, hashes, the ops
+//! The prediction side ([`Reference`], [`Reference::predict`], [`Reference::expect`]) uses only
+//! `op`, `ids`, `world`, `errno`, `property`, and from `protocol` only the *promise*: the `policy`
+//! switch (exclusive or shared, SPEC §4), which no part of the model reads, and which operations
+//! exist (the single-ip direct API is there or not, SPEC §7: its `direct-*` operations). It reads
+//! no switch that says how the code keeps the promise, and never looks at records, hashes, the ops
 //! list, flags, the kernel state or frames.
-//! The comparison side ([`Model::step`], in `judge.rs`) reads the core's two observation types,
-//! the [`Outcome`](crate::step::Outcome) of an operation and the
+//! The comparison side ([`Reference::step`], in `judge.rs`) reads the core's two observation types,
+//! the [`OpResult`](crate::step::OpResult) of an operation and the
 //! [`Call`](crate::observe::Call) of each function, and nothing else.
 //!
 //! # The abstract picture
@@ -137,7 +137,7 @@ pub struct FnPicture {
 
 /// An entry of a tracer's hash: a function, or an entry killed by its module's unload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Entry {
+pub enum HashEntry {
     Live(FnId),
     Dead,
 }
@@ -146,20 +146,20 @@ pub enum Entry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TracerPicture {
     pub registered: bool,
-    pub filter: Vec<Entry>,
-    pub notrace: Vec<Entry>,
+    pub filter: Vec<HashEntry>,
+    pub notrace: Vec<HashEntry>,
 }
 
 impl TracerPicture {
     /// Registered, f in the filter (or the filter empty: every function), f not in notrace.
     pub fn references(&self, f: FnId) -> bool {
-        let e = Entry::Live(f);
+        let e = HashEntry::Live(f);
         self.registered
             && (self.filter.is_empty() || self.filter.contains(&e))
             && !self.notrace.contains(&e)
     }
 
-    fn hash_mut(&mut self, which: HashSel) -> &mut Vec<Entry> {
+    fn hash_mut(&mut self, which: HashSel) -> &mut Vec<HashEntry> {
         match which {
             HashSel::Filter => &mut self.filter,
             HashSel::Notrace => &mut self.notrace,
@@ -189,7 +189,7 @@ fn invalid(errnos: &'static [Errno]) -> Allowed {
 
 /// What a call of a loaded function must execute.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Expect {
+pub struct ExpectedCall {
     /// IPMODIFY owners; the body must be redirected by one of them iff non-empty.
     pub ipmodify: Vec<OpsOwner>,
     /// Owners whose callback must run (IPMODIFY owners and referencing tracers).
@@ -200,9 +200,9 @@ pub struct Expect {
     pub sample: bool,
 }
 
-/// The abstract picture plus the policy.
+/// The reference oracle's state machine: the abstract picture plus the policy.
 #[derive(Clone, Debug)]
-pub struct Model {
+pub struct Reference {
     pub policy: Policy,
     pub world: World,
     pub fns: Vec<FnPicture>,
@@ -216,11 +216,11 @@ pub struct Model {
     seen: Vec<Option<Seen>>,
 }
 
-impl Model {
+impl Reference {
     /// The initial picture: no owners, modules unloaded, tracers unregistered with empty hashes.
-    pub fn new(world: &World, proto: &Protocol) -> Model {
+    pub fn new(world: &World, proto: &Protocol) -> Reference {
         let n = world.functions as usize;
-        let mut m = Model {
+        let mut m = Reference {
             policy: Policy::of(proto),
             world: world.clone(),
             fns: vec![FnPicture::default(); n],
@@ -403,7 +403,7 @@ impl Model {
                 notrace,
             } => {
                 let entries = |v: &[FnId]| {
-                    let mut e: Vec<Entry> = v.iter().map(|f| Entry::Live(*f)).collect();
+                    let mut e: Vec<HashEntry> = v.iter().map(|f| HashEntry::Live(*f)).collect();
                     e.sort();
                     e
                 };
@@ -420,7 +420,7 @@ impl Model {
                 func,
             } => {
                 let h = self.tracers[tracer.0 as usize].hash_mut(*which);
-                let e = Entry::Live(*func);
+                let e = HashEntry::Live(*func);
                 if *add {
                     // tracefs: a function already in the hash is not added twice
                     if !h.contains(&e) {
@@ -459,8 +459,8 @@ impl Model {
         for f in self.module_fns(m) {
             for t in &mut self.tracers {
                 for h in [&mut t.filter, &mut t.notrace] {
-                    if let Some(i) = h.iter().position(|x| *x == Entry::Live(f)) {
-                        h[i] = Entry::Dead;
+                    if let Some(i) = h.iter().position(|x| *x == HashEntry::Live(f)) {
+                        h[i] = HashEntry::Dead;
                         h.sort();
                     }
                 }
@@ -485,7 +485,7 @@ impl Model {
     }
 
     /// What a call of f must execute; `None` when f's text is not loaded.
-    pub fn expect(&self, f: FnId) -> Option<Expect> {
+    pub fn expect(&self, f: FnId) -> Option<ExpectedCall> {
         if !self.loaded_fn(f) {
             return None;
         }
@@ -499,7 +499,7 @@ impl Model {
         }
         callbacks.sort();
         let progs = p.links.iter().map(|l| l.1).collect();
-        Some(Expect {
+        Some(ExpectedCall {
             ipmodify,
             callbacks,
             progs,
@@ -509,7 +509,7 @@ impl Model {
 
     /// The reference transition: applies `op` as the policy predicts it (its effect when the
     /// policy allows it, nothing otherwise) and returns the prediction. For generators and
-    /// reference state machines; judging the core uses [`Model::step`].
+    /// reference state machines; judging the core uses [`Reference::step`].
     pub fn apply(&mut self, op: &Op) -> Allowed {
         let allowed = self.predict(op);
         if self.loads_program(op) {

@@ -42,11 +42,11 @@ use ftsim_core::ids::{FnId, ModId, ProgKind, TracerId};
 use ftsim_core::kernel::Kernel;
 use ftsim_core::observe::{self, Call};
 use ftsim_core::op::{HashSel, Op};
-use ftsim_core::oracle::Model;
+use ftsim_core::oracle::Reference;
 use ftsim_core::property::{Property, Violation};
 use ftsim_core::protocol::{Protocol, PRESETS};
 use ftsim_core::script::{Line, Script};
-use ftsim_core::seq::{Faults, Outcome as SeqOutcome, Sequential};
+use ftsim_core::seq::{Faults, OpResult, Sequential};
 use ftsim_core::walk::{
     fields, walk, Buf, Compare, Exact, Field, Fields, Identity, Scope, COUNTERS, EXECUTOR,
 };
@@ -515,7 +515,7 @@ impl fmt::Debug for OpsInput {
 /// The reference oracle (`ftsim_core::oracle`, issue 3) following the core: after every
 /// operation it judges the outcome and the call of every function against the policy.
 struct OracleCheck {
-    model: Model,
+    model: Reference,
     /// The call of each function after the last operation that changed the state.
     calls: Vec<Option<Call>>,
 }
@@ -523,13 +523,13 @@ struct OracleCheck {
 impl OracleCheck {
     fn new(script: &Script) -> OracleCheck {
         OracleCheck {
-            model: Model::new(&script.world, &script.proto),
+            model: Reference::new(&script.world, &script.proto),
             calls: Vec::new(),
         }
     }
 
     /// `changed`: the state may differ from the one the cached calls were taken in.
-    fn compare(&mut self, k: &Kernel, changed: bool, op: &Op, out: &SeqOutcome) -> Vec<Violation> {
+    fn compare(&mut self, k: &Kernel, changed: bool, op: &Op, out: &OpResult) -> Vec<Violation> {
         if changed || self.calls.is_empty() {
             self.calls = observe::calls(k);
         }

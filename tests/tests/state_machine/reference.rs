@@ -6,7 +6,7 @@ use super::support::Checked;
 use super::{verdict, ANY};
 use ftsim_core::ids::{FnId, ModId, ProgKind, TracerId};
 use ftsim_core::op::{HashSel, Op};
-use ftsim_core::oracle::Model;
+use ftsim_core::oracle::Reference;
 use ftsim_core::protocol::{Protocol, PRESETS};
 use ftsim_core::seq::Faults;
 use ftsim_core::world::World;
@@ -33,7 +33,7 @@ impl fmt::Debug for Step {
 pub struct RefState {
     pub preset: usize,
     pub world: World,
-    pub model: Model,
+    pub model: Reference,
 }
 
 impl fmt::Debug for RefState {
@@ -178,7 +178,7 @@ impl<const P: usize, const F: bool> ReferenceStateMachine for Machine<P, F> {
         };
         (preset, worlds())
             .prop_map(|(preset, world)| {
-                let model = Model::new(&world, &proto(preset));
+                let model = Reference::new(&world, &proto(preset));
                 RefState {
                     preset,
                     world,
