@@ -243,3 +243,77 @@ fn the_cycle_check_sees_a_ring() {
     assert_eq!(module_of(Path::new("owners/bpf.rs")), "owners::bpf");
     assert_eq!(node("owners::bpf"), "<program>");
 }
+
+/// ARCHITECTURE.md's layers of `core/src`, top (1) to bottom: a module's code names only modules
+/// of its own layer or of the layers above ([`core_imports_follow_the_layers`]).
+const LAYERS: &[(&str, u8)] = &[
+    // 1 vocabulary
+    ("step", 1),
+    ("ids", 1),
+    ("errno", 1),
+    ("locks", 1),
+    ("op", 1),
+    ("property", 1),
+    ("protocol", 1),
+    ("world", 1),
+    // 2 state
+    ("kernel", 2),
+    ("hash", 2),
+    // 3 frames: the registry and the bodies, one node
+    ("<program>", 3),
+    // 4 interpreter
+    ("machine", 4),
+    // 5 projections
+    ("walk", 5),
+    ("fingerprint", 5),
+    ("footprint", 5),
+    // 6 judging
+    ("check", 6),
+    ("observe", 6),
+    ("oracle", 6),
+    ("lockdep", 6),
+    ("findings", 6),
+    // 7 executor
+    ("exec", 7),
+    ("decide", 7),
+    ("seq", 7),
+    ("sched", 7),
+    // 8 checked runs
+    ("checked", 8),
+    ("linearize", 8),
+    ("script", 8),
+];
+
+fn layer(node: &str) -> u8 {
+    match LAYERS.iter().find(|(n, _)| *n == node) {
+        Some((_, l)) => *l,
+        None => panic!(
+            "core/src/{node} has no layer: place it in LAYERS here and in ARCHITECTURE.md's Layers"
+        ),
+    }
+}
+
+#[test]
+fn core_imports_follow_the_layers() {
+    let mut g = node_graph(&module_graph(&core_src()));
+    for (a, b, _) in EXCUSED {
+        g.get_mut(*a).map(|s| s.remove(*b));
+    }
+    let mut wrong = Vec::new();
+    for (a, refs) in &g {
+        for b in refs {
+            if layer(b) > layer(a) {
+                wrong.push(format!(
+                    "{a} (layer {}) -> {b} (layer {})",
+                    layer(a),
+                    layer(b)
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "core/src names a lower layer (ARCHITECTURE.md, Layers): {}",
+        wrong.join("; ")
+    );
+}
