@@ -58,8 +58,8 @@ impl CheckedRun {
     /// finished and the property check if the state is quiescent.
     pub fn step(&mut self, t: Tid) -> StepOutcome {
         let e = &self.exec;
-        if e.k.status(t) == Status::Idle
-            && (0..e.lanes.len()).any(|u| u != t as usize && e.k.busy(u as Tid))
+        if e.threads.status(t) == Status::Idle
+            && (0..e.lanes.len()).any(|u| u != t as usize && e.threads.busy(u as Tid))
         {
             self.oracle = None;
         }
@@ -67,7 +67,7 @@ impl CheckedRun {
         if let StepOutcome::Finished(c) = &out {
             self.judge(c);
         }
-        if self.check_at_quiescence && self.exec.k.quiescent() {
+        if self.check_at_quiescence && self.exec.threads.quiescent() {
             for v in check(&self.exec.k) {
                 self.exec.record(v);
             }
@@ -89,7 +89,7 @@ impl CheckedRun {
         }
         let e = &self.exec;
         let t = d.pick(&runnable, &|w| (w as usize) < e.lanes.len() && e.ready(w));
-        let started = self.exec.k.status(t) == Status::Idle;
+        let started = self.exec.threads.status(t) == Status::Idle;
         let out = self.step(t);
         Round::Stepped { t, started, out }
     }

@@ -1,7 +1,7 @@
 //! The one executor step: what `Sequential` (one thread) and `Sched` (many) do to a thread when
 //! it is its turn. Answer its pending request the way every executor answers ([`answer`], with
 //! the thread's [`Decider`]), run it to its next request or to the end of its operation
-//! (`Kernel::run`), and apply the recursion policy: a blocking request for a lock the thread
+//! (`Thread::run`), and apply the recursion policy: a blocking request for a lock the thread
 //! holds is a `lock-recursion` finding, and the thread waits forever (`lockdep.rs` names the
 //! policies in which the thread driver over real mutexes differs, and why).
 //!
@@ -14,6 +14,7 @@ use crate::ids::Tid;
 use crate::kernel::Kernel;
 use crate::lockdep;
 use crate::locks::LockOrder;
+use crate::machine::Thread;
 use crate::property::Violation;
 use crate::step::{Request, Status};
 
@@ -24,23 +25,29 @@ pub enum Advance {
     Wants(Request),
     /// Its operation finished.
     Done(Result<(), Errno>),
-    /// It asked for a lock it holds: it is marked stuck (`Kernel::mark_stuck`) and never runs
-    /// again.
+    /// It asked for a lock it holds: it is marked stuck (`Thread::stuck`) and never runs again.
     Recursion(Violation),
 }
 
-/// One step of thread `t`, which has an operation in flight: answers its pending request (none
-/// right after `Kernel::start`), then runs it until it needs the next decision.
-pub fn advance(k: &mut Kernel, order: &mut LockOrder, t: Tid, d: &mut impl Decider) -> Advance {
-    if let Some(req) = k.threads[t as usize].pending {
+/// One step of `th`, thread `t` of kernel `k`, which has an operation in flight: answers its
+/// pending request (none right after `Thread::start`), then runs it until it needs the next
+/// decision.
+pub fn advance(
+    k: &mut Kernel,
+    th: &mut Thread,
+    order: &mut LockOrder,
+    t: Tid,
+    d: &mut impl Decider,
+) -> Advance {
+    if let Some(req) = th.pending {
         let ok = answer(k, order, t, req, d);
-        k.answer(t, ok);
+        th.answer(k, t, ok);
     }
-    match k.run(t) {
+    match th.run(k, t) {
         Status::Done(r) => Advance::Done(r),
         Status::Wants(Request::Lock(l)) if k.holds(t, l) => {
             let v = lockdep::recursion(k, t, l).expect("held, so a recursion");
-            k.mark_stuck(t);
+            th.stuck = true;
             Advance::Recursion(v)
         }
         Status::Wants(req) => Advance::Wants(req),

@@ -5,6 +5,7 @@
 use crate::ids::{Addr, OpsId, ProgId, Tid};
 use crate::kernel::{CallSite, Kernel};
 use crate::locks::Lock;
+use crate::machine::Thread;
 use crate::walk::{
     fields, walk, AddrView, Buf, Field, Fields, HashWords, Identity, Section, Sink, Words,
 };
@@ -354,12 +355,14 @@ impl Words for StableHasher {
     }
 }
 
-/// The canonical fingerprint of the whole model state (kernel, owners, locks, threads).
-pub fn fingerprint(k: &Kernel) -> u128 {
+/// The canonical fingerprint of the whole model state: kernel `k` (owners and locks included) and
+/// the executor's `threads`.
+pub fn fingerprint(k: &Kernel, threads: &[Thread]) -> u128 {
     let mut h = StableHasher::default();
     let mut c = Canon::default();
     walk(
         k,
+        threads,
         &Identity,
         &mut Buf::default(),
         &mut Fingerprint::new(&mut h, &mut c),

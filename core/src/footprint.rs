@@ -6,8 +6,8 @@ use crate::kernel::{fl, CallSite, Kernel};
 use crate::locks::Lock;
 use crate::property::{Property, Violation};
 use crate::walk::{
-    addr_word, fields, walk, AddrView, Buf, Field, Fields, Identity, Section, Sink, COUNTERS,
-    EXECUTOR,
+    addr_word, fields, walk_kernel, AddrView, Buf, Field, Fields, Identity, Section, Sink,
+    COUNTERS, EXECUTOR,
 };
 
 /// The state a failed operation must leave unchanged, minus the tolerated sharing state
@@ -189,7 +189,7 @@ pub fn footprint_into(k: &Kernel, fp: &mut Footprint) {
         owner: OpsOwner::Kprobe,
         enabled: false,
     };
-    walk(k, &Identity, &mut Buf::default(), &mut sink);
+    walk_kernel(k, &Identity, &mut Buf::default(), &mut sink);
 }
 
 impl Footprint {

@@ -11,7 +11,6 @@ use crate::hash::{DirectHash, IpHash};
 pub use crate::ids::CallSite;
 use crate::ids::{Addr, FnId, ModId, OpsId, OpsLayout, OpsOwner, ProgId, ProgKind, Tid};
 use crate::locks::Lock;
-use crate::machine::Thread;
 use crate::property::{Property, Violation};
 use crate::protocol::{BpfDirectApi, BpfShareState, Protocol};
 use crate::step::{Event, EventKind};
@@ -207,7 +206,8 @@ pub const RETRIES_MAX: u16 = 8;
 /// Most BPF programs one trampoline takes (`BPF_MAX_TRAMP_LINKS` on x86).
 pub const BPF_MAX_TRAMP_LINKS: usize = 38;
 
-/// The whole model: kernel state, owner state, in-flight threads and the lock table.
+/// The kernel: kernel state, owner state and the lock table. The threads in flight are the
+/// executor's (`machine::Thread`), kept beside it.
 #[derive(Clone, Debug)]
 pub struct Kernel {
     pub proto: Protocol,
@@ -223,7 +223,6 @@ pub struct Kernel {
     pub kprobe_ftrace_enabled: u16,
     /// Held locks and their holders.
     pub locks: SmallVec<[(Lock, Tid); 8]>,
-    pub threads: Vec<Thread>,
     /// Bumped on every change of ftrace state (records, ops list, hashes, direct_functions); the
     /// rinse-and-repeat alternative compares it around an unlocked callback.
     pub gen: u64,
@@ -286,7 +285,6 @@ impl Kernel {
             tracers: (0..world.tracers).map(|_| TracerState::default()).collect(),
             kprobe_ftrace_enabled: 0,
             locks: SmallVec::new(),
-            threads: Vec::new(),
             gen: 0,
             next_prog: 0,
             next_sample: 0,

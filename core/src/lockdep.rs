@@ -24,6 +24,7 @@
 use crate::ids::Tid;
 use crate::kernel::Kernel;
 use crate::locks::{Lock, LockOrder};
+use crate::machine::Thread;
 use crate::property::{Property, Violation};
 
 /// Thread `t` acquiring `l` while holding it already: the `lock-recursion` finding.
@@ -71,11 +72,11 @@ pub fn wait_cycle(
 }
 
 /// A wait-for cycle as `t0 `op` waits for lock; t1 ...`.
-pub fn describe(k: &Kernel, cycle: &[(Tid, Lock)]) -> String {
+pub fn describe(threads: &[Thread], cycle: &[(Tid, Lock)]) -> String {
     let desc: Vec<String> = cycle
         .iter()
         .map(|&(x, l)| {
-            let op = k.threads[x as usize].op.as_ref();
+            let op = threads[x as usize].op.as_ref();
             let op = op.map(|o| o.to_string()).unwrap_or_default();
             format!("t{x} `{op}` waits for {l}")
         })

@@ -1,9 +1,14 @@
 //! The interpreter: threads (a stack of [`Frame`]s running one owner-level operation) and the
 //! steps at lock boundaries. Every kernel entry point is a resumable frame: plain data holding its
-//! program counter and locals (`frames.rs`). [`Kernel::run`] executes the top frame until it needs
-//! something only a driver can decide — a lock, a trylock, an allocation, an image build — and
-//! returns that [`Request`]; [`Kernel::answer`] supplies the decision. The core never blocks and
-//! never chooses.
+//! program counter and locals (`frames.rs`). [`Thread::run`] executes the top frame of a thread
+//! against the kernel until it needs something only a driver can decide — a lock, a trylock, an
+//! allocation, an image build — and returns that [`Request`]; [`Thread::answer`] supplies the
+//! decision. The core never blocks and never chooses.
+//!
+//! The threads are the executor's state, not the kernel's: a frame sees the [`Kernel`] and its
+//! own thread id, never another thread. An executor keeps its threads beside the kernel (the
+//! sequential driver one [`Thread`], the scheduler and the thread driver [`Threads`]) and hands
+//! both to the interpreter and to the state walk (`walk.rs`).
 
 use crate::frames::{Flow, Frame};
 use crate::ids::Tid;
@@ -27,91 +32,77 @@ pub struct Thread {
     pub stuck: bool,
 }
 
-impl Kernel {
-    /// Makes sure thread slots `0..n` exist.
-    pub fn ensure_threads(&mut self, n: usize) {
-        while self.threads.len() < n {
-            self.threads.push(Thread::default());
-        }
-    }
-
-    /// Starts owner-level operation `op` on idle thread `t`.
-    pub fn start(&mut self, t: Tid, op: Op) {
-        self.ensure_threads(t as usize + 1);
-        let th = &mut self.threads[t as usize];
+impl Thread {
+    /// Starts owner-level operation `op` on this thread, idle, as thread `t` of kernel `k`.
+    pub fn start(&mut self, k: &mut Kernel, t: Tid, op: Op) {
         assert!(
-            th.stack.is_empty(),
+            self.stack.is_empty(),
             "[core internal bug] thread {t} is busy"
         );
-        *th = Thread::default();
-        th.stack.push(crate::owners::frame_for(&op));
-        th.op = Some(op.clone());
-        th.input = Some(Input::Start);
-        self.ev(t, EventKind::Start(op));
+        *self = Thread::default();
+        self.stack.push(crate::owners::frame_for(&op));
+        self.op = Some(op.clone());
+        self.input = Some(Input::Start);
+        k.ev(t, EventKind::Start(op));
     }
 
-    /// Starts a raw kernel-level frame on idle thread `t` (for kernel-level tests).
-    pub fn start_frame(&mut self, t: Tid, frame: Frame) {
-        self.ensure_threads(t as usize + 1);
-        let th = &mut self.threads[t as usize];
+    /// Starts a raw kernel-level frame on this thread, idle (for kernel-level tests).
+    pub fn start_frame(&mut self, frame: Frame) {
         assert!(
-            th.stack.is_empty(),
-            "[core internal bug] thread {t} is busy"
+            self.stack.is_empty(),
+            "[core internal bug] starting a frame on a busy thread"
         );
-        *th = Thread::default();
-        th.stack.push(frame);
-        th.input = Some(Input::Start);
+        *self = Thread::default();
+        self.stack.push(frame);
+        self.input = Some(Input::Start);
     }
 
     /// The thread's state without running it.
-    pub fn status(&self, t: Tid) -> Status {
-        match self.threads.get(t as usize) {
-            Some(th) if !th.stack.is_empty() => match th.pending {
-                Some(r) => Status::Wants(r),
-                None => panic!("[core internal bug] thread {t} is neither waiting nor runnable"),
-            },
-            _ => Status::Idle,
+    pub fn status(&self) -> Status {
+        if self.stack.is_empty() {
+            return Status::Idle;
+        }
+        match self.pending {
+            Some(r) => Status::Wants(r),
+            None => panic!("[core internal bug] a thread is neither waiting nor runnable"),
         }
     }
 
-    /// Whether thread `t` has an operation in flight.
-    pub fn busy(&self, t: Tid) -> bool {
-        self.threads
-            .get(t as usize)
-            .is_some_and(|th| !th.stack.is_empty())
+    /// Whether the thread has an operation in flight.
+    pub fn busy(&self) -> bool {
+        !self.stack.is_empty()
     }
 
-    /// Runs thread `t` until it needs a decision or finishes.
-    pub fn run(&mut self, t: Tid) -> Status {
-        let ti = t as usize;
-        let Some(mut input) = self.threads[ti].input.take() else {
-            return self.status(t);
+    /// Runs this thread, thread `t` of kernel `k`, until it needs a decision or finishes.
+    pub fn run(&mut self, k: &mut Kernel, t: Tid) -> Status {
+        let Some(mut input) = self.input.take() else {
+            return self.status();
         };
         loop {
-            let mut frame = self.threads[ti]
+            let mut frame = self
                 .stack
                 .pop()
                 .expect("[core internal bug] running an idle thread");
             if input == Input::Start {
-                self.ev(t, EventKind::Enter(frame.name()));
+                k.ev(t, EventKind::Enter(frame.name()));
             }
-            match frame.step(self, t, input) {
+            match frame.step(k, t, input) {
                 Flow::Wait(req) => {
-                    self.threads[ti].stack.push(frame);
-                    self.threads[ti].pending = Some(req);
+                    self.stack.push(frame);
+                    self.pending = Some(req);
                     return Status::Wants(req);
                 }
                 Flow::Call(child) => {
-                    self.threads[ti].stack.push(frame);
-                    self.threads[ti].stack.push(child);
+                    self.stack.push(frame);
+                    self.stack.push(child);
                     input = Input::Start;
                 }
                 Flow::Ret(r) => {
-                    self.ev(t, EventKind::Leave(frame.name(), r));
-                    if self.threads[ti].stack.is_empty() {
+                    k.ev(t, EventKind::Leave(frame.name(), r));
+                    if self.stack.is_empty() {
                         let res = r.map(|_| ());
-                        self.ev(t, EventKind::Finish(res));
-                        self.threads[ti].op = None;
+                        k.ev(t, EventKind::Finish(res));
+                        self.op = None;
                         return Status::Done(res);
                     }
                     input = Input::Child(r);
@@ -120,11 +111,10 @@ impl Kernel {
         }
     }
 
-    /// Answers thread `t`'s pending request. For `Lock` the lock must be free (the driver waits
-    /// until it is); a `TryLock` answered `true` takes the lock.
-    pub fn answer(&mut self, t: Tid, ok: bool) {
-        let ti = t as usize;
-        let req = self.threads[ti]
+    /// Answers the pending request of this thread, thread `t` of kernel `k`. For `Lock` the lock
+    /// must be free (the driver waits until it is); a `TryLock` answered `true` takes the lock.
+    pub fn answer(&mut self, k: &mut Kernel, t: Tid, ok: bool) {
+        let req = self
             .pending
             .take()
             .expect("[core internal bug] answering a thread with no request");
@@ -134,41 +124,104 @@ impl Kernel {
                     ok,
                     "[core internal bug] a blocking lock can only be granted"
                 );
-                self.grant(t, l);
+                k.grant(t, l);
             }
             Request::TryLock(l) => {
                 if ok {
-                    self.grant(t, l);
+                    k.grant(t, l);
                 } else {
-                    self.threads[ti].contended = true;
-                    self.ev(t, EventKind::TryFailed(l));
+                    self.contended = true;
+                    k.ev(t, EventKind::TryFailed(l));
                 }
             }
             Request::Alloc(site) => {
                 if !ok {
-                    self.threads[ti].faulted = true;
-                    self.ev(t, EventKind::AllocFailed(site));
+                    self.faulted = true;
+                    k.ev(t, EventKind::AllocFailed(site));
                 }
             }
             Request::Build(f) => {
                 if !ok {
-                    self.threads[ti].faulted = true;
-                    self.ev(t, EventKind::BuildFailed(f));
+                    self.faulted = true;
+                    k.ev(t, EventKind::BuildFailed(f));
                 }
             }
             Request::Sleep => {}
         }
-        self.threads[ti].input = Some(Input::Answer(ok));
+        self.input = Some(Input::Answer(ok));
+    }
+}
+
+/// The threads of an executor with many: slot `t` is thread `t`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Threads(Vec<Thread>);
+
+impl Threads {
+    /// `n` idle threads.
+    pub fn new(n: usize) -> Threads {
+        Threads(vec![Thread::default(); n])
+    }
+
+    /// Makes sure thread slots `0..n` exist.
+    pub fn ensure(&mut self, n: usize) {
+        while self.0.len() < n {
+            self.0.push(Thread::default());
+        }
+    }
+
+    /// Starts owner-level operation `op` on idle thread `t` of kernel `k`.
+    pub fn start(&mut self, k: &mut Kernel, t: Tid, op: Op) {
+        self.ensure(t as usize + 1);
+        self.0[t as usize].start(k, t, op);
+    }
+
+    /// Thread `t`'s state without running it (a thread not there is idle).
+    pub fn status(&self, t: Tid) -> Status {
+        self.0.get(t as usize).map_or(Status::Idle, Thread::status)
+    }
+
+    /// Whether thread `t` has an operation in flight.
+    pub fn busy(&self, t: Tid) -> bool {
+        self.0.get(t as usize).is_some_and(Thread::busy)
+    }
+
+    /// Runs thread `t` until it needs a decision or finishes.
+    pub fn run(&mut self, k: &mut Kernel, t: Tid) -> Status {
+        self.0[t as usize].run(k, t)
+    }
+
+    /// Answers thread `t`'s pending request (see [`Thread::answer`]).
+    pub fn answer(&mut self, k: &mut Kernel, t: Tid, ok: bool) {
+        self.0[t as usize].answer(k, t, ok);
     }
 
     /// Marks thread `t` stuck forever (it waits for a lock it holds, or is in a deadlock). Its
     /// locks stay held.
     pub fn mark_stuck(&mut self, t: Tid) {
-        self.threads[t as usize].stuck = true;
+        self.0[t as usize].stuck = true;
     }
 
     /// No thread has an operation in flight.
     pub fn quiescent(&self) -> bool {
-        self.threads.iter().all(|th| th.stack.is_empty())
+        self.0.iter().all(|th| th.stack.is_empty())
+    }
+}
+
+impl From<Vec<Thread>> for Threads {
+    fn from(v: Vec<Thread>) -> Threads {
+        Threads(v)
+    }
+}
+
+impl std::ops::Deref for Threads {
+    type Target = [Thread];
+    fn deref(&self) -> &[Thread] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Threads {
+    fn deref_mut(&mut self) -> &mut [Thread] {
+        &mut self.0
     }
 }

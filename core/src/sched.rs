@@ -15,6 +15,7 @@ use crate::ids::Tid;
 use crate::kernel::Kernel;
 use crate::lockdep;
 use crate::locks::LockOrder;
+use crate::machine::Threads;
 use crate::op::Op;
 use crate::property::{Property, Violation};
 use crate::protocol::Protocol;
@@ -77,6 +78,8 @@ pub enum StepOutcome {
 #[derive(Clone, Debug)]
 pub struct Sched {
     pub k: Kernel,
+    /// Thread `t` of each lane, beside the kernel.
+    pub threads: Threads,
     pub lanes: Vec<Lane>,
     pub order: LockOrder,
     /// Findings so far, deduplicated by (property, function).
@@ -90,10 +93,9 @@ pub struct Sched {
 
 impl Sched {
     pub fn new(world: &World, proto: Protocol, threads: usize) -> Sched {
-        let mut k = Kernel::new(world, proto);
-        k.ensure_threads(threads);
         Sched {
-            k,
+            k: Kernel::new(world, proto),
+            threads: Threads::new(threads),
             lanes: vec![Lane::default(); threads],
             order: LockOrder::default(),
             findings: Findings::new(),
@@ -114,7 +116,7 @@ impl Sched {
         if lane.stuck {
             return false;
         }
-        match self.k.status(t) {
+        match self.threads.status(t) {
             Status::Idle => !lane.queue.is_empty(),
             Status::Wants(Request::Lock(l)) => self.k.lock_holder(l).is_none(),
             Status::Wants(_) => true,
@@ -123,7 +125,7 @@ impl Sched {
     }
 
     fn sleeping(&self, t: Tid) -> bool {
-        self.k.status(t) == Status::Wants(Request::Sleep)
+        self.threads.status(t) == Status::Wants(Request::Sleep)
     }
 
     /// Whether thread `t` can take a step now.
@@ -163,7 +165,7 @@ impl Sched {
     /// Some thread has an operation in flight or queued.
     pub fn unfinished(&self) -> bool {
         (0..self.lanes.len()).any(|t| {
-            self.k.busy(t as Tid) || (!self.lanes[t].queue.is_empty() && !self.lanes[t].stuck)
+            self.threads.busy(t as Tid) || (!self.lanes[t].queue.is_empty() && !self.lanes[t].stuck)
         })
     }
 
@@ -207,19 +209,25 @@ impl Sched {
         }
         self.lanes[ti].slept = 0;
         self.lanes[ti].passed = 0;
-        if self.k.status(t) == Status::Idle {
+        if self.threads.status(t) == Status::Idle {
             let (op, faults) = self.lanes[ti].queue.pop_front().unwrap();
             self.lanes[ti].plan = FaultPlan::new(faults);
-            self.k.start(t, op);
+            self.threads.start(&mut self.k, t, op);
         }
-        let op = self.k.threads[ti].op.clone();
-        let next = advance(&mut self.k, &mut self.order, t, &mut self.lanes[ti].plan);
+        let op = self.threads[ti].op.clone();
+        let next = advance(
+            &mut self.k,
+            &mut self.threads[ti],
+            &mut self.order,
+            t,
+            &mut self.lanes[ti].plan,
+        );
         for v in std::mem::take(&mut self.k.violations) {
             self.record(v);
         }
         match next {
             Advance::Done(result) => {
-                let th = &self.k.threads[ti];
+                let th = &self.threads[ti];
                 let c = Completion {
                     tid: t,
                     op: op.unwrap(),
@@ -242,7 +250,7 @@ impl Sched {
     /// When no thread can step but some are unfinished: the wait-for cycle, if there is one.
     /// Reports `deadlock` and marks the threads of the cycle stuck.
     pub fn detect_deadlock(&mut self) -> Option<Violation> {
-        let waits = |t: Tid| match self.k.status(t) {
+        let waits = |t: Tid| match self.threads.status(t) {
             Status::Wants(Request::Lock(l)) => Some(l),
             _ => None,
         };
@@ -251,9 +259,13 @@ impl Sched {
             .find(|c| c.len() > 1)?; // a cycle of one: recursion, reported already
         for &(x, _) in &cycle {
             self.lanes[x as usize].stuck = true;
-            self.k.mark_stuck(x);
+            self.threads.mark_stuck(x);
         }
-        let v = Violation::new(Property::Deadlock, None, lockdep::describe(&self.k, &cycle));
+        let v = Violation::new(
+            Property::Deadlock,
+            None,
+            lockdep::describe(&self.threads, &cycle),
+        );
         self.record(v.clone());
         Some(v)
     }
@@ -279,7 +291,7 @@ mod tests {
             "tracer-register t0 filter={} notrace={}",
         ] {
             s.push(0, op(o), Faults::NONE);
-            while s.k.busy(0) || !s.lanes[0].queue.is_empty() {
+            while s.threads.busy(0) || !s.lanes[0].queue.is_empty() {
                 s.step(0);
             }
         }

@@ -12,6 +12,7 @@ use crate::exec::{advance, Advance};
 use crate::frames::Frame;
 use crate::kernel::Kernel;
 use crate::locks::LockOrder;
+use crate::machine::Thread;
 use crate::op::Op;
 use crate::protocol::Protocol;
 use crate::step::Request;
@@ -22,6 +23,8 @@ use crate::world::World;
 #[derive(Clone, Debug)]
 pub struct Sequential {
     pub k: Kernel,
+    /// The one thread, thread 0.
+    pub th: Thread,
     pub order: LockOrder,
     /// Check the footprint of failed operations (atomicity); costs two snapshots per operation.
     pub check_atomicity: bool,
@@ -30,14 +33,18 @@ pub struct Sequential {
 
 impl Sequential {
     pub fn new(world: &World, proto: Protocol) -> Sequential {
-        let mut k = Kernel::new(world, proto);
-        k.ensure_threads(1);
         Sequential {
-            k,
+            k: Kernel::new(world, proto),
+            th: Thread::default(),
             order: LockOrder::default(),
             check_atomicity: true,
             stuck: false,
         }
+    }
+
+    /// The threads, as the state walk takes them: the one.
+    pub fn threads(&self) -> &[Thread] {
+        std::slice::from_ref(&self.th)
     }
 
     /// Runs `op` to completion without faults and checks the properties afterwards.
@@ -73,7 +80,7 @@ impl Sequential {
                 stuck: true,
             };
         }
-        self.k.start(0, op.clone());
+        self.th.start(&mut self.k, 0, op.clone());
         self.finish(faults)
     }
 
@@ -84,7 +91,7 @@ impl Sequential {
             !self.stuck,
             "[core internal bug] running a frame on a stuck model"
         );
-        self.k.start_frame(0, frame);
+        self.th.start_frame(frame);
         self.finish(faults)
     }
 
@@ -94,7 +101,7 @@ impl Sequential {
         let mut plan = FaultPlan::new(faults);
         let mut violations = Vec::new();
         let result = loop {
-            match advance(&mut self.k, &mut self.order, t, &mut plan) {
+            match advance(&mut self.k, &mut self.th, &mut self.order, t, &mut plan) {
                 Advance::Done(r) => break r,
                 Advance::Recursion(v) => {
                     violations.push(v);
@@ -116,7 +123,7 @@ impl Sequential {
             }
         };
         violations.append(&mut self.k.violations);
-        let th = &self.k.threads[t as usize];
+        let th = &self.th;
         OpResult {
             result,
             violations,

@@ -103,7 +103,7 @@ impl Input {
     }
 }
 
-/// What a thread does after `Kernel::run`.
+/// What a thread does after `Thread::run`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     /// Waiting for the driver to decide this.

@@ -1,13 +1,16 @@
-//! One walk over the state: [`walk`] visits every field of a [`Kernel`] that any projection of it
-//! may need, in one fixed order, under a renaming of functions and tracers ([`Rename`]), and hands
-//! each field to a [`Sink`]. Every projection of the state is a sink of this walk: the canonical
-//! fingerprint ([`crate::fingerprint`]), the explorer's renamed encoding and symmetric key, the
-//! failure footprint ([`crate::check::footprint`]), the fuzz harness's snapshot comparison
-//! ([`Exact`]) and the linearizer's observable state; `Kernel`'s equality compares field by field
-//! for speed, and is held to the walk's fields by the same test. What a projection leaves out or
-//! canonicalises (serials renumbered, flags masked, a field ignored) is the sink's behaviour, and
-//! each sink lists the fields it ignores ([`Sink::IGNORES`]); a test mutates every field of a
-//! reachable state and checks that every sink sees it unless it says it ignores it.
+//! One walk over the state: [`walk`] visits every field of a [`Kernel`] and of the executor's
+//! threads beside it ([`Thread`]) that any projection of the state may need, in one fixed order,
+//! under a renaming of functions and tracers ([`Rename`]), and hands each field to a [`Sink`].
+//! Every projection of the state is a sink of this walk: the canonical fingerprint
+//! ([`crate::fingerprint`]), the explorer's renamed encoding and symmetric key, the failure
+//! footprint ([`crate::check::footprint`]), the fuzz harness's snapshot comparison ([`Exact`]) and
+//! the linearizer's observable state; `Kernel`'s equality compares field by field for speed, and is
+//! held to the walk's fields by the same test. What a projection leaves out or canonicalises
+//! (serials renumbered, flags masked, a field ignored) is the sink's behaviour, and each sink lists
+//! the fields it ignores ([`Sink::IGNORES`]); a test mutates every field of a reachable state and
+//! checks that every sink sees it unless it says it ignores it.
+//!
+//! A sink that ignores the threads walks the kernel alone ([`walk_kernel`]).
 //!
 //! The walk destructures every state struct without `..`: a new field of [`Kernel`] or of the
 //! structs it holds does not compile until the walk visits it (give it a [`Field`]; the coverage
@@ -128,10 +131,8 @@ pub const fn has(set: Fields, f: Field) -> bool {
     set >> f as u32 & 1 != 0
 }
 
-/// The executor's part of the state: the lock table and the threads.
-pub const EXECUTOR: Fields = fields(&[
-    Field::Locks,
-    Field::LockHeld,
+/// The threads in flight: the executor's, walked beside the kernel.
+pub const THREADS: Fields = fields(&[
     Field::Threads,
     Field::ThreadStack,
     Field::ThreadPending,
@@ -141,6 +142,9 @@ pub const EXECUTOR: Fields = fields(&[
     Field::ThreadFaulted,
     Field::ThreadStuck,
 ]);
+
+/// The executor's part of the state: the lock table and the threads.
+pub const EXECUTOR: Fields = fields(&[Field::Locks, Field::LockHeld]) | THREADS;
 
 /// The counters: the state generation, the serial counters and the records awaiting a code
 /// update.
@@ -299,16 +303,23 @@ pub struct Buf {
     entries: Vec<(u16, usize)>,
 }
 
-/// Visits every field of `k` under the renaming `r`, in order: the functions (renamed order),
-/// the ops slots (renamed order), the ops list, `direct_functions` (sorted stably by renamed ip),
-/// modules, tracers (renamed order), the kprobe counter, the lock table, the threads and the
-/// counters. A renaming other than the identity is only meaningful when no thread has an
-/// operation in flight: frames are visited as they are.
+/// Visits every field of the state, kernel `k` and the executor's `threads` beside it, under the
+/// renaming `r`, in order: the functions (renamed order), the ops slots (renamed order), the ops
+/// list, `direct_functions` (sorted stably by renamed ip), modules, tracers (renamed order), the
+/// kprobe counter, the lock table, the threads and the counters. A renaming other than the
+/// identity is only meaningful when no thread has an operation in flight: frames are visited as
+/// they are.
 ///
 /// Left out by the walk itself, for every projection: the world (`info`: fixed for a search and
 /// shared by every clone), the findings not yet drained (`violations`) and the trace (`trace`):
 /// what happened, not what the state is.
-pub fn walk<R: Rename, S: Sink>(k: &Kernel, r: &R, buf: &mut Buf, sink: &mut S) {
+pub fn walk<R: Rename, S: Sink>(
+    k: &Kernel,
+    threads: &[Thread],
+    r: &R,
+    buf: &mut Buf,
+    sink: &mut S,
+) {
     let Kernel {
         proto,
         info: _,
@@ -320,7 +331,6 @@ pub fn walk<R: Rename, S: Sink>(k: &Kernel, r: &R, buf: &mut Buf, sink: &mut S) 
         tracers,
         kprobe_ftrace_enabled,
         locks,
-        threads,
         gen,
         next_prog,
         next_sample,
@@ -395,6 +405,19 @@ pub fn walk<R: Rename, S: Sink>(k: &Kernel, r: &R, buf: &mut Buf, sink: &mut S) 
         sink.val(Field::DirtyEntry, r.fun(*f).0 as u64);
     }
     sink.hashed(Field::Proto, proto);
+}
+
+/// The walk of the kernel alone, for a sink that ignores the threads ([`THREADS`]) and the state
+/// generation (which the fingerprint reads only while a thread is mid-operation): [`walk`] with
+/// no thread. A sink that does not ignore them does not compile here.
+pub fn walk_kernel<R: Rename, S: Sink>(k: &Kernel, r: &R, buf: &mut Buf, sink: &mut S) {
+    const {
+        assert!(
+            S::IGNORES & (THREADS | fields(&[Field::Gen])) == THREADS | fields(&[Field::Gen]),
+            "a sink that sees the threads walks them: walk::walk"
+        )
+    };
+    walk(k, &[], r, buf, sink);
 }
 
 /// An address as the walk shows it (see [`AddrView`]).
@@ -738,7 +761,8 @@ impl<S: Scope, W: Words> Sink for Exact<'_, S, W> {
     }
 }
 
-/// Equality of states: every field but the counters ([`EqScope`]), compared field by field with
+/// Equality of kernels: every field of the kernel but the counters ([`EqScope`]; the threads are
+/// not the kernel's, `Thread` derives its equality), compared field by field with
 /// the derived equality of the structs the state holds: the explorer compares states on every
 /// failed operation, and a derived comparison stops at the first difference where two walks and
 /// a comparison of their words would not. It destructures `Kernel` without `..`
@@ -757,7 +781,6 @@ impl PartialEq for Kernel {
             tracers,
             kprobe_ftrace_enabled,
             locks,
-            threads,
             gen: _,
             next_prog: _,
             next_sample: _,
@@ -774,17 +797,17 @@ impl PartialEq for Kernel {
             && *tracers == o.tracers
             && *kprobe_ftrace_enabled == o.kprobe_ftrace_enabled
             && *locks == o.locks
-            && *threads == o.threads
     }
 }
 
-/// The fields `Kernel`'s equality leaves out: the counters (the state generation, compared by no
-/// driver; the serial counters, as serials are compared where they are used; the records
-/// awaiting a code update).
+/// The fields `Kernel`'s equality leaves out: the threads (not the kernel's: an executor
+/// compares its own beside it) and the counters (the state generation, compared by no driver;
+/// the serial counters, as serials are compared where they are used; the records awaiting a code
+/// update).
 pub struct EqScope;
 
 impl Scope for EqScope {
-    const IGNORES: Fields = COUNTERS;
+    const IGNORES: Fields = THREADS | COUNTERS;
 }
 
 /// A sink that compares the words it is given with a recorded stream.

@@ -2,16 +2,16 @@
 //! (`use crate::...` lines and inline `crate::...` paths, comments and `#[cfg(test)]` modules
 //! left out) is acyclic, a module and its own submodules counting as one node.
 //!
-//! Two things are read as one node, or one edge is excused, and both are named here:
+//! Some modules are read as one node, and an edge may be excused, each named here:
 //! - [`PROGRAM`]: the frame registry (`frames.rs`) and the frame bodies (`ftrace.rs`, `direct.rs`,
 //!   `owners/`) are one node. A body's step returns `Flow::Call(Frame)` and `Frame` enumerates
 //!   every body: the registry is the sum type of kernel functions that call one another
 //!   (`register_ftrace_function` calls an owner's `ops_func`, the owner calls
 //!   `modify_ftrace_direct`). Inside it, ftrace reaches the owners only through their dispatch
 //!   (`owners/mod.rs`), never an owner's module ([`ftrace_reaches_owners_through_the_dispatch`]).
-//! - [`EXCUSED`]: `kernel -> machine`, because `Kernel` still owns the threads
-//!   (`threads: Vec<Thread>`, a thread a stack of frames). It goes when threads become executor
-//!   state; the test fails once the edge is gone, so the excuse cannot outlive it.
+//! - [`EXCUSED`]: none. The last one, `kernel -> machine` (`Kernel` owned the threads), went when
+//!   the threads became executor state (`machine::Threads`, kept beside the kernel). An excused
+//!   edge that is gone fails the test, so an excuse cannot outlive its edge.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -19,12 +19,8 @@ use std::path::Path;
 /// The frame registry and the frame bodies: one node.
 const PROGRAM: &[&str] = &["frames", "ftrace", "direct", "owners"];
 
-/// Edges left out of the cycle check, each with why.
-const EXCUSED: &[(&str, &str, &str)] = &[(
-    "kernel",
-    "machine",
-    "Kernel owns the threads (Vec<Thread>); issue 13: threads leave Kernel with the one state walk",
-)];
+/// Edges left out of the cycle check, each with why (none today).
+const EXCUSED: &[(&str, &str, &str)] = &[];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 

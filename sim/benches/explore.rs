@@ -380,7 +380,7 @@ fn breakdown(name: &str) {
     let t = Instant::now();
     for _ in 0..reps {
         for s in &states {
-            black_box(fingerprint(&s.k));
+            black_box(fingerprint(&s.k, s.threads()));
         }
     }
     per_ns("core fingerprint", n * reps, t);
@@ -393,7 +393,7 @@ fn breakdown(name: &str) {
         for i in 0..2 {
             let t = Instant::now();
             for s in &states {
-                black_box(syms[i].key(&s.k, &mut scs[i]));
+                black_box(syms[i].key(&s.k, s.threads(), &mut scs[i]));
             }
             took[i] += t.elapsed();
         }

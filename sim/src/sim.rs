@@ -456,7 +456,7 @@ impl Sim {
     fn issue(&mut self) {
         for i in 0..self.actors.len() {
             let t = i as Tid;
-            if self.sched.k.busy(t)
+            if self.sched.threads.busy(t)
                 || !self.sched.lanes[i].queue.is_empty()
                 || self.actors[i].next_issue > self.time
             {

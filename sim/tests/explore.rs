@@ -4,6 +4,7 @@
 //! command line.
 
 use ftsim_core::fingerprint::fingerprint;
+use ftsim_core::machine::Threads;
 use ftsim_core::op::Op;
 use ftsim_core::property::Property;
 use ftsim_core::protocol::{Protocol, PRESETS};
@@ -266,7 +267,7 @@ fn results_do_not_depend_on_threads() {
 
 /// Reachable states of random runs: sequential ones, and concurrent ones with operations in
 /// flight (frames, held locks).
-fn sample_kernels(name: &str, world: &World, n: usize) -> Vec<ftsim_core::Kernel> {
+fn sample_kernels(name: &str, world: &World, n: usize) -> Vec<(ftsim_core::Kernel, Threads)> {
     let proto = Protocol::preset(name).unwrap();
     let ops = alphabet(world, &proto);
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -276,11 +277,11 @@ fn sample_kernels(name: &str, world: &World, n: usize) -> Vec<ftsim_core::Kernel
         for _ in 0..rng.random_range(0..7) {
             s.run(&ops[rng.random_range(0..ops.len())], Faults::NONE);
         }
-        out.push(s.k);
+        out.push((s.k, Threads::from(vec![s.th])));
         let mut c = Sched::new(world, proto, 2);
         for _ in 0..rng.random_range(0..40) {
             let t = rng.random_range(0..2u8);
-            if !c.k.busy(t) && c.lanes[t as usize].queue.is_empty() {
+            if !c.threads.busy(t) && c.lanes[t as usize].queue.is_empty() {
                 c.push(t, ops[rng.random_range(0..ops.len())].clone(), Faults::NONE);
             }
             let r = c.runnable();
@@ -289,7 +290,7 @@ fn sample_kernels(name: &str, world: &World, n: usize) -> Vec<ftsim_core::Kernel
             }
             c.step(r[rng.random_range(0..r.len())]);
         }
-        out.push(c.k);
+        out.push((c.k, c.threads));
     }
     out
 }
@@ -303,12 +304,12 @@ fn identity_encoding_is_the_core_fingerprint() {
         explore::world(3, 1, 2).unwrap(),
     ] {
         for (name, _) in PRESETS {
-            for k in sample_kernels(name, &world, 200) {
+            for (k, th) in sample_kernels(name, &world, 200) {
                 let id = Perm::identity(world.functions as usize, world.tracers as usize);
                 assert_eq!(
-                    fingerprint_permuted(&k, &id),
-                    fingerprint(&k),
-                    "{name}: {k:?}"
+                    fingerprint_permuted(&k, &th, &id),
+                    fingerprint(&k, &th),
+                    "{name}: {k:?} {th:?}"
                 );
             }
         }
@@ -356,13 +357,13 @@ fn renaming_commutes_with_the_model() {
                     continue; // frames in flight are not renamed
                 }
                 assert_eq!(
-                    sym.key(&a.k, &mut sc),
-                    sym.key(&b.k, &mut sc),
+                    sym.key(&a.k, a.threads(), &mut sc),
+                    sym.key(&b.k, b.threads(), &mut sc),
                     "{name} renaming {f:?}/{t:?} of {seq:?}: the symmetric key is not invariant"
                 );
                 assert_eq!(
-                    fingerprint_permuted(&a.k, &p),
-                    fingerprint(&b.k),
+                    fingerprint_permuted(&a.k, a.threads(), &p),
+                    fingerprint(&b.k, b.threads()),
                     "{name} renaming {f:?}/{t:?} of {seq:?}"
                 );
                 assert_eq!(order_mask(&a.order), order_mask(&b.order));
@@ -375,7 +376,13 @@ fn renaming_commutes_with_the_model() {
 fn plain_states(name: &str, world: &World, depth: u32) -> Vec<Sequential> {
     let proto = Protocol::preset(name).unwrap();
     let ops = alphabet(world, &proto);
-    let key = |s: &Sequential| (fingerprint(&s.k), order_mask(&s.order), s.stuck);
+    let key = |s: &Sequential| {
+        (
+            fingerprint(&s.k, s.threads()),
+            order_mask(&s.order),
+            s.stuck,
+        )
+    };
     let mut root = Sequential::new(world, proto);
     root.check_atomicity = false;
     let mut seen = HashSet::new();
@@ -421,7 +428,7 @@ fn symmetry_agrees_with_plain_search() {
             let orbits: HashSet<(u128, u64)> = states
                 .iter()
                 .filter(|s| !s.stuck)
-                .map(|s| (sym.key(&s.k, &mut sc), order_mask(&s.order)))
+                .map(|s| (sym.key(&s.k, s.threads(), &mut sc), order_mask(&s.order)))
                 .collect();
             let mut cfg = ExploreConfig::new(target(name), world.clone(), depth);
             cfg.symmetry = false;

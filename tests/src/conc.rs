@@ -85,6 +85,7 @@ use ftsim_core::ids::Tid;
 use ftsim_core::kernel::{CallSite, Kernel};
 use ftsim_core::lockdep;
 use ftsim_core::locks::{Lock, LockOrder};
+use ftsim_core::machine::Threads;
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
@@ -268,6 +269,7 @@ impl Journal {
 /// The state behind the model mutex.
 struct ModelState {
     k: Kernel,
+    threads: Threads,
     order: LockOrder,
     findings: Findings,
     /// The lock each thread sleeps on, if any (for the wait-for graph).
@@ -282,7 +284,7 @@ impl ModelState {
     /// The wait-for cycle through `t`, if `t` now sleeping closes one.
     fn wait_cycle(&self, t: Tid) -> Option<String> {
         let cycle = lockdep::wait_cycle(&self.k, t, |x| self.waits[x as usize])?;
-        (cycle[0].0 == t).then(|| lockdep::describe(&self.k, &cycle))
+        (cycle[0].0 == t).then(|| lockdep::describe(&self.threads, &cycle))
     }
 }
 
@@ -327,16 +329,19 @@ pub fn execute(
         threads.len() <= THREADS_MAX,
         "at most {THREADS_MAX} threads"
     );
-    assert!(start.quiescent(), "the start state must be quiescent");
+    assert!(
+        start.locks.is_empty(),
+        "the start state must be quiescent (no lock held)"
+    );
     journal.clear();
     let mut k = start.clone();
-    k.ensure_threads(threads.len());
     k.trace = Some(Vec::new());
     let functions = k.fns.len() as u16;
     let ncells = 5 + functions as usize + k.ops.len();
     let shared = Arc::new(Shared {
         model: Mutex::new(ModelState {
             k,
+            threads: Threads::new(threads.len()),
             order: order.clone(),
             findings: Findings::new(),
             waits: vec![None; threads.len()],
@@ -372,7 +377,7 @@ pub fn execute(
     m.k.trace = None;
     if deadlock.is_none() {
         assert!(
-            m.k.quiescent(),
+            m.threads.quiescent(),
             "[driver internal bug] threads joined with operations in flight"
         );
         assert!(
@@ -406,12 +411,13 @@ enum Next {
 fn step(sh: &Shared, t: Tid, op: &Op, starting: bool, answer: bool, held: &mut Vec<Lock>) -> Next {
     let mut m = sh.model.lock().unwrap();
     m.waits[t as usize] = None;
+    let ms = &mut *m;
     if starting {
-        m.k.start(t, op.clone());
+        ms.threads.start(&mut ms.k, t, op.clone());
     } else {
-        m.k.answer(t, answer);
+        ms.threads.answer(&mut ms.k, t, answer);
     }
-    let status = m.k.run(t);
+    let status = ms.threads.run(&mut ms.k, t);
     for v in std::mem::take(&mut m.k.violations) {
         m.record(v);
     }
@@ -441,7 +447,7 @@ fn step(sh: &Shared, t: Tid, op: &Op, starting: bool, answer: bool, held: &mut V
                 still.is_empty(),
                 "[finding] `{op}` finished holding {still:?}"
             );
-            let contended = m.k.threads[t as usize].contended;
+            let contended = m.threads[t as usize].contended;
             Next::Done(OpOutcome {
                 op: op.clone(),
                 result,
@@ -468,7 +474,7 @@ fn step(sh: &Shared, t: Tid, op: &Op, starting: bool, answer: bool, held: &mut V
 /// Recursion and lock order for a blocking acquisition; the wait-for cycle it may close.
 fn blocking_checks(m: &mut ModelState, sh: &Shared, t: Tid, l: Lock) -> Next {
     if m.k.holds(t, l) {
-        let op = m.k.threads[t as usize]
+        let op = m.threads[t as usize]
             .op
             .as_ref()
             .map(|o| o.to_string())

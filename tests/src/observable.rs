@@ -7,7 +7,8 @@ use ftsim_core::kernel::{fl, CallSite, Kernel};
 use ftsim_core::locks::Lock;
 use ftsim_core::observe::{call, Body, Tramp};
 use ftsim_core::walk::{
-    fields, has, walk, AddrView, Buf, Field, Fields, Identity, Section, Sink, COUNTERS, EXECUTOR,
+    fields, has, walk_kernel, AddrView, Buf, Field, Fields, Identity, Section, Sink, COUNTERS,
+    EXECUTOR,
 };
 use std::fmt::Write as _;
 
@@ -199,6 +200,6 @@ pub fn observable(k: &Kernel) -> String {
         links: Vec::new(),
         ops: None,
     };
-    walk(k, &Identity, &mut Buf::default(), &mut sink);
+    walk_kernel(k, &Identity, &mut Buf::default(), &mut sink);
     sink.s
 }

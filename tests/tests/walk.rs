@@ -12,12 +12,12 @@ use ftsim_core::hash::IpHash;
 use ftsim_core::ids::{Addr, FnId, OpsOwner, ProgId, ProgKind, TracerId};
 use ftsim_core::kernel::{fl, CallSite, Image, Kernel};
 use ftsim_core::locks::Lock;
-use ftsim_core::machine::Thread;
+use ftsim_core::machine::Threads;
 use ftsim_core::op::Op;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::seq::Sequential;
 use ftsim_core::step::{Input, Request, Status};
-use ftsim_core::walk::{has, EqScope, Field, Fields, Scope, Sink};
+use ftsim_core::walk::{has, EqScope, Field, Fields, Scope, Sink, COUNTERS};
 use ftsim_core::world::World;
 use ftsim_sim::explore::{Scratch, Symmetry};
 use ftsim_sim::harness::{snapshot_same, Checked};
@@ -31,10 +31,17 @@ fn world() -> World {
 
 const PROTO: Protocol = Protocol::MERGED;
 
+/// A state: the kernel and the executor's threads beside it.
+#[derive(Clone, Debug)]
+struct State {
+    k: Kernel,
+    th: Threads,
+}
+
 /// A quiescent state with something in every part: records with every kind of site, a
 /// livepatch, a trampoline with two links and an image, a kprobe, a single-ip direct user, a
 /// tracer with a filter, a loaded module.
-fn quiet() -> Kernel {
+fn quiet() -> State {
     let mut s = Sequential::new(&world(), PROTO);
     for line in [
         "module-load m0",
@@ -50,27 +57,30 @@ fn quiet() -> Kernel {
         let out = s.apply(&op);
         assert_eq!(out.result, Ok(()), "{line}");
     }
-    s.k
+    State {
+        k: s.k,
+        th: Threads::from(vec![s.th]),
+    }
 }
 
 /// The state above with thread 0 in the middle of an operation, holding a lock, and a record
 /// waiting for the code update.
-fn mid_operation() -> Kernel {
-    let mut k = quiet();
-    k.start(0, "klp-enable f2".parse().unwrap());
+fn mid_operation() -> State {
+    let State { mut k, mut th } = quiet();
+    th.start(&mut k, 0, "klp-enable f2".parse().unwrap());
     let mut answered = 0;
     while answered < 2 {
-        match k.run(0) {
+        match th.run(&mut k, 0) {
             Status::Wants(_) => {
-                k.answer(0, true);
+                th.answer(&mut k, 0, true);
                 answered += 1;
             }
             other => panic!("klp-enable f2 ended early: {other:?}"),
         }
     }
     k.mark_dirty(FnId(1));
-    assert!(!k.locks.is_empty() && !k.threads[0].stack.is_empty());
-    k
+    assert!(!k.locks.is_empty() && !th[0].stack.is_empty());
+    State { k, th }
 }
 
 fn uses_mid_operation(f: Field) -> bool {
@@ -97,8 +107,8 @@ fn flip(b: &mut bool) {
     *b = !*b;
 }
 
-/// Changes field `f` of `k` (and nothing else the walk visits).
-fn mutate(k: &mut Kernel, f: Field) {
+/// Changes field `f` of the state, `k` and its `threads` (and nothing else the walk visits).
+fn mutate(k: &mut Kernel, threads: &mut Threads, f: Field) {
     use Field::*;
     let f0 = FnId(0);
     let f1 = FnId(1);
@@ -195,29 +205,29 @@ fn mutate(k: &mut Kernel, f: Field) {
         KprobeFtraceEnabled => k.kprobe_ftrace_enabled += 1,
         Locks => k.locks.push((Lock::TraceTypes, 1)),
         LockHeld => k.locks[0].1 = 1,
-        Threads => k.threads.push(Thread::default()),
+        Threads => threads.ensure(threads.len() + 1),
         ThreadStack => {
-            let top = k.threads[0].stack[0].clone();
-            k.threads[0].stack.push(top);
+            let top = threads[0].stack[0].clone();
+            threads[0].stack.push(top);
         }
         ThreadPending => {
-            let th = &mut k.threads[0];
+            let th = &mut threads[0];
             th.pending = match th.pending {
                 None => Some(Request::Sleep),
                 Some(_) => None,
             };
         }
         ThreadInput => {
-            let th = &mut k.threads[0];
+            let th = &mut threads[0];
             th.input = match th.input {
                 Some(Input::Answer(ok)) => Some(Input::Answer(!ok)),
                 _ => Some(Input::Answer(false)),
             };
         }
-        ThreadOp => assert!(k.threads[0].op.take().is_some()),
-        ThreadContended => flip(&mut k.threads[0].contended),
-        ThreadFaulted => flip(&mut k.threads[0].faulted),
-        ThreadStuck => flip(&mut k.threads[0].stuck),
+        ThreadOp => assert!(threads[0].op.take().is_some()),
+        ThreadContended => flip(&mut threads[0].contended),
+        ThreadFaulted => flip(&mut threads[0].faulted),
+        ThreadStuck => flip(&mut threads[0].stuck),
         Gen => k.gen += 1,
         NextProg => k.next_prog += 1,
         NextSample => k.next_sample += 1,
@@ -240,10 +250,11 @@ struct Projections {
     observable: String,
 }
 
-fn project(k: &Kernel, sym: &Symmetry) -> Projections {
+fn project(s: &State, sym: &Symmetry) -> Projections {
+    let k = &s.k;
     Projections {
-        fingerprint: fingerprint(k),
-        key: sym.key(k, &mut Scratch::default()),
+        fingerprint: fingerprint(k, &s.th),
+        key: sym.key(k, &s.th, &mut Scratch::default()),
         footprint: footprint(k),
         observable: observable(k),
     }
@@ -266,11 +277,12 @@ fn every_sink_sees_every_field_it_does_not_ignore() {
     for &f in Field::ALL {
         let b = uses_mid_operation(f) as usize;
         let base = &bases[b];
-        let mut k = base.clone();
-        mutate(&mut k, f);
+        let mut s = base.clone();
+        mutate(&mut s.k, &mut s.th, f);
         let before = &projected[b];
-        let after = project(&k, &sym);
-        let sinks: [(&str, Fields, bool); 6] = [
+        let after = project(&s, &sym);
+        let k = &s.k;
+        let sinks: [(&str, Fields, bool); 7] = [
             (
                 "fingerprint",
                 <Fp as Sink>::IGNORES,
@@ -291,15 +303,20 @@ fn every_sink_sees_every_field_it_does_not_ignore() {
                 <Observable as Sink>::IGNORES,
                 before.observable != after.observable,
             ),
-            ("Kernel::eq", EqScope::IGNORES, *base != k),
+            ("Kernel::eq", EqScope::IGNORES, base.k != *k),
+            (
+                "Kernel::eq and the threads' equality",
+                COUNTERS,
+                base.k != *k || base.th != s.th,
+            ),
             (
                 "harness snapshot",
                 Checked::IGNORES,
-                !snapshot_same(base, &k),
+                !snapshot_same(&base.k, k),
             ),
         ];
         assert!(
-            k == k.clone() && snapshot_same(&k, &k),
+            *k == k.clone() && s.th == s.th.clone() && snapshot_same(k, k),
             "{f:?}: not reflexive"
         );
         for (name, ignores, changed) in sinks {

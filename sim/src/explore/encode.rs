@@ -5,6 +5,7 @@ use super::{FUNCTIONS_MAX, TRACERS_MAX};
 use ftsim_core::fingerprint::{Canon, Fingerprint, StableHasher};
 use ftsim_core::ids::{FnId, TracerId};
 use ftsim_core::kernel::Kernel;
+use ftsim_core::machine::Thread;
 use ftsim_core::op::Op;
 use ftsim_core::walk::{walk, Buf, Rename};
 
@@ -148,21 +149,22 @@ pub struct Scratch {
     pub skipped: u64,
 }
 
-/// The words the core fingerprint hashes for π(k), in order: the core's
+/// The words the core fingerprint hashes for π(k) with `threads`, in order: the core's
 /// [`Fingerprint`] sink of the one state walk under the renaming `p`. Feeding them to a
 /// [`StableHasher`] gives [`fingerprint`](ftsim_core::fingerprint::fingerprint) of π(k) (for the
 /// identity: of `k`; a test checks it). Only meaningful for a non-identity `p` when no thread
 /// has an operation in flight (frames are encoded as they are).
-pub fn encode(k: &Kernel, p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
+pub fn encode(k: &Kernel, threads: &[Thread], p: &Perm, sc: &mut Scratch, out: &mut Vec<u64>) {
     out.clear();
-    walk(k, p, &mut sc.buf, &mut Fingerprint::new(out, &mut sc.canon));
+    let sink = &mut Fingerprint::new(out, &mut sc.canon);
+    walk(k, threads, p, &mut sc.buf, sink);
 }
 
-/// The core fingerprint of π(k) (see [`encode`]).
-pub fn fingerprint_permuted(k: &Kernel, p: &Perm) -> u128 {
+/// The core fingerprint of π(k) with `threads` (see [`encode`]).
+pub fn fingerprint_permuted(k: &Kernel, threads: &[Thread], p: &Perm) -> u128 {
     let mut sc = Scratch::default();
     let mut words = Vec::new();
-    encode(k, p, &mut sc, &mut words);
+    encode(k, threads, p, &mut sc, &mut words);
     let mut h = StableHasher::default();
     for w in words {
         h.word(w);

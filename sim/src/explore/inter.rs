@@ -69,7 +69,7 @@ impl Space for InterSpace {
 
     fn key(&self, st: &Inter, sc: &mut Scratch) -> u128 {
         let k = &st.s.k;
-        let quiet = k.quiescent();
+        let quiet = st.s.threads.quiescent();
         // In-flight frames may hold a copy of the change counter (the rinse-and-repeat
         // accounting compares it after an unlocked callback), which the core fingerprint leaves
         // out; records touched but not yet written back are left out too.
@@ -88,7 +88,7 @@ impl Space for InterSpace {
                 .enumerate()
                 .fold(0u64, |m, (i, l)| m | (l.stuck as u64) << i);
         combine(
-            self.sym.key(k, sc),
+            self.sym.key(k, &st.s.threads, sc),
             &[
                 order_mask(&st.s.order),
                 st.started as u64 + 1,
@@ -102,7 +102,7 @@ impl Space for InterSpace {
     fn expand(&self, st: &Inter, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<Inter>)) {
         let n = st.s.lanes.len() as Tid;
         for t in 0..n {
-            if st.s.k.busy(t) && st.s.can_step(t) {
+            if st.s.threads.busy(t) && st.s.can_step(t) {
                 let (c, violations) = self.step(st, t, None);
                 let key = self.key(&c, sc);
                 emit(Edge {
@@ -115,7 +115,7 @@ impl Space for InterSpace {
             }
         }
         if (st.started as u32) < self.depth {
-            let idle = (0..n).find(|&t| !st.s.k.busy(t) && !st.s.lanes[t as usize].stuck);
+            let idle = (0..n).find(|&t| !st.s.threads.busy(t) && !st.s.lanes[t as usize].stuck);
             if let Some(t) = idle {
                 for i in 0..self.alphabet.len() {
                     let (c, violations) = self.step(st, t, Some(i));
@@ -144,12 +144,12 @@ impl Space for InterSpace {
     fn check(&self, st: &Inter) -> Vec<Violation> {
         let s = &st.s;
         let mut v = Vec::new();
-        if s.k.quiescent() {
+        if s.threads.quiescent() {
             v = check(&s.k);
         }
         let n = s.lanes.len() as Tid;
-        let waiting = (0..n).any(|t| s.k.busy(t) && !s.lanes[t as usize].stuck);
-        let can = (0..n).any(|t| s.k.busy(t) && s.can_step(t));
+        let waiting = (0..n).any(|t| s.threads.busy(t) && !s.lanes[t as usize].stuck);
+        let can = (0..n).any(|t| s.threads.busy(t) && s.can_step(t));
         if waiting && !can {
             let mut c = s.clone();
             if let Some(d) = c.detect_deadlock() {

@@ -23,6 +23,7 @@ use ftsim_core::hash::DEAD_IP;
 use ftsim_core::ids::{FnId, OpsId, OpsLayout, OpsOwner, ProgId, Tid};
 use ftsim_core::kernel::{CallSite, Kernel};
 use ftsim_core::locks::Lock;
+use ftsim_core::machine::Thread;
 use ftsim_core::walk::{walk, AddrView, Buf, Field, Fields, Identity, Section, Sink};
 use std::hash::Hash;
 
@@ -175,6 +176,7 @@ impl Sink for Parts<'_> {
 /// tangled (see the module docs).
 pub(super) fn least_key(
     k: &Kernel,
+    threads: &[Thread],
     perms: &[Perm],
     buf: &mut Buf,
     pb: &mut PartsBuf,
@@ -190,7 +192,7 @@ pub(super) fn least_key(
         part: None,
         tangled: false,
     };
-    walk(k, &Identity, buf, &mut parts);
+    walk(k, threads, &Identity, buf, &mut parts);
     parts.finish();
     if parts.tangled {
         return None;
@@ -208,6 +210,7 @@ pub(super) fn least_key(
         }
         walk(
             k,
+            threads,
             p,
             buf,
             &mut Fingerprint::without_functions(w, &mut pb.canon),

@@ -131,7 +131,7 @@ impl SeqSpace {
     }
 
     fn key_of(&self, s: &Sequential, mask: u64, sc: &mut Scratch) -> u128 {
-        combine(self.sym.key(&s.k, sc), &[mask, s.stuck as u64])
+        combine(self.sym.key(&s.k, s.threads(), sc), &[mask, s.stuck as u64])
     }
 
     /// Runs operation `i` with `faults` from `st` and emits the edge. With a fault: false (and
@@ -163,7 +163,7 @@ impl SeqSpace {
         // A failed operation that left the kernel as it was (a refusal) leads back to this
         // state, and has an unchanged atomicity footprint; otherwise the footprint is compared
         // as `Sequential::apply` does.
-        let unchanged = !out.stuck && out.result.is_err() && c.k == s.k;
+        let unchanged = !out.stuck && out.result.is_err() && c.k == s.k && c.th == s.th;
         if !out.stuck && out.result.is_err() && !unchanged {
             if let Some(v) = footprint(&s.k).compare(&footprint(&c.k), &op.to_string()) {
                 violations.push(v);

@@ -7,6 +7,7 @@ use ftsim_core::hash::DEAD_IP;
 use ftsim_core::ids::{Addr, FnId, OpsId, OpsOwner, TracerId};
 use ftsim_core::kernel::{CallSite, FnState, Kernel, Ops, TracerState};
 use ftsim_core::locks::{LockClass, LockOrder};
+use ftsim_core::machine::Thread;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::world::World;
 
@@ -101,24 +102,24 @@ impl Symmetry {
         !self.enabled || (self.classes.is_empty() && self.tracers < 2)
     }
 
-    /// The canonical key of a kernel (see the module docs): the hash of the smallest encoding
-    /// over the candidate renamings, or with two or more candidates (and parts on) the least key
-    /// from per-function parts.
-    pub fn key(&self, k: &Kernel, sc: &mut Scratch) -> u128 {
+    /// The canonical key of a kernel and its threads (see the module docs): the hash of the
+    /// smallest encoding over the candidate renamings, or with two or more candidates (and parts
+    /// on) the least key from per-function parts.
+    pub fn key(&self, k: &Kernel, threads: &[Thread], sc: &mut Scratch) -> u128 {
         let quiet = k.locks.is_empty()
-            && k.threads
+            && threads
                 .iter()
                 .all(|th| th.stack.is_empty() && th.pending.is_none());
         let mut best = std::mem::take(&mut sc.best);
         if self.trivial() || !quiet {
-            encode(k, &self.identity, sc, &mut best);
+            encode(k, threads, &self.identity, sc, &mut best);
         } else {
             self.candidates(k, sc);
             let perms = std::mem::take(&mut sc.perms);
             sc.renamings += perms.len() as u64;
             // Two or more candidates: the key from the per-function parts, hashed once.
             let from_parts = (self.parts && perms.len() > 1)
-                .then(|| least_key(k, &perms, &mut sc.buf, &mut sc.parts))
+                .then(|| least_key(k, threads, &perms, &mut sc.buf, &mut sc.parts))
                 .flatten();
             if let Some(key) = from_parts {
                 sc.keys_from_parts += 1;
@@ -130,9 +131,9 @@ impl Symmetry {
             let mut words = std::mem::take(&mut sc.words);
             for (i, p) in perms.iter().enumerate() {
                 if i == 0 {
-                    encode(k, p, sc, &mut best);
+                    encode(k, threads, p, sc, &mut best);
                 } else {
-                    encode(k, p, sc, &mut words);
+                    encode(k, threads, p, sc, &mut words);
                     if words < best {
                         std::mem::swap(&mut words, &mut best);
                     }

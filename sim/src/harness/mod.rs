@@ -48,7 +48,7 @@ use ftsim_core::protocol::{Protocol, PRESETS};
 use ftsim_core::script::{Line, Script};
 use ftsim_core::seq::{Faults, OpResult, Sequential};
 use ftsim_core::walk::{
-    fields, walk, Buf, Compare, Exact, Field, Fields, Identity, Scope, COUNTERS, EXECUTOR,
+    fields, walk_kernel, Buf, Compare, Exact, Field, Fields, Identity, Scope, COUNTERS, EXECUTOR,
 };
 use ftsim_core::world::World;
 use std::fmt;
@@ -609,7 +609,7 @@ impl Snapshot {
     /// Whether every field that `check` and `footprint` read is unchanged.
     fn same(&self, k: &Kernel) -> bool {
         let mut cmp = Compare::new(&self.words);
-        walk(
+        walk_kernel(
             k,
             &Identity,
             &mut Buf::default(),
@@ -620,7 +620,7 @@ impl Snapshot {
 
     fn refresh(&mut self, k: &Kernel) {
         self.words.clear();
-        walk(
+        walk_kernel(
             k,
             &Identity,
             &mut Buf::default(),
