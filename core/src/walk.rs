@@ -12,8 +12,8 @@
 //!
 //! A sink that ignores the threads walks the kernel alone ([`walk_kernel`]).
 //!
-//! The walk destructures every state struct without `..`: a new field of [`Kernel`] or of the
-//! structs it holds does not compile until the walk visits it (give it a [`Field`]; the coverage
+//! The walk destructures every state struct without `..`: a new field of [`Kernel`], of
+//! [`Thread`] or of the structs they hold does not compile until the walk visits it (give it a [`Field`]; the coverage
 //! test then asks for a mutation of it). The walk allocates nothing: under a renaming it sorts
 //! renamed hashes and `direct_functions` in the caller's [`Buf`].
 

@@ -1,10 +1,11 @@
 //! The one state walk (`ftsim_core::walk`) and its sinks: every field of the state reaches every
 //! projection, unless the projection lists it among the fields it deliberately ignores.
 //!
-//! For every [`Field`], a mutation of a reachable state that changes that field (and nothing
-//! the walk visits besides it); then each sink's output must change exactly when the field is
-//! not in its `IGNORES` list. A new field of `Kernel` (or of a struct it holds) does not compile
-//! until the walk visits it; a new [`Field`] does not compile until it has a mutation here.
+//! For every [`Field`], a mutation of a reachable state (a kernel and the threads beside it) that
+//! changes that field (and nothing the walk visits besides it); then each sink's output must
+//! change exactly when the field is not in its `IGNORES` list. A new field of `Kernel` or
+//! `Thread` (or of a struct they hold) does not compile until the walk visits it; a new [`Field`]
+//! does not compile until it has a mutation here.
 
 use ftsim_core::fingerprint::{fingerprint, Fingerprint};
 use ftsim_core::footprint::{footprint, FootprintSink};
@@ -205,6 +206,21 @@ fn mutate(k: &mut Kernel, threads: &mut Threads, f: Field) {
         KprobeFtraceEnabled => k.kprobe_ftrace_enabled += 1,
         Locks => k.locks.push((Lock::TraceTypes, 1)),
         LockHeld => k.locks[0].1 = 1,
+        Threads | ThreadStack | ThreadPending | ThreadInput | ThreadOp | ThreadContended
+        | ThreadFaulted | ThreadStuck => mutate_thread(threads, f),
+        Gen => k.gen += 1,
+        NextProg => k.next_prog += 1,
+        NextSample => k.next_sample += 1,
+        Dirty => k.dirty.push(FnId(3)),
+        DirtyEntry => k.dirty[0] = FnId(2),
+        Proto => flip(&mut k.proto.direct_mod_checks_its_ips),
+    }
+}
+
+/// Changes field `f` of the threads (and nothing else the walk visits).
+fn mutate_thread(threads: &mut Threads, f: Field) {
+    use Field::*;
+    match f {
         Threads => threads.ensure(threads.len() + 1),
         ThreadStack => {
             let top = threads[0].stack[0].clone();
@@ -228,12 +244,7 @@ fn mutate(k: &mut Kernel, threads: &mut Threads, f: Field) {
         ThreadContended => flip(&mut threads[0].contended),
         ThreadFaulted => flip(&mut threads[0].faulted),
         ThreadStuck => flip(&mut threads[0].stuck),
-        Gen => k.gen += 1,
-        NextProg => k.next_prog += 1,
-        NextSample => k.next_sample += 1,
-        Dirty => k.dirty.push(FnId(3)),
-        DirtyEntry => k.dirty[0] = FnId(2),
-        Proto => flip(&mut k.proto.direct_mod_checks_its_ips),
+        other => unreachable!("{other:?} is not a field of the threads"),
     }
 }
 
