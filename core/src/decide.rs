@@ -11,11 +11,12 @@
 //! The deciders: a fault plan of one operation ([`FaultPlan`], what reproducer lines and the
 //! simulator's swarm draw), a recorded schedule (`script.rs`), the simulator's random and PCT
 //! policies (`sim/src/sim.rs`), the explorer's branching (every choice, not one), and, for the
-//! thread driver over std/loom mutexes (`tests/src/conc.rs`), the OS or loom scheduler itself,
-//! with real trylocks and no injected faults.
+//! thread driver over std/loom mutexes (`tests/src/conc.rs`), the OS or loom scheduler itself
+//! and its real trylocks (the answers of its real mutexes, no injected faults), combined with
+//! the fault plan by [`Both`] (`Sched::step_with`).
 //!
-//! Policies that still differ between executors, each named and kept because a pin depends on
-//! it, are listed in `lockdep.rs`.
+//! The one policy for recursion, deadlock, lock order and livelock that every executor applies
+//! is in `lockdep.rs`.
 
 use crate::ids::Tid;
 use crate::step::{Faults, Request};
@@ -66,5 +67,23 @@ impl Decider for FaultPlan {
         let n = self.taken[i];
         self.taken[i] += 1;
         n < 32 && mask & (1 << n) != 0
+    }
+}
+
+/// Decides nothing: every decision the trait's default (the fair choice, no failure).
+impl Decider for () {}
+
+/// Two deciders' failures: a request fails if either fails it. Both are asked, `.0` first, so a
+/// fault plan counts every decision of its operation. `pick` is `.0`'s.
+pub struct Both<'a, A: ?Sized, B: ?Sized>(pub &'a mut A, pub &'a mut B);
+
+impl<A: Decider + ?Sized, B: Decider + ?Sized> Decider for Both<'_, A, B> {
+    fn pick(&mut self, runnable: &[Tid], ready: &dyn Fn(Tid) -> bool) -> Tid {
+        self.0.pick(runnable, ready)
+    }
+    fn fails(&mut self, t: Tid, req: Request) -> bool {
+        let a = self.0.fails(t, req);
+        let b = self.1.fails(t, req);
+        a || b
     }
 }

@@ -2,8 +2,10 @@
 //! it is its turn. Answer its pending request the way every executor answers ([`answer`], with
 //! the thread's [`Decider`]), run it to its next request or to the end of its operation
 //! (`Thread::run`), and apply the recursion policy: a blocking request for a lock the thread
-//! holds is a `lock-recursion` finding, and the thread waits forever (`lockdep.rs` names the
-//! policies in which the thread driver over real mutexes differs, and why).
+//! holds is a `lock-recursion` finding, and the thread waits forever (`lockdep.rs`: the one
+//! policy for recursion, deadlock, lock order and livelock, and where it stands against the
+//! kernel's lockdep). The thread driver over real mutexes steps through it too
+//! (`Sched::step_with`).
 //!
 //! Starting an operation, choosing the thread, draining the step's findings and judging the
 //! state are the callers' (the executors and the checked runs, `checked.rs`).

@@ -67,7 +67,11 @@ pub struct Execution {
     /// Findings raised inside steps, lockdep's order rule, and `check` on the final state;
     /// deduplicated by (property, function).
     pub findings: Findings,
-    /// The wait-for cycle the std driver found (never set under loom: loom panics first).
+    /// The run stalled (the core's stall rule, `Sched`: no thread could step while some had
+    /// work): a deadlock, or a thread stuck on a lock it holds. It is over with operations
+    /// unfinished, so it has no linearization; its findings say why.
+    pub stalled: bool,
+    /// The wait-for cycle of the stall, if it had one (`Sched::detect_deadlock`).
     pub deadlock: Option<String>,
 }
 
@@ -155,27 +159,21 @@ pub struct Linearizer {
     threads: Vec<Vec<Op>>,
     /// The state a linearization must reproduce, as one canonical text.
     project: fn(&Kernel) -> String,
-    /// `livelock` is tolerated (not a finding the order must explain): set by a driver whose
-    /// schedules are not fair (real threads under the OS scheduler).
-    tolerate_livelock: bool,
     cache: std::sync::Mutex<HashMap<Vec<bool>, std::sync::Arc<Vec<Candidate>>>>,
 }
 
 impl Linearizer {
     /// `start` is the state after the setup operations; `project` the state a linearization must
-    /// reproduce (the same text for the execution's final state and the order's);
-    /// `tolerate_livelock` for drivers whose schedules are not fair.
+    /// reproduce (the same text for the execution's final state and the order's).
     pub fn new(
         start: &CheckedSeq,
         threads: &[Vec<Op>],
         project: fn(&Kernel) -> String,
-        tolerate_livelock: bool,
     ) -> Linearizer {
         Linearizer {
             start: start.clone(),
             threads: threads.to_vec(),
             project,
-            tolerate_livelock,
             cache: Default::default(),
         }
     }
@@ -281,8 +279,11 @@ impl Linearizer {
 
     /// Explains `e` by a sequential order, or says why none fits.
     pub fn judge(&self, e: &Execution) -> Result<Verdict, String> {
-        if let Some(d) = &e.deadlock {
-            return Err(format!("deadlock: {d}"));
+        if e.stalled {
+            return Err(format!(
+                "stalled: {}",
+                e.deadlock.as_deref().unwrap_or("no wait-for cycle")
+            ));
         }
         let mut dropped = Vec::new();
         let mut dropped_names = Vec::new();
@@ -301,12 +302,10 @@ impl Linearizer {
         }
         let obs = (self.project)(&e.k);
         let cands = self.candidates(&dropped);
-        // `livelock` is a verdict only on fair schedules (a sleeper runs again within a bound):
-        // loom's `yield_now` keeps that contract, the OS scheduler of real threads does not (a
-        // loaded machine can leave a woken thread off the CPU for every retry window).
-        let tolerated = |p: Property| {
-            p == Property::ShareLeak || (self.tolerate_livelock && p == Property::Livelock)
-        };
+        // `livelock` is judged only on fair schedules, by the executor that records it
+        // (`Sched::record`, `sched::SLEEP_STEPS_MAX`): on real threads a loaded machine can leave
+        // a woken sleeper off the CPU for every retry window, and such a run has none.
+        let tolerated = |p: Property| p == Property::ShareLeak;
         let mut near = Vec::new();
         for c in cands.iter() {
             let results_match = c

@@ -1,25 +1,31 @@
 //! Lockdep's checks on a blocking acquisition, and deadlock as a wait-for cycle: one
-//! implementation for every executor (the sequential driver, the scheduler, the thread driver in
-//! `ftsim-tests`).
+//! implementation and one policy for every executor. `exec::advance` is the step of the
+//! sequential driver ([`crate::seq`]), of the scheduler ([`crate::sched`]) and, through
+//! `Sched::step_with`, of the thread driver over real std/loom mutexes in `ftsim-tests`
+//! (`conc.rs`), which only carries the requests out on real mutexes.
 //!
-//! The policies the executors apply to the answers still differ where their pins depend on it,
-//! each a named policy (the answers themselves are one function, `decide::answer`):
-//! - *recursion*: a `lock-recursion` finding that leaves the thread stuck in [`crate::seq`] and
-//!   [`crate::sched`] (the model carries on with the other threads; the default sweep and the
-//!   proptest verdicts count it), a panic in the thread driver (a real mutex would hang the
-//!   test; no loom case reaches it);
-//! - *deadlock*: the scheduler looks for a wait-for cycle when no thread can step (a stall, the
-//!   simulator's and replay's `deadlock` row), the thread driver when a thread goes to sleep on a
-//!   lock (the cycle through that thread; under loom, loom finds it first);
-//! - *lock order*: checked when a blocking lock is granted in [`crate::seq`] and
-//!   [`crate::sched`] (`decide::answer`), when it is requested in the thread driver (as lockdep
-//!   does, before the thread sleeps). Checking at the request in the scheduler too would report
-//!   `lock-order` on runs that now only deadlock: `alt-blocking-peer`'s row of the default sweep
-//!   moves (seeds 0..20000: 4,165 -> 6,324 seeds), so the pin keeps the grant point;
-//! - *livelock*: the core bounds every retry loop (`kernel::RETRIES_MAX`, a `livelock` finding,
-//!   judged only on fair schedules, `sched::SLEEP_STEPS_MAX`); the thread driver also bounds the
-//!   steps of one operation (`STEPS_PER_OP_MAX`) so that a runaway loop fails a test instead of
-//!   hanging it.
+//! - *recursion*: a blocking request for a lock the thread holds is a `lock-recursion` finding
+//!   at the request (`exec::advance`), as lockdep's `check_deadlock` in `validate_chain` is
+//!   (6.12 `kernel/locking/lockdep.c:3919`, before the mutex is tried); the thread is stuck for
+//!   ever holding its locks (a real mutex would hang), and the others carry on.
+//! - *deadlock*: when no thread can step but some have work (a stall), the wait-for cycle if
+//!   there is one (`Sched::detect_deadlock`, [`wait_cycle`]): the `deadlock` finding, and the run
+//!   is over. The thread driver applies the rule after every step, under its model mutex, and
+//!   ends a stalled run itself (loom's own deadlock detector is left to catch a driver bug).
+//! - *lock order*: lockdep's order rule by lock class over the whole run ([`order`]), checked
+//!   when a blocking lock is granted (`exec::answer`); a trylock adds no dependency (as
+//!   `validate_chain` skips `hlock->trylock`, lockdep.c:3899). Lockdep itself validates at the
+//!   request: `__mutex_lock_common` calls `mutex_acquire_nest` (`lock_acquire` ->
+//!   `validate_chain` -> `check_prevs_add`) before it tries or waits for the mutex
+//!   (6.12 `kernel/locking/mutex.c:609-639`). The two points differ only for a thread that never
+//!   gets its lock, the waiters of a deadlock: lockdep reports the circular dependency before
+//!   the thread sleeps, the model reports the `deadlock` but not the `lock-order` it closes.
+//!   Moving the point to the request moves `alt-blocking-peer`'s `lock-order` row of the default
+//!   sweep (seeds 0..20000: 4,165 -> 6,324 seeds), and the explorer's interleaving key holds
+//!   the order's edges; the grant point is kept until those pins are re-blessed.
+//! - *livelock*: the core bounds every retry loop (`kernel::RETRIES_MAX`, a `livelock` finding),
+//!   judged only on fair schedules (`sched::SLEEP_STEPS_MAX`, `sched::FAIR_STEPS_MAX`). The
+//!   thread driver's step bound (`STEPS_PER_OP_MAX`) is an internal-bug guard, not a finding.
 
 use crate::ids::Tid;
 use crate::kernel::Kernel;

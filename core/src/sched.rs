@@ -7,7 +7,7 @@
 //! inside steps and by lockdep: the property check at quiescent points and the reference oracle
 //! are the checked run's ([`crate::checked::CheckedRun`]).
 
-use crate::decide::FaultPlan;
+use crate::decide::{Both, Decider, FaultPlan};
 use crate::errno::Errno;
 use crate::exec::{advance, Advance};
 use crate::findings::Findings;
@@ -104,6 +104,25 @@ impl Sched {
         }
     }
 
+    /// The executor over a state `k` some other run left quiescent (a setup run sequentially),
+    /// with the lock order recorded so far: the thread driver over real mutexes
+    /// (`ftsim-tests`' `conc.rs`) continues a sequential setup so.
+    pub fn resume(k: Kernel, order: LockOrder, threads: usize) -> Sched {
+        assert!(
+            k.locks.is_empty(),
+            "[core internal bug] resuming from a state with locks held"
+        );
+        Sched {
+            k,
+            threads: Threads::new(threads),
+            lanes: vec![Lane::default(); threads],
+            order,
+            findings: Findings::new(),
+            steps: 0,
+            unfair: false,
+        }
+    }
+
     /// Queues an operation on thread `t`.
     pub fn push(&mut self, t: Tid, op: Op, faults: Faults) {
         self.lanes[t as usize].queue.push_back((op, faults));
@@ -181,6 +200,13 @@ impl Sched {
     /// Takes one step of thread `t` (which must be runnable): starts its next operation, or
     /// answers its pending request, then runs it to its next request.
     pub fn step(&mut self, t: Tid) -> StepOutcome {
+        self.step_with(t, &mut ())
+    }
+
+    /// [`Sched::step`] where `d` decides too: a request fails if the operation's fault plan or
+    /// `d` fails it (`decide::Both`). The thread driver over real mutexes passes the answer its
+    /// real trylock got.
+    pub fn step_with(&mut self, t: Tid, d: &mut impl Decider) -> StepOutcome {
         assert!(
             self.ready(t),
             "[core internal bug] stepping thread {t} that cannot step"
@@ -215,12 +241,13 @@ impl Sched {
             self.threads.start(&mut self.k, t, op);
         }
         let op = self.threads[ti].op.clone();
+        let mut d = Both(&mut self.lanes[ti].plan, d);
         let next = advance(
             &mut self.k,
             &mut self.threads[ti],
             &mut self.order,
             t,
-            &mut self.lanes[ti].plan,
+            &mut d,
         );
         for v in std::mem::take(&mut self.k.violations) {
             self.record(v);

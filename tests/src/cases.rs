@@ -3,7 +3,7 @@
 //! with the reports they produce and the check of a report against its pin.
 
 use ftsim_core::checked::CheckedSeq;
-use ftsim_core::linearize::{show_result, Verdict};
+use ftsim_core::linearize::{finding_id, show_result, Execution, Verdict};
 use ftsim_core::op::Op;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::seq::Faults;
@@ -74,13 +74,56 @@ pub struct Report {
     pub executions: usize,
     /// The distinct verdicts, i.e. the distinct (outcomes, explaining order, findings).
     pub verdicts: BTreeSet<Verdict>,
-    /// Std driver: executions that deadlocked, with one wait-for cycle.
+    /// Executions that stalled with a wait-for cycle (a `deadlock`), with one cycle and its
+    /// interleaving.
     pub deadlocks: usize,
     pub deadlock_example: Option<String>,
+    /// Executions that stalled without one (a thread stuck on a lock it holds, the others done
+    /// or waiting for its locks), with one interleaving.
+    pub stalls: usize,
+    pub stall_example: Option<String>,
+    /// Every finding of the executions that stalled (`property@function`): they have no verdict.
+    pub stall_findings: BTreeSet<String>,
     pub elapsed: std::time::Duration,
 }
 
 impl Report {
+    /// Adds one execution: its verdict, or (`e.stalled`, no verdict) the stall; `interleaving`
+    /// renders its journal for the first example of a kind.
+    pub fn add(
+        &mut self,
+        e: &Execution,
+        verdict: Option<Verdict>,
+        interleaving: impl FnOnce() -> String,
+    ) {
+        self.executions += 1;
+        if let Some(v) = verdict {
+            assert!(
+                !e.stalled,
+                "[driver internal bug] a verdict on a stalled run"
+            );
+            self.verdicts.insert(v);
+            return;
+        }
+        assert!(
+            e.stalled,
+            "[driver internal bug] a run to the end without a verdict"
+        );
+        self.stall_findings
+            .extend(e.findings.iter().map(finding_id));
+        match &e.deadlock {
+            Some(d) => {
+                self.deadlocks += 1;
+                self.deadlock_example
+                    .get_or_insert_with(|| format!("{d}\n{}", interleaving()));
+            }
+            None => {
+                self.stalls += 1;
+                self.stall_example.get_or_insert_with(interleaving);
+            }
+        }
+    }
+
     /// The distinct compact outcomes (`ok EAGAIN*`).
     pub fn outcomes(&self) -> BTreeSet<String> {
         self.verdicts.iter().map(|v| v.compact.clone()).collect()
@@ -124,6 +167,21 @@ impl Report {
                 "\n  {} deadlocks, e.g. {}",
                 self.deadlocks,
                 self.deadlock_example.as_deref().unwrap_or("")
+            );
+        }
+        if self.stalls > 0 {
+            let _ = write!(
+                s,
+                "\n  {} stalls without a wait-for cycle, e.g.\n{}",
+                self.stalls,
+                self.stall_example.as_deref().unwrap_or("")
+            );
+        }
+        if !self.stall_findings.is_empty() {
+            let _ = write!(
+                s,
+                "\n  findings of the stalled runs: {:?}",
+                self.stall_findings
             );
         }
         s
@@ -212,6 +270,16 @@ impl Case {
         let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
         let (want_o, want_f, want_c) = (set(outcomes), set(findings), set(contention));
         let got_c = r.contention_tolerated();
+        if r.deadlocks + r.stalls > 0 {
+            return Err(format!(
+                "`{}` under {preset}: pinned deadlock-free, but {} executions deadlocked and {} \
+                 stalled otherwise\n{}",
+                self.name,
+                r.deadlocks,
+                r.stalls,
+                r.summary()
+            ));
+        }
         let ok = if exhaustive {
             r.outcomes() == want_o && r.findings() == want_f && got_c == want_c
         } else {

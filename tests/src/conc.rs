@@ -3,16 +3,20 @@
 //!
 //! # How a thread runs an operation
 //!
-//! The model memory (the [`Kernel`]) sits behind one mutex that is used only to take a step
-//! atomically. Each kernel lock the core names (`direct_mutex`, `ftrace_lock`, every `tr->mutex`,
-//! `klp_mutex`, every `regex_lock`, ...) is a real [`LockCell`] (a `Mutex<bool>` plus a
-//! `Condvar`, so that ownership can cross step boundaries). One step of thread `t`:
+//! The model sits behind one mutex that is used only to take a step atomically: the core's
+//! concurrent executor ([`Sched`], resumed from the setup's state and lock order), each thread's
+//! operations queued on its lane. Each kernel lock the core names (`direct_mutex`,
+//! `ftrace_lock`, every `tr->mutex`, `klp_mutex`, every `regex_lock`, ...) is a real
+//! [`LockCell`] (a `Mutex<bool>` plus a `Condvar`, so that ownership can cross step boundaries).
+//! The driver is a thin wrapper over the core's one executor step: it steps, and carries the
+//! requests out on the real mutexes. One step of thread `t`:
 //!
-//! 1. under the model mutex: answer the previous request (or start the operation), run the core
-//!    until it asks for the next decision, drain the findings the core raised inside the step
-//!    (lock coverage among them), and note which kernel locks the step released, in order; for a
-//!    blocking request check recursion and lockdep's order rule ([`LockOrder`], carried over from
-//!    the setup);
+//! 1. under the model mutex: `Sched::step_with`, the core's step (`exec::advance`): start the
+//!    next operation or answer the pending request (a blocking lock, which the thread has taken,
+//!    is granted after lockdep's order rule; a trylock is answered with what the real `try_lock`
+//!    found, [`RealTrylock`]), run the core to its next request, record the findings raised
+//!    inside the step, and apply the recursion policy; then note which kernel locks the step
+//!    released, in order, and apply the core's stall rule (below);
 //! 2. release the cells of the locks the step released, one by one in the order the core released
 //!    them. Each release is a loom operation, hence a point where loom may switch threads: between
 //!    two `mutex_unlock`s of one step another thread can take the first lock and find the second
@@ -25,13 +29,18 @@
 //!    only when no other thread can run), or answer allocations and image builds with success
 //!    (no fault injection here).
 //!
-//! So a thread blocked in the kernel is a thread blocked on a real mutex: with loom an order
-//! cycle between two paths is a deadlock that loom itself detects and reports
-//! (`"deadlock; threads = ..."`). Without loom, the driver finds wait-for cycles itself (under the
-//! model mutex, where the wait-for graph is consistent), aborts the other threads and reports
-//! [`Execution::deadlock`]. The threads share the driver's state through `std::sync::Arc`, not
-//! loom's, so that loom's deadlock panic unwinds cleanly and can be caught
-//! (`model::expect_deadlock`, loom only).
+//! So a thread blocked in the kernel is a thread blocked on a real mutex. The policies are the
+//! core's (`ftsim_core::lockdep`): a thread that asks for a lock it holds is a `lock-recursion`
+//! finding and stops, holding its locks; when after a step no thread can step but some have work
+//! (the core's stall: every unfinished thread waits for a lock the model says is held, or is
+//! stuck), the run is over, with the wait-for cycle as a `deadlock` finding if there is one
+//! (`Sched::detect_deadlock`): the driver aborts the threads blocked on a cell and reports
+//! [`Execution::stalled`] and [`Execution::deadlock`]. This holds under loom too; loom's own
+//! deadlock detector (`"deadlock; threads = ..."`) fires only if the driver misses a stall. The
+//! model's lock table lags the cells (a lock is granted in the model at the step after its cell
+//! was taken, released in the model before its cell), so a stall the model sees is real, and the
+//! last thread to block or finish sees it. The threads share the driver's state through
+//! `std::sync::Arc`, not loom's, so that a loom panic unwinds cleanly.
 //!
 //! # What an execution is checked against
 //!
@@ -54,7 +63,7 @@
 //! # Running
 //!
 //! ```text
-//! # every scenario under every preset (55 tests, 15-30 s on two shared cores):
+//! # every scenario under every preset (73 tests and the recursion test, 70-90 s on two shared cores):
 //! RUSTFLAGS="--cfg loom" cargo test -p ftsim-tests --test loom --release
 //! # one scenario, every preset; or one scenario under one preset, with its summary:
 //! RUSTFLAGS="--cfg loom" cargo test -p ftsim-tests --test loom --release modify_vs_klp_enable::
@@ -71,8 +80,9 @@
 //!
 //! Bounds: preemption bound 3 for two-thread scenarios and 2 for the three-thread one
 //! ([`crate::cases::Case::preemptions`], overridden by `LOOM_MAX_PREEMPTIONS`); loom's branch bound
-//! `model::BRANCHES_MAX`; the core bounds its retry loops (`RETRIES_MAX`, a `livelock` finding)
-//! and the driver bounds the steps of one operation ([`STEPS_PER_OP_MAX`]). Measured on two
+//! `model::BRANCHES_MAX`; the core bounds its retry loops (`RETRIES_MAX`, a `livelock` finding,
+//! judged on fair schedules); the driver's bound on the steps of one operation
+//! ([`STEPS_PER_OP_MAX`]) guards against a core bug. Measured on two
 //! shared cores: a two-thread scenario takes 0.1-0.8 s per preset at bound 3 (1.5k-8.5k
 //! executions), the three-thread one about 1 s per preset at bound 2 (3k-6k executions). Bound 4
 //! for every two-thread scenario took 2 min, bound 5 7 min, bound 3 for the three-thread one
@@ -80,18 +90,14 @@
 
 use ftsim_core::check::check;
 use ftsim_core::checked::CheckedSeq;
-use ftsim_core::findings::Findings;
+use ftsim_core::decide::Decider;
 use ftsim_core::ids::Tid;
 use ftsim_core::kernel::{CallSite, Kernel};
-use ftsim_core::lockdep;
 use ftsim_core::locks::{Lock, LockOrder};
-use ftsim_core::machine::Threads;
 use ftsim_core::op::Op;
-use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::step::{Event, EventKind, Request, Status};
-#[cfg(loom)]
-use std::collections::BTreeSet;
+use ftsim_core::sched::{Sched, StepOutcome};
+use ftsim_core::step::{Event, EventKind, Faults, Request, Status};
 use std::fmt::{self, Write as _};
 
 /// The synchronization primitives: loom's under `--cfg loom`, std's otherwise.
@@ -115,17 +121,17 @@ pub use ftsim_core::linearize::{
 };
 
 /// The linearizability check of a scenario's executions ([`Linearizer`]), against the
-/// [`observable`] state; `livelock` is tolerated on real threads (the OS scheduler is not fair),
-/// judged under loom.
+/// [`observable`] state.
 pub fn linearizer(start: &CheckedSeq, threads: &[Vec<Op>]) -> Linearizer {
-    Linearizer::new(start, threads, observable, cfg!(not(loom)))
+    Linearizer::new(start, threads, observable)
 }
 
 /// Most threads one execution may use (loom's own limit is 4 besides the main thread).
 pub const THREADS_MAX: usize = 4;
 
-/// Most scheduling steps one thread takes for one operation; a thread that reaches it is a
-/// runaway retry loop in the model, reported as `livelock` rather than hanging the test.
+/// Most scheduling steps one thread takes for one operation. The core bounds every retry loop
+/// (`kernel::RETRIES_MAX`, its `livelock` finding), so an operation that reaches this is an
+/// internal bug, reported as one rather than hanging the test.
 pub const STEPS_PER_OP_MAX: u32 = 10_000;
 
 /// A kernel mutex whose ownership can cross step boundaries: `locked` is the mutex, the std or
@@ -135,7 +141,7 @@ pub struct LockCell {
     freed: Condvar,
 }
 
-/// A thread gave up waiting because another thread found a deadlock (std driver only).
+/// A thread gave up waiting because the run stalled (another thread's step found it).
 #[derive(Debug)]
 pub struct Aborted;
 
@@ -152,13 +158,11 @@ impl LockCell {
     fn lock(&self, abort: &std::sync::atomic::AtomicBool) -> Result<(), Aborted> {
         let mut g = self.locked.lock().unwrap();
         while *g {
-            #[cfg(not(loom))]
             if abort.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(Aborted);
             }
             g = self.freed.wait(g).unwrap();
         }
-        let _ = abort;
         *g = true;
         Ok(())
     }
@@ -181,8 +185,7 @@ impl LockCell {
         self.freed.notify_one();
     }
 
-    /// Wakes every waiter so it can see the abort flag (std driver only).
-    #[cfg(not(loom))]
+    /// Wakes every waiter so it can see the abort flag.
     fn wake_all(&self) {
         let _g = self.locked.lock().unwrap();
         self.freed.notify_all();
@@ -196,8 +199,11 @@ pub enum Entry {
     Core(Event),
     /// The thread asks the driver for this and will now carry it out.
     Wants(Tid, Request),
-    /// The thread found a wait-for cycle when it went to sleep on a lock.
-    Cycle(Tid, String),
+    /// The thread asked for a lock it holds (`lock-recursion`) and waits forever.
+    Stuck(Tid),
+    /// After the thread's step no thread could step while some had work (the core's stall):
+    /// the wait-for cycle, if there is one.
+    Stall(Tid, Option<String>),
 }
 
 impl fmt::Display for Entry {
@@ -235,7 +241,9 @@ impl fmt::Display for Entry {
                 EventKind::Warn(w) => write!(f, "t{}   WARN {w}", e.tid),
             },
             Entry::Wants(t, r) => write!(f, "t{t} -> {r}"),
-            Entry::Cycle(t, d) => write!(f, "t{t} !! wait-for cycle: {d}"),
+            Entry::Stuck(t) => write!(f, "t{t} !! lock recursion: stuck for ever"),
+            Entry::Stall(t, Some(d)) => write!(f, "t{t} !! stall, wait-for cycle: {d}"),
+            Entry::Stall(t, None) => write!(f, "t{t} !! stall, no wait-for cycle"),
         }
     }
 }
@@ -266,35 +274,16 @@ impl Journal {
     }
 }
 
-/// The state behind the model mutex.
-struct ModelState {
-    k: Kernel,
-    threads: Threads,
-    order: LockOrder,
-    findings: Findings,
-    /// The lock each thread sleeps on, if any (for the wait-for graph).
-    waits: Vec<Option<Lock>>,
-}
-
-impl ModelState {
-    fn record(&mut self, v: Violation) {
-        self.findings.insert(v);
-    }
-
-    /// The wait-for cycle through `t`, if `t` now sleeping closes one.
-    fn wait_cycle(&self, t: Tid) -> Option<String> {
-        let cycle = lockdep::wait_cycle(&self.k, t, |x| self.waits[x as usize])?;
-        (cycle[0].0 == t).then(|| lockdep::describe(&self.threads, &cycle))
-    }
-}
-
 /// Everything the threads share.
 struct Shared {
-    model: Mutex<ModelState>,
+    /// The model behind the model mutex: the core's concurrent executor, with each thread's
+    /// operations queued on its lane; a thread steps only its own lane.
+    model: Mutex<Sched>,
     cells: Vec<LockCell>,
     functions: u16,
     journal: Journal,
-    /// Set by the std driver when it finds a deadlock, so blocked threads give up.
+    /// Set when the run stalls (the core's stall: no thread can step, some have work), so that
+    /// the threads blocked on a cell give up.
     abort: std::sync::atomic::AtomicBool,
     /// Std driver: the threads start their first operation together, to make overlap likely.
     #[cfg(not(loom))]
@@ -316,9 +305,24 @@ impl Shared {
     }
 }
 
+/// The decider of a thread over real mutexes: its trylock fails when the real `try_lock` of the
+/// cell found it taken; nothing else fails (no injected faults here), and which thread steps is
+/// the OS's or loom's business.
+#[derive(Default)]
+struct RealTrylock {
+    /// The cell of the pending trylock was found taken.
+    taken: bool,
+}
+
+impl Decider for RealTrylock {
+    fn fails(&mut self, _t: Tid, req: Request) -> bool {
+        matches!(req, Request::TryLock(_)) && std::mem::take(&mut self.taken)
+    }
+}
+
 /// Runs `threads[t]` on thread `t`, concurrently, from the state `start` (which must be
-/// quiescent), and returns what happened. Every step is journaled into `journal` (cleared
-/// first), which outlives a loom panic.
+/// quiescent) and the lock order recorded so far, and returns what happened. Every step is
+/// journaled into `journal` (cleared first), which outlives a loom panic.
 pub fn execute(
     start: &Kernel,
     order: &LockOrder,
@@ -338,14 +342,14 @@ pub fn execute(
     k.trace = Some(Vec::new());
     let functions = k.fns.len() as u16;
     let ncells = 5 + functions as usize + k.ops.len();
+    let mut sched = Sched::resume(k, order.clone(), threads.len());
+    for (t, ops) in threads.iter().enumerate() {
+        for op in ops {
+            sched.push(t as Tid, op.clone(), Faults::NONE);
+        }
+    }
     let shared = Arc::new(Shared {
-        model: Mutex::new(ModelState {
-            k,
-            threads: Threads::new(threads.len()),
-            order: order.clone(),
-            findings: Findings::new(),
-            waits: vec![None; threads.len()],
-        }),
+        model: Mutex::new(sched),
         cells: (0..ncells).map(|_| LockCell::new()).collect(),
         functions,
         journal: journal.clone(),
@@ -353,29 +357,26 @@ pub fn execute(
         #[cfg(not(loom))]
         gate: std::sync::Barrier::new(threads.len()),
     });
-    let handles: Vec<_> = threads
-        .iter()
-        .enumerate()
-        .map(|(t, ops)| {
+    let handles: Vec<_> = (0..threads.len())
+        .map(|t| {
             let sh = shared.clone();
-            let ops = ops.clone();
-            sync::thread::spawn(move || run_thread(&sh, t as Tid, &ops))
+            sync::thread::spawn(move || run_thread(&sh, t as Tid))
         })
         .collect();
     let mut outcomes = Vec::new();
-    let mut deadlock = None;
+    let mut stall = None;
     for h in handles {
         match h.join() {
-            Ok((outs, dl)) => {
+            Ok((outs, s)) => {
                 outcomes.push(outs);
-                deadlock = deadlock.or(dl);
+                stall = stall.or(s);
             }
             Err(p) => std::panic::resume_unwind(p),
         }
     }
     let mut m = shared.model.lock().unwrap();
     m.k.trace = None;
-    if deadlock.is_none() {
+    if stall.is_none() {
         assert!(
             m.threads.quiescent(),
             "[driver internal bug] threads joined with operations in flight"
@@ -393,34 +394,38 @@ pub fn execute(
         outcomes,
         k: m.k.clone(),
         findings: m.findings.clone(),
-        deadlock,
+        stalled: stall.is_some(),
+        deadlock: stall.flatten(),
     }
 }
 
 /// What one step left the thread with.
 enum Next {
-    Done(OpOutcome),
+    /// It finished an operation and has another one to start.
+    Start,
+    /// It finished its last operation.
+    Finished,
     Wants(Request),
-    /// The std driver found a deadlock through this thread.
-    #[cfg_attr(loom, allow(dead_code))]
-    Deadlock(String),
+    /// It asked for a lock it holds (the core's `lock-recursion`): it waits forever, holding
+    /// its locks.
+    Stuck,
+    /// After this step no thread can step and some have work: the run is over, with the
+    /// wait-for cycle if there is one (`Sched::detect_deadlock`, a `deadlock` finding).
+    Stalled(Option<String>),
 }
 
-/// One step of `t` under the model mutex: start or answer, run, drain findings, release the
-/// cells of the locks the step released, and check a blocking request.
-fn step(sh: &Shared, t: Tid, op: &Op, starting: bool, answer: bool, held: &mut Vec<Lock>) -> Next {
+/// One step of `t` under the model mutex (`Sched::step_with`, the core's executor step: start or
+/// answer, run to the next request, the findings, recursion), then the release of the cells of
+/// the locks the step released and the core's stall rule.
+fn step(
+    sh: &Shared,
+    t: Tid,
+    real: &mut RealTrylock,
+    held: &mut Vec<Lock>,
+    outs: &mut Vec<OpOutcome>,
+) -> Next {
     let mut m = sh.model.lock().unwrap();
-    m.waits[t as usize] = None;
-    let ms = &mut *m;
-    if starting {
-        ms.threads.start(&mut ms.k, t, op.clone());
-    } else {
-        ms.threads.answer(&mut ms.k, t, answer);
-    }
-    let status = ms.threads.run(&mut ms.k, t);
-    for v in std::mem::take(&mut m.k.violations) {
-        m.record(v);
-    }
+    let out = m.step_with(t, real);
     let trace = m.k.trace.as_mut().map(std::mem::take).unwrap_or_default();
     // The cells are released in the order the core released the locks, one loom operation each:
     // between two releases of one step another thread may take the first lock and find the
@@ -440,30 +445,41 @@ fn step(sh: &Shared, t: Tid, op: &Op, starting: bool, answer: bool, held: &mut V
         held.remove(i);
     }
     sh.journal.extend(trace.into_iter().map(Entry::Core));
-    let next = match status {
-        Status::Done(result) => {
-            let still: Vec<Lock> = m.k.held_by(t).collect();
-            assert!(
-                still.is_empty(),
-                "[finding] `{op}` finished holding {still:?}"
-            );
-            let contended = m.threads[t as usize].contended;
-            Next::Done(OpOutcome {
-                op: op.clone(),
-                result,
-                contended,
-            })
-        }
-        Status::Wants(req) => {
+    if let StepOutcome::Finished(c) = out {
+        let still: Vec<Lock> = m.k.held_by(t).collect();
+        assert!(
+            still.is_empty(),
+            "[finding] `{}` finished holding {still:?}",
+            c.op
+        );
+        outs.push(OpOutcome {
+            op: c.op,
+            result: c.result,
+            contended: c.contended,
+        });
+    }
+    let mut next = if m.lanes[t as usize].stuck {
+        if let Status::Wants(req) = m.threads.status(t) {
             sh.journal.push(Entry::Wants(t, req));
-            if let Request::Lock(l) = req {
-                blocking_checks(&mut m, sh, t, l)
-            } else {
+        }
+        sh.journal.push(Entry::Stuck(t));
+        Next::Stuck
+    } else {
+        match m.threads.status(t) {
+            Status::Idle if m.lanes[t as usize].queue.is_empty() => Next::Finished,
+            Status::Idle => Next::Start,
+            Status::Wants(req) => {
+                sh.journal.push(Entry::Wants(t, req));
                 Next::Wants(req)
             }
+            Status::Done(_) => unreachable!("[driver internal bug] t{t} left done"),
         }
-        Status::Idle => unreachable!("[driver internal bug] thread {t} idle inside an operation"),
     };
+    if m.runnable().is_empty() && m.unfinished() {
+        let cycle = m.detect_deadlock().map(|v| v.detail);
+        sh.journal.push(Entry::Stall(t, cycle.clone()));
+        next = Next::Stalled(cycle);
+    }
     drop(m);
     for l in released {
         sh.cell(l).unlock();
@@ -471,85 +487,49 @@ fn step(sh: &Shared, t: Tid, op: &Op, starting: bool, answer: bool, held: &mut V
     next
 }
 
-/// Recursion and lock order for a blocking acquisition; the wait-for cycle it may close.
-fn blocking_checks(m: &mut ModelState, sh: &Shared, t: Tid, l: Lock) -> Next {
-    if m.k.holds(t, l) {
-        let op = m.threads[t as usize]
-            .op
-            .as_ref()
-            .map(|o| o.to_string())
-            .unwrap_or_default();
-        panic!(
-            "[finding] lock-recursion: t{t} `{op}` acquires {l} while already holding it\n{}",
-            sh.journal.render()
-        );
-    }
-    if let Some(v) = lockdep::order(&mut m.order, &m.k, t, l) {
-        m.record(v);
-    }
-    m.waits[t as usize] = Some(l);
-    if let Some(cycle) = m.wait_cycle(t) {
-        sh.journal.push(Entry::Cycle(t, cycle.clone()));
-        // Under loom the thread goes to sleep anyway: loom's own detector must report it.
-        #[cfg(not(loom))]
-        return Next::Deadlock(cycle);
-    }
-    Next::Wants(Request::Lock(l))
-}
-
-/// A thread: its operations one after another. Returns their outcomes, and the deadlock if this
-/// thread found one (std driver).
-fn run_thread(sh: &Shared, t: Tid, ops: &[Op]) -> (Vec<OpOutcome>, Option<String>) {
+/// A thread: its lane's operations one after another, each request carried out on the real
+/// mutexes. Returns their outcomes, and the stall if this thread's step found one.
+fn run_thread(sh: &Shared, t: Tid) -> (Vec<OpOutcome>, Option<Option<String>>) {
     let mut outs = Vec::new();
     let mut held: Vec<Lock> = Vec::new();
+    let mut real = RealTrylock::default();
+    let mut steps = 0u32;
     #[cfg(not(loom))]
     sh.gate.wait();
-    for op in ops {
-        let mut starting = true;
-        let mut answer = true;
-        let mut steps = 0u32;
-        loop {
-            steps += 1;
-            assert!(
-                steps <= STEPS_PER_OP_MAX,
-                "[finding] livelock: `{op}` took {STEPS_PER_OP_MAX} steps"
-            );
-            let next = step(sh, t, op, starting, answer, &mut held);
-            starting = false;
-            // Std driver: give the other threads a chance between steps (loom decides by itself).
-            #[cfg(not(loom))]
-            std::thread::yield_now();
-            match next {
-                Next::Done(o) => {
-                    outs.push(o);
-                    break;
+    loop {
+        steps += 1;
+        assert!(
+            steps <= STEPS_PER_OP_MAX,
+            "[core internal bug] t{t}: an operation took {STEPS_PER_OP_MAX} steps, but the core \
+             bounds every retry loop (RETRIES_MAX)"
+        );
+        let next = step(sh, t, &mut real, &mut held, &mut outs);
+        // Std driver: give the other threads a chance between steps (loom decides by itself).
+        #[cfg(not(loom))]
+        std::thread::yield_now();
+        match next {
+            Next::Start => steps = 0,
+            Next::Finished | Next::Stuck => return (outs, None),
+            Next::Stalled(cycle) => {
+                abort_all(sh);
+                return (outs, Some(cycle));
+            }
+            Next::Wants(Request::Lock(l)) => {
+                if sh.cell(l).lock(&sh.abort).is_err() {
+                    return (outs, None);
                 }
-                Next::Wants(Request::Lock(l)) => {
-                    if sh.cell(l).lock(&sh.abort).is_err() {
-                        return (outs, None);
-                    }
+                held.push(l);
+            }
+            Next::Wants(Request::TryLock(l)) => {
+                real.taken = !sh.cell(l).try_lock();
+                if !real.taken {
                     held.push(l);
-                    answer = true;
-                }
-                Next::Wants(Request::TryLock(l)) => {
-                    answer = sh.cell(l).try_lock();
-                    if answer {
-                        held.push(l);
-                    }
-                }
-                Next::Wants(Request::Sleep) => {
-                    msleep();
-                    answer = true;
-                }
-                Next::Wants(Request::Alloc(_) | Request::Build(_)) => answer = true,
-                Next::Deadlock(cycle) => {
-                    abort_all(sh);
-                    return (outs, Some(cycle));
                 }
             }
+            Next::Wants(Request::Sleep) => msleep(),
+            Next::Wants(Request::Alloc(_) | Request::Build(_)) => {}
         }
     }
-    (outs, None)
 }
 
 /// `msleep()`: let the other threads run first. loom's `yield_now` is exactly the core's contract
@@ -565,17 +545,12 @@ fn msleep() {
     std::thread::sleep(std::time::Duration::from_millis(1));
 }
 
-#[cfg(not(loom))]
+/// The run stalled: every thread blocked on a cell gives up.
 fn abort_all(sh: &Shared) {
     sh.abort.store(true, std::sync::atomic::Ordering::SeqCst);
     for c in &sh.cells {
         c.wake_all();
     }
-}
-
-#[cfg(loom)]
-fn abort_all(_sh: &Shared) {
-    unreachable!("[driver internal bug] the loom driver never aborts: loom reports deadlocks");
 }
 
 // ----- the observable state ------------------------------------------------------------------
@@ -601,6 +576,12 @@ pub fn verify(oracle: &Linearizer, e: &Execution, journal: &Journal) -> Verdict 
 
 // ----- the drivers of whole scenarios ------------------------------------------------------------
 
+/// The verdict on `e` ([`verify`]), or none when it stalled (a deadlock, or a thread stuck on a
+/// lock it holds: the run is over with operations unfinished, and its findings say why).
+pub fn judge(oracle: &Linearizer, e: &Execution, journal: &Journal) -> Option<Verdict> {
+    (!e.stalled).then(|| verify(oracle, e, journal))
+}
+
 /// The std driver: runs the scenario `iterations` times on real threads.
 #[cfg(not(loom))]
 pub fn run_std(s: &Scenario, proto: Protocol, iterations: usize) -> Result<Report, String> {
@@ -611,15 +592,8 @@ pub fn run_std(s: &Scenario, proto: Protocol, iterations: usize) -> Result<Repor
     let t0 = std::time::Instant::now();
     for _ in 0..iterations {
         let e = execute(&seq.seq.k, &seq.seq.order, &s.threads, &journal);
-        report.executions += 1;
-        if let Some(d) = e.deadlock {
-            report.deadlocks += 1;
-            report
-                .deadlock_example
-                .get_or_insert(format!("{d}\n{}", journal.render()));
-            continue;
-        }
-        report.verdicts.insert(verify(&oracle, &e, &journal));
+        let v = judge(&oracle, &e, &journal);
+        report.add(&e, v, || journal.render());
     }
     report.elapsed = t0.elapsed();
     Ok(report)
@@ -654,72 +628,29 @@ pub mod model {
         builder(preemptions).preemption_bound.unwrap_or(preemptions)
     }
 
-    /// Runs every interleaving (within `preemptions`) and verifies each execution; panics with
-    /// the failing interleaving on the first execution that does not verify.
+    /// Runs every interleaving (within `preemptions`) and verifies each execution that did not
+    /// stall; panics with the failing interleaving on the first execution that does not verify.
+    /// The executions that stalled (the core's stall rule, found by the driver: a deadlock, a
+    /// thread stuck on a lock it holds) are counted in the report with their findings. loom's
+    /// own deadlock detector fires only if the driver misses a stall (a driver bug).
     pub fn explore(s: &Scenario, proto: Protocol, preemptions: usize) -> Result<Report, String> {
         let seq = s.prepare(proto)?;
         let oracle = std::sync::Arc::new(linearizer(&seq, &s.threads));
         let start = std::sync::Arc::new((seq.seq.k.clone(), seq.seq.order.clone()));
         let threads = s.threads.clone();
         let journal = Journal::default();
-        let verdicts = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
-        let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let report = std::sync::Arc::new(std::sync::Mutex::new(Report::default()));
         let t0 = std::time::Instant::now();
         {
-            let (verdicts, executions, journal) =
-                (verdicts.clone(), executions.clone(), journal.clone());
+            let (report, journal) = (report.clone(), journal.clone());
             builder(preemptions).check(move || {
                 let e = execute(&start.0, &start.1, &threads, &journal);
-                let v = verify(&oracle, &e, &journal);
-                executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                verdicts.lock().unwrap().insert(v);
+                let v = judge(&oracle, &e, &journal);
+                report.lock().unwrap().add(&e, v, || journal.render());
             });
         }
-        let verdicts = std::mem::take(&mut *verdicts.lock().unwrap());
-        Ok(Report {
-            executions: executions.load(std::sync::atomic::Ordering::Relaxed),
-            verdicts,
-            elapsed: t0.elapsed(),
-            ..Report::default()
-        })
-    }
-
-    /// Runs the scenario under loom expecting loom to report a deadlock. Returns loom's message
-    /// and the interleaving (the journal of the deadlocked execution), or an error when loom
-    /// explored every interleaving without a deadlock.
-    ///
-    /// loom reports a deadlock by panicking out of the model. The driver shares its state through
-    /// `std::sync::Arc` (not loom's, whose destructor needs a running loom thread), so nothing
-    /// panics again while the panic unwinds and it can be caught here.
-    pub fn expect_deadlock(
-        s: &Scenario,
-        proto: Protocol,
-        preemptions: usize,
-    ) -> Result<(String, String), String> {
-        let seq = s.prepare(proto)?;
-        let oracle = linearizer(&seq, &s.threads);
-        let start = std::sync::Arc::new((seq.seq.k.clone(), seq.seq.order.clone(), oracle));
-        let threads = s.threads.clone();
-        let journal = Journal::default();
-        let j = journal.clone();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            builder(preemptions).check(move || {
-                let (k, order, oracle) = &*start;
-                // The executions before the deadlock must verify like any other.
-                let e = execute(k, order, &threads, &j);
-                verify(oracle, &e, &j);
-            })
-        }));
-        match r {
-            Ok(()) => Err("loom explored every interleaving and found no deadlock".into()),
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "<non-string panic>".into());
-                Ok((msg, journal.render()))
-            }
-        }
+        let mut r = std::mem::take(&mut *report.lock().unwrap());
+        r.elapsed = t0.elapsed();
+        Ok(r)
     }
 }

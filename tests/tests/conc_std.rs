@@ -5,6 +5,7 @@
 #![cfg(not(loom))]
 
 use ftsim_core::protocol::{Protocol, PRESETS};
+use ftsim_tests::cases::Scenario;
 use ftsim_tests::cases::{Expect, CASES};
 use ftsim_tests::conc::run_std;
 
@@ -89,4 +90,30 @@ fn blocking_peer_deadlock_is_detected_without_hanging() {
         }
     }
     panic!("5000 executions on real threads never deadlocked");
+}
+
+/// Lock recursion on real threads is the core's finding, not a panic: `merged`'s
+/// `ftrace_modify_direct_caller` registers its stub with the locking `register_ftrace_function`
+/// while holding `direct_mutex` (corpus/reproducers/readme-merged--lock-recursion.txt). The
+/// recursing thread is stuck holding `direct_mutex` (as `Sched` leaves it); the livepatch on the
+/// other thread either finishes first or waits for that lock forever. Either way the run stalls
+/// without a wait-for cycle, the driver ends it (no hang), and the stalled runs have
+/// `lock-recursion`, never `deadlock`.
+#[test]
+fn lock_recursion_is_a_finding_and_the_run_stalls() {
+    let s = Scenario::new(
+        1,
+        &["direct-register f0"],
+        &["direct-modify f0", "klp-enable f0"],
+    );
+    let r = run_std(&s, Protocol::preset("merged").unwrap(), 100).unwrap();
+    println!("{}", r.summary());
+    assert_eq!((r.stalls, r.deadlocks), (100, 0), "{}", r.summary());
+    assert!(
+        r.stall_findings.contains("lock-recursion"),
+        "{}",
+        r.summary()
+    );
+    assert!(!r.stall_findings.contains("deadlock"), "{}", r.summary());
+    assert!(r.verdicts.is_empty());
 }
