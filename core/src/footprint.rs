@@ -59,6 +59,7 @@ pub struct FootprintSink<'a> {
 
 impl FootprintSink<'_> {
     /// The part a field belongs to, or `None` when a failure may change it.
+    #[inline]
     fn part(f: Field) -> Option<usize> {
         use Field::*;
         Some(match f {
@@ -86,6 +87,7 @@ impl FootprintSink<'_> {
 
 /// An address as a failed operation may leave it: the current image of a trampoline whatever
 /// its serial (a rebuild into sharing mode changes the serial, not what runs), or a stale one.
+#[inline]
 fn canon(a: AddrView) -> u64 {
     match a.raw {
         Addr::Image { tr, .. } if a.current => addr_word(Addr::Image { tr, serial: 0 }),
@@ -101,11 +103,13 @@ impl Sink for FootprintSink<'_> {
     /// its module init or exit runs); locks, threads and counters are the executor's.
     const IGNORES: Fields =
         TOLERATED | fields(&[Field::ImageOrigStack, Field::Proto]) | EXECUTOR | COUNTERS;
+    #[inline]
     fn begin(&mut self, s: Section) {
         if let Section::Ops { owner, .. } = s {
             self.owner = owner;
         }
     }
+    #[inline]
     fn val(&mut self, f: Field, mut v: u64) {
         if f == Field::OpsFlags {
             self.enabled = v & fl::ENABLED as u64 != 0;
@@ -127,9 +131,11 @@ impl Sink for FootprintSink<'_> {
         }
         self.put(f, v);
     }
+    #[inline]
     fn len(&mut self, f: Field, n: usize) {
         self.put(f, n as u64);
     }
+    #[inline]
     fn site(&mut self, f: Field, site: CallSite, a: Option<AddrView>) {
         let w = match (site, a) {
             (CallSite::Direct(_), Some(a)) => canon(a),
@@ -138,6 +144,7 @@ impl Sink for FootprintSink<'_> {
         };
         self.put(f, w);
     }
+    #[inline]
     fn addr(&mut self, f: Field, a: Option<AddrView>) {
         let w = match (f, a) {
             (_, None) => u64::MAX,
@@ -146,9 +153,11 @@ impl Sink for FootprintSink<'_> {
         };
         self.put(f, w);
     }
+    #[inline]
     fn prog(&mut self, f: Field, p: ProgId) {
         self.put(f, p.0 as u64);
     }
+    #[inline]
     fn ips(&mut self, f: Field, pairs: &[(u16, u16)]) {
         // With `bpf_filter_reset` a trampoline's next registration resets its filter, so what
         // a failed registration leaves in the filter of its unregistered ops cannot matter.
@@ -162,11 +171,15 @@ impl Sink for FootprintSink<'_> {
             self.put(f, ip as u64 | (n as u64) << 16);
         }
     }
+    #[inline]
     fn ops_ref(&mut self, f: Field, id: Option<OpsId>) {
         self.put(f, id.map_or(u64::MAX, |x| x.0 as u64));
     }
+    #[inline]
     fn lock(&mut self, _l: Lock, _holder: Tid) {}
+    #[inline]
     fn hashed<T: std::hash::Hash>(&mut self, _f: Field, _v: &T) {}
+    #[inline]
     fn gen(&mut self, _gen: u64, _in_flight: bool) {}
 }
 
@@ -179,17 +192,29 @@ pub fn footprint(k: &Kernel) -> Footprint {
 
 /// Takes the footprint of a state into `fp`, reusing its buffers.
 pub fn footprint_into(k: &Kernel, fp: &mut Footprint) {
-    for p in &mut fp.parts {
-        p.clear();
+    walk_kernel(
+        k,
+        &Identity,
+        &mut Buf::default(),
+        &mut FootprintSink::new(k, fp),
+    );
+}
+
+impl<'a> FootprintSink<'a> {
+    /// The sink that takes the footprint of `k` into `fp` (cleared; its buffers reused) when
+    /// `k` is walked under the identity, alone or beside another sink ([`crate::walk::Tee`]).
+    pub fn new(k: &Kernel, fp: &'a mut Footprint) -> FootprintSink<'a> {
+        for p in &mut fp.parts {
+            p.clear();
+        }
+        FootprintSink {
+            fp,
+            direct_keeps_flags: k.proto.direct_keeps_flags,
+            bpf_filter_reset: k.proto.bpf_filter_reset,
+            owner: OpsOwner::Kprobe,
+            enabled: false,
+        }
     }
-    let mut sink = FootprintSink {
-        fp,
-        direct_keeps_flags: k.proto.direct_keeps_flags,
-        bpf_filter_reset: k.proto.bpf_filter_reset,
-        owner: OpsOwner::Kprobe,
-        enabled: false,
-    };
-    walk_kernel(k, &Identity, &mut Buf::default(), &mut sink);
 }
 
 impl Footprint {

@@ -599,6 +599,77 @@ fn walk_thread<S: Sink>(th: &Thread, sink: &mut S) {
     sink.val(Field::ThreadFaulted, *faulted as u64);
 }
 
+/// Two sinks fed by one walk: every field goes to `.0`, then to `.1`. What one walk costs, each
+/// sink still gets all of it (the fuzz harness's snapshot takes its words and the footprint
+/// this way). Both must agree on [`Sink::PER_FUNCTION`]; the tee ignores what both ignore.
+pub struct Tee<A, B>(pub A, pub B);
+
+impl<A: Sink, B: Sink> Sink for Tee<A, B> {
+    const IGNORES: Fields = A::IGNORES & B::IGNORES;
+    const PER_FUNCTION: bool = {
+        assert!(
+            A::PER_FUNCTION == B::PER_FUNCTION,
+            "a tee's sinks must agree on PER_FUNCTION"
+        );
+        A::PER_FUNCTION
+    };
+    #[inline]
+    fn begin(&mut self, s: Section) {
+        self.0.begin(s);
+        self.1.begin(s);
+    }
+    #[inline]
+    fn val(&mut self, f: Field, v: u64) {
+        self.0.val(f, v);
+        self.1.val(f, v);
+    }
+    #[inline]
+    fn len(&mut self, f: Field, n: usize) {
+        self.0.len(f, n);
+        self.1.len(f, n);
+    }
+    #[inline]
+    fn site(&mut self, f: Field, site: CallSite, a: Option<AddrView>) {
+        self.0.site(f, site, a);
+        self.1.site(f, site, a);
+    }
+    #[inline]
+    fn addr(&mut self, f: Field, a: Option<AddrView>) {
+        self.0.addr(f, a);
+        self.1.addr(f, a);
+    }
+    #[inline]
+    fn prog(&mut self, f: Field, p: ProgId) {
+        self.0.prog(f, p);
+        self.1.prog(f, p);
+    }
+    #[inline]
+    fn ips(&mut self, f: Field, pairs: &[(u16, u16)]) {
+        self.0.ips(f, pairs);
+        self.1.ips(f, pairs);
+    }
+    #[inline]
+    fn ops_ref(&mut self, f: Field, id: Option<OpsId>) {
+        self.0.ops_ref(f, id);
+        self.1.ops_ref(f, id);
+    }
+    #[inline]
+    fn lock(&mut self, l: Lock, holder: Tid) {
+        self.0.lock(l, holder);
+        self.1.lock(l, holder);
+    }
+    #[inline]
+    fn hashed<T: Hash>(&mut self, f: Field, v: &T) {
+        self.0.hashed(f, v);
+        self.1.hashed(f, v);
+    }
+    #[inline]
+    fn gen(&mut self, gen: u64, in_flight: bool) {
+        self.0.gen(gen, in_flight);
+        self.1.gen(gen, in_flight);
+    }
+}
+
 // ----- words ---------------------------------------------------------------------------------
 
 /// Where a word-producing sink puts its words: a hasher or a buffer.

@@ -21,7 +21,7 @@ use ftsim_core::step::{Input, Request, Status};
 use ftsim_core::walk::{has, EqScope, Field, Fields, Scope, Sink, COUNTERS};
 use ftsim_core::world::World;
 use ftsim_sim::explore::{Scratch, Symmetry};
-use ftsim_sim::harness::{snapshot_same, Checked};
+use ftsim_sim::harness::{snapshot_footprint, snapshot_same, Checked};
 use ftsim_tests::observable::{observable, Observable};
 
 fn world() -> World {
@@ -258,6 +258,8 @@ struct Projections {
     fingerprint: u128,
     key: u128,
     footprint: ftsim_core::footprint::Footprint,
+    /// The footprint as the fuzz harness takes it, beside its words in one walk (a tee).
+    snapshot_footprint: ftsim_core::footprint::Footprint,
     observable: String,
 }
 
@@ -267,6 +269,7 @@ fn project(s: &State, sym: &Symmetry) -> Projections {
         fingerprint: fingerprint(k, &s.th),
         key: sym.key(k, &s.th, &mut Scratch::default()),
         footprint: footprint(k),
+        snapshot_footprint: snapshot_footprint(k),
         observable: observable(k),
     }
 }
@@ -293,7 +296,7 @@ fn every_sink_sees_every_field_it_does_not_ignore() {
         let before = &projected[b];
         let after = project(&s, &sym);
         let k = &s.k;
-        let sinks: [(&str, Fields, bool); 7] = [
+        let sinks: [(&str, Fields, bool); 8] = [
             (
                 "fingerprint",
                 <Fp as Sink>::IGNORES,
@@ -308,6 +311,11 @@ fn every_sink_sees_every_field_it_does_not_ignore() {
                 "footprint",
                 <FootprintSink as Sink>::IGNORES,
                 before.footprint != after.footprint,
+            ),
+            (
+                "harness footprint",
+                <FootprintSink as Sink>::IGNORES,
+                before.snapshot_footprint != after.snapshot_footprint,
             ),
             (
                 "observable",

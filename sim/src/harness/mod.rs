@@ -36,8 +36,9 @@
 pub use arbitrary;
 
 use arbitrary::{Arbitrary, Unstructured};
-use ftsim_core::check::{check, footprint, footprint_into, Footprint};
+use ftsim_core::check::{check, Footprint};
 use ftsim_core::findings::Findings;
+use ftsim_core::footprint::FootprintSink;
 use ftsim_core::ids::{FnId, ModId, ProgKind, TracerId};
 use ftsim_core::kernel::Kernel;
 use ftsim_core::observe::{self, Call};
@@ -48,7 +49,8 @@ use ftsim_core::protocol::{Protocol, PRESETS};
 use ftsim_core::script::{Line, Script};
 use ftsim_core::seq::{Faults, OpResult, Sequential};
 use ftsim_core::walk::{
-    fields, walk_kernel, Buf, Compare, Exact, Field, Fields, Identity, Scope, COUNTERS, EXECUTOR,
+    fields, walk_kernel, Buf, Compare, Exact, Field, Fields, Identity, Scope, Tee, COUNTERS,
+    EXECUTOR,
 };
 use ftsim_core::world::World;
 use std::fmt;
@@ -550,7 +552,12 @@ pub fn run_ops(input: &OpsInput, cfg: &HarnessConfig) -> HarnessVerdict {
         Err(why) => return HarnessVerdict::Rejected(why),
     };
     let mut s = Sequential::new(&script.world, script.proto);
-    let mut snap = Snapshot::new(&s.k);
+    // The snapshot, and the footprint before a failed operation: buffers kept from one input
+    // to the next, so that a run allocates none of them once warm.
+    let (mut snap, mut before) = SNAPSHOT_BUFFERS
+        .with(|c| c.take())
+        .unwrap_or_else(|| (Snapshot::empty(), Footprint::default()));
+    snap.refresh(&s.k);
     let mut oracle = (!cfg.no_oracle).then(|| OracleCheck::new(&script));
     let mut findings = Findings::new();
     for i in 0..script.lines.len() {
@@ -558,12 +565,16 @@ pub fn run_ops(input: &OpsInput, cfg: &HarnessConfig) -> HarnessVerdict {
         let mut out = s.run(op, *faults);
         let changed = !out.stuck && (i == 0 || !snap.same(&s.k));
         if changed {
-            if out.result.is_err() {
+            let failed = out.result.is_err();
+            if failed {
+                std::mem::swap(&mut snap.foot, &mut before);
+            }
+            snap.refresh(&s.k);
+            if failed {
                 out.violations
-                    .extend(snap.foot.compare(&footprint(&s.k), &op.to_string()));
+                    .extend(before.compare(&snap.foot, &op.to_string()));
             }
             out.violations.extend(check(&s.k));
-            snap.refresh(&s.k);
         }
         let disagreement = match &mut oracle {
             Some(o) => o.compare(&s.k, changed, op, &out),
@@ -577,12 +588,19 @@ pub fn run_ops(input: &OpsInput, cfg: &HarnessConfig) -> HarnessVerdict {
             break;
         }
     }
+    SNAPSHOT_BUFFERS.with(|c| c.set(Some((snap, before))));
     HarnessVerdict::Ran(HarnessOutcome::new(script, findings))
 }
 
+thread_local! {
+    /// [`run_ops`]'s buffers between inputs (what they hold is overwritten before it is read).
+    static SNAPSHOT_BUFFERS: std::cell::Cell<Option<(Snapshot, Footprint)>> =
+        const { std::cell::Cell::new(None) };
+}
+
 /// The kernel state before an operation, as the words of the state walk over what `check` and
-/// `footprint` read ([`Checked`]), with its footprint; refreshed in place (no allocation once
-/// warm) only when an operation changed it.
+/// `footprint` read ([`Checked`]), with its footprint, both from one walk ([`Tee`]); refreshed
+/// in place (no allocation once warm) only when an operation changed it.
 struct Snapshot {
     words: Vec<u64>,
     foot: Footprint,
@@ -597,11 +615,15 @@ impl Scope for Checked {
 }
 
 impl Snapshot {
-    fn new(k: &Kernel) -> Snapshot {
-        let mut s = Snapshot {
+    fn empty() -> Snapshot {
+        Snapshot {
             words: Vec::new(),
             foot: Footprint::default(),
-        };
+        }
+    }
+
+    fn new(k: &Kernel) -> Snapshot {
+        let mut s = Snapshot::empty();
         s.refresh(k);
         s
     }
@@ -624,10 +646,18 @@ impl Snapshot {
             k,
             &Identity,
             &mut Buf::default(),
-            &mut Exact::<Checked, _>::new(&mut self.words),
+            &mut Tee(
+                Exact::<Checked, _>::new(&mut self.words),
+                FootprintSink::new(k, &mut self.foot),
+            ),
         );
-        footprint_into(k, &mut self.foot);
     }
+}
+
+/// The footprint the fuzz harness's snapshot takes of `k` (beside its words, in one walk; for
+/// the walk's coverage test).
+pub fn snapshot_footprint(k: &Kernel) -> Footprint {
+    Snapshot::new(k).foot
 }
 
 /// Whether `a` and `b` agree on what the fuzz harness's snapshot compares (for the walk's
