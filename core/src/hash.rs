@@ -13,9 +13,23 @@ use smallvec::SmallVec;
 pub const DEAD_IP: u16 = u16::MAX;
 
 /// A filter or notrace hash: a multiset of ips, kept as (ip, multiplicity) sorted by ip.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct IpHash {
     entries: SmallVec<[(u16, u16); 2]>,
+}
+
+/// A copy of the entries (`SmallVec::from_slice`, a memcpy for `Copy` items; the derived clone
+/// goes item by item through an iterator, and every explored transition clones every hash).
+impl Clone for IpHash {
+    fn clone(&self) -> IpHash {
+        IpHash {
+            entries: SmallVec::from_slice(&self.entries),
+        }
+    }
+    fn clone_from(&mut self, source: &IpHash) {
+        self.entries.clear();
+        self.entries.extend_from_slice(&source.entries);
+    }
 }
 
 impl IpHash {
@@ -137,9 +151,22 @@ pub struct DirectEntry {
 
 /// `direct_functions`: a multiset of (ip, address) entries. Within one ip the newest entry comes
 /// first (the kernel adds at the bucket head), and a lookup finds the first (SPEC §1).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct DirectHash {
     entries: SmallVec<[DirectEntry; 4]>,
+}
+
+/// A copy of the entries (a memcpy, as for [`IpHash`]).
+impl Clone for DirectHash {
+    fn clone(&self) -> DirectHash {
+        DirectHash {
+            entries: SmallVec::from_slice(&self.entries),
+        }
+    }
+    fn clone_from(&mut self, source: &DirectHash) {
+        self.entries.clear();
+        self.entries.extend_from_slice(&source.entries);
+    }
 }
 
 impl DirectHash {

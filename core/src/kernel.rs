@@ -97,7 +97,7 @@ pub struct TrampFlags {
 }
 
 /// A built trampoline image.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Image {
     pub serial: u32,
     pub call_orig: bool,
@@ -105,8 +105,27 @@ pub struct Image {
     pub progs: SmallVec<[ProgId; 2]>,
 }
 
+/// Field by field, the programs copied as a slice (`SmallVec::from_slice`, a memcpy; the derived
+/// clone goes item by item, and the explorer clones every trampoline at every transition).
+impl Clone for Image {
+    fn clone(&self) -> Image {
+        let Image {
+            serial,
+            call_orig,
+            orig_stack,
+            progs,
+        } = self;
+        Image {
+            serial: *serial,
+            call_orig: *call_orig,
+            orig_stack: *orig_stack,
+            progs: SmallVec::from_slice(progs),
+        }
+    }
+}
+
 /// A BPF trampoline for one function (SPEC §2).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Trampoline {
     /// Linked programs, oldest first.
     pub links: SmallVec<[(ProgKind, ProgId); 2]>,
@@ -116,6 +135,28 @@ pub struct Trampoline {
     pub cur_image: Option<Image>,
     pub selector: u32,
     pub next_serial: u32,
+}
+
+/// Field by field, the links copied as a slice (see [`Image`]'s clone).
+impl Clone for Trampoline {
+    fn clone(&self) -> Trampoline {
+        let Trampoline {
+            links,
+            flags,
+            indirect_call,
+            cur_image,
+            selector,
+            next_serial,
+        } = self;
+        Trampoline {
+            links: SmallVec::from_slice(links),
+            flags: *flags,
+            indirect_call: *indirect_call,
+            cur_image: cur_image.clone(),
+            selector: *selector,
+            next_serial: *next_serial,
+        }
+    }
 }
 
 /// Per-function owner bookkeeping.

@@ -131,10 +131,14 @@ impl LockOrder {
     fn path(&self, from: usize, to: usize) -> Option<Vec<usize>> {
         let mut prev = [usize::MAX; 7];
         let mut seen = [false; 7];
-        let mut queue = vec![from];
+        // Each class enters the queue at most once: a fixed array, no allocation (lockdep runs
+        // this at every acquisition that adds an edge).
+        let mut queue = [0usize; 7];
+        let mut len = 1;
+        queue[0] = from;
         seen[from] = true;
         let mut qi = 0;
-        while qi < queue.len() {
+        while qi < len {
             let x = queue[qi];
             qi += 1;
             if x == to {
@@ -151,11 +155,24 @@ impl LockOrder {
                 if self.edges[x][y] && !seen[y] {
                     seen[y] = true;
                     prev[y] = x;
-                    queue.push(y);
+                    queue[len] = y;
+                    len += 1;
                 }
             }
         }
         None
+    }
+
+    /// The recorded edges as a bit mask: edge a -> b at bit `7a + b`, `a` and `b` the classes'
+    /// positions in [`LockClass::ALL`] (a key for searches; no allocation, unlike [`LockOrder::edges`]).
+    pub fn mask(&self) -> u64 {
+        let mut m = 0u64;
+        for (a, row) in self.edges.iter().enumerate() {
+            for (b, &e) in row.iter().enumerate() {
+                m |= (e as u64) << (a * 7 + b);
+            }
+        }
+        m
     }
 
     /// Every recorded edge, for printing.

@@ -116,7 +116,7 @@ impl stateright::Model for Model {
     }
 
     fn next_state(&self, s: &State, i: usize) -> Option<State> {
-        SCRATCH.with(|sc| Some(State(self.space.step(&s.0, i, &mut sc.borrow_mut()).next)))
+        SCRATCH.with(|sc| Some(State(self.space.step(&s.0, i, &mut sc.borrow_mut()))))
     }
 
     fn properties(&self) -> Vec<stateright::Property<Self>> {

@@ -255,7 +255,7 @@ pub(super) fn expand_chunk<P: Space>(
     let mut have = found;
     for parent in chunk {
         let s = replay.state(space, links, *parent, &mut sc);
-        space.expand(s, &mut sc, &mut |e: Edge<P::State>| {
+        space.expand(s, &mut sc, &mut |e: Edge<'_, P::State>| {
             explored += 1;
             let first = firsts.len() as u32;
             let props = props_of(e.violations, &mut have, &mut firsts);
@@ -272,7 +272,7 @@ pub(super) fn expand_chunk<P: Space>(
                 }
                 return;
             }
-            let sprops = props_of(space.check(&e.next), &mut have, &mut firsts);
+            let sprops = props_of(space.check(e.next), &mut have, &mut firsts);
             recs.push(Rec {
                 parent: *parent,
                 label: e.label,
@@ -313,7 +313,7 @@ pub(super) fn expand_inline<P: Space>(
     let mut first = Vec::new();
     for parent in frontier {
         let s = replay.state(space, &search.links, *parent, &mut sc);
-        space.expand(s, &mut sc, &mut |e: Edge<P::State>| {
+        space.expand(s, &mut sc, &mut |e: Edge<'_, P::State>| {
             search.stats.explored += 1;
             first.clear();
             let mut have = search.found;
@@ -328,7 +328,7 @@ pub(super) fn expand_inline<P: Space>(
             search.stats.terminal += e.terminal as u64;
             first.clear();
             let mut have = search.found;
-            let sprops = props_of(space.check(&e.next), &mut have, &mut first);
+            let sprops = props_of(space.check(e.next), &mut have, &mut first);
             search.note(*parent, e.label, depth, sprops, &first, true);
             if keep && !e.terminal {
                 next.push(idx);

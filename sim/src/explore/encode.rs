@@ -19,6 +19,8 @@ pub struct Perm {
     pub(super) finv: [u16; FUNCTIONS_MAX as usize],
     pub(super) t: [u8; TRACERS_MAX as usize],
     pub(super) tinv: [u8; TRACERS_MAX as usize],
+    /// The renaming is the identity (kept by [`Perm::set_inverse`]; the walk asks per field).
+    pub(super) id: bool,
 }
 
 impl Perm {
@@ -34,6 +36,7 @@ impl Perm {
             finv: [0; FUNCTIONS_MAX as usize],
             t: [0; TRACERS_MAX as usize],
             tinv: [0; TRACERS_MAX as usize],
+            id: true,
         };
         for i in 0..functions {
             p.f[i] = i as u16;
@@ -55,7 +58,10 @@ impl Perm {
         p
     }
 
+    /// Sets the inverse and the identity flag from `f` and `t` (call after changing them).
     pub(super) fn set_inverse(&mut self) {
+        self.id = (0..self.n as usize).all(|i| self.f[i] == i as u16)
+            && (0..self.nt as usize).all(|i| self.t[i] == i as u8);
         for old in 0..self.n as usize {
             self.finv[self.f[old] as usize] = old as u16;
         }
@@ -65,8 +71,7 @@ impl Perm {
     }
 
     pub fn is_identity(&self) -> bool {
-        (0..self.n as usize).all(|i| self.f[i] == i as u16)
-            && (0..self.nt as usize).all(|i| self.t[i] == i as u8)
+        self.id
     }
 
     /// Old function ids, by new id.

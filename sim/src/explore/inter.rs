@@ -99,7 +99,7 @@ impl Space for InterSpace {
         )
     }
 
-    fn expand(&self, st: &Inter, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<Inter>)) {
+    fn expand(&self, st: &Inter, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<'_, Inter>)) {
         let n = st.s.lanes.len() as Tid;
         for t in 0..n {
             if st.s.threads.busy(t) && st.s.can_step(t) {
@@ -108,7 +108,7 @@ impl Space for InterSpace {
                 emit(Edge {
                     label: label_step(t),
                     key,
-                    next: c,
+                    next: &c,
                     terminal: false,
                     violations,
                 });
@@ -123,7 +123,7 @@ impl Space for InterSpace {
                     emit(Edge {
                         label: label_start(t, i),
                         key,
-                        next: c,
+                        next: &c,
                         terminal: false,
                         violations,
                     });

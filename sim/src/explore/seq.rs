@@ -3,6 +3,7 @@
 
 use ftsim_core::check::{check, footprint};
 use ftsim_core::kernel::Kernel;
+use ftsim_core::machine::Thread;
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
@@ -10,7 +11,7 @@ use ftsim_core::seq::{Faults, Sequential};
 use ftsim_core::world::World;
 
 use super::symmetry::combine;
-use super::{alphabet, order_mask, Edge, ExploreConfig, Scratch, Space, Symmetry, FAULT_INDEX_MAX};
+use super::{alphabet, Edge, ExploreConfig, Scratch, Space, Symmetry, FAULT_INDEX_MAX};
 
 /// The sequential space (see the module docs of [`super`]); public so that a benchmark can
 /// drive the same transitions from another checker.
@@ -123,31 +124,33 @@ impl SeqSpace {
         (0..self.alphabet.len()).filter(move |&i| !st.s.stuck && !self_loop(k, &self.alphabet[i]))
     }
 
-    /// The fault-free transition that runs operation `i` from `st`.
-    pub fn step(&self, st: &SeqState, i: usize, sc: &mut Scratch) -> Edge<SeqState> {
-        let mut edge = None;
-        self.transition(st, i, Faults::NONE, sc, &mut |e| edge = Some(e));
-        edge.expect("[explore internal bug] a fault-free transition emits its edge")
+    /// The fault-free transition that runs operation `i` from `st`: the state it leads to.
+    pub fn step(&self, st: &SeqState, i: usize, sc: &mut Scratch) -> SeqState {
+        let mut next = st.clone();
+        self.transition(st, i, Faults::NONE, sc, &mut next)
+            .expect("[explore internal bug] a fault-free transition emits its edge");
+        next
     }
 
     fn key_of(&self, s: &Sequential, mask: u64, sc: &mut Scratch) -> u128 {
         combine(self.sym.key(&s.k, s.threads(), sc), &[mask, s.stuck as u64])
     }
 
-    /// Runs operation `i` with `faults` from `st` and emits the edge. With a fault: false (and
-    /// nothing emitted) when the operation never reached the faulted decision.
+    /// Runs operation `i` with `faults` from `st` in `c`, which holds a copy of `st` (see
+    /// [`copy_state`]), and returns the transition's violations and whether it is terminal. With
+    /// a fault: `None` when the operation never reached the faulted decision (`c` is then left
+    /// changed).
     fn transition(
         &self,
         st: &SeqState,
         i: usize,
         faults: Faults,
         sc: &mut Scratch,
-        emit: &mut dyn FnMut(Edge<SeqState>),
-    ) -> bool {
+        c: &mut SeqState,
+    ) -> Option<(Vec<Violation>, bool)> {
         let s = &st.s;
         let op = &self.alphabet[i];
-        let mut c = s.clone();
-        let out = c.run(op, faults);
+        let out = c.s.run(op, faults);
         if !faults.is_none() {
             let hit = if faults.trylocks != 0 {
                 out.contended
@@ -155,34 +158,127 @@ impl SeqSpace {
                 out.faulted
             };
             if !hit {
-                return false;
+                return None;
             }
         }
         let mut violations = out.violations;
-        let mask = order_mask(&c.order);
+        let mask = c.s.order.mask();
         // A failed operation that left the kernel as it was (a refusal) leads back to this
         // state, and has an unchanged atomicity footprint; otherwise the footprint is compared
         // as `Sequential::apply` does.
-        let unchanged = !out.stuck && out.result.is_err() && c.k == s.k && c.th == s.th;
+        let unchanged = !out.stuck && out.result.is_err() && c.s.k == s.k && c.s.th == s.th;
         if !out.stuck && out.result.is_err() && !unchanged {
-            if let Some(v) = footprint(&s.k).compare(&footprint(&c.k), &op.to_string()) {
+            if let Some(v) = footprint(&s.k).compare(&footprint(&c.s.k), &op.to_string()) {
                 violations.push(v);
             }
         }
-        let key = if unchanged && mask == st.mask {
+        c.key = if unchanged && mask == st.mask {
             st.key
         } else {
-            self.key_of(&c, mask, sc)
+            self.key_of(&c.s, mask, sc)
+        };
+        c.mask = mask;
+        Some((violations, out.stuck))
+    }
+
+    /// Runs operation `i` with `faults` from `st` in the buffer `c` and emits the edge; false
+    /// (and nothing emitted) as [`SeqSpace::transition`] says.
+    fn emit_transition(
+        &self,
+        st: &SeqState,
+        i: usize,
+        faults: Faults,
+        sc: &mut Scratch,
+        c: &mut SeqState,
+        emit: &mut dyn FnMut(Edge<'_, SeqState>),
+    ) -> bool {
+        copy_state(c, st);
+        let Some((violations, terminal)) = self.transition(st, i, faults, sc, c) else {
+            return false;
         };
         emit(Edge {
             label: seq_label(i, faults),
-            key,
-            terminal: out.stuck,
-            next: SeqState { s: c, key, mask },
+            key: c.key,
+            terminal,
+            next: c,
             violations,
         });
         true
     }
+}
+
+/// `dst = src.clone()`, reusing `dst`'s allocations (a transition is run in one buffer per
+/// expanded state). Every field is named, so a new field of the state cannot be forgotten.
+fn copy_state(dst: &mut SeqState, src: &SeqState) {
+    let SeqState { s, key, mask } = src;
+    let Sequential {
+        k,
+        th,
+        order,
+        check_atomicity,
+        stuck,
+    } = s;
+    let Kernel {
+        proto,
+        info,
+        fns,
+        ops,
+        ops_list,
+        direct_functions,
+        modules,
+        tracers,
+        kprobe_ftrace_enabled,
+        locks,
+        gen,
+        next_prog,
+        next_sample,
+        violations,
+        dirty,
+        trace,
+    } = k;
+    let d = &mut dst.s.k;
+    d.proto = *proto;
+    if !std::sync::Arc::ptr_eq(&d.info, info) {
+        d.info = info.clone();
+    }
+    d.fns.clone_from(fns);
+    d.ops.clone_from(ops);
+    d.ops_list.clone_from(ops_list);
+    d.direct_functions.clone_from(direct_functions);
+    d.modules.clone_from(modules);
+    d.tracers.clone_from(tracers);
+    d.kprobe_ftrace_enabled = *kprobe_ftrace_enabled;
+    d.locks.clone_from(locks);
+    d.gen = *gen;
+    d.next_prog = *next_prog;
+    d.next_sample = *next_sample;
+    d.violations.clone_from(violations);
+    d.dirty.clone_from(dirty);
+    d.trace.clone_from(trace);
+    // The thread field by field: its stack keeps its allocation (empty at quiescence, the
+    // next operation's frames go there; `Thread::start` keeps it too).
+    let Thread {
+        stack,
+        pending,
+        input,
+        op,
+        contended,
+        faulted,
+        stuck: th_stuck,
+    } = th;
+    let t = &mut dst.s.th;
+    t.stack.clone_from(stack);
+    t.pending = *pending;
+    t.input.clone_from(input);
+    t.op.clone_from(op);
+    t.contended = *contended;
+    t.faulted = *faulted;
+    t.stuck = *th_stuck;
+    dst.s.order.clone_from(order);
+    dst.s.check_atomicity = *check_atomicity;
+    dst.s.stuck = *stuck;
+    dst.key = *key;
+    dst.mask = *mask;
 }
 
 impl Space for SeqSpace {
@@ -191,7 +287,7 @@ impl Space for SeqSpace {
     fn root(&self) -> SeqState {
         let mut s = Sequential::new(&self.world, self.proto);
         s.check_atomicity = false;
-        let mask = order_mask(&s.order);
+        let mask = s.order.mask();
         let key = self.key_of(&s, mask, &mut Scratch::default());
         SeqState { s, key, mask }
     }
@@ -200,18 +296,20 @@ impl Space for SeqSpace {
         s.key
     }
 
-    fn expand(&self, st: &SeqState, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<SeqState>)) {
+    fn expand(&self, st: &SeqState, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<'_, SeqState>)) {
         let s = &st.s;
         if s.stuck {
             return;
         }
+        // Every successor is built in this one buffer.
+        let mut c = st.clone();
         for (i, op) in self.alphabet.iter().enumerate() {
             if self_loop(&s.k, op) {
                 sc.skipped += 1;
                 if self.verify_skips {
                     let mut c = s.clone();
                     let out = c.run(op, Faults::NONE);
-                    let mask = order_mask(&c.order);
+                    let mask = c.order.mask();
                     assert!(
                         out.result.is_err()
                             && out.violations.is_empty()
@@ -226,7 +324,7 @@ impl Space for SeqSpace {
                 }
                 continue;
             }
-            self.transition(st, i, Faults::NONE, sc, emit);
+            self.emit_transition(st, i, Faults::NONE, sc, &mut c, emit);
             if !self.faults {
                 continue;
             }
@@ -234,7 +332,7 @@ impl Space for SeqSpace {
             for kind in 0..3 {
                 for idx in 0..FAULT_INDEX_MAX {
                     let f = fault(kind, idx);
-                    if !self.transition(st, i, f, sc, emit) {
+                    if !self.emit_transition(st, i, f, sc, &mut c, emit) {
                         break;
                     }
                 }
@@ -244,9 +342,10 @@ impl Space for SeqSpace {
 
     fn replay(&self, st: &SeqState, label: u32, sc: &mut Scratch) -> SeqState {
         let (i, faults) = seq_label_parts(label);
-        let mut next = None;
-        self.transition(st, i, faults, sc, &mut |e| next = Some(e.next));
-        next.expect("[explore internal bug] a replayed transition emits no edge")
+        let mut next = st.clone();
+        self.transition(st, i, faults, sc, &mut next)
+            .expect("[explore internal bug] a replayed transition emits no edge");
+        next
     }
 
     fn check(&self, s: &SeqState) -> Vec<Violation> {

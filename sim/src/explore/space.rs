@@ -65,11 +65,12 @@ pub fn alphabet(world: &World, proto: &Protocol) -> Vec<Op> {
     v
 }
 
-/// One successor.
-pub struct Edge<S> {
+/// One successor. The state is lent: a space may build every successor in one reused buffer
+/// (the engine only checks a new state and forgets it; [`Space::replay`] gives states to keep).
+pub struct Edge<'a, S> {
     pub label: u32,
     pub key: u128,
-    pub next: S,
+    pub next: &'a S,
     /// No successor may be taken from it.
     pub terminal: bool,
     pub violations: Vec<Violation>,
@@ -80,7 +81,12 @@ pub trait Space: Sync {
     fn root(&self) -> Self::State;
     fn key(&self, s: &Self::State, sc: &mut Scratch) -> u128;
     /// The successors of `s`, in a fixed order.
-    fn expand(&self, s: &Self::State, sc: &mut Scratch, emit: &mut dyn FnMut(Edge<Self::State>));
+    fn expand(
+        &self,
+        s: &Self::State,
+        sc: &mut Scratch,
+        emit: &mut dyn FnMut(Edge<'_, Self::State>),
+    );
     /// The state the transition `label` of [`Space::expand`] leads to from `s`, computed again
     /// (the breadth-first engine keeps no states in its frontier; it replays their paths).
     fn replay(&self, s: &Self::State, label: u32, sc: &mut Scratch) -> Self::State;

@@ -6,7 +6,7 @@ use ftsim_core::fingerprint::StableHasher;
 use ftsim_core::hash::DEAD_IP;
 use ftsim_core::ids::{Addr, FnId, OpsId, OpsOwner, TracerId};
 use ftsim_core::kernel::{CallSite, FnState, Kernel, Ops, TracerState};
-use ftsim_core::locks::{LockClass, LockOrder};
+use ftsim_core::locks::LockOrder;
 use ftsim_core::machine::Thread;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::world::World;
@@ -485,10 +485,7 @@ pub(super) fn permutations(n: usize) -> Vec<Vec<u8>> {
 
 /// The lockdep order graph as a bit mask (edge a -> b at bit 7a + b).
 pub fn order_mask(o: &LockOrder) -> u64 {
-    let idx = |c: LockClass| LockClass::ALL.iter().position(|x| *x == c).unwrap() as u64;
-    o.edges()
-        .into_iter()
-        .fold(0, |m, (a, b)| m | 1 << (idx(a) * 7 + idx(b)))
+    o.mask()
 }
 
 pub(super) fn combine(fp: u128, extra: &[u64]) -> u128 {
