@@ -18,17 +18,30 @@ pub struct IpHash {
     entries: SmallVec<[(u16, u16); 2]>,
 }
 
-/// A copy of the entries (`SmallVec::from_slice`, a memcpy for `Copy` items; the derived clone
-/// goes item by item through an iterator, and every explored transition clones every hash).
+/// A copy of a small vector of plain items: inline ones rebuilt from a whole buffer (no call to
+/// `memcpy` for a length known only at run time), spilled ones by `from_slice`. The derived
+/// clone goes item by item through an iterator, and the explorer clones every hash and
+/// trampoline of the state at every transition.
+#[inline]
+pub(crate) fn copy_small<T: Copy, const N: usize>(v: &SmallVec<[T; N]>) -> SmallVec<[T; N]> {
+    match v.first() {
+        None => SmallVec::new(),
+        Some(&x) if v.len() <= N => {
+            let mut buf = [x; N];
+            for (d, s) in buf.iter_mut().zip(v.iter()) {
+                *d = *s;
+            }
+            SmallVec::from_buf_and_len(buf, v.len())
+        }
+        Some(_) => SmallVec::from_slice(v),
+    }
+}
+
 impl Clone for IpHash {
     fn clone(&self) -> IpHash {
         IpHash {
-            entries: SmallVec::from_slice(&self.entries),
+            entries: copy_small(&self.entries),
         }
-    }
-    fn clone_from(&mut self, source: &IpHash) {
-        self.entries.clear();
-        self.entries.extend_from_slice(&source.entries);
     }
 }
 
@@ -156,16 +169,11 @@ pub struct DirectHash {
     entries: SmallVec<[DirectEntry; 4]>,
 }
 
-/// A copy of the entries (a memcpy, as for [`IpHash`]).
 impl Clone for DirectHash {
     fn clone(&self) -> DirectHash {
         DirectHash {
-            entries: SmallVec::from_slice(&self.entries),
+            entries: copy_small(&self.entries),
         }
-    }
-    fn clone_from(&mut self, source: &DirectHash) {
-        self.entries.clear();
-        self.entries.extend_from_slice(&source.entries);
     }
 }
 

@@ -7,7 +7,7 @@
 //! entry points that call them live in [`crate::ftrace`], [`crate::direct`] and [`crate::owners`].
 
 use crate::errno::Errno;
-use crate::hash::{DirectHash, IpHash};
+use crate::hash::{copy_small, DirectHash, IpHash};
 pub use crate::ids::CallSite;
 use crate::ids::{Addr, FnId, ModId, OpsId, OpsLayout, OpsOwner, ProgId, ProgKind, Tid};
 use crate::locks::Lock;
@@ -105,8 +105,7 @@ pub struct Image {
     pub progs: SmallVec<[ProgId; 2]>,
 }
 
-/// Field by field, the programs copied as a slice (`SmallVec::from_slice`, a memcpy; the derived
-/// clone goes item by item, and the explorer clones every trampoline at every transition).
+/// Field by field, the programs by [`copy_small`] (the derived clone goes item by item).
 impl Clone for Image {
     fn clone(&self) -> Image {
         let Image {
@@ -119,7 +118,7 @@ impl Clone for Image {
             serial: *serial,
             call_orig: *call_orig,
             orig_stack: *orig_stack,
-            progs: SmallVec::from_slice(progs),
+            progs: copy_small(progs),
         }
     }
 }
@@ -137,7 +136,7 @@ pub struct Trampoline {
     pub next_serial: u32,
 }
 
-/// Field by field, the links copied as a slice (see [`Image`]'s clone).
+/// Field by field, the links by [`copy_small`] (see [`Image`]'s clone).
 impl Clone for Trampoline {
     fn clone(&self) -> Trampoline {
         let Trampoline {
@@ -149,7 +148,7 @@ impl Clone for Trampoline {
             next_serial,
         } = self;
         Trampoline {
-            links: SmallVec::from_slice(links),
+            links: copy_small(links),
             flags: *flags,
             indirect_call: *indirect_call,
             cur_image: cur_image.clone(),
