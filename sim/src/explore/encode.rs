@@ -152,6 +152,12 @@ pub struct Scratch {
     pub keys: u64,
     /// Transitions skipped as owner-level refusals (self-loops).
     pub skipped: u64,
+    /// The atomicity footprints of the state being expanded (taken at its first failed
+    /// operation that changed the state, when `fp_parent_valid`; every entry point of the
+    /// sequential space resets it) and of a successor.
+    pub(super) fp_parent: ftsim_core::check::Footprint,
+    pub(super) fp_parent_valid: bool,
+    pub(super) fp_child: ftsim_core::check::Footprint,
 }
 
 /// The words the core fingerprint hashes for π(k) with `threads`, in order: the core's

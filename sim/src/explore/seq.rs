@@ -1,7 +1,7 @@
 //! The sequential space: a state is the [`Sequential`] driver at quiescence plus its lockdep
 //! order graph; a transition runs one operation of the alphabet (with at most one fault).
 
-use ftsim_core::check::{check, footprint};
+use ftsim_core::check::{check, footprint_into};
 use ftsim_core::kernel::Kernel;
 use ftsim_core::machine::Thread;
 use ftsim_core::op::Op;
@@ -126,6 +126,7 @@ impl SeqSpace {
 
     /// The fault-free transition that runs operation `i` from `st`: the state it leads to.
     pub fn step(&self, st: &SeqState, i: usize, sc: &mut Scratch) -> SeqState {
+        sc.fp_parent_valid = false;
         let mut next = st.clone();
         self.transition(st, i, Faults::NONE, sc, &mut next)
             .expect("[explore internal bug] a fault-free transition emits its edge");
@@ -168,8 +169,16 @@ impl SeqSpace {
         // as `Sequential::apply` does.
         let unchanged = !out.stuck && out.result.is_err() && c.s.k == s.k && c.s.th == s.th;
         if !out.stuck && out.result.is_err() && !unchanged {
-            if let Some(v) = footprint(&s.k).compare(&footprint(&c.s.k), &op.to_string()) {
-                violations.push(v);
+            // The parent's footprint once per expansion, the successor's in a reused buffer.
+            if !sc.fp_parent_valid {
+                footprint_into(&s.k, &mut sc.fp_parent);
+                sc.fp_parent_valid = true;
+            }
+            footprint_into(&c.s.k, &mut sc.fp_child);
+            if sc.fp_parent != sc.fp_child {
+                if let Some(v) = sc.fp_parent.compare(&sc.fp_child, &op.to_string()) {
+                    violations.push(v);
+                }
             }
         }
         c.key = if unchanged && mask == st.mask {
@@ -303,6 +312,7 @@ impl Space for SeqSpace {
         }
         // Every successor is built in this one buffer.
         let mut c = st.clone();
+        sc.fp_parent_valid = false;
         for (i, op) in self.alphabet.iter().enumerate() {
             if self_loop(&s.k, op) {
                 sc.skipped += 1;
@@ -342,6 +352,7 @@ impl Space for SeqSpace {
 
     fn replay(&self, st: &SeqState, label: u32, sc: &mut Scratch) -> SeqState {
         let (i, faults) = seq_label_parts(label);
+        sc.fp_parent_valid = false;
         let mut next = st.clone();
         self.transition(st, i, faults, sc, &mut next)
             .expect("[explore internal bug] a replayed transition emits no edge");
