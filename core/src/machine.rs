@@ -33,13 +33,23 @@ pub struct Thread {
 }
 
 impl Thread {
+    /// An idle thread, as `Thread::default()`, that keeps its stack's allocation (the
+    /// explorer runs every transition in one buffer: its frames need no allocation).
+    fn reset(&mut self) {
+        let stack = std::mem::take(&mut self.stack);
+        *self = Thread {
+            stack,
+            ..Thread::default()
+        };
+    }
+
     /// Starts owner-level operation `op` on this thread, idle, as thread `t` of kernel `k`.
     pub fn start(&mut self, k: &mut Kernel, t: Tid, op: Op) {
         assert!(
             self.stack.is_empty(),
             "[core internal bug] thread {t} is busy"
         );
-        *self = Thread::default();
+        self.reset();
         self.stack.push(crate::owners::frame_for(&op));
         self.op = Some(op.clone());
         self.input = Some(Input::Start);
@@ -52,7 +62,7 @@ impl Thread {
             self.stack.is_empty(),
             "[core internal bug] starting a frame on a busy thread"
         );
-        *self = Thread::default();
+        self.reset();
         self.stack.push(frame);
         self.input = Some(Input::Start);
     }
