@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash kernel/setup.sh all
-cargo build --release -q -p ftsim-sim
+cargo build --release -q -p ftsim-cli
 code=0
 for k in 6.1 6.12; do
     echo "--- kernel $k"

@@ -1,7 +1,7 @@
 //! Exhaustive exploration: exact state counts pinned per preset (a change in the model shows up
 //! here as a diff), the shortest counterexamples, the symmetry reduction checked against a plain
-//! search and against the model itself, independence from the number of threads, and the
-//! command line.
+//! search and against the model itself, independence from the number of threads (`ftsim
+//! explore`'s command line is tested with the binary, in `cli/tests/cli.rs`).
 
 use ftsim_core::fingerprint::fingerprint;
 use ftsim_core::machine::Threads;
@@ -19,7 +19,6 @@ use ftsim_sim::sweep::Target;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeSet, HashSet};
-use std::process::Command;
 
 fn target(name: &str) -> Target {
     Target {
@@ -473,71 +472,4 @@ fn the_alphabet_is_documented_and_complete() {
     }
     let a = alphabet(&w, &Protocol::FIXES_2025);
     assert!(a.iter().all(|o| !matches!(o, Op::DirectRegister(_))));
-}
-
-fn ftsim(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ftsim"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-#[test]
-fn command_line() {
-    let (c, _, e) = ftsim(&["explore", "--depth", "0"]);
-    assert_eq!(c, 2, "{e}");
-    assert!(e.contains("--depth"), "{e}");
-    let (c, _, e) = ftsim(&["explore", "--depth", "2", "--functions", "99"]);
-    assert_eq!(c, 2);
-    assert!(e.contains("--functions"), "{e}");
-    let (c, _, e) = ftsim(&["explore", "--depth", "2", "--protocol", "nope"]);
-    assert_eq!(c, 2);
-    assert!(e.contains("unknown protocol"), "{e}");
-    // A clean bound exits 0.
-    let (c, out, _) = ftsim(&["explore", "--protocol", "fixes-2025", "--depth", "1"]);
-    assert_eq!(c, 0, "{out}");
-    assert!(out.contains("distinct"), "{out}");
-    // Findings exit 1; JSON lines end with a summary; written counterexamples replay.
-    let dir = std::env::temp_dir().join(format!("ftsim-explore-{}", std::process::id()));
-    let (c, out, e) = ftsim(&[
-        "explore",
-        "--protocol",
-        "merged",
-        "--depth",
-        "3",
-        "--functions",
-        "1",
-        "--tracers",
-        "0",
-        "--json",
-        "-o",
-        dir.to_str().unwrap(),
-    ]);
-    assert_eq!(c, 1, "{e}");
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let last = lines.last().unwrap();
-    assert_eq!(last["kind"], "summary");
-    assert!(last["distinct"].as_u64().unwrap() > 0);
-    let f = lines
-        .iter()
-        .find(|l| l["property"] == "ipmodify-honoured")
-        .unwrap();
-    assert_eq!(f["depth"], 3);
-    assert_eq!(f["reproduces"], true);
-    let file = f["file"].as_str().unwrap();
-    let (c, out, _) = ftsim(&["replay", file]);
-    assert_eq!(c, 1);
-    assert!(
-        out.contains("expected ipmodify-honoured: reproduced"),
-        "{out}"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }

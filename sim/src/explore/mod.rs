@@ -107,7 +107,7 @@
 //! [`Edge`] and the [`alphabet`]; `seq` and `inter` are the two spaces; `encode` the renamed
 //! fingerprint ([`encode`], [`Perm`], [`hash128`]); `symmetry` the canonical key ([`Symmetry`]);
 //! `parts` the key from per-function parts; `os` the `/proc` probes. The `ftsim explore` command line and printing are the binary's
-//! (`src/bin/ftsim/explore_cmd.rs`).
+//! (`cli/src/bin/ftsim/explore_cmd.rs`).
 //!
 //! [`Sequential`]: ftsim_core::seq::Sequential
 //! [`Sequential::apply`]: ftsim_core::seq::Sequential::apply

@@ -1,11 +1,11 @@
 //! The evidence: what `build` runs (the sweep, the exhaustive searches, the committed
 //! reproducers) and the cells of protocol × property it collects.
 
-use crate::explore;
-use crate::sweep::{self, SeedSet, Target};
 use ftsim_core::property::{Property, Violation};
 use ftsim_core::script::Script;
 use ftsim_core::world::World;
+use ftsim_sim::explore;
+use ftsim_sim::sweep::{self, SeedSet, Target};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,8 @@
 //! The `ftsim report` command: its arguments and running it.
 
 use crate::cli::{self, UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL};
+use ftsim_cli::report::{build, not_replaying, write, ReportConfig, Source, REPORT_SEEDS};
 use ftsim_sim::explore;
-use ftsim_sim::report::{build, not_replaying, write, ReportConfig, Source, REPORT_SEEDS};
 use ftsim_sim::sim::{EVENTS_DEFAULT, EVENTS_MAX};
 use ftsim_sim::sweep::{SeedSet, Target};
 use std::path::PathBuf;

@@ -1,9 +1,9 @@
 //! What the HTML page and the Markdown share: escaping, file stems, cell and source texts.
 
 use super::{CellReport, FindingsReport};
-use crate::sweep::Target;
 use ftsim_core::property::Property;
 use ftsim_core::script::Script;
+use ftsim_sim::sweep::Target;
 
 /// Escapes text for XML (and HTML).
 pub fn esc(s: &str) -> String {

@@ -3,10 +3,10 @@
 //! findings), every matrix cell links to a finding with a reproducer that replays, and the
 //! command writes its files.
 
+use ftsim_cli::report::{self, esc, timeline_svg, ReportConfig};
 use ftsim_core::property::Property;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::script::Script;
-use ftsim_sim::report::{self, esc, timeline_svg, ReportConfig};
 use ftsim_sim::sweep::{SeedSet, Target};
 use std::path::PathBuf;
 use std::process::Command;

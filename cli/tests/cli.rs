@@ -1,5 +1,6 @@
 //! The command line: exit codes 0/1/2, errors that name the problem, JSON lines with the
-//! documented keys, and a printed replay command that reproduces its finding.
+//! documented keys, a printed replay command that reproduces its finding, and `ftsim explore`'s
+//! arguments, exit codes and written counterexamples.
 
 use std::process::Command;
 
@@ -354,4 +355,59 @@ fn replay_applies_set_to_a_reproducer_file() {
     let (code, _, err) = ftsim(&["replay", file, "--set", "no_such_switch=1"]);
     assert_eq!(code, 2);
     assert!(err.contains("unknown switch `no_such_switch`"), "{err}");
+}
+
+#[test]
+fn explore_command_line() {
+    let (c, _, e) = ftsim(&["explore", "--depth", "0"]);
+    assert_eq!(c, 2, "{e}");
+    assert!(e.contains("--depth"), "{e}");
+    let (c, _, e) = ftsim(&["explore", "--depth", "2", "--functions", "99"]);
+    assert_eq!(c, 2);
+    assert!(e.contains("--functions"), "{e}");
+    let (c, _, e) = ftsim(&["explore", "--depth", "2", "--protocol", "nope"]);
+    assert_eq!(c, 2);
+    assert!(e.contains("unknown protocol"), "{e}");
+    // A clean bound exits 0.
+    let (c, out, _) = ftsim(&["explore", "--protocol", "fixes-2025", "--depth", "1"]);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("distinct"), "{out}");
+    // Findings exit 1; JSON lines end with a summary; written counterexamples replay.
+    let dir = std::env::temp_dir().join(format!("ftsim-explore-{}", std::process::id()));
+    let (c, out, e) = ftsim(&[
+        "explore",
+        "--protocol",
+        "merged",
+        "--depth",
+        "3",
+        "--functions",
+        "1",
+        "--tracers",
+        "0",
+        "--json",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(c, 1, "{e}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["kind"], "summary");
+    assert!(last["distinct"].as_u64().unwrap() > 0);
+    let f = lines
+        .iter()
+        .find(|l| l["property"] == "ipmodify-honoured")
+        .unwrap();
+    assert_eq!(f["depth"], 3);
+    assert_eq!(f["reproduces"], true);
+    let file = f["file"].as_str().unwrap();
+    let (c, out, _) = ftsim(&["replay", file]);
+    assert_eq!(c, 1);
+    assert!(
+        out.contains("expected ipmodify-honoured: reproduced"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
