@@ -411,3 +411,25 @@ fn explore_command_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The scripts and README build and run the binary from this package: every `cargo build
+/// --release` of `.ci/run` and `kernel/smoke.sh` (which then run `target/release/ftsim`) and
+/// every `cargo run --release` of README names `-p ftsim-cli` (a script still building
+/// `ftsim-sim` would build no binary, and run a stale one or none).
+#[test]
+fn scripts_build_the_binary_from_this_package() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let this = format!("-p {}", env!("CARGO_PKG_NAME"));
+    for (file, cmd) in [
+        (".ci/run", "cargo build --release"),
+        ("kernel/smoke.sh", "cargo build --release"),
+        ("README.md", "cargo run --release"),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(cmd)).collect();
+        assert!(!lines.is_empty(), "{file}: no `{cmd}` line");
+        for l in lines {
+            assert!(l.contains(&this), "{file}: `{l}` does not name `{this}`");
+        }
+    }
+}
