@@ -84,9 +84,11 @@
 //!
 //! # Cost
 //!
-//! A transition clones the driver (about 0.3 µs on a 3-function world), runs one operation
-//! (about 0.45 µs) and computes the symmetric key (about 0.35 µs: signatures, the candidate
-//! renamings' encodings, one 128-bit hash); each new state is also checked (about 0.2 µs).
+//! A transition copies the driver into a buffer reused for every successor of the state being
+//! expanded (no allocation: the successor is only lent to the engine, [`Edge`]), runs one
+//! operation and computes the symmetric key (signatures, the candidate renamings' encodings,
+//! one 128-bit hash); each new state is also checked. By instructions (callgrind, 3 functions,
+//! depth 4, symmetry on): the operation about 37%, the key 35%, the copy 10%, the check 8%.
 //! Operations the owner refuses without effect are predicted and skipped (self-loops), and a
 //! refusal that leaves the kernel unchanged reuses its parent's key. The deduplication store
 //! keeps a 64-bit fingerprint of the key in a hash set and a parent link per distinct state
