@@ -20,9 +20,13 @@
 //!   (6.12 `kernel/locking/mutex.c:609-639`). The two points differ only for a thread that never
 //!   gets its lock, the waiters of a deadlock: lockdep reports the circular dependency before
 //!   the thread sleeps, the model reports the `deadlock` but not the `lock-order` it closes.
-//!   Moving the point to the request moves `alt-blocking-peer`'s `lock-order` row of the default
-//!   sweep (seeds 0..20000: 4,165 -> 6,324 seeds), and the explorer's interleaving key holds
-//!   the order's edges; the grant point is kept until those pins are re-blessed.
+//!   Moving the point to the request (the check in `advance` when the thread asks, none in
+//!   `answer`; tried) moves `alt-blocking-peer`'s `lock-order` row of the default sweep (seeds
+//!   0..20000: 4,165 -> 6,324 seeds; `deadlock` stays at 3,200) and one explorer pin
+//!   (interleaving, 1 function, 2 operations, `alt-blocking-peer`: `lock-order` first found at
+//!   depth 17, not 18; the state counts stay); every other test of `cargo test --workspace`
+//!   passes (loom's pins are of runs that finish, where every request is granted). The grant
+//!   point is kept until those pins are re-blessed.
 //! - *livelock*: the core bounds every retry loop (`kernel::RETRIES_MAX`, a `livelock` finding),
 //!   judged only on fair schedules (`sched::SLEEP_STEPS_MAX`, `sched::FAIR_STEPS_MAX`). The
 //!   thread driver's step bound (`STEPS_PER_OP_MAX`) is an internal-bug guard, not a finding.
