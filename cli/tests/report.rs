@@ -6,7 +6,7 @@
 use ftsim_cli::report::{self, esc, timeline_svg, ReportConfig};
 use ftsim_core::property::Property;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use ftsim_sim::sweep::{SeedSet, Target};
 use std::path::PathBuf;
 use std::process::Command;

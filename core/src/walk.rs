@@ -3,7 +3,7 @@
 //! under a renaming of functions and tracers ([`Rename`]), and hands each field to a [`Sink`].
 //! Every projection of the state is a sink of this walk: the canonical fingerprint
 //! ([`crate::fingerprint`]), the explorer's renamed encoding and symmetric key, the failure
-//! footprint ([`crate::check::footprint`]), the fuzz harness's snapshot comparison ([`Exact`]) and
+//! footprint (`crate::footprint`), the fuzz harness's snapshot comparison ([`Exact`]) and
 //! the linearizer's observable state; `Kernel`'s equality compares field by field for speed, and is
 //! held to the walk's fields by the same test. What a projection leaves out or canonicalises
 //! (serials renumbered, flags masked, a field ignored) is the sink's behaviour, and each sink lists

@@ -1,6 +1,10 @@
-//! No import ring in `core/` (issue 13): the graph of which module of `core/src` names which
-//! (`use crate::...` lines and inline `crate::...` paths, comments and `#[cfg(test)]` modules
-//! left out) is acyclic, a module and its own submodules counting as one node.
+//! No import ring in the model (issue 13): the graph of which module of `core/src` and
+//! `drive/src` names which (`use crate::...` lines and inline `crate::...` paths, and in `drive`
+//! the `ftsim_core::...` paths into the core; comments and `#[cfg(test)]` modules left out) is
+//! acyclic, a module and its own submodules counting as one node. The two crates are one graph:
+//! their module names are distinct, and the layers run across the crate line (the core holds
+//! layers 1-5, `ftsim-drive` 6-8, [`each_crate_holds_its_layers`]; the core cannot name the drive,
+//! Cargo refuses the cycle, and the test refuses the path too).
 //!
 //! Some modules are read as one node, and an edge may be excused, each named here:
 //! - [`PROGRAM`]: the frame registry (`frames.rs`) and the frame bodies (`ftrace.rs`, `direct.rs`,
@@ -56,11 +60,20 @@ fn code(src: &str) -> String {
 
 /// Every `crate::a::b::...` path in `code`, resolved to the longest prefix that is a module.
 fn references(code: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut out = references_via(code, "crate::", modules);
+    out.extend(references_via(code, "ftsim_core::", modules));
+    out.extend(references_via(code, "ftsim_drive::", modules));
+    out
+}
+
+/// Every `{prefix}a::b::...` path in `code` (`prefix` a crate's name and `::`), resolved to the
+/// longest prefix that is a module.
+fn references_via(code: &str, prefix: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = code;
-    while let Some(i) = rest.find("crate::") {
+    while let Some(i) = rest.find(prefix) {
         let before = rest[..i].chars().last();
-        rest = &rest[i + "crate::".len()..];
+        rest = &rest[i + prefix.len()..];
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
             continue; // `foo_crate::` is not `crate::` (`$crate::` is)
         }
@@ -92,8 +105,8 @@ fn node(module: &str) -> String {
     }
 }
 
-/// Module -> the modules it names, over every `.rs` file under `src`.
-fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+/// Every `.rs` file under `src`, with its module path.
+fn modules_under(src: &Path) -> Vec<(String, std::path::PathBuf)> {
     let mut files = Vec::new();
     let mut dirs = vec![src.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -102,20 +115,30 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             if p.is_dir() {
                 dirs.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
-                files.push(p);
+                files.push((module_of(p.strip_prefix(src).unwrap()), p));
             }
         }
     }
-    let modules: BTreeSet<String> = files
-        .iter()
-        .map(|p| module_of(p.strip_prefix(src).unwrap()))
-        .collect();
+    files
+}
+
+/// Module -> the modules it names, over every `.rs` file under the `src` folders (the crate
+/// roots, `lib.rs`, left out: they declare every module).
+fn module_graph(srcs: &[std::path::PathBuf]) -> BTreeMap<String, BTreeSet<String>> {
+    let files: Vec<(String, std::path::PathBuf)> =
+        srcs.iter().flat_map(|s| modules_under(s)).collect();
+    let files: Vec<_> = files.into_iter().filter(|(m, _)| !m.is_empty()).collect();
+    let modules: BTreeSet<String> = files.iter().map(|(m, _)| m.clone()).collect();
+    assert_eq!(
+        modules.len(),
+        files.len(),
+        "two files of core/src and drive/src have one module path"
+    );
     files
         .iter()
-        .map(|p| {
-            let m = module_of(p.strip_prefix(src).unwrap());
+        .map(|(m, p)| {
             let refs = references(&code(&std::fs::read_to_string(p).unwrap()), &modules);
-            (m, refs)
+            (m.clone(), refs)
         })
         .collect()
 }
@@ -175,9 +198,18 @@ fn core_src() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
+fn drive_src() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../drive/src")
+}
+
+/// Both crates' sources, one graph.
+fn both() -> BTreeMap<String, BTreeSet<String>> {
+    module_graph(&[core_src(), drive_src()])
+}
+
 #[test]
 fn core_has_no_import_cycle() {
-    let mut g = node_graph(&module_graph(&core_src()));
+    let mut g = node_graph(&both());
     for (a, b, why) in EXCUSED {
         let edge = g.get_mut(*a).is_some_and(|s| s.remove(*b));
         assert!(
@@ -187,8 +219,8 @@ fn core_has_no_import_cycle() {
     }
     if let Some(c) = cycle(&g) {
         panic!(
-            "import cycle in core/src: {} (each arrow: a `crate::` path in the first module's \
-             code naming the second)",
+            "import cycle in core/src and drive/src: {} (each arrow: a `crate::` or \
+             `ftsim_core::` path in the first module's code naming the second)",
             c.join(" -> ")
         );
     }
@@ -196,7 +228,7 @@ fn core_has_no_import_cycle() {
 
 #[test]
 fn ftrace_reaches_owners_through_the_dispatch() {
-    let modules = module_graph(&core_src());
+    let modules = module_graph(&[core_src()]);
     let mut seen = 0;
     for (m, refs) in &modules {
         let top = m.split("::").next().unwrap_or("");
@@ -221,7 +253,7 @@ fn the_cycle_check_sees_a_ring() {
         .map(|s| s.to_string())
         .collect();
     let refs = references(
-        &code("use crate::b::X;\n// crate::c\nfn f() { crate::owners::bpf::g() }"),
+        &code("use crate::b::X;\n// crate::c\nfn f() { ftsim_core::owners::bpf::g() }"),
         &modules,
     );
     assert_eq!(
@@ -240,8 +272,9 @@ fn the_cycle_check_sees_a_ring() {
     assert_eq!(node("owners::bpf"), "<program>");
 }
 
-/// ARCHITECTURE.md's layers of `core/src`, top (1) to bottom: a module's code names only modules
-/// of its own layer or of the layers above ([`core_imports_follow_the_layers`]).
+/// ARCHITECTURE.md's layers of `core/src` (1-5, [`CORE_LAYERS`]) and `drive/src` (6-8), top (1)
+/// to bottom: a module's code names only modules of its own layer or of the layers above
+/// ([`core_imports_follow_the_layers`]).
 const LAYERS: &[(&str, u8)] = &[
     // 1 vocabulary
     ("step", 1),
@@ -280,18 +313,22 @@ const LAYERS: &[(&str, u8)] = &[
     ("script", 8),
 ];
 
+/// The core holds layers 1 to this one; `ftsim-drive` the others.
+const CORE_LAYERS: u8 = 5;
+
 fn layer(node: &str) -> u8 {
     match LAYERS.iter().find(|(n, _)| *n == node) {
         Some((_, l)) => *l,
         None => panic!(
-            "core/src/{node} has no layer: place it in LAYERS here and in ARCHITECTURE.md's Layers"
+            "{node} (core/src or drive/src) has no layer: place it in LAYERS here and in \
+             ARCHITECTURE.md's Layers"
         ),
     }
 }
 
 #[test]
 fn core_imports_follow_the_layers() {
-    let mut g = node_graph(&module_graph(&core_src()));
+    let mut g = node_graph(&both());
     for (a, b, _) in EXCUSED {
         g.get_mut(*a).map(|s| s.remove(*b));
     }
@@ -309,7 +346,30 @@ fn core_imports_follow_the_layers() {
     }
     assert!(
         wrong.is_empty(),
-        "core/src names a lower layer (ARCHITECTURE.md, Layers): {}",
+        "core/src or drive/src names a lower layer (ARCHITECTURE.md, Layers): {}",
+        wrong.join("; ")
+    );
+}
+
+/// The crate line is a layer line: every module of `core/src` is in layers 1 to [`CORE_LAYERS`],
+/// every module of `drive/src` below them, so the core is the model and nothing that drives it.
+#[test]
+fn each_crate_holds_its_layers() {
+    let mut wrong = Vec::new();
+    for (src, core) in [(core_src(), true), (drive_src(), false)] {
+        let modules = module_graph(&[src]);
+        assert!(modules.len() >= 10, "too few modules found");
+        for m in modules.keys() {
+            let l = layer(&node(m));
+            if (l <= CORE_LAYERS) != core {
+                let krate = if core { "core" } else { "drive" };
+                wrong.push(format!("{krate}/src: {m} (layer {l})"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "a module in the wrong crate (core: layers 1-{CORE_LAYERS}, drive: the rest): {}",
         wrong.join("; ")
     );
 }

@@ -39,10 +39,10 @@
 //!
 //! [stateright]: https://docs.rs/stateright
 
-use ftsim_core::check::check;
 use ftsim_core::fingerprint::fingerprint;
 use ftsim_core::protocol::{Protocol, PRESETS};
-use ftsim_core::seq::{Faults, Sequential};
+use ftsim_drive::check::check;
+use ftsim_drive::seq::{Faults, Sequential};
 use ftsim_sim::explore::{
     self, alphabet, cpu_seconds, peak_rss_bytes, ExploreConfig, Scratch, SeqSpace, SeqState, Space,
     Symmetry,

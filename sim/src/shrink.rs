@@ -12,9 +12,9 @@
 //! whenever it still shows the property.
 
 use ftsim_core::property::Property;
-use ftsim_core::script::{Line, Replay, Script};
-use ftsim_core::seq::Faults;
 use ftsim_core::Op;
+use ftsim_drive::script::{Line, Replay, Script};
+use ftsim_drive::seq::Faults;
 
 /// Most replays one shrink may spend.
 pub const REPLAYS_MAX: usize = 12_000;

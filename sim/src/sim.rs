@@ -8,18 +8,18 @@
 //! the scheduler drives one step at a time. Every decision is recorded, so a run is replayable
 //! from its seed, and the run up to any finding is a reproducer [`Script`].
 
-use ftsim_core::checked::{CheckedRun, Round};
-use ftsim_core::decide::Decider;
 use ftsim_core::fingerprint::StableHasher;
 use ftsim_core::ids::{FnId, ModId, ProgKind, Tid, TracerId};
 use ftsim_core::op::{HashSel, Op};
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::sched::StepOutcome;
-use ftsim_core::script::{Line, Script};
-use ftsim_core::seq::Faults;
 use ftsim_core::step::EventKind;
 use ftsim_core::world::World;
+use ftsim_drive::checked::{CheckedRun, Round};
+use ftsim_drive::decide::Decider;
+use ftsim_drive::sched::StepOutcome;
+use ftsim_drive::script::{Line, Script};
+use ftsim_drive::seq::Faults;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt::{self, Write as _};
@@ -85,7 +85,7 @@ pub enum SchedPolicy {
     Random,
     /// PCT: random thread priorities, the highest runnable runs; at a few random points of the
     /// whole run (`--events`) the running thread drops to the lowest priority. The executor keeps
-    /// every schedule weakly fair for sleepers ([`ftsim_core::sched::SLEEP_STEPS_MAX`]).
+    /// every schedule weakly fair for sleepers ([`ftsim_drive::sched::SLEEP_STEPS_MAX`]).
     Pct { change_points: u8 },
 }
 
@@ -656,7 +656,7 @@ pub fn sequential_ops(
         .max(1) as u8;
     let mut actors = Actor::all(seed, &chosen);
     let mut pick_rng = rng(seed, stream::SCHED);
-    let mut s = ftsim_core::seq::Sequential::new(&world, proto);
+    let mut s = ftsim_drive::seq::Sequential::new(&world, proto);
     s.check_atomicity = false;
     let mut out = Vec::new();
     let mut passes = 0;

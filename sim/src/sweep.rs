@@ -7,7 +7,7 @@ use crate::shrink::shrink;
 use crate::sim::{run_seed, Found};
 use ftsim_core::property::Property;
 use ftsim_core::protocol::{Protocol, CLEAN_PRESETS};
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;

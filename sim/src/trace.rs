@@ -6,8 +6,8 @@ use ftsim_core::errno::fmt_result;
 use ftsim_core::ids::{OpsLayout, Tid};
 use ftsim_core::locks::Lock;
 use ftsim_core::property::Violation;
-use ftsim_core::script::Replay;
 use ftsim_core::step::EventKind;
+use ftsim_drive::script::Replay;
 use std::fmt::Write as _;
 
 /// Renders one event; `None` for events the timeline leaves out.

@@ -8,9 +8,9 @@ use ftsim_core::machine::Threads;
 use ftsim_core::op::Op;
 use ftsim_core::property::Property;
 use ftsim_core::protocol::{Protocol, PRESETS};
-use ftsim_core::sched::Sched;
-use ftsim_core::seq::{Faults, Sequential};
 use ftsim_core::world::World;
+use ftsim_drive::sched::Sched;
+use ftsim_drive::seq::{Faults, Sequential};
 use ftsim_sim::explore::{
     self, alphabet, fingerprint_permuted, order_mask, ExploreConfig, ExploreResult, Perm, Scratch,
     Symmetry,

@@ -2,12 +2,12 @@
 //! the std and loom drivers of `conc.rs` run (`tests/tests/conc_std.rs`, `tests/tests/loom.rs`),
 //! with the reports they produce and the check of a report against its pin.
 
-use ftsim_core::checked::CheckedSeq;
-use ftsim_core::linearize::{finding_id, show_result, Execution, Verdict};
 use ftsim_core::op::Op;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::seq::Faults;
 use ftsim_core::world::World;
+use ftsim_drive::checked::CheckedSeq;
+use ftsim_drive::linearize::{finding_id, show_result, Execution, Verdict};
+use ftsim_drive::seq::Faults;
 use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 
@@ -318,7 +318,7 @@ impl Case {
 ///   deadlock (its ops is not enabled while it waits for `direct_mutex`, so no PEER is sent to it),
 ///   but lockdep's order rule reports the cycle (`lock-order`);
 /// - findings that sequential runs have as well, pinned here as the protocol's own (`oracle:`
-///   marks what the reference oracle of `ftsim_core::oracle` reports): `v2`'s
+///   marks what the reference oracle of `ftsim_drive::oracle` reports): `v2`'s
 ///   trampoline sets `SHARE_IPMODIFY` on its registered ops without `ftrace_lock`
 ///   (`lock-coverage`), and never sends DISABLE (`share-leak`); `rcu-hash-2023`'s register failure
 ///   leaves its direct_functions entry, so a fexit link after a livepatch fails with `EBUSY` on

@@ -30,7 +30,7 @@
 //!    (no fault injection here).
 //!
 //! So a thread blocked in the kernel is a thread blocked on a real mutex. The policies are the
-//! core's (`ftsim_core::lockdep`): a thread that asks for a lock it holds is a `lock-recursion`
+//! core's (`ftsim_drive::lockdep`): a thread that asks for a lock it holds is a `lock-recursion`
 //! finding and stops, holding its locks; when after a step no thread can step but some have work
 //! (the core's stall: every unfinished thread waits for a lock the model says is held, or is
 //! stuck), the run is over, with the wait-for cycle as a `deadlock` finding if there is one
@@ -53,12 +53,12 @@
 //! reported apart. (2) [`expectations`]: what the owners can check from their own bookkeeping
 //! (contention fails only with `-EAGAIN` and leaves no livepatch/kprobe behind; a patched or
 //! probed function is redirected; every linked program runs). (3) the reference oracle of issue 3
-//! (`ftsim_core::oracle::Reference`, which knows the policy and not the code) follows the setup and
+//! (`ftsim_drive::oracle::Reference`, which knows the policy and not the code) follows the setup and
 //! the explaining order, then judges the operations that failed from contention with the calls of
 //! the final state; what it reports is part of the verdict (`oracle:property@function`). Then the
 //! test pins, per scenario and preset, the set of outcomes and findings over all executions
 //! ([`crate::cases::CASES`], [`crate::cases::Expect`]). The linearizer and the owners' checks are
-//! the core's (`ftsim_core::linearize`), so that any driver of concurrent runs can use them.
+//! the core's (`ftsim_drive::linearize`), so that any driver of concurrent runs can use them.
 //!
 //! # Running
 //!
@@ -88,16 +88,16 @@
 //! for every two-thread scenario took 2 min, bound 5 7 min, bound 3 for the three-thread one
 //! 5 min; all found exactly the pinned verdicts.
 
-use ftsim_core::check::check;
-use ftsim_core::checked::CheckedSeq;
-use ftsim_core::decide::Decider;
 use ftsim_core::ids::Tid;
 use ftsim_core::kernel::{CallSite, Kernel};
 use ftsim_core::locks::{Lock, LockOrder};
 use ftsim_core::op::Op;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::sched::{Sched, StepOutcome};
 use ftsim_core::step::{Event, EventKind, Faults, Request, Status};
+use ftsim_drive::check::check;
+use ftsim_drive::checked::CheckedSeq;
+use ftsim_drive::decide::Decider;
+use ftsim_drive::sched::{Sched, StepOutcome};
 use std::fmt::{self, Write as _};
 
 /// The synchronization primitives: loom's under `--cfg loom`, std's otherwise.
@@ -116,7 +116,7 @@ use std::sync::Arc;
 use sync::{Condvar, Mutex};
 
 pub use crate::cases::{Report, Scenario};
-pub use ftsim_core::linearize::{
+pub use ftsim_drive::linearize::{
     expectations, finding_id, show_result, Execution, Linearizer, OpOutcome, Verdict,
 };
 

@@ -5,11 +5,11 @@ use ftsim_core::footprint::TOLERATED;
 use ftsim_core::ids::{Addr, FnId, OpsId, ProgId, ProgKind, Tid};
 use ftsim_core::kernel::{fl, CallSite, Kernel};
 use ftsim_core::locks::Lock;
-use ftsim_core::observe::{call, Body, Tramp};
 use ftsim_core::walk::{
     fields, has, walk_kernel, AddrView, Buf, Field, Fields, Identity, Section, Sink, COUNTERS,
     EXECUTOR,
 };
+use ftsim_drive::observe::{call, Body, Tramp};
 use std::fmt::Write as _;
 
 fn norm_addr(a: Addr) -> String {

@@ -14,7 +14,7 @@
 //!   property. (The other files of that directory have their own replay test.)
 
 use ftsim_core::property::Property;
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use ftsim_sim::harness::{
     self, HarnessConfig, HarnessOutcome, HarnessVerdict, OpsInput, ParseInput, ScheduleInput,
 };

@@ -6,7 +6,7 @@
 mod support;
 
 use ftsim_core::property::Property;
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use std::path::PathBuf;
 
 fn reproducer_files() -> Vec<PathBuf> {

@@ -6,10 +6,10 @@ use ftsim_core::direct::RegisterFtraceDirectMulti;
 use ftsim_core::ftrace::{FtraceSetHash, RegisterFtraceFunction};
 use ftsim_core::ids::{Addr, FnId, OpsOwner};
 use ftsim_core::kernel::fl;
-use ftsim_core::observe::{call, Body};
-use ftsim_core::seq::Sequential;
 use ftsim_core::step::{EventKind, Faults};
 use ftsim_core::{Errno, Op, Protocol, World};
+use ftsim_drive::observe::{call, Body};
+use ftsim_drive::seq::Sequential;
 use std::collections::BTreeSet;
 
 #[path = "scenarios/mainline_2026.rs"]
@@ -251,7 +251,7 @@ fn bpf_retry_allocates_a_new_image() {
         let failing = (0..16)
             .filter(|i| {
                 let mut s = setup(p);
-                let faults = ftsim_core::seq::Faults {
+                let faults = ftsim_drive::seq::Faults {
                     allocs: 1 << i,
                     ..Default::default()
                 };
@@ -471,7 +471,7 @@ fn ipmodify_conflict_rolls_back_flags_already_set() {
             !s.k.rec(FnId(0)).ipmodify && s.k.rec(FnId(1)).ipmodify && !s.k.rec(FnId(2)).ipmodify,
             "{p}"
         );
-        assert!(ftsim_core::check::check(&s.k).is_empty(), "{p}");
+        assert!(ftsim_drive::check::check(&s.k).is_empty(), "{p}");
     }
 }
 
@@ -543,7 +543,7 @@ fn merged_livepatch_fails_with_eagain_when_the_trampoline_is_busy() {
         s.apply(&"bpf-link fexit f0".parse().unwrap()).result,
         Ok(())
     );
-    let faults = ftsim_core::seq::Faults {
+    let faults = ftsim_drive::seq::Faults {
         trylocks: 1,
         ..Default::default()
     };
@@ -650,7 +650,7 @@ fn proposed_defers_a_busy_disable_peer_to_after_direct_mutex() {
         }
         assert!(s.k.tr(FnId(0)).flags.share, "{p}: sharing with the kprobe");
         s.k.trace = Some(Vec::new());
-        let faults = ftsim_core::seq::Faults {
+        let faults = ftsim_drive::seq::Faults {
             trylocks: 1,
             ..Default::default()
         };

@@ -3,8 +3,8 @@
 //! exits 0/1/2 as documented.
 
 use ftsim_core::property::Property;
-use ftsim_core::script::Script;
 use ftsim_core::Protocol;
+use ftsim_drive::script::Script;
 use ftsim_sim::shrink::shrink;
 use ftsim_sim::sim::run_seed;
 use ftsim_sim::sweep::{self, SeedSet, Target};

@@ -1,5 +1,5 @@
 //! The oracle against the core (issue 3): a proptest-state-machine test with the oracle
-//! ([`ftsim_core::oracle::Reference`]) as the reference state machine and the core under the
+//! ([`ftsim_drive::oracle::Reference`]) as the reference state machine and the core under the
 //! sequential driver as the system under test, and the verdict of every preset.
 //!
 //! After each step the oracle judges the core's result and the call of every function, and the
@@ -66,7 +66,7 @@ mod reference;
 mod support;
 use ftsim_core::property::{Property, Violation};
 use ftsim_core::protocol::PRESETS;
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use minimize::minimize;
 use proptest::test_runner::{
     Config, FileFailurePersistence, RngAlgorithm, RngSeed, TestCaseError, TestError, TestRunner,

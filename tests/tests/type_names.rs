@@ -1,9 +1,9 @@
 //! One meaning per type name (issue 13): no two public types of the workspace's libraries and
-//! binary (`core/src`, `sim/src`, `cli/src` with the report and the `ftsim` binary, `tests/src`)
-//! share a name, so that `Config`, `Outcome` or `Model` cannot again mean a sweep's, a harness's
-//! and an exploration's configuration at once. Read from the source text, like `core/tests/names.rs`: every
-//! `pub struct`, `pub enum`, `pub trait`, `pub type` and `pub union` (plain `pub`; `pub(crate)` and
-//! `pub(super)` stay inside their crate or module).
+//! binary (`core/src`, `drive/src`, `sim/src`, `cli/src` with the report and the `ftsim` binary,
+//! `tests/src`) share a name, so that `Config`, `Outcome` or `Model` cannot again mean a sweep's,
+//! a harness's and an exploration's configuration at once. Read from the source text, like
+//! `core/tests/names.rs`: every `pub struct`, `pub enum`, `pub trait`, `pub type` and
+//! `pub union` (plain `pub`; `pub(crate)` and `pub(super)` stay inside their crate or module).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 const SHARED: &[(&str, &str)] = &[];
 
 /// The directories whose public types are scanned, from the workspace root.
-const ROOTS: &[&str] = &["core/src", "sim/src", "cli/src", "tests/src"];
+const ROOTS: &[&str] = &["core/src", "drive/src", "sim/src", "cli/src", "tests/src"];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -2,8 +2,8 @@
 //! reproducers) and the cells of protocol × property it collects.
 
 use ftsim_core::property::{Property, Violation};
-use ftsim_core::script::Script;
 use ftsim_core::world::World;
+use ftsim_drive::script::Script;
 use ftsim_sim::explore;
 use ftsim_sim::sweep::{self, SeedSet, Target};
 use std::collections::BTreeMap;

@@ -13,7 +13,7 @@
 //!   operations on one function, default 3; 0 skips it); a cell gives the length of the shortest
 //!   counterexample (operations; scheduling steps for interleavings).
 //! - **proptest**: every `corpus/reproducers/*.txt` (or `--reproducers DIR`) is replayed with
-//!   [`Script::replay`] (the core's checks and the oracle, [`ftsim_core::oracle::Reference`]), and
+//!   [`Script::replay`] (the core's checks and the oracle, [`ftsim_drive::oracle::Reference`]), and
 //!   counts for the properties on its `expect` line that it reproduces.
 //!
 //! # The timeline picture

@@ -7,9 +7,9 @@ use ftsim_core::ids::OpsLayout;
 use ftsim_core::kernel::CallSite;
 use ftsim_core::locks::{Lock, LockClass};
 use ftsim_core::op::{Op, OpKind};
-use ftsim_core::script::Script;
 use ftsim_core::step::EventKind;
 use ftsim_core::Kernel;
+use ftsim_drive::script::Script;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

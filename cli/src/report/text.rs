@@ -2,7 +2,7 @@
 
 use super::{CellReport, FindingsReport};
 use ftsim_core::property::Property;
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use ftsim_sim::sweep::Target;
 
 /// Escapes text for XML (and HTML).

@@ -169,7 +169,7 @@ switch_enum! {
 
 switch_enum! {
     /// What the design promises a user (SPEC §4), as opposed to how its code achieves it: the
-    /// one switch the reference oracle reads ([`crate::oracle`]), and one no part of the model
+    /// one switch the reference oracle reads (`ftsim_drive::oracle`), and one no part of the model
     /// reads. A composed version keeps its base's promise unless told otherwise, so a
     /// `direct_is_ipmodify=true` on a sharing design is judged against sharing.
     SharingPolicy {

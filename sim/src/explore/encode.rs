@@ -155,9 +155,9 @@ pub struct Scratch {
     /// The atomicity footprints of the state being expanded (taken at its first failed
     /// operation that changed the state, when `fp_parent_valid`; every entry point of the
     /// sequential space resets it) and of a successor.
-    pub(super) fp_parent: ftsim_core::check::Footprint,
+    pub(super) fp_parent: ftsim_drive::check::Footprint,
     pub(super) fp_parent_valid: bool,
-    pub(super) fp_child: ftsim_core::check::Footprint,
+    pub(super) fp_child: ftsim_drive::check::Footprint,
 }
 
 /// The words the core fingerprint hashes for π(k) with `threads`, in order: the core's

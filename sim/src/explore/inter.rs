@@ -1,14 +1,14 @@
 //! The interleaving space: a state is the concurrent executor [`Sched`] with two threads and
 //! the number of operations started; a transition starts an operation or steps a thread.
 
-use ftsim_core::check::check;
 use ftsim_core::ids::Tid;
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::{IpmodifyOwnerCall, Protocol};
-use ftsim_core::sched::Sched;
-use ftsim_core::seq::Faults;
 use ftsim_core::world::World;
+use ftsim_drive::check::check;
+use ftsim_drive::sched::Sched;
+use ftsim_drive::seq::Faults;
 
 use super::symmetry::combine;
 use super::{order_mask, Edge, Scratch, Space, Symmetry, INTERLEAVE_THREADS};

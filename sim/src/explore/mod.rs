@@ -111,10 +111,10 @@
 //! `parts` the key from per-function parts; `os` the `/proc` probes. The `ftsim explore` command line and printing are the binary's
 //! (`cli/src/bin/ftsim/explore_cmd.rs`).
 //!
-//! [`Sequential`]: ftsim_core::seq::Sequential
-//! [`Sequential::apply`]: ftsim_core::seq::Sequential::apply
-//! [`Sched`]: ftsim_core::sched::Sched
-//! [`check`]: ftsim_core::check::check
+//! [`Sequential`]: ftsim_drive::seq::Sequential
+//! [`Sequential::apply`]: ftsim_drive::seq::Sequential::apply
+//! [`Sched`]: ftsim_drive::sched::Sched
+//! [`check`]: ftsim_drive::check::check
 
 mod bfs;
 mod encode;
@@ -138,9 +138,9 @@ use crate::sweep::Target;
 use ftsim_core::ids::Tid;
 use ftsim_core::op::Op;
 use ftsim_core::property::{Property, Violation};
-use ftsim_core::script::{Line, Script};
-use ftsim_core::seq::Faults;
 use ftsim_core::world::World;
+use ftsim_drive::script::{Line, Script};
+use ftsim_drive::seq::Faults;
 use std::time::Duration;
 
 /// Most functions an exploration world may have (the state space is exponential anyway).

@@ -1,14 +1,14 @@
 //! The sequential space: a state is the [`Sequential`] driver at quiescence plus its lockdep
 //! order graph; a transition runs one operation of the alphabet (with at most one fault).
 
-use ftsim_core::check::{check, footprint_into};
 use ftsim_core::kernel::Kernel;
 use ftsim_core::machine::Thread;
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::seq::{Faults, Sequential};
 use ftsim_core::world::World;
+use ftsim_drive::check::{check, footprint_into};
+use ftsim_drive::seq::{Faults, Sequential};
 
 use super::symmetry::combine;
 use super::{alphabet, Edge, ExploreConfig, Scratch, Space, Symmetry, FAULT_INDEX_MAX};

@@ -36,23 +36,23 @@
 pub use arbitrary;
 
 use arbitrary::{Arbitrary, Unstructured};
-use ftsim_core::check::{check, Footprint};
-use ftsim_core::findings::Findings;
 use ftsim_core::footprint::FootprintSink;
 use ftsim_core::ids::{FnId, ModId, ProgKind, TracerId};
 use ftsim_core::kernel::Kernel;
-use ftsim_core::observe::{self, Call};
 use ftsim_core::op::{HashSel, Op};
-use ftsim_core::oracle::Reference;
 use ftsim_core::property::{Property, Violation};
 use ftsim_core::protocol::{Protocol, PRESETS};
-use ftsim_core::script::{Line, Script};
-use ftsim_core::seq::{Faults, OpResult, Sequential};
 use ftsim_core::walk::{
     fields, walk_kernel, Buf, Compare, Exact, Field, Fields, Identity, Scope, Tee, COUNTERS,
     EXECUTOR,
 };
 use ftsim_core::world::World;
+use ftsim_drive::check::{check, Footprint};
+use ftsim_drive::findings::Findings;
+use ftsim_drive::observe::{self, Call};
+use ftsim_drive::oracle::Reference;
+use ftsim_drive::script::{Line, Script};
+use ftsim_drive::seq::{Faults, OpResult, Sequential};
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -514,7 +514,7 @@ impl fmt::Debug for OpsInput {
     }
 }
 
-/// The reference oracle (`ftsim_core::oracle`, issue 3) following the core: after every
+/// The reference oracle (`ftsim_drive::oracle`, issue 3) following the core: after every
 /// operation it judges the outcome and the call of every function against the policy.
 struct OracleCheck {
     model: Reference,
@@ -793,7 +793,7 @@ mod tests {
     #[test]
     fn ops_stop_at_the_first_finding() {
         // merged: livepatch, fentry, then fexit: the rebuilt trampoline calls the original
-        // function (the crate example of ftsim-core).
+        // function (the crate example of ftsim-drive).
         let ops = [
             OpInput::KlpEnable(0),
             OpInput::BpfLink(KindInput::Fentry, 0),

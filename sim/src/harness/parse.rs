@@ -6,8 +6,8 @@ use super::{
 use arbitrary::Arbitrary;
 use ftsim_core::op::Op;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::script::Script;
 use ftsim_core::world::World;
+use ftsim_drive::script::Script;
 use std::fmt;
 
 /// Input of the `parse` target: text (the bytes up to the first invalid UTF-8 sequence), so

@@ -189,7 +189,7 @@ mod tests {
                 (w.clone(), ops.clone())
             );
             assert!(!ops.is_empty() && ops.len() <= SCRIPT_OPS_MAX);
-            let s = ftsim_core::script::Script::sequential(
+            let s = ftsim_drive::script::Script::sequential(
                 p,
                 w,
                 ops.iter()

@@ -21,7 +21,7 @@
 //! errno to user space.
 
 use ftsim_core::op::Op;
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use std::fmt;
 
 /// The vmlinux function each model function stands for, and the probe (system call) the guest

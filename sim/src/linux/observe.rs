@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which body a call of a function ended in, as the guest reports it (the model's own is
-/// [`ftsim_core::observe::Body`]).
+/// [`ftsim_drive::observe::Body`]).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GuestBody {
     Original,

@@ -5,12 +5,12 @@ use super::observe::{GuestBody, Observed, StepResult};
 use ftsim_core::ids::Addr;
 use ftsim_core::ids::{FnId, OpsOwner, ProgId};
 use ftsim_core::kernel::Kernel;
-use ftsim_core::observe::{self, Body as ModelBody, Tramp};
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::seq::Sequential;
 use ftsim_core::world::World;
+use ftsim_drive::observe::{self, Body as ModelBody, Tramp};
+use ftsim_drive::seq::Sequential;
 use std::collections::BTreeMap;
 
 /// One step of the prediction.

@@ -172,7 +172,7 @@ fn mainline_2026_failed_unregister_keeps_the_image() {
     for op in ops {
         assert_eq!(s.apply(&op.parse().unwrap()).result, Ok(()));
     }
-    let faults = ftsim_core::seq::Faults {
+    let faults = ftsim_drive::seq::Faults {
         allocs: 1,
         ..Default::default()
     };
@@ -208,7 +208,7 @@ fn mainline_2026_peer_rebuild_of_an_emptied_trampoline_recurses_on_direct_mutex(
     // the direct_mutex of register_ftrace_function; the rebuild finds no programs and
     // unregisters: update_ftrace_direct_del takes direct_mutex again. Without the switch the
     // image is gone and PEER finds nothing to rebuild.
-    let faults = ftsim_core::seq::Faults {
+    let faults = ftsim_drive::seq::Faults {
         allocs: 1,
         ..Default::default()
     };

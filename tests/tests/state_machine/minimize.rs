@@ -6,8 +6,8 @@ use super::support::Checked;
 use ftsim_core::ids::{FnId, ModId};
 use ftsim_core::op::Op;
 use ftsim_core::property::Property;
-use ftsim_core::seq::Faults;
 use ftsim_core::world::World;
+use ftsim_drive::seq::Faults;
 
 /// Whether running `steps` on `world` under preset `p` shows `target`.
 fn shows(p: usize, world: &World, steps: &[Step], target: Property) -> bool {

@@ -4,13 +4,13 @@
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
 
-use ftsim_core::findings::Findings;
 use ftsim_core::property::Violation;
-use ftsim_core::script::Script;
+use ftsim_drive::findings::Findings;
+use ftsim_drive::script::Script;
 
 /// The core under the sequential driver and the oracle that follows it: the core's checked
 /// sequential run.
-pub use ftsim_core::checked::CheckedSeq as Checked;
+pub use ftsim_drive::checked::CheckedSeq as Checked;
 
 /// Replays a sequential script through [`Checked`]: every finding of the core and of the oracle,
 /// one per property and function, in order of appearance.

@@ -2,7 +2,7 @@
 //! results as text or JSON.
 
 use crate::cli::{self, UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL};
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use ftsim_sim::explore::{
     explore, world, ExploreConfig, ExploreResult, DEPTH_MAX, STATES_MAX_DEFAULT,
 };

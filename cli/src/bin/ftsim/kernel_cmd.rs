@@ -3,7 +3,7 @@
 use crate::cli::{self, UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL};
 use clap::Args;
 use ftsim_core::protocol::Protocol;
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use ftsim_sim::linux::campaign::{self, Campaign, Tally};
 use ftsim_sim::linux::qemu::{self, Machine, Machinery};
 use ftsim_sim::linux::side::{self, TableRow};

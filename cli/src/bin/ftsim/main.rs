@@ -12,7 +12,7 @@ mod report_cmd;
 use cli::{UsageError, EXIT_CLEAN, EXIT_FOUND, EXIT_INTERNAL, EXIT_USAGE};
 use ftsim_core::property::Property;
 use ftsim_core::protocol::{Protocol, PRESETS, SWITCHES};
-use ftsim_core::script::Script;
+use ftsim_drive::script::Script;
 use ftsim_sim::shrink::shrink;
 use ftsim_sim::sim::{run_seed, EVENTS_DEFAULT, EVENTS_MAX};
 use ftsim_sim::sweep::{self, replay_command, SeedSet, Target};

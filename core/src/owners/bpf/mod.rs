@@ -405,20 +405,20 @@ impl Step for BpfTrampolineUnlinkProg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::Kernel;
     use crate::protocol::Protocol;
-    use crate::seq::Sequential;
     use crate::world::World;
 
     /// What the owner callback asks for after its trylock of `tr->mutex` failed.
     fn after_busy_trylock(p: Protocol) -> Flow {
-        let mut s = Sequential::new(&World::new(1), p);
+        let mut k = Kernel::new(&World::new(1), p);
         let mut cb = BpfTrampFtraceOpsFunc::new(FnId(0), Cmd::PeerEnable);
-        let first = cb.step(&mut s.k, 0, Input::Start);
+        let first = cb.step(&mut k, 0, Input::Start);
         assert!(
             matches!(first, Flow::Wait(Request::TryLock(Lock::Tr(_)))),
             "{p}: {first:?}"
         );
-        cb.step(&mut s.k, 0, Input::Answer(false))
+        cb.step(&mut k, 0, Input::Answer(false))
     }
 
     #[test]

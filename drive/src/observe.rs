@@ -1,9 +1,9 @@
 //! What a call of a function executes (SPEC §3), derived from the record's call site, the ops
 //! list and the installed trampoline images, never from intentions.
 
-use crate::ids::{Addr, FnId, OpsId, OpsOwner, ProgId};
-use crate::kernel::{fl, CallSite, Kernel};
-use crate::protocol::DirectCallSource;
+use ftsim_core::ids::{Addr, FnId, OpsId, OpsOwner, ProgId};
+use ftsim_core::kernel::{fl, CallSite, Kernel};
+use ftsim_core::protocol::DirectCallSource;
 use smallvec::SmallVec;
 use std::fmt;
 

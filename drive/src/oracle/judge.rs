@@ -2,12 +2,12 @@
 //! function after it, judged against the policy's prediction (properties of the module docs).
 
 use super::{names, Allowed, FnPicture, Reference, TracerPicture};
-use crate::errno::Errno;
-use crate::ids::{Addr, FnId, OpsId, OpsOwner, ProgId};
 use crate::observe::{Body, Call, Tramp};
-use crate::op::Op;
-use crate::property::{Property, Violation};
-use crate::step::OpResult;
+use ftsim_core::errno::Errno;
+use ftsim_core::ids::{Addr, FnId, OpsId, OpsOwner, ProgId};
+use ftsim_core::op::Op;
+use ftsim_core::property::{Property, Violation};
+use ftsim_core::step::OpResult;
 
 /// What a call executes in owner terms, without addresses, serials and image flags: judged
 /// against [`ExpectedCall`], and compared across a failed operation.

@@ -1,14 +1,14 @@
 //! The property checks of SPEC §3 over a quiescent state (no operation in flight), plus the
 //! footprint that decides whether a failed operation left a trace (SPEC §3.6).
 
-use crate::ids::{Addr, FnId, OpsId, OpsOwner};
-use crate::kernel::{fl, CallSite, Kernel};
 use crate::observe::{call_among, Body, Call, Show};
-use crate::property::{Property, Violation};
-use crate::protocol::{BpfShareState, DirectMeetsIpmodify};
+use ftsim_core::ids::{Addr, FnId, OpsId, OpsOwner};
+use ftsim_core::kernel::{fl, CallSite, Kernel};
+use ftsim_core::property::{Property, Violation};
+use ftsim_core::protocol::{BpfShareState, DirectMeetsIpmodify};
 use smallvec::SmallVec;
 
-pub use crate::footprint::{footprint, footprint_into, Footprint};
+pub use ftsim_core::footprint::{footprint, footprint_into, Footprint};
 
 /// For every function, the registered ops whose hashes select it, in list order: one pass over
 /// the ops list instead of one per function.
@@ -48,7 +48,7 @@ fn intended_addr(k: &Kernel, op: OpsId, f: FnId) -> Option<Addr> {
         }),
         // The shared single-ip direct_ops: a direct user's trampoline, or (pre) the BPF trampoline.
         OpsOwner::DirectSingle => k.fstate(f).direct_user.or_else(|| {
-            let bpf_single = k.proto.bpf_direct_api == crate::protocol::BpfDirectApi::Single;
+            let bpf_single = k.proto.bpf_direct_api == ftsim_core::protocol::BpfDirectApi::Single;
             let im = k.tr(f).cur_image.as_ref().filter(|_| bpf_single);
             im.map(|im| Addr::Image {
                 tr: f,
@@ -375,9 +375,9 @@ fn check_global(k: &Kernel, out: &mut Vec<Violation>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Protocol;
     use crate::seq::Sequential;
-    use crate::world::World;
+    use ftsim_core::protocol::Protocol;
+    use ftsim_core::world::World;
 
     /// Whether DIRECT left in the flags of an unregistered ops of `owner` counts as a trace.
     fn flags_left_count(p: Protocol, owner: OpsOwner) -> bool {

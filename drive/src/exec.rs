@@ -11,14 +11,14 @@
 //! state are the callers' (the executors and the checked runs, `checked.rs`).
 
 use crate::decide::Decider;
-use crate::errno::Errno;
-use crate::ids::Tid;
-use crate::kernel::Kernel;
 use crate::lockdep;
-use crate::locks::LockOrder;
-use crate::machine::Thread;
-use crate::property::Violation;
-use crate::step::{Request, Status};
+use ftsim_core::errno::Errno;
+use ftsim_core::ids::Tid;
+use ftsim_core::kernel::Kernel;
+use ftsim_core::locks::LockOrder;
+use ftsim_core::machine::Thread;
+use ftsim_core::property::Violation;
+use ftsim_core::step::{Request, Status};
 
 /// What one step left the thread with.
 #[derive(Clone, Debug, PartialEq, Eq)]

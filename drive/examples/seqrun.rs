@@ -1,6 +1,7 @@
 //! Runs operations through the sequential driver and prints each outcome and call of every
-//! function: `cargo run -p ftsim-core --example seqrun -- merged 3 "bpf-link fentry f0" "klp-enable f0"`.
-use ftsim_core::{observe, op::Op, protocol::Protocol, seq::Sequential, world::World};
+//! function: `cargo run -p ftsim-drive --example seqrun -- merged 3 "bpf-link fentry f0" "klp-enable f0"`.
+use ftsim_core::{op::Op, protocol::Protocol, world::World};
+use ftsim_drive::{observe, seq::Sequential};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -3,8 +3,8 @@
 //! harness, the thread driver and its linearizer), so "the same finding" means the same thing
 //! everywhere: a second violation of a property on a function adds nothing, whatever its detail.
 
-use crate::ids::FnId;
-use crate::property::{Property, Violation};
+use ftsim_core::ids::FnId;
+use ftsim_core::property::{Property, Violation};
 
 /// Violations, at most one per (property, function), in first-seen order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -8,20 +8,20 @@
 //! are the checked run's ([`crate::checked::CheckedRun`]).
 
 use crate::decide::{Both, Decider, FaultPlan};
-use crate::errno::Errno;
 use crate::exec::{advance, Advance};
 use crate::findings::Findings;
-use crate::ids::Tid;
-use crate::kernel::Kernel;
 use crate::lockdep;
-use crate::locks::LockOrder;
-use crate::machine::Threads;
-use crate::op::Op;
-use crate::property::{Property, Violation};
-use crate::protocol::Protocol;
-use crate::step::Faults;
-use crate::step::{Request, Status};
-use crate::world::World;
+use ftsim_core::errno::Errno;
+use ftsim_core::ids::Tid;
+use ftsim_core::kernel::Kernel;
+use ftsim_core::locks::LockOrder;
+use ftsim_core::machine::Threads;
+use ftsim_core::op::Op;
+use ftsim_core::property::{Property, Violation};
+use ftsim_core::protocol::Protocol;
+use ftsim_core::step::Faults;
+use ftsim_core::step::{Request, Status};
+use ftsim_core::world::World;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
 

@@ -18,8 +18,8 @@
 //! The one policy for recursion, deadlock, lock order and livelock that every executor applies
 //! is in `lockdep.rs`.
 
-use crate::ids::Tid;
-use crate::step::{Faults, Request};
+use ftsim_core::ids::Tid;
+use ftsim_core::step::{Faults, Request};
 
 /// Which thread steps, and which decisions fail.
 pub trait Decider {

@@ -21,16 +21,16 @@
 
 use crate::check::check;
 use crate::decide::Decider;
-use crate::errno::Errno;
-use crate::ids::Tid;
-use crate::op::Op;
 use crate::oracle::Reference;
-use crate::property::Violation;
-use crate::protocol::Protocol;
 use crate::sched::{Completion, Sched, StepOutcome};
 use crate::seq::Sequential;
-use crate::step::{Faults, OpResult, Status};
-use crate::world::World;
+use ftsim_core::errno::Errno;
+use ftsim_core::ids::Tid;
+use ftsim_core::op::Op;
+use ftsim_core::property::Violation;
+use ftsim_core::protocol::Protocol;
+use ftsim_core::step::{Faults, OpResult, Status};
+use ftsim_core::world::World;
 use std::ops::{Deref, DerefMut};
 
 /// The executor with its judges. Everything of the executor is reachable through it (`Deref`);

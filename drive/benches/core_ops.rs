@@ -1,6 +1,6 @@
 //! Throughput of the core through the sequential driver (prints figures; not a timed test).
 //!
-//! `cargo bench -p ftsim-core --bench core_ops`
+//! `cargo bench -p ftsim-drive --bench core_ops`
 //!
 //! 1. Owner-level operations per second on a 64-function world, mixed workload, one core, with
 //!    and without the property check after each operation.
@@ -9,8 +9,8 @@
 
 use ftsim_core::ids::{FnId, ProgKind, TracerId};
 use ftsim_core::op::HashSel;
-use ftsim_core::seq::{Faults, Sequential};
 use ftsim_core::{Op, Protocol, World};
+use ftsim_drive::seq::{Faults, Sequential};
 use std::hint::black_box;
 use std::time::Instant;
 

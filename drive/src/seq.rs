@@ -7,17 +7,17 @@
 
 use crate::check::{check, footprint};
 use crate::decide::FaultPlan;
-use crate::errno::Errno;
 use crate::exec::{advance, Advance};
-use crate::frames::Frame;
-use crate::kernel::Kernel;
-use crate::locks::LockOrder;
-use crate::machine::Thread;
-use crate::op::Op;
-use crate::protocol::Protocol;
-use crate::step::Request;
-pub use crate::step::{Faults, OpResult};
-use crate::world::World;
+use ftsim_core::errno::Errno;
+use ftsim_core::frames::Frame;
+use ftsim_core::kernel::Kernel;
+use ftsim_core::locks::LockOrder;
+use ftsim_core::machine::Thread;
+use ftsim_core::op::Op;
+use ftsim_core::protocol::Protocol;
+use ftsim_core::step::Request;
+pub use ftsim_core::step::{Faults, OpResult};
+use ftsim_core::world::World;
 
 /// Runs owner-level operations one at a time.
 #[derive(Clone, Debug)]

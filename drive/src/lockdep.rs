@@ -31,11 +31,11 @@
 //!   judged only on fair schedules (`sched::SLEEP_STEPS_MAX`, `sched::FAIR_STEPS_MAX`). The
 //!   thread driver's step bound (`STEPS_PER_OP_MAX`) is an internal-bug guard, not a finding.
 
-use crate::ids::Tid;
-use crate::kernel::Kernel;
-use crate::locks::{Lock, LockOrder};
-use crate::machine::Thread;
-use crate::property::{Property, Violation};
+use ftsim_core::ids::Tid;
+use ftsim_core::kernel::Kernel;
+use ftsim_core::locks::{Lock, LockOrder};
+use ftsim_core::machine::Thread;
+use ftsim_core::property::{Property, Violation};
 
 /// Thread `t` acquiring `l` while holding it already: the `lock-recursion` finding.
 pub fn recursion(k: &Kernel, t: Tid, l: Lock) -> Option<Violation> {

@@ -1,7 +1,7 @@
 //! The reference oracle (issue 3): what the design *promises*, independent of the model.
 //!
 //! The core copies each version's code; this module says what the policy of SPEC §4 promises a
-//! user of the owner-level operations (SPEC §7, the table in [`crate::op`]). Where the two
+//! user of the owner-level operations (SPEC §7, the table in [`ftsim_core::op`]). Where the two
 //! disagree, either the code has a flaw or the promise was never kept.
 //!
 //! # Independence
@@ -13,7 +13,7 @@
 //! no switch that says how the code keeps the promise, and never looks at records, hashes, the ops
 //! list, flags, the kernel state or frames.
 //! The comparison side ([`Reference::step`], in `judge.rs`) reads the core's two observation types,
-//! the [`OpResult`](crate::step::OpResult) of an operation and the
+//! the [`OpResult`](ftsim_core::step::OpResult) of an operation and the
 //! [`Call`](crate::observe::Call) of each function, and nothing else.
 //!
 //! # The abstract picture
@@ -24,7 +24,7 @@
 //! tracer: registered or not, and its filter and notrace multisets. When a module unloads, the
 //! first entry for each of its functions in each hash dies (it matches nothing, but keeps a
 //! filter non-empty); further entries match the function again when the module reloads at the
-//! same addresses (the owner-level table of [`crate::op`]). BPF programs are numbered `prog1`,
+//! same addresses (the owner-level table of [`ftsim_core::op`]). BPF programs are numbered `prog1`,
 //! `prog2`, ... in the order the BPF owner loads them: every `bpf-link` that passes its
 //! owner-level checks loads one, whether or not attaching it then succeeds.
 //!
@@ -42,7 +42,7 @@
 //! In the shared policy a BPF trampoline and one IPMODIFY owner must coexist, in either order of
 //! arrival and for every program kind. Stacking a livepatch, aggregating a kprobe, adding a
 //! program to an installed trampoline, and every release never conflict. Everything else is the
-//! owner-level table of [`crate::op`]. An operation the policy allows must succeed; it may fail
+//! owner-level table of [`ftsim_core::op`]. An operation the policy allows must succeed; it may fail
 //! with `EAGAIN` only if it met a contended trylock, and with `ENOMEM`/`E2BIG` only if a fault
 //! was injected into it.
 //!
@@ -85,15 +85,15 @@
 
 mod judge;
 
-use crate::errno::Errno;
-use crate::ids::{FnId, ModId, OpsLayout, OpsOwner, ProgId, ProgKind, TracerId};
-use crate::op::{HashSel, Op};
-use crate::protocol::{Protocol, SharingPolicy, SingleDirectApi};
-use crate::world::World;
+use ftsim_core::errno::Errno;
+use ftsim_core::ids::{FnId, ModId, OpsLayout, OpsOwner, ProgId, ProgKind, TracerId};
+use ftsim_core::op::{HashSel, Op};
+use ftsim_core::protocol::{Protocol, SharingPolicy, SingleDirectApi};
+use ftsim_core::world::World;
 use judge::Seen;
 use std::fmt;
 
-/// Most programs one trampoline takes (owner-level, [`crate::op`]: `E2BIG` at 38 links).
+/// Most programs one trampoline takes (owner-level, [`ftsim_core::op`]: `E2BIG` at 38 links).
 pub const BPF_LINKS_MAX: usize = 38;
 
 /// What a protocol promises (SPEC §4), the only thing the oracle reads from it.
@@ -173,7 +173,7 @@ pub enum Allowed {
     /// It must succeed.
     Ok,
     /// It must fail with one of `errnos`; `conflict` names the owner it conflicts with, `None`
-    /// when the owner itself refuses it (owner-level table of [`crate::op`]).
+    /// when the owner itself refuses it (owner-level table of [`ftsim_core::op`]).
     Refused {
         errnos: &'static [Errno],
         conflict: Option<String>,
@@ -230,7 +230,8 @@ impl Reference {
             layout: OpsLayout {
                 functions: world.functions,
                 tracers: world.tracers,
-                bpf_direct_ops: proto.bpf_direct_api == crate::protocol::BpfDirectApi::SharedOps,
+                bpf_direct_ops: proto.bpf_direct_api
+                    == ftsim_core::protocol::BpfDirectApi::SharedOps,
             },
             seen: Vec::new(),
         };
@@ -564,7 +565,7 @@ impl fmt::Display for Allowed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{PRESETS, SWITCHES};
+    use ftsim_core::protocol::{PRESETS, SWITCHES};
 
     /// The oracle reads the promise, not how the code keeps it: no switch but `policy` changes
     /// its policy, and `single_direct_api` only by whether the `direct-*` operations exist.

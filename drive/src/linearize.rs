@@ -12,15 +12,15 @@
 //! and the projection of the state.
 
 use crate::checked::CheckedSeq;
-use crate::errno::Errno;
 use crate::findings::Findings;
-use crate::ids::{FnId, OpsOwner};
-use crate::kernel::{fl, Kernel};
 use crate::observe::{call, calls, Body};
-use crate::op::Op;
 use crate::oracle::Reference;
-use crate::property::{Property, Violation};
-use crate::step::{Faults, OpResult};
+use ftsim_core::errno::Errno;
+use ftsim_core::ids::{FnId, OpsOwner};
+use ftsim_core::kernel::{fl, Kernel};
+use ftsim_core::op::Op;
+use ftsim_core::property::{Property, Violation};
+use ftsim_core::step::{Faults, OpResult};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 
@@ -145,7 +145,7 @@ pub struct Verdict {
     /// Tolerated findings (`share-leak`) the sequential order does not have, as
     /// `property@function`: caused by contention.
     pub contention_tolerated: Vec<String>,
-    /// What the reference oracle (`ftsim_core::oracle`) says about the outcomes and the calls
+    /// What the reference oracle (`crate::oracle`) says about the outcomes and the calls
     /// along the explaining order (in `finding_ids` as `oracle:property@function`).
     pub oracle: Vec<String>,
 }
@@ -256,7 +256,7 @@ impl Linearizer {
         v.join("; ")
     }
 
-    /// The reference oracle's verdict (`ftsim_core::oracle`, issue 3) on the execution explained
+    /// The reference oracle's verdict (`crate::oracle`, issue 3) on the execution explained
     /// by candidate `c`: what it found along the order, then the operations that failed from
     /// contention, judged last (they left no trace, so where they go does not matter) with the
     /// calls of the final state.

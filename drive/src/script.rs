@@ -19,16 +19,16 @@
 
 use crate::checked::{CheckedRun, CheckedSeq, Round};
 use crate::decide::Decider;
-use crate::errno::Errno;
 use crate::findings::Findings;
-use crate::ids::Tid;
-use crate::locks::Lock;
-use crate::op::Op;
-use crate::property::{Property, Violation};
-use crate::protocol::{self, Protocol, ProtocolError};
 use crate::seq::Faults;
-use crate::step::EventKind;
-use crate::world::World;
+use ftsim_core::errno::Errno;
+use ftsim_core::ids::Tid;
+use ftsim_core::locks::Lock;
+use ftsim_core::op::Op;
+use ftsim_core::property::{Property, Violation};
+use ftsim_core::protocol::{self, Protocol, ProtocolError};
+use ftsim_core::step::EventKind;
+use ftsim_core::world::World;
 use std::fmt;
 
 /// Most operations a script may hold.
