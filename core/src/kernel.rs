@@ -277,6 +277,48 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// `*self = src.clone()`, reusing `self`'s allocations (the explorer runs every transition in
+    /// one buffer per expanded state). Every field is named, so a new field cannot be forgotten.
+    #[inline]
+    pub fn copy_from(&mut self, src: &Kernel) {
+        let Kernel {
+            proto,
+            info,
+            fns,
+            ops,
+            ops_list,
+            direct_functions,
+            modules,
+            tracers,
+            kprobe_ftrace_enabled,
+            locks,
+            gen,
+            next_prog,
+            next_sample,
+            violations,
+            dirty,
+            trace,
+        } = src;
+        self.proto = *proto;
+        if !std::sync::Arc::ptr_eq(&self.info, info) {
+            self.info = info.clone();
+        }
+        self.fns.clone_from(fns);
+        self.ops.clone_from(ops);
+        self.ops_list.clone_from(ops_list);
+        self.direct_functions.clone_from(direct_functions);
+        self.modules.clone_from(modules);
+        self.tracers.clone_from(tracers);
+        self.kprobe_ftrace_enabled = *kprobe_ftrace_enabled;
+        self.locks.clone_from(locks);
+        self.gen = *gen;
+        self.next_prog = *next_prog;
+        self.next_sample = *next_sample;
+        self.violations.clone_from(violations);
+        self.dirty.clone_from(dirty);
+        self.trace.clone_from(trace);
+    }
+
     /// The initial state: built-in functions present with count 0, modules unloaded, no owner.
     pub fn new(world: &World, proto: Protocol) -> Kernel {
         world

@@ -33,6 +33,28 @@ pub struct Thread {
 }
 
 impl Thread {
+    /// `*self = src.clone()`, reusing `self`'s allocations: the stack keeps its allocation
+    /// (empty at quiescence; the next operation's frames go there). Every field is named.
+    #[inline]
+    pub fn copy_from(&mut self, src: &Thread) {
+        let Thread {
+            stack,
+            pending,
+            input,
+            op,
+            contended,
+            faulted,
+            stuck,
+        } = src;
+        self.stack.clone_from(stack);
+        self.pending = *pending;
+        self.input.clone_from(input);
+        self.op.clone_from(op);
+        self.contended = *contended;
+        self.faulted = *faulted;
+        self.stuck = *stuck;
+    }
+
     /// An idle thread, as `Thread::default()`, that keeps its stack's allocation (the
     /// explorer runs every transition in one buffer: its frames need no allocation).
     fn reset(&mut self) {

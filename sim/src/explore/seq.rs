@@ -2,7 +2,6 @@
 //! order graph; a transition runs one operation of the alphabet (with at most one fault).
 
 use ftsim_core::kernel::Kernel;
-use ftsim_core::machine::Thread;
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
@@ -217,7 +216,8 @@ impl SeqSpace {
 }
 
 /// `dst = src.clone()`, reusing `dst`'s allocations (a transition is run in one buffer per
-/// expanded state). Every field is named, so a new field of the state cannot be forgotten.
+/// expanded state): the kernel and the thread by their own `copy_from`. Every field is named, so
+/// a new field of the state cannot be forgotten.
 fn copy_state(dst: &mut SeqState, src: &SeqState) {
     let SeqState { s, key, mask } = src;
     let Sequential {
@@ -227,62 +227,8 @@ fn copy_state(dst: &mut SeqState, src: &SeqState) {
         check_atomicity,
         stuck,
     } = s;
-    let Kernel {
-        proto,
-        info,
-        fns,
-        ops,
-        ops_list,
-        direct_functions,
-        modules,
-        tracers,
-        kprobe_ftrace_enabled,
-        locks,
-        gen,
-        next_prog,
-        next_sample,
-        violations,
-        dirty,
-        trace,
-    } = k;
-    let d = &mut dst.s.k;
-    d.proto = *proto;
-    if !std::sync::Arc::ptr_eq(&d.info, info) {
-        d.info = info.clone();
-    }
-    d.fns.clone_from(fns);
-    d.ops.clone_from(ops);
-    d.ops_list.clone_from(ops_list);
-    d.direct_functions.clone_from(direct_functions);
-    d.modules.clone_from(modules);
-    d.tracers.clone_from(tracers);
-    d.kprobe_ftrace_enabled = *kprobe_ftrace_enabled;
-    d.locks.clone_from(locks);
-    d.gen = *gen;
-    d.next_prog = *next_prog;
-    d.next_sample = *next_sample;
-    d.violations.clone_from(violations);
-    d.dirty.clone_from(dirty);
-    d.trace.clone_from(trace);
-    // The thread field by field: its stack keeps its allocation (empty at quiescence, the
-    // next operation's frames go there; `Thread::start` keeps it too).
-    let Thread {
-        stack,
-        pending,
-        input,
-        op,
-        contended,
-        faulted,
-        stuck: th_stuck,
-    } = th;
-    let t = &mut dst.s.th;
-    t.stack.clone_from(stack);
-    t.pending = *pending;
-    t.input.clone_from(input);
-    t.op.clone_from(op);
-    t.contended = *contended;
-    t.faulted = *faulted;
-    t.stuck = *th_stuck;
+    dst.s.k.copy_from(k);
+    dst.s.th.copy_from(th);
     dst.s.order.clone_from(order);
     dst.s.check_atomicity = *check_atomicity;
     dst.s.stuck = *stuck;
