@@ -58,11 +58,22 @@ impl Thread {
     /// An idle thread, as `Thread::default()`, that keeps its stack's allocation (the
     /// explorer runs every transition in one buffer: its frames need no allocation).
     fn reset(&mut self) {
-        let stack = std::mem::take(&mut self.stack);
-        *self = Thread {
+        let Thread {
             stack,
-            ..Thread::default()
-        };
+            pending,
+            input,
+            op,
+            contended,
+            faulted,
+            stuck,
+        } = self;
+        stack.clear();
+        *pending = None;
+        *input = None;
+        *op = None;
+        *contended = false;
+        *faulted = false;
+        *stuck = false;
     }
 
     /// Starts owner-level operation `op` on this thread, idle, as thread `t` of kernel `k`.
@@ -73,9 +84,11 @@ impl Thread {
         );
         self.reset();
         self.stack.push(crate::owners::frame_for(&op));
-        self.op = Some(op.clone());
         self.input = Some(Input::Start);
-        k.ev(t, EventKind::Start(op));
+        if k.trace.is_some() {
+            k.ev(t, EventKind::Start(op.clone()));
+        }
+        self.op = Some(op);
     }
 
     /// Starts a raw kernel-level frame on this thread, idle (for kernel-level tests).
@@ -105,32 +118,35 @@ impl Thread {
         !self.stack.is_empty()
     }
 
-    /// Runs this thread, thread `t` of kernel `k`, until it needs a decision or finishes.
+    /// Runs this thread, thread `t` of kernel `k`, until it needs a decision or finishes. The
+    /// top frame steps where it lies on the stack (a step sees the kernel, never its thread), so
+    /// a frame is not moved off the stack and back at every step.
     pub fn run(&mut self, k: &mut Kernel, t: Tid) -> Status {
         let Some(mut input) = self.input.take() else {
             return self.status();
         };
         loop {
-            let mut frame = self
+            let frame = self
                 .stack
-                .pop()
+                .last_mut()
                 .expect("[core internal bug] running an idle thread");
-            if input == Input::Start {
+            if input == Input::Start && k.trace.is_some() {
                 k.ev(t, EventKind::Enter(frame.name()));
             }
             match frame.step(k, t, input) {
                 Flow::Wait(req) => {
-                    self.stack.push(frame);
                     self.pending = Some(req);
                     return Status::Wants(req);
                 }
                 Flow::Call(child) => {
-                    self.stack.push(frame);
                     self.stack.push(child);
                     input = Input::Start;
                 }
                 Flow::Ret(r) => {
-                    k.ev(t, EventKind::Leave(frame.name(), r));
+                    if k.trace.is_some() {
+                        k.ev(t, EventKind::Leave(frame.name(), r));
+                    }
+                    self.stack.pop();
                     if self.stack.is_empty() {
                         let res = r.map(|_| ());
                         k.ev(t, EventKind::Finish(res));
