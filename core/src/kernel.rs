@@ -408,34 +408,42 @@ impl Kernel {
         &self.info.world
     }
 
+    #[inline]
     pub fn id(&self, o: OpsOwner) -> OpsId {
         self.info.layout.id(o)
     }
 
+    #[inline]
     pub fn owner(&self, id: OpsId) -> OpsOwner {
         self.info.layout.owner(id)
     }
 
+    #[inline]
     pub fn op(&self, id: OpsId) -> &Ops {
         &self.ops[id.0 as usize]
     }
 
+    #[inline]
     pub fn op_mut(&mut self, id: OpsId) -> &mut Ops {
         &mut self.ops[id.0 as usize]
     }
 
+    #[inline]
     pub fn rec(&self, f: FnId) -> &Record {
         &self.fns[f.0 as usize].rec
     }
 
+    #[inline]
     pub fn fstate(&self, f: FnId) -> &FnState {
         &self.fns[f.0 as usize]
     }
 
+    #[inline]
     pub fn fstate_mut(&mut self, f: FnId) -> &mut FnState {
         &mut self.fns[f.0 as usize]
     }
 
+    #[inline]
     pub fn tr(&self, f: FnId) -> &Trampoline {
         &self.fns[f.0 as usize].tr
     }
@@ -447,14 +455,17 @@ impl Kernel {
     }
 
     /// The ops whose hashes `id` reads (itself, or the ops its hash is shared with).
+    #[inline]
     pub fn hash_owner(&self, id: OpsId) -> OpsId {
         self.op(id).hash_of.unwrap_or(id)
     }
 
+    #[inline]
     pub fn filter(&self, id: OpsId) -> &IpHash {
         &self.op(self.hash_owner(id)).filter
     }
 
+    #[inline]
     pub fn notrace(&self, id: OpsId) -> &IpHash {
         &self.op(self.hash_owner(id)).notrace
     }
@@ -467,6 +478,7 @@ impl Kernel {
 
     /// The ftrace ops of the BPF trampoline of `f` (`tr->fops`): its own, or the shared
     /// `direct_ops` (`bpf_direct_api = shared-ops`).
+    #[inline]
     pub fn bpf_fops(&self, f: FnId) -> OpsId {
         if self.info.layout.bpf_direct_ops {
             self.id(OpsOwner::BpfDirectOps)
@@ -486,6 +498,7 @@ impl Kernel {
     }
 
     /// `ftrace_ops_test` / `hash_contains_ip`: the hashes of `id` select `f`.
+    #[inline]
     pub fn hash_selects(&self, id: OpsId, f: FnId) -> bool {
         let filter = self.filter(id);
         let notrace = self.notrace(id);
@@ -493,16 +506,19 @@ impl Kernel {
     }
 
     /// `ops_references_ip`: enabled, and its hashes select `f`.
+    #[inline]
     pub fn references(&self, id: OpsId, f: FnId) -> bool {
         self.op(id).has(fl::ENABLED) && self.hash_selects(id, f)
     }
 
     /// The module of `f`, if it lives in one.
+    #[inline]
     pub fn module_of(&self, f: FnId) -> Option<ModId> {
         self.info.module_of[f.0 as usize]
     }
 
     /// The function can be attached to by an owner: built-in, or its module is live.
+    #[inline]
     pub fn fn_live(&self, f: FnId) -> bool {
         match self.module_of(f) {
             None => true,
@@ -512,10 +528,12 @@ impl Kernel {
 
     // ----- locks ---------------------------------------------------------------------------
 
+    #[inline]
     pub fn lock_holder(&self, l: Lock) -> Option<Tid> {
         self.locks.iter().find(|(x, _)| *x == l).map(|(_, t)| *t)
     }
 
+    #[inline]
     pub fn holds(&self, t: Tid, l: Lock) -> bool {
         self.locks.iter().any(|&(x, h)| x == l && h == t)
     }
@@ -569,6 +587,7 @@ impl Kernel {
         }
     }
 
+    #[inline]
     pub fn ev(&mut self, t: Tid, kind: EventKind) {
         if let Some(tr) = self.trace.as_mut() {
             tr.push(Event { tid: t, kind });

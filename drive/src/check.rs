@@ -10,11 +10,17 @@ use smallvec::SmallVec;
 
 pub use ftsim_core::footprint::{footprint, footprint_into, Footprint};
 
-/// For every function, the registered ops whose hashes select it, in list order: one pass over
-/// the ops list instead of one per function.
-fn index(k: &Kernel) -> Vec<SmallVec<[OpsId; 4]>> {
+/// The registered ops whose hashes select each function, in list order: one pass over the ops
+/// list instead of one per function. Inline up to eight functions (no allocation per check).
+type Index = SmallVec<[SmallVec<[OpsId; 4]>; 8]>;
+
+/// For every function, the registered ops whose hashes select it, in list order.
+fn index(k: &Kernel) -> Index {
     let n = k.fns.len();
-    let mut per_fn: Vec<SmallVec<[OpsId; 4]>> = vec![SmallVec::new(); n];
+    let mut per_fn = Index::new();
+    for _ in 0..n {
+        per_fn.push(SmallVec::new());
+    }
     for &op in &k.ops_list {
         let filter = k.filter(op);
         if filter.is_empty() {
@@ -105,23 +111,23 @@ impl<'a> FnCheck<'a> {
     /// `None` when the function has no text to call.
     fn new(k: &'a Kernel, f: FnId, selecting: &[OpsId]) -> Option<Self> {
         let c = call_among(k, f, selecting.iter().copied())?;
-        let refs: SmallVec<[OpsId; 4]> = selecting
-            .iter()
-            .copied()
-            .filter(|&op| k.references(op, f))
-            .collect();
-        let ipm = refs
-            .iter()
-            .copied()
-            .filter(|&o| {
-                k.op(o).has(fl::IPMODIFY) && !k.op(o).has(fl::DIRECT) && !k.op(o).has(fl::STUB)
-            })
-            .collect();
-        let dir = refs
-            .iter()
-            .copied()
-            .filter(|&o| k.op(o).has(fl::DIRECT))
-            .collect();
+        // One pass, each list in list order (pushes, not collects: this runs per state).
+        let mut refs = SmallVec::new();
+        let mut ipm = SmallVec::new();
+        let mut dir = SmallVec::new();
+        for &o in selecting {
+            if !k.references(o, f) {
+                continue;
+            }
+            refs.push(o);
+            let op = k.op(o);
+            if op.has(fl::IPMODIFY) && !op.has(fl::DIRECT) && !op.has(fl::STUB) {
+                ipm.push(o);
+            }
+            if op.has(fl::DIRECT) {
+                dir.push(o);
+            }
+        }
         Some(FnCheck {
             k,
             f,
@@ -229,11 +235,14 @@ impl<'a> FnCheck<'a> {
                 format!("two direct ops enabled: {}", names.join(", ")),
             ));
         }
-        let mut addrs: SmallVec<[Addr; 2]> =
-            k.direct_functions.all_for(self.f).map(|e| e.addr).collect();
-        addrs.sort();
-        addrs.dedup();
-        if addrs.len() > 1 {
+        // The list of addresses only when there are two (the message names them).
+        let mut all = k.direct_functions.all_for(self.f).map(|e| e.addr);
+        let first = all.next();
+        if all.any(|a| Some(a) != first) {
+            let mut addrs: SmallVec<[Addr; 2]> =
+                k.direct_functions.all_for(self.f).map(|e| e.addr).collect();
+            addrs.sort();
+            addrs.dedup();
             let names: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
             out.push(self.v(
                 Property::Exclusivity,
@@ -340,12 +349,15 @@ impl<'a> FnCheck<'a> {
 }
 
 fn check_global(k: &Kernel, out: &mut Vec<Violation>) {
-    // Half-registered ops: callback/trampoline set on a direct ops that is not registered.
-    let mut fops: SmallVec<[(FnId, OpsId); 4]> = (0..k.fns.len() as u16)
-        .map(|f| (FnId(f), k.bpf_fops(FnId(f))))
-        .collect();
-    fops.dedup_by_key(|(_, id)| *id);
-    for (f, id) in fops {
+    // Half-registered ops: callback/trampoline set on a direct ops that is not registered (each
+    // ops once: consecutive functions may share one).
+    let mut last = None;
+    for f in (0..k.fns.len() as u16).map(FnId) {
+        let id = k.bpf_fops(f);
+        if last == Some(id) {
+            continue;
+        }
+        last = Some(id);
         let o = k.op(id);
         if (o.func_set || o.trampoline_set) && !o.has(fl::ENABLED) {
             // The shared direct_ops (mainline 2026) belongs to no one function.
