@@ -239,6 +239,29 @@ impl Guard {
     }
 }
 
+/// `dst = src.clone()` writing only the items that differ: the explorer copies a state into a
+/// buffer that holds a sibling successor, which differs from it in the few functions and ops one
+/// operation touched, and comparing small plain items is cheaper than rebuilding them.
+#[inline]
+fn copy_changed<T: Clone + PartialEq>(dst: &mut Vec<T>, src: &[T]) {
+    if dst.len() != src.len() {
+        dst.clear();
+        dst.extend_from_slice(src);
+        return;
+    }
+    for (d, s) in dst.iter_mut().zip(src) {
+        copy_if_changed(d, s);
+    }
+}
+
+/// `*dst = src.clone()` when they differ (see [`copy_changed`]).
+#[inline]
+fn copy_if_changed<T: Clone + PartialEq>(dst: &mut T, src: &T) {
+    if dst != src {
+        *dst = src.clone();
+    }
+}
+
 /// The retry bound of every retry loop (the BPF `goto again`, the rinse-and-repeat accounting).
 /// Hitting it is a `livelock` finding, not a hang.
 pub const RETRIES_MAX: u16 = 8;
@@ -303,19 +326,19 @@ impl Kernel {
         if !std::sync::Arc::ptr_eq(&self.info, info) {
             self.info = info.clone();
         }
-        self.fns.clone_from(fns);
-        self.ops.clone_from(ops);
-        self.ops_list.clone_from(ops_list);
-        self.direct_functions.clone_from(direct_functions);
-        self.modules.clone_from(modules);
-        self.tracers.clone_from(tracers);
+        copy_changed(&mut self.fns, fns);
+        copy_changed(&mut self.ops, ops);
+        copy_if_changed(&mut self.ops_list, ops_list);
+        copy_if_changed(&mut self.direct_functions, direct_functions);
+        copy_if_changed(&mut self.modules, modules);
+        copy_if_changed(&mut self.tracers, tracers);
         self.kprobe_ftrace_enabled = *kprobe_ftrace_enabled;
-        self.locks.clone_from(locks);
+        copy_if_changed(&mut self.locks, locks);
         self.gen = *gen;
         self.next_prog = *next_prog;
         self.next_sample = *next_sample;
         self.violations.clone_from(violations);
-        self.dirty.clone_from(dirty);
+        copy_if_changed(&mut self.dirty, dirty);
         self.trace.clone_from(trace);
     }
 
