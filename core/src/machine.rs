@@ -58,22 +58,11 @@ impl Thread {
     /// An idle thread, as `Thread::default()`, that keeps its stack's allocation (the
     /// explorer runs every transition in one buffer: its frames need no allocation).
     fn reset(&mut self) {
-        let Thread {
+        let stack = std::mem::take(&mut self.stack);
+        *self = Thread {
             stack,
-            pending,
-            input,
-            op,
-            contended,
-            faulted,
-            stuck,
-        } = self;
-        stack.clear();
-        *pending = None;
-        *input = None;
-        *op = None;
-        *contended = false;
-        *faulted = false;
-        *stuck = false;
+            ..Thread::default()
+        };
     }
 
     /// Starts owner-level operation `op` on this thread, idle, as thread `t` of kernel `k`.
