@@ -38,6 +38,7 @@ pub(crate) fn copy_small<T: Copy, const N: usize>(v: &SmallVec<[T; N]>) -> Small
 }
 
 impl Clone for IpHash {
+    #[inline]
     fn clone(&self) -> IpHash {
         IpHash {
             entries: copy_small(&self.entries),
@@ -59,6 +60,7 @@ impl IpHash {
     }
 
     /// No entry at all (a filter hash like this means "every function").
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -73,10 +75,12 @@ impl IpHash {
             .sum()
     }
 
+    #[inline]
     pub fn contains(&self, f: FnId) -> bool {
         self.find(f.0).is_ok()
     }
 
+    #[inline]
     fn find(&self, ip: u16) -> Result<usize, usize> {
         self.entries.binary_search_by_key(&ip, |e| e.0)
     }
@@ -124,6 +128,7 @@ impl IpHash {
     }
 
     /// Distinct live ips, in order.
+    #[inline]
     pub fn ips(&self) -> impl Iterator<Item = FnId> + '_ {
         self.entries
             .iter()
@@ -140,6 +145,7 @@ impl IpHash {
     }
 
     /// Raw (ip, multiplicity) pairs, for fingerprints and printing.
+    #[inline]
     pub fn raw(&self) -> &[(u16, u16)] {
         &self.entries
     }
@@ -170,6 +176,7 @@ pub struct DirectHash {
 }
 
 impl Clone for DirectHash {
+    #[inline]
     fn clone(&self) -> DirectHash {
         DirectHash {
             entries: copy_small(&self.entries),
@@ -181,19 +188,23 @@ impl DirectHash {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+    #[inline]
     pub fn entries(&self) -> &[DirectEntry] {
         &self.entries
     }
 
+    #[inline]
     fn first_index(&self, f: FnId) -> Option<usize> {
         let i = self.entries.partition_point(|e| e.ip < f);
         (self.entries.get(i).map(|e| e.ip) == Some(f)).then_some(i)
     }
 
     /// `ftrace_find_rec_direct`: the address of the first entry for `f`.
+    #[inline]
     pub fn lookup(&self, f: FnId) -> Option<Addr> {
         self.first_index(f).map(|i| self.entries[i].addr)
     }
@@ -231,6 +242,7 @@ impl DirectHash {
     }
 
     /// All entries for `f`.
+    #[inline]
     pub fn all_for(&self, f: FnId) -> impl Iterator<Item = &DirectEntry> + '_ {
         self.entries.iter().filter(move |e| e.ip == f)
     }
