@@ -9,9 +9,15 @@
 //!   overlapped. Concurrent script replay (hence the `schedule` fuzz target) and the simulator
 //!   step through it, one [`CheckedRun::round`] at a time.
 //!
-//! The explorer steps the bare executors (it judges the core's properties on its own edges, and
-//! the oracle's picture depends on the path, not on the state it keys); the `ops` fuzz target
-//! has a faster equivalent of `CheckedSeq` that skips the checks of an unchanged state
+//! [`judge_seq`] is the judging of one sequential operation after its step (the failure footprint,
+//! then the property check of the state reached). `CheckedSeq` judges through it, and so does the
+//! explorer's sequential space (`sim/src/explore/seq.rs`), with the footprint of the parent taken
+//! once per expanded state and the property check left to the search, which checks each
+//! distinct state once (the check depends on the state alone, and most edges lead to a state
+//! already seen). The explorer runs no oracle: the oracle's picture depends on the path, not on
+//! the state a search keys. The interleaving space steps the bare concurrent executor for the
+//! same reason and checks its quiescent states on its own edges. The `ops` fuzz target has a
+//! faster equivalent of `CheckedSeq` that skips the checks of an unchanged state
 //! (`sim/src/harness`, checked against script replay by the corpus test).
 //!
 //! Findings of a concurrent run go to the executor's one set ([`Sched::findings`], deduplicated
@@ -19,13 +25,14 @@
 //! coverage, lockdep, livelock), then the oracle's verdict on an operation that finished, then the
 //! check of the quiescent state.
 
-use crate::check::check;
+use crate::check::{check, footprint, footprint_into, Footprint};
 use crate::decide::Decider;
 use crate::oracle::Reference;
 use crate::sched::{Completion, Sched, StepOutcome};
 use crate::seq::Sequential;
 use ftsim_core::errno::Errno;
 use ftsim_core::ids::Tid;
+use ftsim_core::kernel::Kernel;
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
@@ -142,6 +149,38 @@ impl DerefMut for CheckedRun {
     }
 }
 
+/// Judges one operation of the sequential driver after its step ([`Sequential::run`], whose
+/// outcome `out` carries the findings raised inside the step), as `Sequential::apply_with` does:
+/// nothing more after a step that left the driver stuck; for an operation that failed, the
+/// failure footprint (atomicity, SPEC §3.6) of the state it ran from, `before` (`None`: not
+/// judged), against the state `k` it left (taken into the buffer `after`); then, with
+/// `check_state`, the property check of `k`. [`CheckedSeq::step`] and the explorer's sequential
+/// space judge through it (see the module docs).
+#[inline]
+pub fn judge_seq(
+    out: &mut OpResult,
+    op: &Op,
+    before: Option<&Footprint>,
+    k: &Kernel,
+    after: &mut Footprint,
+    check_state: bool,
+) {
+    if out.stuck {
+        return;
+    }
+    if let (Some(before), Err(_)) = (before, out.result) {
+        footprint_into(k, after);
+        // Equal footprints compare to nothing; the comparison names what changed.
+        if before != after {
+            out.violations
+                .extend(before.compare(after, &op.to_string()));
+        }
+    }
+    if check_state {
+        out.violations.extend(check(k));
+    }
+}
+
 /// The sequential driver (the system under test) and the reference oracle that follows it.
 #[derive(Clone, Debug)]
 pub struct CheckedSeq {
@@ -176,10 +215,15 @@ impl CheckedSeq {
         }
     }
 
-    /// Runs `op` with `faults` on the core (`Sequential::apply_with`), then lets the oracle judge
-    /// the outcome and the call of every function.
+    /// Runs `op` with `faults` on the core and judges it ([`judge_seq`]: the failure footprint
+    /// when `check_atomicity` is set, the property check), then lets the oracle judge the outcome
+    /// and the call of every function.
     pub fn step(&mut self, op: &Op, faults: Faults) -> Stepped {
-        let out = self.seq.apply_with(op, faults);
+        let s = &mut self.seq;
+        let before = (s.check_atomicity && !s.stuck).then(|| footprint(&s.k));
+        let mut out = s.run(op, faults);
+        let mut after = Footprint::default();
+        judge_seq(&mut out, op, before.as_ref(), &s.k, &mut after, true);
         let calls = crate::observe::calls(&self.seq.k);
         let oracle = self.model.step(op, &out, &calls);
         Stepped {

@@ -7,6 +7,7 @@ use ftsim_core::property::Violation;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::world::World;
 use ftsim_drive::check::{check, footprint_into};
+use ftsim_drive::checked::judge_seq;
 use ftsim_drive::seq::{Faults, Sequential};
 
 use super::symmetry::combine;
@@ -150,7 +151,7 @@ impl SeqSpace {
     ) -> Option<(Vec<Violation>, bool)> {
         let s = &st.s;
         let op = &self.alphabet[i];
-        let out = c.s.run(op, faults);
+        let mut out = c.s.run(op, faults);
         if !faults.is_none() {
             let hit = if faults.trylocks != 0 {
                 out.contended
@@ -161,25 +162,24 @@ impl SeqSpace {
                 return None;
             }
         }
-        let mut violations = out.violations;
         let mask = c.s.order.mask();
         // A failed operation that left the kernel as it was (a refusal) leads back to this
-        // state, and has an unchanged atomicity footprint; otherwise the footprint is compared
-        // as `Sequential::apply` does.
+        // state, and has an unchanged atomicity footprint; otherwise it is judged as every
+        // checked sequential run judges it (`judge_seq`), against the parent's footprint, taken
+        // once per expansion (the successor's goes to a reused buffer). The property check of
+        // the state reached is the search's, once per distinct state (`Space::check`).
         let unchanged = !out.stuck && out.result.is_err() && c.s.k == s.k && c.s.th == s.th;
-        if !out.stuck && out.result.is_err() && !unchanged {
-            // The parent's footprint once per expansion, the successor's in a reused buffer.
+        let before = if !out.stuck && out.result.is_err() && !unchanged {
             if !sc.fp_parent_valid {
                 footprint_into(&s.k, &mut sc.fp_parent);
                 sc.fp_parent_valid = true;
             }
-            footprint_into(&c.s.k, &mut sc.fp_child);
-            if sc.fp_parent != sc.fp_child {
-                if let Some(v) = sc.fp_parent.compare(&sc.fp_child, &op.to_string()) {
-                    violations.push(v);
-                }
-            }
-        }
+            Some(&sc.fp_parent)
+        } else {
+            None
+        };
+        judge_seq(&mut out, op, before, &c.s.k, &mut sc.fp_child, false);
+        let violations = out.violations;
         c.key = if unchanged && mask == st.mask {
             st.key
         } else {
