@@ -20,7 +20,7 @@ use ftsim_core::step::{Input, Request, Status};
 use ftsim_core::walk::{has, EqScope, Field, Fields, Scope, Sink, COUNTERS};
 use ftsim_core::world::World;
 use ftsim_drive::seq::Sequential;
-use ftsim_sim::explore::{Scratch, Symmetry};
+use ftsim_sim::explore::{Scratch, Symmetry, SIGNATURE_IGNORES};
 use ftsim_sim::harness::{snapshot_footprint, snapshot_same, Checked};
 use ftsim_tests::observable::{observable, Observable};
 
@@ -260,6 +260,8 @@ struct Projections {
     footprint: ftsim_core::footprint::Footprint,
     /// The footprint as the fuzz harness takes it, beside its words in one walk (a tee).
     snapshot_footprint: ftsim_core::footprint::Footprint,
+    /// The symmetry's signatures and free flags (what candidate renamings are chosen by).
+    signatures: Vec<u64>,
     observable: String,
 }
 
@@ -270,6 +272,7 @@ fn project(s: &State, sym: &Symmetry) -> Projections {
         key: sym.key(k, &s.th, &mut Scratch::default()),
         footprint: footprint(k),
         snapshot_footprint: snapshot_footprint(k),
+        signatures: sym.signatures_of(k, &s.th),
         observable: observable(k),
     }
 }
@@ -296,7 +299,7 @@ fn every_sink_sees_every_field_it_does_not_ignore() {
         let before = &projected[b];
         let after = project(&s, &sym);
         let k = &s.k;
-        let sinks: [(&str, Fields, bool); 8] = [
+        let sinks: [(&str, Fields, bool); 9] = [
             (
                 "fingerprint",
                 <Fp as Sink>::IGNORES,
@@ -311,6 +314,11 @@ fn every_sink_sees_every_field_it_does_not_ignore() {
                 "footprint",
                 <FootprintSink as Sink>::IGNORES,
                 before.footprint != after.footprint,
+            ),
+            (
+                "symmetry signatures",
+                SIGNATURE_IGNORES,
+                before.signatures != after.signatures,
             ),
             (
                 "harness footprint",

@@ -74,11 +74,6 @@ impl Perm {
         self.id
     }
 
-    /// Old function ids, by new id.
-    pub(super) fn functions_inv(&self) -> &[u16] {
-        &self.finv[..self.n as usize]
-    }
-
     /// New function ids, by old id.
     pub fn functions(&self) -> &[u16] {
         &self.f[..self.n as usize]
@@ -135,8 +130,6 @@ pub struct Scratch {
     pub(super) best: Vec<u64>,
     pub(super) sig_f: Vec<u64>,
     pub(super) sig_t: Vec<u64>,
-    pub(super) acc: Vec<u64>,
-    pub(super) mentioned: Vec<bool>,
     pub(super) pristine_f: Vec<bool>,
     pub(super) pristine_t: Vec<bool>,
     pub(super) order: Vec<u16>,
@@ -146,8 +139,8 @@ pub struct Scratch {
     pub(super) run_members: Vec<u16>,
     /// Renamings tried, for statistics.
     pub renamings: u64,
-    /// Symmetric keys computed from per-function parts (two or more candidates, not tangled),
-    /// and keys computed in all, for statistics.
+    /// Symmetric keys computed from per-function parts (quiescent states that are not
+    /// tangled), and keys computed in all, for statistics.
     pub keys_from_parts: u64,
     pub keys: u64,
     /// Transitions skipped as owner-level refusals (self-loops).
@@ -214,6 +207,53 @@ pub fn hash128(words: &[u64]) -> u128 {
     let lo = mix(mum(a ^ SECRET[2], b ^ SECRET[3]));
     let hi = mix(mum(b ^ SECRET[0], a ^ SECRET[1]) ^ words.len() as u64);
     (hi as u128) << 64 | lo as u128
+}
+
+/// [`hash128`]'s mixing, fed one word at a time (the length is mixed in at the end, so the
+/// values differ from [`hash128`]'s): the hash of a part of the state as the walk writes it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Stream {
+    a: u64,
+    b: u64,
+    pending: u64,
+    n: u64,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Stream {
+            a: SECRET[0],
+            b: SECRET[1],
+            pending: 0,
+            n: 0,
+        }
+    }
+}
+
+impl Stream {
+    #[inline(always)]
+    pub(super) fn word(&mut self, w: u64) {
+        if self.n & 1 == 0 {
+            self.pending = w;
+        } else {
+            let w0 = self.pending;
+            self.a = mum(w0 ^ SECRET[0], w ^ self.a ^ SECRET[1]);
+            self.b = mum(w ^ self.b ^ SECRET[2], w0 ^ SECRET[3]);
+        }
+        self.n += 1;
+    }
+
+    pub(super) fn finish(&self) -> u128 {
+        let (mut a, mut b) = (self.a, self.b);
+        if self.n & 1 == 1 {
+            let w = self.pending;
+            a = mum(w ^ SECRET[0], a ^ SECRET[1]);
+            b = mum(b ^ SECRET[2], w ^ SECRET[3]);
+        }
+        let lo = mix(mum(a ^ SECRET[2] ^ self.n, b ^ SECRET[3]));
+        let hi = mix(mum(b ^ SECRET[0], a ^ SECRET[1]) ^ self.n);
+        (hi as u128) << 64 | lo as u128
+    }
 }
 
 #[inline]

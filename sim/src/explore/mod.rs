@@ -44,26 +44,32 @@
 //!
 //! Functions that nothing distinguishes are interchangeable: the built-in functions among
 //! themselves, and the functions of one module among themselves; so are the tracers. For a
-//! state with no operation in flight the key is the minimum, over the permutations π of
-//! interchangeable functions and tracers, of the fingerprint of π(state), computed by
-//! [`fingerprint_permuted`], which hashes exactly the words [`ftsim_core::fingerprint::fingerprint`]
-//! hashes, with every function, tracer, ops slot, lock and address renamed through π (a test
-//! checks that the identity permutation reproduces the core fingerprint bit for bit, so the two
-//! cannot drift apart). Trying every permutation is factorial, so the candidates are narrowed
-//! first, without losing exactness: each function gets a signature that names no other function
-//! (its own record, owner state and ops, and order-free sums over every reference to it), the
-//! functions of a class are sorted by signature, and only orders that agree with the sort are
-//! tried (every permutation of a run of equal signatures). Functions that are *pristine* (in
-//! their initial state, with initial ops, and mentioned by no hash, no `direct_functions` entry,
-//! no address and no lock) are identical and unreferenced, so permuting them is an automorphism
-//! and only one of their orders is tried. Because signatures are invariant under renaming, the
-//! candidate set of π(s) is the candidate set of s renamed, and the key is a function of the
-//! symmetry orbit: distinct-state counts are orbit counts. With two or more candidates the key
-//! is computed from per-function parts instead (`parts`): each function's part of the
-//! fingerprint hashed once, then combined under each candidate, the least combination the key;
-//! the same orbit argument holds, and the counts are the same. States with an operation in
-//! flight carry frames the explorer cannot rename and use the identity only (sound, less
-//! reduction).
+//! state with no operation in flight the key is a function of its symmetry orbit that tells
+//! orbits apart: two states share a key exactly when a renaming π of interchangeable functions
+//! and tracers maps the fingerprint of one to the other's. One walk of the state (`parts`)
+//! splits what the fingerprint sees into per-function parts, each written so that it names no
+//! function (the function itself as "this function", and every reference to it from elsewhere,
+//! such as a static ops slot's hash entry or a `direct_functions` entry of its ip, recorded in
+//! its part), per-tracer parts and a rest that names nothing renamed, and hashes each part once.
+//! The key is then the hash of the function parts sorted within each class, the tracer parts
+//! and the rest (the least over the orders of the tracers, with what each tracer says about each
+//! function read in that order): sorting the parts is the canonical renaming, and no renamed
+//! state is encoded. A state whose parts cannot be written so (a function's part names another
+//! function, an address is stale, two functions share a program: *tangled*, a property of the
+//! orbit) takes the key of the full encoding instead: the least, over candidate renamings, of
+//! the fingerprint of π(state), computed by [`fingerprint_permuted`], which hashes exactly the
+//! words [`ftsim_core::fingerprint::fingerprint`] hashes, with every function, tracer, ops slot,
+//! lock and address renamed through π (a test checks that the identity permutation reproduces
+//! the core fingerprint bit for bit, so the two cannot drift apart). The candidates are narrowed
+//! without losing exactness by signatures from the same walk: each function's part written with
+//! "another function" where it names one, sorted within the class, and only orders that agree
+//! with the sort are tried (every permutation of a run of equal signatures); functions that are
+//! *free* (their part names nothing else and nothing names them) with equal parts are
+//! interchangeable by an automorphism of the state, and only one of their orders is tried. The
+//! test `keys_are_the_orbits` in `sim/tests/explore.rs` checks, both ways, that the key
+//! partitions reachable states exactly into orbits found by trying every renaming: distinct-state
+//! counts are orbit counts. States with an operation in flight carry frames the explorer cannot
+//! rename and use the identity only (sound, less reduction).
 //!
 //! Symmetry reduction is sound when the model treats interchangeable functions alike. The model
 //! iterates hashes in ip order (SPEC notes this stands in for bucket order), which could break
@@ -86,9 +92,10 @@
 //!
 //! A transition copies the driver into a buffer reused for every successor of the state being
 //! expanded (no allocation: the successor is only lent to the engine, [`Edge`]), runs one
-//! operation and computes the symmetric key (signatures, the candidate renamings' encodings,
+//! operation and computes the symmetric key (one walk hashing the per-function parts, a sort,
 //! one 128-bit hash); each new state is also checked. By instructions (callgrind, 3 functions,
-//! depth 4, symmetry on): the operation about 37%, the key 35%, the copy 10%, the check 8%.
+//! depth 4, symmetry on, at 4c163d8 with the key from parts): the operation about 39%, the key
+//! 35% (its walk 30%), the check 8%.
 //! Operations the owner refuses without effect are predicted and skipped (self-loops), and a
 //! refusal that leaves the kernel unchanged reuses its parent's key. The deduplication store
 //! keeps a 64-bit fingerprint of the key in a hash set and a parent link per distinct state
@@ -108,7 +115,8 @@
 //! `space` holds the public [`Space`] trait the engine ([`bfs`]) is generic over,
 //! [`Edge`] and the [`alphabet`]; `seq` and `inter` are the two spaces; `encode` the renamed
 //! fingerprint ([`encode`], [`Perm`], [`hash128`]); `symmetry` the canonical key ([`Symmetry`]);
-//! `parts` the key from per-function parts; `os` the `/proc` probes. The `ftsim explore` command line and printing are the binary's
+//! `parts` the walk's split into per-function parts, the key from them and the signatures; `os`
+//! the `/proc` probes. The `ftsim explore` command line and printing are the binary's
 //! (`cli/src/bin/ftsim/explore_cmd.rs`).
 //!
 //! [`Sequential`]: ftsim_drive::seq::Sequential
@@ -132,7 +140,7 @@ pub use os::{cpu_seconds, peak_rss_bytes};
 use seq::seq_label_parts;
 pub use seq::{SeqSpace, SeqState};
 pub use space::{alphabet, Edge, Space};
-pub use symmetry::{order_mask, Symmetry};
+pub use symmetry::{order_mask, Symmetry, SIGNATURE_IGNORES};
 
 use crate::sweep::Target;
 use ftsim_core::ids::Tid;

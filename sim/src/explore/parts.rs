@@ -1,22 +1,43 @@
-//! The symmetric key from per-function parts: each function's part of the fingerprint (its
-//! record, owner state and trampoline, and the ops slots it owns: its livepatch's and its
-//! trampoline's) is hashed once, from one walk under the identity, with every reference to the
-//! function itself written as "this function" and its programs numbered within the part; the
-//! key of a renaming π is then the hash of those part hashes in π's order followed by the rest
-//! of the state walked under π (the static and tracer ops slots, the ops list,
-//! `direct_functions`, modules, tracers, locks, threads), and the state's key is the least over
-//! the candidate renamings. That replaces one full encoding per renaming with one walk of what
-//! π really renames.
+//! The symmetric key from per-function parts, and the symmetry's signatures, from one walk.
 //!
-//! Exactness: the parts and the rest together describe π(state) completely, so two renamings
-//! give the same key exactly when they give the same renamed state; the candidate set of a
-//! renamed state is the candidate set renamed (see [`super::symmetry`]), so the least key is a
-//! function of the orbit, as the least encoding is. A part cannot be written without naming
-//! other functions when it refers to another function (a call site, hash entry, `hash_of` or
-//! direct call of another function's) or when some address is stale (stale addresses are
-//! numbered across the whole state): such a state is *tangled* and takes the full encoding
-//! per renaming, as does a state with one candidate. Both are properties of the orbit, and the
-//! two kinds of key are hashed apart ([`DOMAIN`]).
+//! [`gather`] walks the state once under the identity and splits what the fingerprint sees into
+//! *parts*: one per function, one per tracer and the rest. A function's part is everything the
+//! fingerprint says about it or about a reference to it, written so that it names no function:
+//! its record, owner state and trampoline, the ops slots it owns (its livepatch's and its
+//! trampoline's), and every reference to it from elsewhere (a static ops slot's hash entries,
+//! `hash_of` or direct call; its slots' places on the ops list; the `direct_functions` entries of
+//! its ip), with the function itself as "this function" and its programs numbered within the
+//! part. A tracer's part is its ops slot, its place on the list and its registration; what a
+//! tracer's slot says about a function (hash entries, `hash_of`, direct call) is kept aside as
+//! (function, tracer, word). The rest (the static slots but for their references, the list's and
+//! `direct_functions`' shape, modules, the kprobe counter, the executor's part) names nothing
+//! that is renamed. Each part is hashed once (128 bits).
+//!
+//! **The key.** For each order of the tracers (one when there are fewer than two), each
+//! function's hash is extended by what each tracer, in that order, says about it; within each
+//! class of interchangeable functions the hashes are sorted; the key of that order is the hash
+//! of the function hashes, the tracers' part hashes in that order and the rest's; the state's key
+//! is the least over the orders. No renaming is encoded and no candidate is searched: sorting
+//! the parts is the canonical renaming (ties are interchangeable functions with equal parts, and
+//! any order of them gives the same words).
+//!
+//! Exactness: the parts, the tracer order and the function order together say what the
+//! fingerprint of that renaming of the state says, so two states share a key exactly when a
+//! renaming of one has the other's fingerprint; renaming a state permutes its parts and its
+//! tracer orders, which the sort and the least over the orders undo. That holds when every part
+//! can be written without naming another function or tracer. A state where it cannot is
+//! *tangled*: a function's part names another function (its call site, a hash entry, `hash_of`
+//! or a direct call naming another function's, a `direct_functions` entry of its ip holding
+//! another function's address), a tracer's slot names another tracer's, two functions share a
+//! program, or an address is stale (stale addresses are numbered across the whole state). A
+//! tangled state takes the full encoding per candidate renaming ([`super::symmetry`]). Being
+//! tangled is a property of the orbit, and the two kinds of key are hashed apart ([`DOMAIN`]).
+//!
+//! **The signatures** the candidates of a tangled state are chosen by come from the same walk:
+//! written with "another function" (or "another tracer") where a part names one, every part
+//! names no function in any state, so its hash is a signature; a function or tracer whose part
+//! names nothing else and that nothing else names is *free*, and free ones with equal parts are
+//! interchangeable by an automorphism of the state ([`SIGNATURE_IGNORES`]).
 
 use ftsim_core::fingerprint::{Canon, Fingerprint};
 use ftsim_core::hash::DEAD_IP;
@@ -24,198 +45,556 @@ use ftsim_core::ids::{FnId, OpsId, OpsLayout, OpsOwner, ProgId, Tid};
 use ftsim_core::kernel::{CallSite, Kernel};
 use ftsim_core::locks::Lock;
 use ftsim_core::machine::Thread;
-use ftsim_core::walk::{walk, AddrView, Buf, Field, Fields, Identity, Section, Sink};
+use ftsim_core::walk::{
+    fields, walk, AddrView, Buf, Field, Fields, Identity, Section, Sink, Words, EXECUTOR,
+};
 use std::hash::Hash;
 
-use super::{hash128, Perm};
+use super::encode::Stream;
+use super::{hash128, FUNCTIONS_MAX, TRACERS_MAX};
 
-/// The id that stands for the function a part belongs to.
+/// The function a part belongs to; its livepatch and trampoline ops slots.
 const SELF: u16 = 0x7fff;
-/// `hash_of` naming the livepatch ops or the trampoline ops of the part's own function.
 const SELF_KLP: u16 = 0x7ffe;
 const SELF_BPF: u16 = 0x7ffd;
+/// Another function, its ops slots, a tracer's slot (in a tangled part), the tracer's own slot.
+const OTHER: u16 = 0x7ffc;
+const OTHER_KLP: u16 = 0x7ffb;
+const OTHER_BPF: u16 = 0x7ffa;
+const OTHER_TRACER: u16 = 0x7ff9;
+const SELF_TRACER: u16 = 0x7ff8;
+/// In the rest or a tracer's part: a slot or address of a function (or tracer) whose own part
+/// records the reference.
+const REF: u16 = 0x7ff7;
 /// The first word of every key computed from parts.
 const DOMAIN: u64 = 0x7061_7274_735f_6b65;
+/// The top byte of a reference word (one reference, recorded in the part of what it names) and
+/// of a section marker. No fingerprint word of a part reaches it.
+const REF_WORD: u64 = 0xf0 << 56;
+const MARK: u64 = 0xf1 << 56;
 
-/// Reusable buffers of the key from parts.
-#[derive(Default)]
-pub struct PartsBuf {
-    words: Vec<u64>,
-    canon: Canon,
-    /// Per function `f`: the hashes of its part (`3f`), its livepatch ops (`3f + 1`) and its
-    /// trampoline ops (`3f + 2`).
-    hashes: Vec<u128>,
-    key_words: Vec<u64>,
+/// The fields the signatures leave out: what the fingerprint leaves out, the executor's (the
+/// signatures are taken only when no thread is mid-operation), the state generation, the
+/// modules and the kprobe counter (the same under every renaming: they are in the rest).
+pub const SIGNATURE_IGNORES: Fields = <Fingerprint<'static, Vec<u64>> as Sink>::IGNORES
+    | EXECUTOR
+    | fields(&[
+        Field::Gen,
+        Field::ModLoaded,
+        Field::ModLive,
+        Field::ModBusy,
+        Field::ModKlpSeen,
+        Field::KprobeFtraceEnabled,
+    ]);
+
+/// The fingerprint's words, routed to the part being written and hashed as they come: `cur`
+/// is that part's hash, taken out of `parts` while it is written (`at`; [`Router::NONE`]: every
+/// part is in `parts`).
+struct Router {
+    /// Per function, then per tracer, then the rest.
+    parts: Vec<Stream>,
+    cur: Stream,
+    at: usize,
 }
 
-/// The walk's sink that records the part hashes.
-struct Parts<'a> {
-    inner: Fingerprint<'a, Vec<u64>>,
-    hashes: &'a mut Vec<u128>,
-    layout: OpsLayout,
-    /// The function of the part being recorded, and the part's index in `hashes`.
-    part: Option<(FnId, usize)>,
-    /// The state is tangled (see the module docs).
-    tangled: bool,
+impl Default for Router {
+    fn default() -> Self {
+        Router {
+            parts: Vec::new(),
+            cur: Stream::default(),
+            at: Router::NONE,
+        }
+    }
 }
 
-impl Parts<'_> {
-    fn finish(&mut self) {
-        if let Some((_, i)) = self.part.take() {
-            self.hashes[i] = hash128(self.inner.out);
-            self.inner.out.clear();
+impl Router {
+    const NONE: usize = usize::MAX;
+
+    #[inline]
+    fn switch(&mut self, i: usize) {
+        if i != self.at {
+            self.park();
+            self.cur = self.parts[i];
+            self.at = i;
         }
     }
 
-    /// An address as a part writes it: "this function" when it is the part's own.
-    fn own(&mut self, a: AddrView) -> AddrView {
+    /// Puts the part being written back.
+    #[inline]
+    fn park(&mut self) {
+        if self.at != Router::NONE {
+            self.parts[self.at] = self.cur;
+            self.at = Router::NONE;
+        }
+    }
+
+    /// A word into part `i`, which is not the one being written.
+    #[inline]
+    fn other(&mut self, i: usize, w: u64) {
+        debug_assert_ne!(i, self.at, "a reference into the part being written");
+        self.parts[i].word(w);
+    }
+}
+
+impl Words for Router {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.cur.word(w);
+    }
+}
+
+/// What one walk under the identity gathers (see the module docs), and the key's buffers.
+#[derive(Default)]
+pub struct PartsBuf {
+    router: Router,
+    canon: Canon,
+    pairs: Vec<(u16, u16)>,
+    /// Each program met, and the function whose part holds it.
+    progs: Vec<(ProgId, u16)>,
+    /// The part hashes: per function, per tracer, then the rest's.
+    pub(super) hashes: Vec<u128>,
+    /// What a tracer's slot says about a function, with two or more tracers: (function,
+    /// tracer, word), in walk order.
+    pub(super) ftr: Vec<(u16, u8, u64)>,
+    /// Per function, then per tracer: some other part names it.
+    pub(super) mentioned: Vec<bool>,
+    /// Per function, then per tracer: its part names another function or tracer or holds a
+    /// stale address.
+    pub(super) open: Vec<bool>,
+    /// Some part cannot be written without naming another (see the module docs).
+    pub(super) tangled: bool,
+    /// The functions and tracers of the state gathered.
+    pub(super) n: usize,
+    pub(super) nt: usize,
+    tmp: Vec<u64>,
+}
+
+impl PartsBuf {
+    /// Function `f` (or tracer `n + t`) is free: its part names nothing else and nothing else
+    /// names it (see the module docs).
+    pub(super) fn free(&self, i: usize, n: usize) -> bool {
+        !self.mentioned[i]
+            && !self.open[i]
+            && !self.ftr.iter().any(|e| {
+                if i < n {
+                    e.0 as usize == i
+                } else {
+                    e.1 as usize == i - n
+                }
+            })
+    }
+}
+
+/// The part being walked.
+#[derive(Clone, Copy)]
+enum Part {
+    Fn(u16),
+    /// A function's livepatch or trampoline ops slot.
+    Own(u16),
+    Static(u16),
+    Tracer(u8),
+    List,
+    Direct,
+    Rest,
+}
+
+/// The walk's sink that splits the state into parts.
+struct Parts<'a> {
+    inner: Fingerprint<'a, Router>,
+    layout: OpsLayout,
+    n: usize,
+    nt: usize,
+    part: Part,
+    pairs: &'a mut Vec<(u16, u16)>,
+    progs: &'a mut Vec<(ProgId, u16)>,
+    ftr: &'a mut Vec<(u16, u8, u64)>,
+    mentioned: &'a mut Vec<bool>,
+    open: &'a mut Vec<bool>,
+    tangled: bool,
+    /// On the ops list: the place; in the rest: the tracer.
+    pos: u64,
+    /// In `direct_functions`: the entry's ip, and its index among the entries of that ip.
+    ip: u16,
+    idx: u64,
+}
+
+impl Parts<'_> {
+    /// Part `i` names another (`other`: function or tracer index) or holds a stale address.
+    #[cold]
+    #[inline(never)]
+    fn tangle(&mut self, i: usize, other: Option<usize>) {
+        self.tangled = true;
+        self.open[i] = true;
+        if let Some(o) = other {
+            self.mentioned[o] = true;
+        }
+    }
+
+    /// A reference word into part `i` (a function's or a tracer's).
+    #[inline]
+    fn record(&mut self, i: usize, w: u64) {
+        self.inner.out.other(i, REF_WORD | w);
+    }
+
+    /// What tracer `t`'s slot says about function `f`: with two or more tracers, aside (the
+    /// key reads it in each tracer order); with one, in the function's part (a reference word,
+    /// as from a static slot).
+    #[inline]
+    fn told(&mut self, f: u16, t: u8, w: u64) {
+        if self.nt < 2 {
+            self.record(f as usize, w);
+        } else {
+            self.ftr.push((f, t, REF_WORD | w));
+        }
+    }
+
+    /// An address in function `c`'s own part: "this function" when it is `c`'s.
+    #[inline]
+    fn own(&mut self, c: u16, a: AddrView) -> AddrView {
         if !a.current {
-            self.tangled = true;
+            self.tangle(c as usize, None);
         }
-        match self.part {
-            Some((f, _)) if a.f == f => AddrView { f: FnId(SELF), ..a },
-            Some(_) => {
-                self.tangled = true;
-                a
+        if a.f.0 == c {
+            AddrView { f: FnId(SELF), ..a }
+        } else {
+            self.tangle(c as usize, Some(a.f.0 as usize));
+            AddrView {
+                f: FnId(OTHER),
+                ..a
             }
-            None => a,
         }
+    }
+
+    /// An address in a part that is not its function's: recorded in its function's part, and
+    /// here a placeholder that says nothing about it (in `direct_functions` the entries are in
+    /// the order of their functions).
+    #[inline]
+    fn placeholder(a: AddrView) -> AddrView {
+        AddrView {
+            f: FnId(REF),
+            current: true,
+            sample: false,
+            ..a
+        }
+    }
+
+    /// The word of a function address seen from outside its part.
+    #[inline]
+    fn addr_word(a: AddrView) -> u64 {
+        (a.sample as u64) << 1 | a.current as u64
+    }
+
+    #[inline]
+    fn target(&mut self, i: usize) {
+        self.inner.out.switch(i);
+    }
+
+    fn rest(&self) -> usize {
+        self.n + self.nt
     }
 }
 
 impl Sink for Parts<'_> {
     const IGNORES: Fields = <Fingerprint<'static, Vec<u64>> as Sink>::IGNORES;
 
+    #[inline(always)]
     fn begin(&mut self, s: Section) {
-        self.finish();
-        self.part = match s {
-            Section::Fn { old, .. } => Some((old, 3 * old.0 as usize)),
-            Section::Ops {
-                owner: OpsOwner::Klp(f),
-                ..
-            } => Some((f, 3 * f.0 as usize + 1)),
-            Section::Ops {
-                owner: OpsOwner::Bpf(f),
-                ..
-            } => Some((f, 3 * f.0 as usize + 2)),
-            _ => None,
+        self.pos = 0;
+        let (part, target, mark) = match s {
+            Section::Fn { old, .. } => (Part::Fn(old.0), old.0 as usize, 1),
+            Section::Ops { owner, old, .. } => match owner {
+                OpsOwner::Klp(f) => (Part::Own(f.0), f.0 as usize, 2),
+                OpsOwner::Bpf(f) => (Part::Own(f.0), f.0 as usize, 3),
+                OpsOwner::Tracer(t) => (Part::Tracer(t.0), self.n + t.0 as usize, 4),
+                _ => (Part::Static(old.0), self.rest(), 0),
+            },
+            Section::OpsList => (Part::List, self.rest(), 0),
+            Section::DirectFunctions => (Part::Direct, self.rest(), 0),
+            Section::Rest => (Part::Rest, self.rest(), 0),
         };
-        if let Some((_, i)) = self.part {
-            if i % 3 == 0 {
-                // Programs are numbered within their function's part.
-                self.inner.canon.clear();
-            }
+        self.part = part;
+        self.ip = DEAD_IP;
+        self.target(target);
+        if mark != 0 {
+            // Programs (and, in signatures, stale addresses) are numbered within their section.
+            self.inner.canon.clear();
+            self.inner.out.word(MARK | mark);
         }
+        self.inner.begin(s);
     }
+    #[inline(always)]
     fn val(&mut self, f: Field, v: u64) {
-        if self.part.is_some() {
-            self.inner.val(f, v);
-        }
-    }
-    fn len(&mut self, f: Field, n: usize) {
-        if self.part.is_some() {
-            self.inner.len(f, n);
-        }
-    }
-    fn site(&mut self, f: Field, site: CallSite, a: Option<AddrView>) {
-        let a = a.map(|a| self.own(a));
-        if self.part.is_some() {
-            self.inner.site(f, site, a);
-        }
-    }
-    fn addr(&mut self, f: Field, a: Option<AddrView>) {
-        let a = a.map(|a| self.own(a));
-        if self.part.is_some() {
-            self.inner.addr(f, a);
-        }
-    }
-    fn prog(&mut self, f: Field, p: ProgId) {
-        if self.part.is_some() {
-            self.inner.prog(f, p);
-        }
-    }
-    fn ips(&mut self, f: Field, pairs: &[(u16, u16)]) {
-        let Some((own, _)) = self.part else { return };
-        // Only the function's own ip and dead entries can be written without naming another
-        // function: at most two distinct entries, and in the same order under any renaming.
-        let mut mine = [(0u16, 0u16); 2];
-        let mut len = 0;
-        for &(ip, n) in pairs {
-            let entry = match ip {
-                DEAD_IP => (ip, n),
-                _ if ip == own.0 => (SELF, n),
-                _ => {
-                    self.tangled = true;
-                    continue;
-                }
-            };
-            mine[len] = entry;
-            len += 1;
-        }
-        self.inner.ips(f, &mine[..len]);
-    }
-    fn ops_ref(&mut self, f: Field, id: Option<OpsId>) {
-        let Some((own, _)) = self.part else { return };
-        let id = id.map(|x| match self.layout.owner(x) {
-            OpsOwner::Klp(g) if g == own => OpsId(SELF_KLP),
-            OpsOwner::Bpf(g) if g == own => OpsId(SELF_BPF),
-            OpsOwner::Klp(_) | OpsOwner::Bpf(_) | OpsOwner::Tracer(_) => {
-                self.tangled = true;
-                x
+        match (self.part, f) {
+            (Part::Direct, Field::DirectIp) => {
+                // Entries of one ip are adjacent, newest first.
+                let ip = v as u16;
+                self.idx = if self.ip == ip { self.idx + 1 } else { 0 };
+                self.ip = ip;
+                self.inner.val(f, REF as u64);
             }
-            _ => x,
-        });
-        self.inner.ops_ref(f, id);
+            (Part::Rest, Field::TracerRegistered) => {
+                self.target(self.n + self.pos as usize);
+                self.inner.val(f, v);
+                self.target(self.rest());
+                self.pos += 1;
+            }
+            _ => self.inner.val(f, v),
+        }
     }
-    fn lock(&mut self, _l: Lock, _holder: Tid) {}
-    fn hashed<T: Hash>(&mut self, _f: Field, _v: &T) {}
-    fn gen(&mut self, _gen: u64, _in_flight: bool) {}
+    #[inline(always)]
+    fn len(&mut self, f: Field, n: usize) {
+        self.inner.len(f, n);
+    }
+    #[inline(always)]
+    fn site(&mut self, f: Field, site: CallSite, a: Option<AddrView>) {
+        let a = match self.part {
+            Part::Fn(c) => a.map(|a| self.own(c, a)),
+            _ => a,
+        };
+        self.inner.site(f, site, a);
+    }
+    #[inline(always)]
+    fn addr(&mut self, f: Field, a: Option<AddrView>) {
+        let Some(a) = a else {
+            return self.inner.addr(f, None);
+        };
+        let a = match self.part {
+            Part::Fn(c) | Part::Own(c) => self.own(c, a),
+            Part::Static(s) => {
+                if !a.current {
+                    self.tangle(a.f.0 as usize, None);
+                }
+                self.record(
+                    a.f.0 as usize,
+                    3 << 48 | (s as u64) << 32 | Self::addr_word(a),
+                );
+                Self::placeholder(a)
+            }
+            Part::Tracer(t) => {
+                if !a.current {
+                    self.tangle(self.n + t as usize, None);
+                }
+                self.told(a.f.0, t, 8 << 48 | Self::addr_word(a));
+                Self::placeholder(a)
+            }
+            Part::Direct => {
+                let g = self.ip;
+                if !a.current {
+                    self.tangle(g as usize, None);
+                }
+                if a.f.0 != g {
+                    self.tangle(g as usize, Some(a.f.0 as usize));
+                }
+                let w = self.idx << 16 | Self::addr_word(a) << 1 | (a.f.0 == g) as u64;
+                self.record(g as usize, 5 << 48 | w);
+                Self::placeholder(a)
+            }
+            _ => a,
+        };
+        self.inner.addr(f, Some(a));
+    }
+    #[inline(always)]
+    fn prog(&mut self, f: Field, p: ProgId) {
+        if let Part::Fn(c) = self.part {
+            match self.progs.iter().find(|e| e.0 == p) {
+                None => self.progs.push((p, c)),
+                Some(&(_, d)) if d != c => self.tangle(c as usize, Some(d as usize)),
+                Some(_) => {}
+            }
+        }
+        self.inner.prog(f, p);
+    }
+    #[inline(always)]
+    fn ips(&mut self, f: Field, pairs: &[(u16, u16)]) {
+        if pairs.is_empty() {
+            return; // the fingerprint writes nothing for an empty hash
+        }
+        let tag: u64 = if f == Field::OpsFilter { 1 } else { 2 };
+        let mut buf = std::mem::take(self.pairs);
+        buf.clear();
+        for &(ip, n) in pairs {
+            match self.part {
+                _ if ip == DEAD_IP => buf.push((ip, n)),
+                Part::Own(c) if ip == c => buf.push((SELF, n)),
+                Part::Own(c) => {
+                    self.tangle(c as usize, Some(ip as usize));
+                    buf.push((OTHER, n));
+                }
+                Part::Static(s) => self.record(
+                    ip as usize,
+                    1 << 48 | (s as u64) << 32 | tag << 24 | n as u64,
+                ),
+                Part::Tracer(t) => self.told(ip, t, 6 << 48 | tag << 24 | n as u64),
+                _ => buf.push((ip, n)),
+            }
+        }
+        buf.sort_unstable();
+        self.inner.ips(f, &buf);
+        *self.pairs = buf;
+    }
+    #[inline(always)]
+    fn ops_ref(&mut self, f: Field, id: Option<OpsId>) {
+        let Some(x) = id else {
+            return self.inner.ops_ref(f, None);
+        };
+        let owner = self.layout.owner(x);
+        let n = self.n;
+        let mapped = match (self.part, owner) {
+            (_, OpsOwner::Klp(_) | OpsOwner::Bpf(_) | OpsOwner::Tracer(_)) => {
+                let (g, kind) = match owner {
+                    OpsOwner::Klp(g) => (g.0 as usize, 1u64),
+                    OpsOwner::Bpf(g) => (g.0 as usize, 2),
+                    OpsOwner::Tracer(t) => (n + t.0 as usize, 3),
+                    _ => unreachable!(),
+                };
+                match self.part {
+                    Part::Own(c) if g == c as usize => {
+                        if kind == 1 {
+                            SELF_KLP
+                        } else {
+                            SELF_BPF
+                        }
+                    }
+                    Part::Own(c) => {
+                        self.tangle(c as usize, Some(g));
+                        [0, OTHER_KLP, OTHER_BPF, OTHER_TRACER][kind as usize]
+                    }
+                    Part::Tracer(t) if kind == 3 && g == n + t as usize => SELF_TRACER,
+                    Part::Tracer(t) if kind == 3 => {
+                        self.tangle(n + t as usize, Some(g));
+                        OTHER_TRACER
+                    }
+                    Part::Tracer(t) => {
+                        self.told(g as u16, t, 7 << 48 | kind);
+                        REF
+                    }
+                    Part::Static(s) => {
+                        self.record(g, 2 << 48 | (s as u64) << 32 | kind);
+                        REF
+                    }
+                    Part::List => {
+                        self.record(g, 4 << 48 | kind << 32 | self.pos);
+                        REF
+                    }
+                    _ => x.0,
+                }
+            }
+            _ => x.0,
+        };
+        if let Part::List = self.part {
+            self.pos += 1;
+        }
+        self.inner.ops_ref(f, Some(OpsId(mapped)));
+    }
+    #[inline(always)]
+    fn lock(&mut self, l: Lock, holder: Tid) {
+        self.inner.lock(l, holder);
+    }
+    #[inline(always)]
+    fn hashed<T: Hash>(&mut self, f: Field, v: &T) {
+        self.inner.hashed(f, v);
+    }
+    #[inline(always)]
+    fn gen(&mut self, gen: u64, in_flight: bool) {
+        self.inner.gen(gen, in_flight);
+    }
 }
 
-/// The least key over `perms` (at least two) computed from parts, or `None` when the state is
-/// tangled (see the module docs).
-pub(super) fn least_key(
-    k: &Kernel,
-    threads: &[Thread],
-    perms: &[Perm],
-    buf: &mut Buf,
-    pb: &mut PartsBuf,
-) -> Option<u128> {
+/// Walks `k` (with `threads`) once under the identity into `pb`: the part hashes, what tracers
+/// say about functions, what names what, and whether the state is tangled (see the module docs).
+pub(super) fn gather(k: &Kernel, threads: &[Thread], buf: &mut Buf, pb: &mut PartsBuf) {
     let n = k.fns.len();
-    pb.hashes.clear();
-    pb.hashes.resize(3 * n, 0);
-    pb.words.clear();
-    let mut parts = Parts {
-        inner: Fingerprint::new(&mut pb.words, &mut pb.canon),
-        hashes: &mut pb.hashes,
+    let nt = k.tracers.len();
+    let parts = n + nt + 1;
+    let r = &mut pb.router;
+    r.park();
+    r.parts.clear();
+    r.parts.resize(parts, Stream::default());
+    pb.progs.clear();
+    pb.ftr.clear();
+    pb.mentioned.clear();
+    pb.mentioned.resize(n + nt, false);
+    pb.open.clear();
+    pb.open.resize(n + nt, false);
+    let mut sink = Parts {
+        inner: Fingerprint::new(&mut pb.router, &mut pb.canon),
         layout: k.info.layout,
-        part: None,
+        n,
+        nt,
+        part: Part::Rest,
+        pairs: &mut pb.pairs,
+        progs: &mut pb.progs,
+        ftr: &mut pb.ftr,
+        mentioned: &mut pb.mentioned,
+        open: &mut pb.open,
         tangled: false,
+        pos: 0,
+        ip: DEAD_IP,
+        idx: 0,
     };
-    walk(k, threads, &Identity, buf, &mut parts);
-    parts.finish();
-    if parts.tangled {
-        return None;
-    }
+    walk(k, threads, &Identity, buf, &mut sink);
+    pb.tangled = sink.tangled;
+    pb.router.park();
+    (pb.n, pb.nt) = (n, nt);
+    pb.hashes.clear();
+    pb.hashes.extend(pb.router.parts.iter().map(Stream::finish));
+}
+
+/// The key of an untangled state from the parts [`gather`] took (see the module docs): the
+/// least over `tracer_orders` (each lists the old tracer at each new place) of the hash of the
+/// function hashes sorted within each of `classes`, the tracers' in that order and the rest's.
+pub(super) fn key(pb: &mut PartsBuf, classes: &[Vec<u16>], tracer_orders: &[Vec<u8>]) -> u128 {
+    debug_assert!(!pb.tangled);
+    const N: usize = FUNCTIONS_MAX as usize;
+    let (n, nt) = (pb.n, pb.nt);
     let mut best = u128::MAX;
-    for p in perms {
-        let w = &mut pb.key_words;
-        w.clear();
-        w.push(DOMAIN);
-        for &old in p.functions_inv() {
-            for h in &pb.hashes[3 * old as usize..3 * old as usize + 3] {
-                w.push(*h as u64);
-                w.push((*h >> 64) as u64);
+    let mut w = [0u64; 2 * (N + TRACERS_MAX as usize + 1) + 1];
+    for order in tracer_orders {
+        let mut q = [0u128; N];
+        q[..n].copy_from_slice(&pb.hashes[..n]);
+        let mut told = 0u32;
+        for &(f, _, _) in pb.ftr.iter() {
+            // What the tracers say about f, in this tracer order (once per function).
+            let f = f as usize;
+            if told >> f & 1 != 0 {
+                continue;
+            }
+            told |= 1 << f;
+            pb.tmp.clear();
+            pb.tmp.extend([q[f] as u64, (q[f] >> 64) as u64]);
+            for (j, &t) in order.iter().enumerate() {
+                pb.tmp.push(MARK | 5 << 48 | j as u64);
+                let words = pb.ftr.iter().filter(|e| e.0 as usize == f && e.1 == t);
+                pb.tmp.extend(words.map(|e| e.2));
+            }
+            q[f] = hash128(&pb.tmp);
+        }
+        for class in classes {
+            // Insertion sort of the class's hashes over its places (ascending ids).
+            let mut c = [0u128; N];
+            for (i, &f) in class.iter().enumerate() {
+                let h = q[f as usize];
+                let mut j = i;
+                while j > 0 && c[j - 1] > h {
+                    c[j] = c[j - 1];
+                    j -= 1;
+                }
+                c[j] = h;
+            }
+            for (i, &f) in class.iter().enumerate() {
+                q[f as usize] = c[i];
             }
         }
-        walk(
-            k,
-            threads,
-            p,
-            buf,
-            &mut Fingerprint::without_functions(w, &mut pb.canon),
-        );
-        best = best.min(hash128(w));
+        w[0] = DOMAIN;
+        let tracer_parts = order.iter().map(|&t| pb.hashes[n + t as usize]);
+        let all = q[..n].iter().copied().chain(tracer_parts);
+        let mut len = 1;
+        for h in all.chain([pb.hashes[n + nt]]) {
+            w[len] = h as u64;
+            w[len + 1] = (h >> 64) as u64;
+            len += 2;
+        }
+        best = best.min(hash128(&w[..len]));
     }
-    Some(best)
+    best
 }

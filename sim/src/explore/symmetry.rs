@@ -1,18 +1,18 @@
 //! Symmetry: the classes of interchangeable functions and tracers, and the canonical key of a
-//! state (the least renamed fingerprint over the candidate renamings; with two or more, the least
-//! combination of per-function parts, [`super::parts`]).
+//! state: from the per-function parts of one walk, sorted within each class ([`super::parts`]);
+//! for a tangled state, the least renamed fingerprint over the candidate renamings, which the
+//! signatures of the same walk choose.
 
 use ftsim_core::fingerprint::StableHasher;
-use ftsim_core::hash::DEAD_IP;
-use ftsim_core::ids::{Addr, FnId, OpsId, OpsOwner, TracerId};
-use ftsim_core::kernel::{CallSite, FnState, Kernel, Ops, TracerState};
+use ftsim_core::kernel::Kernel;
 use ftsim_core::locks::LockOrder;
 use ftsim_core::machine::Thread;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::world::World;
 
 use super::encode::{mix, mum, SECRET};
-use super::parts::least_key;
+pub use super::parts::SIGNATURE_IGNORES;
+use super::parts::{self, gather};
 use super::{encode, hash128, Perm, Scratch, FUNCTIONS_MAX, PERMS_MAX};
 
 /// The symmetry classes of a world and its initial state.
@@ -21,11 +21,10 @@ pub struct Symmetry {
     classes: Vec<Vec<u16>>,
     tracers: usize,
     functions: usize,
-    init_fns: Vec<FnState>,
-    init_ops: Vec<Ops>,
     enabled: bool,
-    /// With two or more candidate renamings, the key from per-function parts
-    /// ([`super::parts`]); off: one full encoding per renaming (the same counts; for measuring).
+    /// The key from per-function parts where the state is not tangled ([`super::parts`]); off:
+    /// one full encoding per candidate renaming for every state (the same counts; for measuring
+    /// and for the tests).
     parts: bool,
     identity: Perm,
     /// `permutations(n)` for small n.
@@ -34,38 +33,12 @@ pub struct Symmetry {
 
 /// A cheap order-sensitive accumulation for signatures.
 #[inline]
-pub(super) fn acc(h: u64, w: u64) -> u64 {
+fn acc(h: u64, w: u64) -> u64 {
     mum(h ^ w ^ SECRET[0], SECRET[1] ^ w.rotate_left(29))
 }
 
-/// How an address relates to function `f`, in words that name no function.
-pub(super) fn rel(k: &Kernel, a: Addr, f: usize) -> u64 {
-    match a {
-        Addr::Image { tr, serial } => {
-            let cur = k
-                .tr(tr)
-                .cur_image
-                .as_ref()
-                .is_some_and(|im| im.serial == serial);
-            1 | ((tr.0 as usize == f) as u64) << 1 | (cur as u64) << 2
-        }
-        Addr::Sample { f: g, .. } => {
-            let cur = k.fstate(g).direct_user == Some(a);
-            8 | ((g.0 as usize == f) as u64) << 1 | (cur as u64) << 2
-        }
-    }
-}
-
-pub(super) fn addr_fn(a: Addr) -> usize {
-    match a {
-        Addr::Image { tr, .. } => tr.0 as usize,
-        Addr::Sample { f, .. } => f.0 as usize,
-    }
-}
-
 impl Symmetry {
-    pub fn new(world: &World, proto: Protocol, enabled: bool) -> Symmetry {
-        let k0 = Kernel::new(world, proto);
+    pub fn new(world: &World, _proto: Protocol, enabled: bool) -> Symmetry {
         let builtin: Vec<u16> = world
             .fns()
             .filter(|f| world.module_of(*f).is_none())
@@ -80,8 +53,6 @@ impl Symmetry {
             classes,
             tracers: world.tracers as usize,
             functions: world.functions as usize,
-            init_fns: k0.fns.clone(),
-            init_ops: k0.ops.clone(),
             enabled,
             parts: true,
             identity: Perm::identity(world.functions as usize, world.tracers as usize),
@@ -102,32 +73,32 @@ impl Symmetry {
         !self.enabled || (self.classes.is_empty() && self.tracers < 2)
     }
 
-    /// The canonical key of a kernel and its threads (see the module docs): the hash of the
-    /// smallest encoding over the candidate renamings, or with two or more candidates (and parts
-    /// on) the least key from per-function parts.
+    /// The canonical key of a kernel and its threads (see the module docs): with no renaming
+    /// possible or an operation in flight, the hash of the fingerprint's words; otherwise, from
+    /// one walk ([`gather`]), the key from the parts, or for a tangled state (or parts off) the
+    /// hash of the least encoding over the candidate renamings.
     pub fn key(&self, k: &Kernel, threads: &[Thread], sc: &mut Scratch) -> u128 {
         let quiet = k.locks.is_empty()
             && threads
                 .iter()
                 .all(|th| th.stack.is_empty() && th.pending.is_none());
         let mut best = std::mem::take(&mut sc.best);
+        sc.keys += 1;
         if self.trivial() || !quiet {
             encode(k, threads, &self.identity, sc, &mut best);
         } else {
-            self.candidates(k, sc);
+            gather(k, threads, &mut sc.buf, &mut sc.parts);
+            if self.parts && !sc.parts.tangled {
+                let orders = &self.orders[self.tracers.min(self.orders.len() - 1)];
+                sc.keys_from_parts += 1;
+                sc.renamings += orders.len() as u64;
+                sc.best = best;
+                return parts::key(&mut sc.parts, &self.classes, orders);
+            }
+            self.signatures(sc);
+            self.candidates(sc);
             let perms = std::mem::take(&mut sc.perms);
             sc.renamings += perms.len() as u64;
-            // Two or more candidates: the key from the per-function parts, hashed once.
-            let from_parts = (self.parts && perms.len() > 1)
-                .then(|| least_key(k, threads, &perms, &mut sc.buf, &mut sc.parts))
-                .flatten();
-            if let Some(key) = from_parts {
-                sc.keys_from_parts += 1;
-                sc.keys += 1;
-                sc.perms = perms;
-                sc.best = best;
-                return key;
-            }
             let mut words = std::mem::take(&mut sc.words);
             for (i, p) in perms.iter().enumerate() {
                 if i == 0 {
@@ -142,18 +113,18 @@ impl Symmetry {
             sc.words = words;
             sc.perms = perms;
         }
-        sc.keys += 1;
         let key = hash128(&best);
         sc.best = best;
         key
     }
 
-    /// Signatures, pristine flags, and the candidate renamings (into `sc.perms`).
-    fn candidates(&self, k: &Kernel, sc: &mut Scratch) {
-        self.signatures(k, sc);
+    /// The candidate renamings (into `sc.perms`), from the signatures and free flags
+    /// ([`Symmetry::signatures`]).
+    fn candidates(&self, sc: &mut Scratch) {
         let nt = self.tracers;
-        // Base renaming: each class sorted by (pristine last, signature, id); runs of equal
-        // signatures (members kept in `sc.run_members`) are tried in every order.
+        // Base renaming: each class sorted by (free last, signature, id); runs of equal
+        // signatures (members kept in `sc.run_members`) are tried in every order, but among
+        // free ones (interchangeable by an automorphism, [`super::parts`]) one order does.
         let mut base = self.identity;
         sc.runs.clear();
         sc.run_members.clear();
@@ -257,209 +228,53 @@ impl Symmetry {
         }
     }
 
-    /// Per function and tracer: a signature that names no function or tracer, and whether it
-    /// is pristine (see the module docs).
-    fn signatures(&self, k: &Kernel, sc: &mut Scratch) {
-        references(k, self.functions, sc);
+    /// Per function and tracer, from what [`gather`] took (`sc.parts`): a signature that names
+    /// no function or tracer, and whether it is free (see [`super::parts`]). A function's
+    /// signature is its part's hash and an order-free sum over what tracers say about it; a
+    /// tracer's, its part's hash and an order-free sum over what it says about each function,
+    /// with that function's signature.
+    fn signatures(&self, sc: &mut Scratch) {
+        let pb = &sc.parts;
+        let n = self.functions;
         sc.sig_f.clear();
         sc.pristine_f.clear();
-        for f in 0..self.functions {
-            let pristine = !sc.mentioned[f] && self.fn_pristine(k, f);
-            sc.pristine_f.push(pristine);
-            if pristine {
-                sc.sig_f.push(0);
-                continue;
-            }
-            sc.sig_f.push(fn_signature(k, f).wrapping_add(sc.acc[f]));
+        for f in 0..n {
+            let h = pb.hashes[f];
+            let told = pb.ftr.iter().filter(|e| e.0 as usize == f);
+            let sum = told.fold(0u64, |s, e| s.wrapping_add(mix(e.2)));
+            sc.sig_f
+                .push(acc(acc(acc(0, h as u64), (h >> 64) as u64), sum));
+            sc.pristine_f.push(pb.free(f, n));
         }
-        self.tracer_signatures(k, sc);
-    }
-
-    /// Function `f` is in its initial state with its initial ops (mentions aside).
-    fn fn_pristine(&self, k: &Kernel, f: usize) -> bool {
-        let layout = k.info.layout;
-        let fid = FnId(f as u16);
-        let klp = layout.id(OpsOwner::Klp(fid));
-        let bpf = layout.id(OpsOwner::Bpf(fid));
-        k.fns[f] == self.init_fns[f]
-            && *k.op(klp) == self.init_ops[klp.0 as usize]
-            && *k.op(bpf) == self.init_ops[bpf.0 as usize]
-    }
-
-    /// Per tracer: its signature (from the signatures of the functions its hashes name) and
-    /// whether it is pristine.
-    fn tracer_signatures(&self, k: &Kernel, sc: &mut Scratch) {
-        let layout = k.info.layout;
         sc.sig_t.clear();
         sc.pristine_t.clear();
         for t in 0..self.tracers {
-            let id = layout.id(OpsOwner::Tracer(TracerId(t as u8)));
-            let o = k.op(id);
-            sc.pristine_t
-                .push(k.tracers[t] == TracerState::default() && *o == self.init_ops[id.0 as usize]);
-            let mut sum = 0u64;
-            for (tag, raw) in [(1u64, o.filter.raw()), (2u64, o.notrace.raw())] {
-                for &(ip, cnt) in raw {
-                    let who = if ip == DEAD_IP {
-                        0
-                    } else {
-                        sc.sig_f[ip as usize] ^ (sc.pristine_f[ip as usize] as u64)
-                    };
-                    sum = sum.wrapping_add(mix(who ^ mix(tag << 20 | cnt as u64)));
-                }
-            }
-            let h = acc(
-                acc(
-                    0,
-                    k.tracers[t].registered as u64 | (o.flags as u64) << 8 | pos(k, id) << 24,
-                ),
-                sum,
-            );
-            sc.sig_t.push(h);
+            let h = pb.hashes[n + t];
+            let says = pb.ftr.iter().filter(|e| e.1 as usize == t);
+            let sum = says.fold(0u64, |s, e| {
+                s.wrapping_add(mix(e.2 ^ mix(sc.sig_f[e.0 as usize])))
+            });
+            sc.sig_t
+                .push(acc(acc(acc(0, h as u64), (h >> 64) as u64), sum));
+            sc.pristine_t.push(pb.free(n + t, n));
         }
     }
-}
 
-/// The order-free sums over every reference to each function (`sc.acc`), and which functions
-/// anything mentions (`sc.mentioned`).
-fn references(k: &Kernel, n: usize, sc: &mut Scratch) {
-    let layout = k.info.layout;
-    sc.acc.clear();
-    sc.acc.resize(n, 0);
-    sc.mentioned.clear();
-    sc.mentioned.resize(n, false);
-    // References from every ops' hashes, as order-free sums.
-    for (j, o) in k.ops.iter().enumerate() {
-        if o.filter.is_empty() && o.notrace.is_empty() && o.direct_call.is_none() {
-            continue;
-        }
-        let owner = layout.owner(OpsId(j as u16));
-        for (tag, raw) in [(1u64, o.filter.raw()), (2u64, o.notrace.raw())] {
-            for &(ip, cnt) in raw {
-                if ip == DEAD_IP {
-                    continue;
-                }
-                let f = ip as usize;
-                sc.mentioned[f] = true;
-                let who = match owner {
-                    OpsOwner::Klp(g) => 100 + (g.0 as usize == f) as u64,
-                    OpsOwner::Bpf(g) => 102 + (g.0 as usize == f) as u64,
-                    OpsOwner::Tracer(_) => 104 + (o.flags as u64) * 8,
-                    _ => j as u64,
-                };
-                sc.acc[f] = sc.acc[f].wrapping_add(mix(who | tag << 20 | (cnt as u64) << 24));
-            }
-        }
-        if let Some(a) = o.direct_call {
-            sc.mentioned[addr_fn(a)] = true;
-        }
+    /// The signatures and free flags of the functions of `k`, then of its tracers, as words (for
+    /// the walk's coverage test, which lists [`SIGNATURE_IGNORES`]).
+    pub fn signatures_of(&self, k: &Kernel, threads: &[Thread]) -> Vec<u64> {
+        let mut sc = Scratch::default();
+        gather(k, threads, &mut sc.buf, &mut sc.parts);
+        self.signatures(&mut sc);
+        let flags = |v: &[bool]| v.iter().map(|&b| b as u64).collect::<Vec<_>>();
+        [
+            sc.sig_f.clone(),
+            flags(&sc.pristine_f),
+            sc.sig_t.clone(),
+            flags(&sc.pristine_t),
+        ]
+        .concat()
     }
-    let mut prev: Option<FnId> = None;
-    let mut idx = 0u64;
-    for e in k.direct_functions.entries() {
-        idx = if prev == Some(e.ip) { idx + 1 } else { 0 };
-        prev = Some(e.ip);
-        let f = e.ip.0 as usize;
-        sc.mentioned[f] = true;
-        sc.mentioned[addr_fn(e.addr)] = true;
-        sc.acc[f] = sc.acc[f].wrapping_add(mix(0x300 | idx << 12 | rel(k, e.addr, f) << 24));
-    }
-    for s in &k.fns {
-        if let CallSite::Direct(a) = s.rec.site {
-            sc.mentioned[addr_fn(a)] = true;
-        }
-        if let Some(a) = s.direct_user {
-            sc.mentioned[addr_fn(a)] = true;
-        }
-    }
-}
-
-/// The position of `id` in the ops list (0xff when not on it).
-fn pos(k: &Kernel, id: OpsId) -> u64 {
-    k.ops_list
-        .iter()
-        .position(|x| *x == id)
-        .map_or(0xff, |i| i as u64)
-}
-
-/// The signature of a function that is not pristine, without the sums of references to it.
-fn fn_signature(k: &Kernel, f: usize) -> u64 {
-    let layout = k.info.layout;
-    let s = &k.fns[f];
-    let fid = FnId(f as u16);
-    let klp = layout.id(OpsOwner::Klp(fid));
-    let bpf = layout.id(OpsOwner::Bpf(fid));
-    let r = &s.rec;
-    let mut h = acc(
-        0,
-        r.present as u64
-            | (r.disabled as u64) << 1
-            | (r.ipmodify as u64) << 2
-            | (r.direct as u64) << 3
-            | (r.count as u64) << 8,
-    );
-    h = acc(
-        h,
-        match r.site {
-            CallSite::Nop => 0,
-            CallSite::Caller => 1,
-            CallSite::Direct(a) => 2 | rel(k, a, f) << 2,
-        },
-    );
-    h = acc(
-        h,
-        s.klp_stack as u64 | (s.klp_registered as u64) << 16 | (s.kprobes as u64) << 20,
-    );
-    h = acc(h, s.direct_user.map_or(0, |a| 1 | rel(k, a, f) << 1));
-    let tr = &s.tr;
-    h = acc(
-        h,
-        tr.links.len() as u64
-            | (tr.flags.call_orig as u64) << 8
-            | (tr.flags.orig_stack as u64) << 9
-            | (tr.flags.share as u64) << 10
-            | (tr.indirect_call as u64) << 11
-            | (s.unshare_pending as u64) << 12,
-    );
-    for (kind, _) in &tr.links {
-        h = acc(h, *kind as u64);
-    }
-    h = acc(
-        h,
-        match &tr.cur_image {
-            None => 0xdead,
-            Some(im) => {
-                im.call_orig as u64 | (im.orig_stack as u64) << 1 | (im.progs.len() as u64) << 2
-            }
-        },
-    );
-    for id in [klp, bpf] {
-        let o = k.op(id);
-        let hash_of = match o.hash_of {
-            None => 0,
-            Some(x) if x == id => 1,
-            Some(x) => match layout.owner(x) {
-                OpsOwner::Klp(g) | OpsOwner::Bpf(g) if g == fid => 2,
-                _ => 3, // another function's ops or a static one
-            },
-        };
-        h = acc(
-            h,
-            o.flags as u64
-                | (o.func_set as u64) << 16
-                | (o.trampoline_set as u64) << 17
-                | hash_of << 18
-                | (o.filter.len() as u64) << 24
-                | (o.filter.dead() as u64) << 36
-                | (o.notrace.len() as u64) << 44
-                | (o.notrace.dead() as u64) << 52,
-        );
-        h = acc(
-            h,
-            o.direct_call.map_or(0, |a| 1 | rel(k, a, f) << 1) | pos(k, id) << 8,
-        );
-    }
-    h
 }
 
 /// Every permutation of `0..n`, in lexicographic order (the identity first), at most
