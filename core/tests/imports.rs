@@ -311,6 +311,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("checked", 8),
     ("linearize", 8),
     ("script", 8),
+    // feature `fuzz`: the fuzz harness over the checked runs
+    ("fuzz", 8),
 ];
 
 /// The core holds layers 1 to this one; `ftsim-drive` the others.

@@ -4,7 +4,9 @@
 //! concurrent executor (executors); the checked runs, the linearizer and reproducer files.
 //!
 //! Like the core, it does no I/O, reads no clock, owns no random generator and no global state:
-//! a decider decides which thread steps and which allocation, build or trylock fails.
+//! a decider decides which thread steps and which allocation, build or trylock fails. Feature
+//! `fuzz` adds the fuzz targets' inputs and run functions ([`fuzz`], with `arbitrary`), which read
+//! their configuration from the environment once.
 //!
 //! ```
 //! use ftsim_core::{op::Op, protocol::Protocol, world::World, property::Property};
@@ -26,6 +28,8 @@ pub mod checked;
 pub mod decide;
 pub mod exec;
 pub mod findings;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 pub mod linearize;
 pub mod lockdep;
 pub mod observe;

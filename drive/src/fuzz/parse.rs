@@ -3,11 +3,11 @@
 use super::{
     PARSE_REPLAY_FUNCTIONS_MAX, PARSE_REPLAY_OPS_MAX, PARSE_REPLAY_SCHEDULE_MAX, PARSE_TEXT_MAX,
 };
+use crate::script::Script;
 use arbitrary::Arbitrary;
 use ftsim_core::op::Op;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::world::World;
-use ftsim_drive::script::Script;
 use std::fmt;
 
 /// Input of the `parse` target: text (the bytes up to the first invalid UTF-8 sequence), so
