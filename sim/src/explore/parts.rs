@@ -51,7 +51,6 @@ use ftsim_core::walk::{
 use std::hash::Hash;
 
 use super::encode::Stream;
-use super::{hash128, FUNCTIONS_MAX, TRACERS_MAX};
 
 /// The function a part belongs to; its livepatch and trampoline ops slots.
 const SELF: u16 = 0x7fff;
@@ -166,7 +165,7 @@ pub struct PartsBuf {
     /// The functions and tracers of the state gathered.
     pub(super) n: usize,
     pub(super) nt: usize,
-    tmp: Vec<u64>,
+    q: Vec<u128>,
 }
 
 impl PartsBuf {
@@ -545,13 +544,12 @@ pub(super) fn gather(k: &Kernel, threads: &[Thread], buf: &mut Buf, pb: &mut Par
 /// function hashes sorted within each of `classes`, the tracers' in that order and the rest's.
 pub(super) fn key(pb: &mut PartsBuf, classes: &[Vec<u16>], tracer_orders: &[Vec<u8>]) -> u128 {
     debug_assert!(!pb.tangled);
-    const N: usize = FUNCTIONS_MAX as usize;
     let (n, nt) = (pb.n, pb.nt);
     let mut best = u128::MAX;
-    let mut w = [0u64; 2 * (N + TRACERS_MAX as usize + 1) + 1];
     for order in tracer_orders {
-        let mut q = [0u128; N];
-        q[..n].copy_from_slice(&pb.hashes[..n]);
+        let mut q = std::mem::take(&mut pb.q);
+        q.clear();
+        q.extend_from_slice(&pb.hashes[..n]);
         let mut told = 0u32;
         for &(f, _, _) in pb.ftr.iter() {
             // What the tracers say about f, in this tracer order (once per function).
@@ -560,41 +558,43 @@ pub(super) fn key(pb: &mut PartsBuf, classes: &[Vec<u16>], tracer_orders: &[Vec<
                 continue;
             }
             told |= 1 << f;
-            pb.tmp.clear();
-            pb.tmp.extend([q[f] as u64, (q[f] >> 64) as u64]);
+            let mut h = Stream::default();
+            h.word(q[f] as u64);
+            h.word((q[f] >> 64) as u64);
             for (j, &t) in order.iter().enumerate() {
-                pb.tmp.push(MARK | 5 << 48 | j as u64);
-                let words = pb.ftr.iter().filter(|e| e.0 as usize == f && e.1 == t);
-                pb.tmp.extend(words.map(|e| e.2));
+                h.word(MARK | 5 << 48 | j as u64);
+                for e in pb.ftr.iter().filter(|e| e.0 as usize == f && e.1 == t) {
+                    h.word(e.2);
+                }
             }
-            q[f] = hash128(&pb.tmp);
+            q[f] = h.finish();
         }
         for class in classes {
             // Insertion sort of the class's hashes over its places (ascending ids).
-            let mut c = [0u128; N];
-            for (i, &f) in class.iter().enumerate() {
-                let h = q[f as usize];
+            for i in 1..class.len() {
+                let h = q[class[i] as usize];
                 let mut j = i;
-                while j > 0 && c[j - 1] > h {
-                    c[j] = c[j - 1];
+                while j > 0 && q[class[j - 1] as usize] > h {
+                    q[class[j] as usize] = q[class[j - 1] as usize];
                     j -= 1;
                 }
-                c[j] = h;
-            }
-            for (i, &f) in class.iter().enumerate() {
-                q[f as usize] = c[i];
+                q[class[j] as usize] = h;
             }
         }
-        w[0] = DOMAIN;
+        let mut h = Stream::default();
+        h.word(DOMAIN);
         let tracer_parts = order.iter().map(|&t| pb.hashes[n + t as usize]);
-        let all = q[..n].iter().copied().chain(tracer_parts);
-        let mut len = 1;
-        for h in all.chain([pb.hashes[n + nt]]) {
-            w[len] = h as u64;
-            w[len + 1] = (h >> 64) as u64;
-            len += 2;
+        for p in q
+            .iter()
+            .copied()
+            .chain(tracer_parts)
+            .chain([pb.hashes[n + nt]])
+        {
+            h.word(p as u64);
+            h.word((p >> 64) as u64);
         }
-        best = best.min(hash128(&w[..len]));
+        best = best.min(h.finish());
+        pb.q = q;
     }
     best
 }
