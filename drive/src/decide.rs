@@ -3,8 +3,8 @@
 //! The core never chooses (ARCHITECTURE's first invariant). What it cannot decide is which thread
 //! steps next and whether an allocation, an image build or a trylock fails: that is a
 //! [`Decider`]. The executors (`seq.rs` for one thread, `sched.rs` for many) carry out the
-//! mechanics the same way, in `exec::answer`: a blocking lock is granted once free, after lockdep's
-//! order rule; a trylock takes its lock if it is free and the decider does not make it find the
+//! mechanics the same way, in `exec::answer`: a blocking lock is granted once free (lockdep's
+//! checks ran when it was requested, `exec::advance`); a trylock takes its lock if it is free and the decider does not make it find the
 //! lock taken; an allocation or a build succeeds unless the decider fails it; `msleep` is
 //! answered at once (when it runs is the scheduling's business).
 //!

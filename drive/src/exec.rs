@@ -1,8 +1,9 @@
 //! The one executor step: what `Sequential` (one thread) and `Sched` (many) do to a thread when
 //! it is its turn. Answer its pending request the way every executor answers ([`answer`], with
 //! the thread's [`Decider`]), run it to its next request or to the end of its operation
-//! (`Thread::run`), and apply the recursion policy: a blocking request for a lock the thread
-//! holds is a `lock-recursion` finding, and the thread waits forever (`lockdep.rs`: the one
+//! (`Thread::run`), and validate the blocking request it ends with as lockdep does, at the
+//! request (`lockdep::validate`): a lock the thread holds is a `lock-recursion` finding, and the
+//! thread waits forever; a dependency cycle is a `lock-order` finding (`lockdep.rs`: the one
 //! policy for recursion, deadlock, lock order and livelock, and where it stands against the
 //! kernel's lockdep). The thread driver over real mutexes steps through it too
 //! (`Sched::step_with`).
@@ -42,40 +43,29 @@ pub fn advance(
     d: &mut impl Decider,
 ) -> Advance {
     if let Some(req) = th.pending {
-        let ok = answer(k, order, t, req, d);
+        let ok = answer(k, t, req, d);
         th.answer(k, t, ok);
     }
     match th.run(k, t) {
         Status::Done(r) => Advance::Done(r),
-        Status::Wants(Request::Lock(l)) if k.holds(t, l) => {
-            let v = lockdep::recursion(k, t, l).expect("held, so a recursion");
-            th.stuck = true;
-            Advance::Recursion(v)
-        }
+        Status::Wants(Request::Lock(l)) => match lockdep::validate(order, k, t, l) {
+            Ok(()) => Advance::Wants(Request::Lock(l)),
+            Err(v) => {
+                th.stuck = true;
+                Advance::Recursion(v)
+            }
+        },
         Status::Wants(req) => Advance::Wants(req),
         Status::Idle => unreachable!("[core internal bug] thread {t} went idle without finishing"),
     }
 }
 
-/// The executor's answer to thread `t`'s request `req`, which is not a lock recursion (the
-/// executors check that first, `lockdep::recursion`): `true` grants or succeeds. A blocking
-/// `Lock` must be free; its order against the locks `t` holds is checked first, a violation going
-/// to the kernel's in-step findings (`Kernel::violate`), which the executor drains with the step's
-/// own.
-pub fn answer(
-    k: &mut Kernel,
-    order: &mut LockOrder,
-    t: Tid,
-    req: Request,
-    d: &mut impl Decider,
-) -> bool {
+/// The executor's answer to thread `t`'s request `req`, validated when it was made (`advance`):
+/// `true` grants or succeeds. A blocking `Lock` is granted once free (the executor steps the
+/// thread only then).
+pub fn answer(k: &Kernel, t: Tid, req: Request, d: &mut impl Decider) -> bool {
     match req {
-        Request::Lock(l) => {
-            if let Some(v) = lockdep::order(order, k, t, l) {
-                k.violate(v);
-            }
-            true
-        }
+        Request::Lock(_) => true,
         Request::TryLock(l) => {
             let busy = d.fails(t, req);
             !busy && k.lock_holder(l).is_none()

@@ -4,29 +4,40 @@
 //! `Sched::step_with`, of the thread driver over real std/loom mutexes in `ftsim-tests`
 //! (`conc.rs`), which only carries the requests out on real mutexes.
 //!
-//! - *recursion*: a blocking request for a lock the thread holds is a `lock-recursion` finding
-//!   at the request (`exec::advance`), as lockdep's `check_deadlock` in `validate_chain` is
-//!   (6.12 `kernel/locking/lockdep.c:3919`, before the mutex is tried); the thread is stuck for
-//!   ever holding its locks (a real mutex would hang), and the others carry on.
+//! - *recursion and lock order, at the request*: a blocking request (`Request::Lock`) is
+//!   validated when the thread makes it, before it is granted or waits ([`validate`], called by
+//!   `exec::advance` on the request the step ends with), as lockdep validates it:
+//!   `__mutex_lock_common` calls `mutex_acquire_nest` (`lock_acquire` -> `__lock_acquire` ->
+//!   `validate_chain`) before it tries or waits for the mutex (6.12
+//!   `kernel/locking/mutex.c:609`, then `__mutex_trylock` at 612, the wait list at 642;
+//!   `lockdep.c:5236`). `validate_chain` first runs `check_deadlock` (lockdep.c:3919): a lock
+//!   the thread holds is a `lock-recursion` finding, and the thread is stuck for ever holding its
+//!   locks (a real mutex would hang; the others carry on). Then `check_prevs_add` (3932) adds the
+//!   dependencies held -> new, by lock class over the whole run ([`order`]), and one that closes
+//!   a cycle is a `lock-order` finding even if no run deadlocks. A recursion adds no dependency
+//!   (`validate_chain` returns at 3922 before `check_prevs_add`). So a thread that never gets
+//!   its lock (a waiter of a deadlock, a run that ends first) has added its dependencies: the
+//!   waiter that closes a wait-for cycle reports the circular dependency before it sleeps, as
+//!   lockdep does, and the `deadlock` follows. A trylock is validated neither way:
+//!   `validate_chain` skips `hlock->trylock` (lockdep.c:3899, "trylock can be done in any
+//!   order"), and `mutex_trylock` calls `mutex_acquire` only once it has the lock (mutex.c:1100);
+//!   a trylock of a lock the thread holds fails (`exec::answer`: the lock is not free), as
+//!   `__mutex_trylock` does. A lock taken by trylock is a held lock like any other for the
+//!   validation of later requests (`check_deadlock` walks every held lock; `check_prevs_add`
+//!   adds from the trylock entries above the first blocking one, lockdep.c:3313). The model adds
+//!   an edge from every held lock, lockdep only from the nearest blocking one and the trylocks
+//!   above it ("connected to them indirectly", 3313): the same reachability, so the same cycles.
+//!   What the model does not copy: lockdep turns itself off after its first report
+//!   (`debug_locks_off_graph_unlock`, e.g. lockdep.c:3039); the model keeps recording, one
+//!   finding per (property, function).
+//!   Recursion is judged per lock *instance* here, lockdep's `check_deadlock` per *class*
+//!   (`hlock_class(prev) != hlock_class(next)`, lockdep.c:3094, with the nest_lock exception
+//!   at 3114, and subclasses making classes of their own): below, why the two agree on the model's
+//!   locks.
 //! - *deadlock*: when no thread can step but some have work (a stall), the wait-for cycle if
 //!   there is one (`Sched::detect_deadlock`, [`wait_cycle`]): the `deadlock` finding, and the run
 //!   is over. The thread driver applies the rule after every step, under its model mutex, and
 //!   ends a stalled run itself (loom's own deadlock detector is left to catch a driver bug).
-//! - *lock order*: lockdep's order rule by lock class over the whole run ([`order`]), checked
-//!   when a blocking lock is granted (`exec::answer`); a trylock adds no dependency (as
-//!   `validate_chain` skips `hlock->trylock`, lockdep.c:3899). Lockdep itself validates at the
-//!   request: `__mutex_lock_common` calls `mutex_acquire_nest` (`lock_acquire` ->
-//!   `validate_chain` -> `check_prevs_add`) before it tries or waits for the mutex
-//!   (6.12 `kernel/locking/mutex.c:609-639`). The two points differ only for a thread that never
-//!   gets its lock, the waiters of a deadlock: lockdep reports the circular dependency before
-//!   the thread sleeps, the model reports the `deadlock` but not the `lock-order` it closes.
-//!   Moving the point to the request (the check in `advance` when the thread asks, none in
-//!   `answer`; tried) moves `alt-blocking-peer`'s `lock-order` row of the default sweep (seeds
-//!   0..20000: 4,165 -> 6,324 seeds; `deadlock` stays at 3,200) and one explorer pin
-//!   (interleaving, 1 function, 2 operations, `alt-blocking-peer`: `lock-order` first found at
-//!   depth 17, not 18; the state counts stay); every other test of `cargo test --workspace`
-//!   passes (loom's pins are of runs that finish, where every request is granted). The grant
-//!   point is kept until those pins are re-blessed.
 //! - *livelock*: the core bounds every retry loop (`kernel::RETRIES_MAX`, a `livelock` finding),
 //!   judged only on fair schedules (`sched::SLEEP_STEPS_MAX`, `sched::FAIR_STEPS_MAX`). The
 //!   thread driver's step bound (`STEPS_PER_OP_MAX`) is an internal-bug guard, not a finding.
@@ -37,8 +48,23 @@ use ftsim_core::locks::{Lock, LockOrder};
 use ftsim_core::machine::Thread;
 use ftsim_core::property::{Property, Violation};
 
-/// Thread `t` acquiring `l` while holding it already: the `lock-recursion` finding.
-pub fn recursion(k: &Kernel, t: Tid, l: Lock) -> Option<Violation> {
+/// Lockdep's `validate_chain` for thread `t`'s blocking request for `l`, at the request (the
+/// module doc): `Err` with the `lock-recursion` finding if `t` holds `l` (`check_deadlock`; no
+/// dependency is added), else the dependencies on what `t` holds are recorded in `order`
+/// (`check_prevs_add`), and a cycle they close is a `lock-order` finding among the kernel's
+/// in-step findings (`Kernel::violate`), which the executor drains with the step's own.
+pub fn validate(order: &mut LockOrder, k: &mut Kernel, t: Tid, l: Lock) -> Result<(), Violation> {
+    if let Some(v) = recursion(k, t, l) {
+        return Err(v);
+    }
+    if let Some(v) = order_cycle(order, k, t, l) {
+        k.violate(v);
+    }
+    Ok(())
+}
+
+/// Thread `t` asking for `l` while holding it already: the `lock-recursion` finding.
+fn recursion(k: &Kernel, t: Tid, l: Lock) -> Option<Violation> {
     k.holds(t, l).then(|| {
         Violation::new(
             Property::LockRecursion,
@@ -48,9 +74,9 @@ pub fn recursion(k: &Kernel, t: Tid, l: Lock) -> Option<Violation> {
     })
 }
 
-/// Records in `order` that `t` acquires `l` while holding what it holds (lockdep's order rule,
-/// by lock class); the `lock-order` finding if this acquisition closes a cycle.
-pub fn order(order: &mut LockOrder, k: &Kernel, t: Tid, l: Lock) -> Option<Violation> {
+/// Records in `order` that `t` asks for `l` while holding what it holds (lockdep's order rule,
+/// by lock class); the `lock-order` finding if this request closes a cycle.
+fn order_cycle(order: &mut LockOrder, k: &Kernel, t: Tid, l: Lock) -> Option<Violation> {
     let cycle = order.acquire(k.held_by(t).map(|h| h.class()), l.class())?;
     let names: Vec<&str> = cycle.iter().map(|c| c.name()).collect();
     Some(Violation::new(

@@ -301,6 +301,8 @@ impl Sched {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ftsim_core::ids::FnId;
+    use ftsim_core::locks::Lock;
 
     fn op(s: &str) -> Op {
         s.parse().unwrap()
@@ -352,5 +354,39 @@ mod tests {
         assert!(s.lanes[0].slept == 0 && !s.unfair);
         s.record(Violation::new(Property::Livelock, None, "x"));
         assert!(s.findings.iter().any(|v| v.property == Property::Livelock));
+    }
+
+    /// Lockdep validates a blocking request before the thread waits (`lockdep.rs`): under
+    /// `alt-blocking-peer` a BPF link (`tr->mutex`, then `direct_mutex`) and a kprobe whose PEER
+    /// callback takes `tr->mutex` under `direct_mutex` wait for each other. The kprobe's request
+    /// for `tr->mutex` closes the order cycle and is never granted: `lock-order` is reported at
+    /// that request, while the kprobe waits, and the stall is then the `deadlock`. (Checked at
+    /// the grant, the run would report the deadlock only.)
+    #[test]
+    fn a_request_that_closes_an_order_cycle_is_reported_before_it_waits() {
+        let mut s = Sched::new(
+            &World::new(1),
+            Protocol::preset("alt-blocking-peer").unwrap(),
+            2,
+        );
+        s.push(0, op("bpf-link fentry f0"), Faults::NONE);
+        s.push(0, op("bpf-link fexit f0"), Faults::NONE);
+        s.push(1, op("kprobe-arm f0"), Faults::NONE);
+        let tr = Request::Lock(Lock::Tr(FnId(0)));
+        for _ in 0..12 {
+            s.step(0);
+        }
+        while s.threads.status(1) != Status::Wants(tr) {
+            assert!(!s.findings.has(Property::LockOrder), "{:?}", s.findings);
+            s.step(1);
+        }
+        assert_eq!(s.k.lock_holder(Lock::Tr(FnId(0))), Some(0));
+        assert!(s.findings.has(Property::LockOrder), "{:?}", s.findings);
+        while let Some(&t) = s.runnable().first() {
+            s.step(t);
+        }
+        assert_eq!(s.threads.status(1), Status::Wants(tr), "never granted");
+        assert!(s.detect_deadlock().is_some());
+        assert!(s.findings.has(Property::Deadlock));
     }
 }

@@ -13,10 +13,11 @@
 //!
 //! 1. under the model mutex: `Sched::step_with`, the core's step (`exec::advance`): start the
 //!    next operation or answer the pending request (a blocking lock, which the thread has taken,
-//!    is granted after lockdep's order rule; a trylock is answered with what the real `try_lock`
-//!    found, [`RealTrylock`]), run the core to its next request, record the findings raised
-//!    inside the step, and apply the recursion policy; then note which kernel locks the step
-//!    released, in order, and apply the core's stall rule (below);
+//!    is granted; a trylock is answered with what the real `try_lock` found, [`RealTrylock`]),
+//!    run the core to its next request, validate a blocking request as lockdep does before the
+//!    thread blocks on its cell (recursion, then lock order: `lockdep::validate`), and record the
+//!    findings raised inside the step; then note which kernel locks the step released, in order,
+//!    and apply the core's stall rule (below);
 //! 2. release the cells of the locks the step released, one by one in the order the core released
 //!    them. Each release is a loom operation, hence a point where loom may switch threads: between
 //!    two `mutex_unlock`s of one step another thread can take the first lock and find the second
