@@ -1,8 +1,9 @@
 //! The kernel's locks as named resources (SPEC §1), and lockdep's order rule.
 //!
 //! The core never blocks: a step that needs a lock yields a request naming it, and the driver
-//! answers. Instances (`tr->mutex` of f0, of f1) matter for deadlock and recursion; lockdep
-//! reasons about classes (every `tr->mutex` is one class), and so does [`LockOrder`].
+//! answers. Instances (`tr->mutex` of f0, of f1) matter for deadlock and for whether a recursion
+//! hangs; lockdep reasons about classes (every `tr->mutex` is one class), and so do [`LockOrder`]
+//! and the drivers' recursion check (`ftsim_drive::lockdep::validate`).
 
 use crate::ids::{FnId, OpsId};
 use std::fmt;
@@ -87,8 +88,9 @@ impl fmt::Display for Lock {
 
 /// Lockdep's rule over a whole run: every blocking acquisition of class B while holding class A
 /// adds the edge A -> B; an acquisition that closes a cycle is a finding even if no run deadlocked.
-/// Trylocks add no edge (they cannot wait). Same-class nesting is reported as recursion by the
-/// driver when it is the same instance; different instances of one class are ordered by the caller.
+/// Trylocks add no edge (they cannot wait). Same-class nesting adds no edge: the driver reports
+/// it as recursion (`ftsim_drive::lockdep::validate`, lockdep's `check_deadlock`), whether it is
+/// the same instance (the thread hangs) or another one.
 #[derive(Clone, Debug, Default)]
 pub struct LockOrder {
     /// edges[a][b]: a held while b acquired.
