@@ -73,7 +73,9 @@ pub struct Replay {
 /// One step of a traced replay.
 #[derive(Clone, Debug, Default)]
 pub struct TimelineStep {
-    pub tid: Tid,
+    /// The thread that stepped; `None` for the stall that ends a concurrent run (no thread could
+    /// step, and the findings are the wait-for cycle's).
+    pub tid: Option<Tid>,
     pub events: Vec<EventKind>,
     pub held: Vec<Lock>,
     pub findings: Vec<Violation>,
@@ -151,7 +153,7 @@ impl Script {
                 let events = std::mem::take(events).into_iter().map(|e| e.kind).collect();
                 let held = c.seq.k.held_by(0).collect();
                 r.timeline.push(TimelineStep {
-                    tid: 0,
+                    tid: Some(0),
                     events,
                     held,
                     findings: new,
@@ -193,7 +195,7 @@ impl Script {
                     if trace && s.findings.len() > before {
                         let findings = s.findings[before..].to_vec();
                         timeline.push(TimelineStep {
-                            tid: 0,
+                            tid: None,
                             events: Vec::new(),
                             held: Vec::new(),
                             findings,
@@ -214,7 +216,7 @@ impl Script {
                 let held = s.k.held_by(t).collect();
                 let findings = s.findings[before..].to_vec();
                 timeline.push(TimelineStep {
-                    tid: t,
+                    tid: Some(t),
                     events,
                     held,
                     findings,

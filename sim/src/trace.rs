@@ -55,15 +55,16 @@ pub fn line(
 pub fn replay(layout: &OpsLayout, r: &Replay) -> String {
     let mut out = String::new();
     for (i, s) in r.timeline.iter().enumerate() {
-        line(
-            &mut out,
-            layout,
-            i as u64 + 1,
-            s.tid,
-            &s.events,
-            &s.held,
-            &s.findings,
-        );
+        let step = i as u64 + 1;
+        match s.tid {
+            Some(t) => line(&mut out, layout, step, t, &s.events, &s.held, &s.findings),
+            None => {
+                let _ = writeln!(out, "{step:>6}  --  stall: no thread can step");
+                for v in &s.findings {
+                    let _ = writeln!(out, "{step:>6}  !! {v}");
+                }
+            }
+        }
     }
     out
 }

@@ -228,3 +228,34 @@ fn proposed_pays_for_what_it_removes() {
         );
     }
 }
+
+/// The timeline of a deadlocking replay ends with the stall, which no thread took: it names no
+/// thread and no held locks (it used to print as a step of t0 holding nothing, though t0 held
+/// `tr(f0)->mutex` in the wait-for cycle the same line reports).
+#[test]
+fn a_traced_deadlock_ends_with_a_stall_of_no_thread() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../corpus/reproducers/readme-alt-blocking-peer--deadlock.txt"
+    ))
+    .unwrap();
+    let s = Script::parse(&text).unwrap();
+    let r = s.replay_traced();
+    assert!(r.has(Property::Deadlock));
+    let last = r.timeline.last().unwrap();
+    assert_eq!(last.tid, None);
+    assert!(last
+        .findings
+        .iter()
+        .any(|v| v.property == Property::Deadlock));
+    assert!(r.timeline[..r.timeline.len() - 1]
+        .iter()
+        .all(|step| step.tid.is_some()));
+    let layout = ftsim_core::kernel::Kernel::new(&s.world, s.proto)
+        .info
+        .layout;
+    let text = ftsim_sim::trace::replay(&layout, &r);
+    let stall = text.lines().rev().find(|l| l.contains("  --  ")).unwrap();
+    assert!(stall.ends_with("stall: no thread can step"), "{text}");
+    assert!(!text.contains("t0    [holds: ]"), "{text}");
+}

@@ -244,10 +244,11 @@ pub(super) fn timeline(script: &Script) -> Timeline {
         entered: BTreeMap::new(),
     };
     for step in &r.timeline {
-        let t = step.tid;
-        w.tl.steps.push((w.tl.x, t));
-        for e in &step.events {
-            w.event(t, e);
+        if let Some(t) = step.tid {
+            w.tl.steps.push((w.tl.x, t));
+            for e in &step.events {
+                w.event(t, e);
+            }
         }
         for v in &step.findings {
             w.tl.findings.push((w.tl.x, v.to_string()));
