@@ -1,5 +1,7 @@
-//! The interleaving space: a state is the concurrent executor [`Sched`] with two threads and
-//! the number of operations started; a transition starts an operation or steps a thread.
+//! The interleaving space: a state is the concurrent executor with two threads, stepped as the
+//! checked concurrent run steps it ([`CheckedRun::step`], its judges off: the explorer judges
+//! its new states itself, [`Space::check`]), and the number of operations started; a transition
+//! starts an operation or steps a thread.
 
 use ftsim_core::ids::Tid;
 use ftsim_core::op::Op;
@@ -7,7 +9,7 @@ use ftsim_core::property::Violation;
 use ftsim_core::protocol::{IpmodifyOwnerCall, Protocol};
 use ftsim_core::world::World;
 use ftsim_drive::check::check;
-use ftsim_drive::sched::Sched;
+use ftsim_drive::checked::CheckedRun;
 use ftsim_drive::seq::Faults;
 
 use super::symmetry::combine;
@@ -16,7 +18,7 @@ use super::{order_mask, Edge, Scratch, Space, Symmetry, INTERLEAVE_THREADS};
 /// A state of the interleaving mode.
 #[derive(Clone)]
 pub(super) struct Inter {
-    s: Sched,
+    s: CheckedRun,
     started: u8,
 }
 
@@ -46,7 +48,7 @@ impl InterSpace {
             c.s.push(t, self.alphabet[i].clone(), Faults::NONE);
             c.started += 1;
         }
-        c.s.step(t);
+        CheckedRun::step(&mut c.s, t);
         for lane in &mut c.s.lanes {
             lane.done.clear();
         }
@@ -59,11 +61,13 @@ impl Space for InterSpace {
     type State = Inter;
 
     fn root(&self) -> Inter {
-        // The bare executor, not the checked run: the oracle's abstract picture depends on the
-        // path, and is not part of the key, so the explorer judges the core's properties only
+        // The checked run without its judges: the oracle's abstract picture depends on the path,
+        // and is not part of the key, so the explorer judges the core's properties only
         // (availability is the oracle's, judged by the sweep and the proptest state machine),
-        // and it checks them on its own edges.
-        let s = Sched::new(&self.world, self.proto, INTERLEAVE_THREADS);
+        // and it checks them once per new state ([`Space::check`]), not on every edge.
+        let mut s = CheckedRun::new(&self.world, self.proto, INTERLEAVE_THREADS);
+        s.check_at_quiescence = false;
+        s.oracle = None;
         Inter { s, started: 0 }
     }
 
