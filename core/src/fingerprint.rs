@@ -190,19 +190,28 @@ const fn pack(f: Field) -> Pack {
 /// `2 | address << 2`; a direct user is one bit (its address is always its current sample); an
 /// absent image is the word `0xdead`; the ops list begins with `0xabcd` and `direct_functions`
 /// with `0xbcde`; a hash entry is `ip | n << 16 | tag << 40` (tag 1 filter, 2 notrace); locks
-/// and frames go through their `Hash` ([`HashWords`]).
+/// and frames go through their `Hash` ([`HashWords`]); mid-operation, the generation and then
+/// the dirty list (`0xd1d1 | n << 16`, then one word per entry) follow the threads.
 /// `PER_FUNCTION = false`: the same words without the functions and the ops slots they own (see
 /// [`Sink::PER_FUNCTION`]).
 pub struct Fingerprint<'a, W: Words, const PER_FUNCTION: bool = true> {
     pub out: &'a mut W,
     pub canon: &'a mut Canon,
     cur: u64,
+    /// Some thread has an operation in flight (set by [`Sink::gen`], which the walk calls before
+    /// the dirty list): the dirty list is then behaviour.
+    in_flight: bool,
 }
 
 impl<'a, W: Words> Fingerprint<'a, W, true> {
     pub fn new(out: &'a mut W, canon: &'a mut Canon) -> Self {
         canon.clear();
-        Fingerprint { out, canon, cur: 0 }
+        Fingerprint {
+            out,
+            canon,
+            cur: 0,
+            in_flight: false,
+        }
     }
 }
 
@@ -210,7 +219,12 @@ impl<'a, W: Words> Fingerprint<'a, W, false> {
     /// The fingerprint's words but for the functions and the ops slots they own.
     pub fn without_functions(out: &'a mut W, canon: &'a mut Canon) -> Self {
         canon.clear();
-        Fingerprint { out, canon, cur: 0 }
+        Fingerprint {
+            out,
+            canon,
+            cur: 0,
+            in_flight: false,
+        }
     }
 }
 
@@ -232,8 +246,9 @@ impl<W: Words, const PER_FUNCTION: bool> Sink for Fingerprint<'_, W, PER_FUNCTIO
     /// image (an address's `current`), and the next serials and the trampoline's selector not at
     /// all; the
     /// thread's bookkeeping for its driver (its input, its operation, contention and fault
-    /// marks) does not decide what it does next; the counters and dirty list are reset before
-    /// any state is compared; the protocol is fixed for a search.
+    /// marks) does not decide what it does next; the serial counters are reset before any state
+    /// is compared, and the generation and the dirty list count only while an operation is in
+    /// flight ([`Sink::gen`]); the protocol is fixed for a search.
     const IGNORES: Fields = fields(&[
         Field::TrSelector,
         Field::TrNextSerial,
@@ -243,8 +258,6 @@ impl<W: Words, const PER_FUNCTION: bool> Sink for Fingerprint<'_, W, PER_FUNCTIO
         Field::ThreadFaulted,
         Field::NextProg,
         Field::NextSample,
-        Field::Dirty,
-        Field::DirtyEntry,
         Field::Proto,
     ]);
     const PER_FUNCTION: bool = PER_FUNCTION;
@@ -260,13 +273,23 @@ impl<W: Words, const PER_FUNCTION: bool> Sink for Fingerprint<'_, W, PER_FUNCTIO
     fn val(&mut self, f: Field, v: u64) {
         if f == Field::TrImage && v == 0 {
             self.out.word(0xdead);
+        } else if f == Field::DirtyEntry {
+            if self.in_flight {
+                self.out.word(v);
+            }
         } else {
             self.put(f, v);
         }
     }
     #[inline]
     fn len(&mut self, f: Field, n: usize) {
-        self.put(f, n as u64);
+        if f == Field::Dirty {
+            if self.in_flight {
+                self.out.word(0xd1d1 | (n as u64) << 16);
+            }
+        } else {
+            self.put(f, n as u64);
+        }
     }
     #[inline]
     fn site(&mut self, _f: Field, site: CallSite, a: Option<AddrView>) {
@@ -339,9 +362,11 @@ impl<W: Words, const PER_FUNCTION: bool> Sink for Fingerprint<'_, W, PER_FUNCTIO
         }
     }
     /// Mid-operation, a frame may compare the state generation with one it saved (the
-    /// rinse-and-repeat accounting): then the generation is behaviour.
+    /// rinse-and-repeat accounting): then the generation is behaviour, and so are the records
+    /// touched but not yet written back (the dirty list, walked next).
     #[inline]
     fn gen(&mut self, gen: u64, in_flight: bool) {
+        self.in_flight = in_flight;
         if in_flight {
             self.out.word(gen);
         }

@@ -6,7 +6,7 @@
 use ftsim_core::ids::Tid;
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
-use ftsim_core::protocol::{IpmodifyOwnerCall, Protocol};
+use ftsim_core::protocol::Protocol;
 use ftsim_core::world::World;
 use ftsim_drive::check::check;
 use ftsim_drive::checked::CheckedRun;
@@ -72,34 +72,18 @@ impl Space for InterSpace {
     }
 
     fn key(&self, st: &Inter, sc: &mut Scratch) -> u128 {
-        let k = &st.s.k;
-        let quiet = st.s.threads.quiescent();
-        // In-flight frames may hold a copy of the change counter (the rinse-and-repeat
-        // accounting compares it after an unlocked callback), which the core fingerprint leaves
-        // out; records touched but not yet written back are left out too.
-        let gen = if !quiet && self.proto.ipmodify_owner_call == IpmodifyOwnerCall::UnlockAndRetry {
-            k.gen
-        } else {
-            0
-        };
-        let dirty = k
-            .dirty
-            .iter()
-            .fold(0u64, |m, f| m.wrapping_mul(31).wrapping_add(f.0 as u64 + 1));
+        // The kernel and its threads through the one walk: mid-operation, the fingerprint
+        // reads the change counter (which in-flight frames compare after an unlocked callback)
+        // and the records touched but not yet written back. Beside them, the explorer's own
+        // bookkeeping: the lockdep order, the operations started and the stuck lanes.
         let stuck =
             st.s.lanes
                 .iter()
                 .enumerate()
                 .fold(0u64, |m, (i, l)| m | (l.stuck as u64) << i);
         combine(
-            self.sym.key(k, &st.s.threads, sc),
-            &[
-                order_mask(&st.s.order),
-                st.started as u64 + 1,
-                gen,
-                dirty,
-                stuck,
-            ],
+            self.sym.key(&st.s.k, &st.s.threads, sc),
+            &[order_mask(&st.s.order), st.started as u64 + 1, stuck],
         )
     }
 

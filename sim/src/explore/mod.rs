@@ -37,10 +37,10 @@
 //!
 //! States are deduplicated by a 128-bit key (stored as a 64-bit fingerprint, see [`bfs`]): the
 //! core's canonical fingerprint ([`ftsim_core::fingerprint`]: serial numbers renumbered,
-//! counters left out) of the kernel, combined with the lock-order graph (and, in interleaving
-//! mode, the number of operations started, and for states with an operation in flight the
-//! kernel's change counter and dirty records, which in-flight frames compare against and the
-//! core fingerprint leaves out).
+//! counters left out but for the change counter and the dirty records while an operation is in
+//! flight, which in-flight frames compare against) of the kernel and its threads, combined with
+//! the lock-order graph (and, in interleaving mode, the number of operations started and the
+//! stuck lanes).
 //!
 //! Functions that nothing distinguishes are interchangeable: the built-in functions among
 //! themselves, and the functions of one module among themselves; so are the tracers. For a

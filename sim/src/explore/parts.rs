@@ -73,12 +73,14 @@ const REF_WORD: u64 = 0xf0 << 56;
 const MARK: u64 = 0xf1 << 56;
 
 /// The fields the signatures leave out: what the fingerprint leaves out, the executor's (the
-/// signatures are taken only when no thread is mid-operation), the state generation, the
-/// modules and the kprobe counter (the same under every renaming: they are in the rest).
+/// signatures are taken only when no thread is mid-operation), the state generation and the
+/// dirty list (which the fingerprint reads only mid-operation), the modules and the kprobe counter (the same under every renaming: they are in the rest).
 pub const SIGNATURE_IGNORES: Fields = <Fingerprint<'static, Vec<u64>> as Sink>::IGNORES
     | EXECUTOR
     | fields(&[
         Field::Gen,
+        Field::Dirty,
+        Field::DirtyEntry,
         Field::ModLoaded,
         Field::ModLive,
         Field::ModBusy,
