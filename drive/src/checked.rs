@@ -188,11 +188,14 @@ pub fn judge_seq(
 }
 
 /// The sequential driver (the system under test) and the reference oracle that follows it.
-/// Change the state only through [`CheckedSeq::step`]: the next step compares with the state the
-/// last one left ([`Snapshot`]).
+/// Each step compares with the state the last one left ([`Snapshot`]); the driver is reached
+/// through [`CheckedSeq::seq`] (read) and [`CheckedSeq::seq_mut`] (a change made there is
+/// taken into the snapshot before the next step), so the snapshot cannot go stale.
 #[derive(Clone, Debug)]
 pub struct CheckedSeq {
-    pub seq: Sequential,
+    seq: Sequential,
+    /// The driver was handed out mutably since the snapshot was taken.
+    stale: bool,
     pub model: Reference,
     /// Let the oracle judge every operation (else the core's own checks only); turn it off
     /// before the first step, or through [`CheckedSeq::restart`].
@@ -225,6 +228,7 @@ impl CheckedSeq {
         let last = Snapshot::of(&seq.k);
         CheckedSeq {
             seq,
+            stale: false,
             model: Reference::new(world, &proto),
             consult_oracle: true,
             last,
@@ -241,9 +245,27 @@ impl CheckedSeq {
         if oracle {
             self.model = Reference::new(world, &proto);
         }
+        self.resnap();
+    }
+
+    /// The sequential driver.
+    pub fn seq(&self) -> &Sequential {
+        &self.seq
+    }
+
+    /// The sequential driver, to change its state outside a step (the next step takes the
+    /// change into the snapshot first).
+    pub fn seq_mut(&mut self) -> &mut Sequential {
+        self.stale = true;
+        &mut self.seq
+    }
+
+    /// Takes the snapshot of the state as it is now (nothing judged in it yet).
+    fn resnap(&mut self) {
         self.last.refresh(&self.seq.k);
         self.last.found = None;
         self.last.calls.clear();
+        self.stale = false;
     }
 
     /// Runs `op` with `faults` on the core, checks the properties and the failure footprint (as
@@ -264,6 +286,9 @@ impl CheckedSeq {
         faults: Faults,
         keep: &dyn Fn(&Violation) -> bool,
     ) -> Stepped {
+        if self.stale {
+            self.resnap();
+        }
         let mut out = self.seq.run(op, faults);
         if !out.violations.is_empty() {
             out.violations.retain(|v| keep(v));
@@ -401,5 +426,32 @@ pub fn footprint_verdict(out: &mut OpResult, op: &Op, before: &Footprint, after:
     if before != after {
         out.violations
             .extend(before.compare(after, &op.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state changed outside a step (through `seq_mut`) is the one the next step is judged
+    /// from: a refused operation after it raises exactly what the plain driver raises, and
+    /// nothing about a change it did not make.
+    #[test]
+    fn a_change_through_seq_mut_is_taken_into_the_snapshot() {
+        let world = World::new(2);
+        let proto = Protocol::MERGED;
+        let mut c = CheckedSeq::new(&world, proto);
+        c.consult_oracle = false;
+        let enable: Op = "klp-enable f1".parse().unwrap();
+        let refused: Op = "klp-disable f0".parse().unwrap();
+        assert!(c.step(&refused, Faults::NONE).result.is_err());
+        let mut other = Sequential::new(&world, proto);
+        assert!(other.apply(&enable).result.is_ok());
+        c.seq_mut().k = other.k.clone();
+        let out = c.step(&refused, Faults::NONE);
+        let plain = other.apply(&refused);
+        assert!(out.result.is_err() && plain.result.is_err());
+        assert_eq!(out.core, plain.violations);
+        assert!(out.core.is_empty(), "{:?}", out.core);
     }
 }

@@ -241,7 +241,7 @@ impl Linearizer {
         Candidate {
             order: order.to_vec(),
             results,
-            observable: (self.project)(&c.seq.k),
+            observable: (self.project)(&c.seq().k),
             findings,
             reference: c.model,
             oracle,

@@ -137,7 +137,7 @@ impl Script {
     fn replay_sequential(&self, trace: bool) -> Replay {
         let mut c = CheckedSeq::new(&self.world, self.proto);
         if trace {
-            c.seq.k.trace = Some(Vec::new());
+            c.seq_mut().k.trace = Some(Vec::new());
         }
         let mut r = Replay::default();
         for l in &self.lines {
@@ -149,9 +149,9 @@ impl Script {
                     new.push(v.clone());
                 }
             }
-            if let Some(events) = c.seq.k.trace.as_mut() {
+            if let Some(events) = c.seq_mut().k.trace.as_mut() {
                 let events = std::mem::take(events).into_iter().map(|e| e.kind).collect();
-                let held = c.seq.k.held_by(0).collect();
+                let held = c.seq().k.held_by(0).collect();
                 r.timeline.push(TimelineStep {
                     tid: Some(0),
                     events,

@@ -592,7 +592,7 @@ pub fn run_std(s: &Scenario, proto: Protocol, iterations: usize) -> Result<Repor
     let mut report = Report::default();
     let t0 = std::time::Instant::now();
     for _ in 0..iterations {
-        let e = execute(&seq.seq.k, &seq.seq.order, &s.threads, &journal);
+        let e = execute(&seq.seq().k, &seq.seq().order, &s.threads, &journal);
         let v = judge(&oracle, &e, &journal);
         report.add(&e, v, || journal.render());
     }
@@ -637,7 +637,7 @@ pub mod model {
     pub fn explore(s: &Scenario, proto: Protocol, preemptions: usize) -> Result<Report, String> {
         let seq = s.prepare(proto)?;
         let oracle = std::sync::Arc::new(linearizer(&seq, &s.threads));
-        let start = std::sync::Arc::new((seq.seq.k.clone(), seq.seq.order.clone()));
+        let start = std::sync::Arc::new((seq.seq().k.clone(), seq.seq().order.clone()));
         let threads = s.threads.clone();
         let journal = Journal::default();
         let report = std::sync::Arc::new(std::sync::Mutex::new(Report::default()));
