@@ -222,6 +222,7 @@ pub enum Guard {
 }
 
 impl Guard {
+    #[inline]
     fn lock(self) -> Lock {
         match self {
             Guard::Records | Guard::OpsList => Lock::Ftrace,
@@ -562,6 +563,7 @@ impl Kernel {
     }
 
     /// Locks held by `t`, in acquisition order.
+    #[inline]
     pub fn held_by(&self, t: Tid) -> impl Iterator<Item = Lock> + '_ {
         self.locks
             .iter()
@@ -570,6 +572,7 @@ impl Kernel {
     }
 
     /// Grants `l` to `t`: the driver found it free.
+    #[inline]
     pub(crate) fn grant(&mut self, t: Tid, l: Lock) {
         assert!(
             self.lock_holder(l).is_none(),
@@ -579,6 +582,7 @@ impl Kernel {
         self.ev(t, EventKind::Acquire(l));
     }
 
+    #[inline]
     pub fn unlock(&mut self, t: Tid, l: Lock) {
         // Most releases are of the lock taken last (a held lock is in the table once).
         if self.locks.last() == Some(&(l, t)) {
@@ -586,6 +590,12 @@ impl Kernel {
             self.ev(t, EventKind::Release(l));
             return;
         }
+        self.unlock_inner(t, l);
+    }
+
+    /// [`Kernel::unlock`] of a lock not taken last.
+    #[inline(never)]
+    fn unlock_inner(&mut self, t: Tid, l: Lock) {
         let i = self
             .locks
             .iter()
@@ -598,16 +608,24 @@ impl Kernel {
     }
 
     /// Records a lock-coverage finding when `t` touches `g` without its lock.
+    #[inline]
     pub fn guard(&mut self, t: Tid, g: Guard) {
-        let l = g.lock();
-        if !self.holds(t, l) {
-            let func = match g {
-                Guard::Tramp(f) => Some(f),
-                _ => None,
-            };
-            let detail = format!("{} changed without {l} held", g.what());
-            self.violate(Violation::new(Property::LockCoverage, func, detail));
+        if !self.holds(t, g.lock()) {
+            self.unguarded(g);
         }
+    }
+
+    /// The lock-coverage finding of a touch of `g` without its lock (see [`Kernel::guard`]).
+    #[cold]
+    #[inline(never)]
+    fn unguarded(&mut self, g: Guard) {
+        let l = g.lock();
+        let func = match g {
+            Guard::Tramp(f) => Some(f),
+            _ => None,
+        };
+        let detail = format!("{} changed without {l} held", g.what());
+        self.violate(Violation::new(Property::LockCoverage, func, detail));
     }
 
     pub fn violate(&mut self, v: Violation) {
@@ -694,40 +712,35 @@ impl Kernel {
         self.gen += 1;
     }
 
-    /// Records the accounting of `hash` covers: every present record when `all`, else the live
-    /// ips of the hash. In ip order.
-    fn candidates(&self, hash: &IpHash, all: bool) -> SmallVec<[FnId; 8]> {
-        if all {
-            (0..self.fns.len() as u16)
-                .map(FnId)
-                .filter(|f| self.rec(*f).present)
-                .collect()
-        } else {
-            hash.ips().filter(|f| self.rec(*f).present).collect()
-        }
-    }
-
-    /// `__ftrace_hash_rec_update(ops, filter_hash, inc)`.
+    /// `__ftrace_hash_rec_update(ops, filter_hash, inc)`. The records the accounting covers:
+    /// every present record when the filter hash is empty ("all"), else the live ips of the hash,
+    /// in ip order. The hashes are read in place (the loop writes only records, the dirty list
+    /// and the generation); a count that would go below zero is reported after the loop, in
+    /// record order, as the loop met it.
     pub fn hash_rec_update(&mut self, t: Tid, id: OpsId, filter_hash: bool, inc: bool) {
         if !self.op(id).has(fl::ENABLED) {
             return;
         }
         self.guard(t, Guard::Records);
+        let is_direct = self.op(id).has(fl::DIRECT);
+        let o = &self.ops[self.hash_owner(id).0 as usize];
         let (hash, other) = if filter_hash {
-            (self.filter(id).clone(), self.notrace(id).clone())
+            (&o.filter, &o.notrace)
         } else {
-            (self.notrace(id).clone(), self.filter(id).clone())
+            (&o.notrace, &o.filter)
         };
         let inc = if filter_hash { inc } else { !inc };
         if !filter_hash && hash.is_empty() {
             return;
         }
         let all = filter_hash && hash.is_empty();
-        let is_direct = self.op(id).has(fl::DIRECT);
-        for f in self.candidates(&hash, all) {
-            let r = self.rec(f);
-            if r.disabled {
-                continue;
+        let n = self.fns.len() as u16;
+        let (fns, dirty, gen) = (&mut self.fns, &mut self.dirty, &mut self.gen);
+        let mut below_zero: SmallVec<[FnId; 2]> = SmallVec::new();
+        let mut account = |f: FnId| {
+            let rec = &mut fns[f.0 as usize].rec;
+            if !rec.present || rec.disabled {
+                return;
             }
             // filter_hash: in the hash (or "all") and not in notrace; notrace: in the notrace hash
             // and in the filter (or the filter is empty).
@@ -737,9 +750,8 @@ impl Kernel {
                 other.contains(f) || other.is_empty()
             };
             if !matched {
-                continue;
+                return;
             }
-            let rec = &mut self.fns[f.0 as usize].rec;
             if inc {
                 rec.count += 1;
                 if is_direct {
@@ -748,19 +760,31 @@ impl Kernel {
             } else {
                 if rec.count == 0 {
                     // FTRACE_WARN_ON(ftrace_rec_count(rec) == 0): the kernel refuses and warns.
-                    self.violate(Violation::new(
-                        Property::Accounting,
-                        Some(f),
-                        "record count would go below zero",
-                    ));
-                    continue;
+                    below_zero.push(f);
+                    return;
                 }
                 rec.count -= 1;
                 if is_direct {
                     rec.direct = false;
                 }
             }
-            self.touch(f);
+            // `touch`, on the fields the loop borrows.
+            if !dirty.contains(&f) {
+                dirty.push(f);
+            }
+            *gen += 1;
+        };
+        if all {
+            (0..n).map(FnId).for_each(&mut account);
+        } else {
+            hash.ips().for_each(&mut account);
+        }
+        for f in below_zero {
+            self.violate(Violation::new(
+                Property::Accounting,
+                Some(f),
+                "record count would go below zero",
+            ));
         }
     }
 

@@ -91,19 +91,38 @@ impl fmt::Display for Lock {
 /// Trylocks add no edge (they cannot wait). Same-class nesting adds no edge: the driver reports
 /// it as recursion (`ftsim_drive::lockdep::validate`, lockdep's `check_deadlock`), whether it is
 /// the same instance (the thread hangs) or another one.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct LockOrder {
-    /// edges[a][b]: a held while b acquired.
-    edges: [[bool; 7]; 7],
+    /// Edge a -> b (a held while b acquired) at bit `7a + b`, `a` and `b` the classes' positions
+    /// in [`LockClass::ALL`]: the graph is 49 bits of one word (the mask itself).
+    edges: u64,
 }
 
+/// The seven bits of one class's row of [`LockOrder`]'s edges.
+const ROW: u64 = (1 << 7) - 1;
+
 impl LockOrder {
+    /// The class's position in [`LockClass::ALL`] (its declaration order; the test holds them
+    /// equal).
+    #[inline]
     fn idx(c: LockClass) -> usize {
-        LockClass::ALL.iter().position(|x| *x == c).unwrap()
+        c as usize
+    }
+
+    #[inline]
+    fn has(&self, a: usize, b: usize) -> bool {
+        self.edges & 1 << (a * 7 + b) != 0
+    }
+
+    /// Whether the edge `a -> b` is recorded.
+    #[inline]
+    pub fn has_edge(&self, a: LockClass, b: LockClass) -> bool {
+        self.has(Self::idx(a), Self::idx(b))
     }
 
     /// Records the acquisition of `new` while `held` are held. Returns the cycle closed by this
     /// acquisition, as a list of classes starting and ending at `new`, if any.
+    #[inline]
     pub fn acquire(
         &mut self,
         held: impl Iterator<Item = LockClass>,
@@ -113,7 +132,7 @@ impl LockOrder {
         let mut cycle = None;
         for h in held {
             let a = Self::idx(h);
-            if a == n || self.edges[a][n] {
+            if a == n || self.has(a, n) {
                 continue;
             }
             // Adding a -> n closes a cycle if n already reaches a.
@@ -125,20 +144,21 @@ impl LockOrder {
                     cycle = Some(c);
                 }
             }
-            self.edges[a][n] = true;
+            self.edges |= 1 << (a * 7 + n);
         }
         cycle
     }
 
+    /// The shortest path `from` -> `to` breadth first, successors in class order (the first one
+    /// found): `None` if `to` is not reachable.
     fn path(&self, from: usize, to: usize) -> Option<Vec<usize>> {
         let mut prev = [usize::MAX; 7];
-        let mut seen = [false; 7];
+        let mut seen = 1u8 << from;
         // Each class enters the queue at most once: a fixed array, no allocation (lockdep runs
         // this at every acquisition that adds an edge).
         let mut queue = [0usize; 7];
         let mut len = 1;
         queue[0] = from;
-        seen[from] = true;
         let mut qi = 0;
         while qi < len {
             let x = queue[qi];
@@ -153,13 +173,14 @@ impl LockOrder {
                 p.reverse();
                 return Some(p);
             }
-            for y in 0..7 {
-                if self.edges[x][y] && !seen[y] {
-                    seen[y] = true;
-                    prev[y] = x;
-                    queue[len] = y;
-                    len += 1;
-                }
+            let mut next = (self.edges >> (x * 7)) as u8 & ROW as u8 & !seen;
+            while next != 0 {
+                let y = next.trailing_zeros() as usize;
+                next &= next - 1;
+                seen |= 1 << y;
+                prev[y] = x;
+                queue[len] = y;
+                len += 1;
             }
         }
         None
@@ -167,14 +188,9 @@ impl LockOrder {
 
     /// The recorded edges as a bit mask: edge a -> b at bit `7a + b`, `a` and `b` the classes'
     /// positions in [`LockClass::ALL`] (a key for searches; no allocation, unlike [`LockOrder::edges`]).
+    #[inline]
     pub fn mask(&self) -> u64 {
-        let mut m = 0u64;
-        for (a, row) in self.edges.iter().enumerate() {
-            for (b, &e) in row.iter().enumerate() {
-                m |= (e as u64) << (a * 7 + b);
-            }
-        }
-        m
+        self.edges
     }
 
     /// Every recorded edge, for printing.
@@ -182,12 +198,20 @@ impl LockOrder {
         let mut v = Vec::new();
         for a in 0..7 {
             for b in 0..7 {
-                if self.edges[a][b] {
+                if self.has(a, b) {
                     v.push((LockClass::ALL[a], LockClass::ALL[b]));
                 }
             }
         }
         v
+    }
+}
+
+/// As the derived `Debug` of the adjacency matrix it replaced: `edges[a][b]` for `a -> b`.
+impl fmt::Debug for LockOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m: [[bool; 7]; 7] = std::array::from_fn(|a| std::array::from_fn(|b| self.has(a, b)));
+        f.debug_struct("LockOrder").field("edges", &m).finish()
     }
 }
 
@@ -213,5 +237,36 @@ mod tests {
             .acquire([LockClass::Direct].into_iter(), LockClass::Tr)
             .unwrap();
         assert_eq!(c, vec![LockClass::Tr, LockClass::Direct, LockClass::Tr]);
+    }
+
+    /// `LockOrder::idx` is a class's declaration order: its position in `LockClass::ALL`.
+    #[test]
+    fn class_index_is_its_position_in_all() {
+        for (i, c) in LockClass::ALL.iter().enumerate() {
+            assert_eq!(LockOrder::idx(*c), i, "{c:?}");
+        }
+    }
+
+    /// The mask is bit `7a + b` for `a -> b`; the path the cycle reports is the shortest, found
+    /// breadth first with successors in class order.
+    #[test]
+    fn mask_bits_and_the_shortest_cycle() {
+        let mut o = LockOrder::default();
+        let (d, f, k, tr) = (
+            LockClass::Direct,
+            LockClass::Ftrace,
+            LockClass::Klp,
+            LockClass::Tr,
+        );
+        assert_eq!(o.acquire([d].into_iter(), f), None);
+        assert_eq!(o.acquire([f].into_iter(), k), None);
+        assert_eq!(o.acquire([d].into_iter(), k), None);
+        assert_eq!(o.mask(), 1 << 1 | 1 << (7 + 2) | 1 << 2);
+        assert_eq!(o.acquire([k].into_iter(), tr), None);
+        // tr -> d closes d -> k -> tr (shorter than d -> f -> k -> tr).
+        let c = o.acquire([tr].into_iter(), d).unwrap();
+        assert_eq!(c, vec![d, k, tr, d]);
+        assert_eq!(o.edges().len(), 5);
+        assert!(format!("{o:?}").starts_with("LockOrder { edges: [[false, true, true,"));
     }
 }

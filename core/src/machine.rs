@@ -119,7 +119,7 @@ impl Thread {
                 .stack
                 .last_mut()
                 .expect("[core internal bug] running an idle thread");
-            if input == Input::Start && k.trace.is_some() {
+            if matches!(input, Input::Start) && k.trace.is_some() {
                 k.ev(t, EventKind::Enter(frame.name()));
             }
             match frame.step(k, t, input) {

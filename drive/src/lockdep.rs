@@ -71,39 +71,54 @@ use ftsim_core::property::{Property, Violation};
 /// (`check_prevs_add`), and a cycle they close is a `lock-order` finding among the kernel's
 /// in-step findings (`Kernel::violate`), which the executor drains with the step's own.
 pub fn validate(order: &mut LockOrder, k: &mut Kernel, t: Tid, l: Lock) -> Result<(), Violation> {
-    if let Some(v) = recursion(k, t, l) {
-        return Err(v);
+    // One pass over what `t` holds: the instance itself (`check_deadlock`, which wins), the first
+    // other instance of its class, and whether some held class has no edge to it yet (only then
+    // can `check_prevs_add` add a dependency or close a cycle).
+    let class = l.class();
+    let mut other = None;
+    let mut adds = false;
+    for h in k.held_by(t) {
+        if h == l {
+            return Err(recursion(l));
+        }
+        let c = h.class();
+        if c == class {
+            other = other.or(Some(h));
+        } else if !order.has_edge(c, class) {
+            adds = true;
+        }
     }
-    if let Some(v) = class_recursion(k, t, l) {
-        k.violate(v);
+    if let Some(h) = other {
+        k.violate(class_recursion(l, h));
         return Ok(());
     }
-    if let Some(v) = order_cycle(order, k, t, l) {
-        k.violate(v);
+    if adds {
+        if let Some(v) = order_cycle(order, k, t, l) {
+            k.violate(v);
+        }
     }
     Ok(())
 }
 
 /// Thread `t` asking for `l` while holding it already: the `lock-recursion` finding.
-fn recursion(k: &Kernel, t: Tid, l: Lock) -> Option<Violation> {
-    k.holds(t, l).then(|| {
-        Violation::new(
-            Property::LockRecursion,
-            None,
-            format!("{l} acquired while already held"),
-        )
-    })
+#[cold]
+fn recursion(l: Lock) -> Violation {
+    Violation::new(
+        Property::LockRecursion,
+        None,
+        format!("{l} acquired while already held"),
+    )
 }
 
-/// Thread `t` asking for `l` while holding another instance of its class: lockdep's recursion
-/// report all the same (by class, the module doc), though the thread does not hang.
-fn class_recursion(k: &Kernel, t: Tid, l: Lock) -> Option<Violation> {
-    let h = k.held_by(t).find(|&h| h != l && h.class() == l.class())?;
-    Some(Violation::new(
+/// Thread `t` asking for `l` while holding `h`, another instance of its class: lockdep's
+/// recursion report all the same (by class, the module doc), though the thread does not hang.
+#[cold]
+fn class_recursion(l: Lock, h: Lock) -> Violation {
+    Violation::new(
         Property::LockRecursion,
         None,
         format!("{l} acquired while {h} of its class is held"),
-    ))
+    )
 }
 
 /// Records in `order` that `t` asks for `l` while holding what it holds (lockdep's order rule,
