@@ -408,6 +408,100 @@ fn plain_states(name: &str, world: &World, depth: u32) -> Vec<Sequential> {
     all
 }
 
+/// The explorer keys a successor from its parent's parts, walking only the functions whose
+/// sections changed (`Symmetry::key_after`): over every transition of a plain search, with and
+/// without symmetry, that key is the key from scratch (a stale part, say of a function whose
+/// change the comparison missed or one whose part reads another function's state, fails it).
+#[test]
+fn keys_from_the_parents_parts_are_the_keys_from_scratch() {
+    let cases = [
+        (
+            explore::world(2, 1, 0).unwrap(),
+            3,
+            &["merged", "pre", "mainline-2026"][..],
+        ),
+        (explore::world(2, 2, 0).unwrap(), 2, &["merged", "v2"][..]),
+        (
+            explore::world(3, 1, 2).unwrap(),
+            2,
+            &["merged", "fixes-2025"][..],
+        ),
+    ];
+    for (world, depth, names) in cases {
+        for (&name, symmetry) in names.iter().flat_map(|n| [(n, true), (n, false)]) {
+            let proto = Protocol::preset(name).unwrap();
+            let sym = Symmetry::new(&world, proto, symmetry);
+            let ops = alphabet(&world, &proto);
+            let (mut sc, mut fresh) = (Scratch::default(), Scratch::default());
+            let mut quiet = 0;
+            for s in plain_states(name, &world, depth - 1)
+                .iter()
+                .filter(|s| !s.stuck)
+            {
+                for op in &ops {
+                    let mut c = s.clone();
+                    c.run(op, Faults::NONE);
+                    let after = sym.key_after(&s.k, &c.k, c.threads(), &mut sc);
+                    let scratch = sym.key(&c.k, c.threads(), &mut fresh);
+                    assert_eq!(after, scratch, "{name} {world} symmetry={symmetry}: `{op}`");
+                    quiet += (c.k.locks.is_empty()
+                        && c.threads()
+                            .iter()
+                            .all(|t| t.stack.is_empty() && t.pending.is_none()))
+                        as u64;
+                }
+            }
+            // Each quiet successor walks its parent's own parts, and those of its functions that
+            // changed: both paths are taken.
+            let (kept, walked) = sc.own_parts();
+            let parents = world.functions as u64 * quiet;
+            assert!(
+                !symmetry || (kept > 0 && walked > parents),
+                "{name} {world}: {kept} own parts kept, {walked} walked ({parents} of parents)"
+            );
+        }
+    }
+}
+
+/// A change of any one of a function's own sections (its state, its livepatch's ops slot, its
+/// trampoline's) is seen by the key from the parent's parts: it is the key from scratch, and
+/// another key than the parent's (in the walk's coverage test the mutated slot is f0's
+/// livepatch's alone).
+#[test]
+fn keys_from_the_parents_parts_see_every_own_section() {
+    use ftsim_core::ids::{FnId, OpsOwner};
+    use ftsim_core::kernel::fl;
+    let world = explore::world(3, 1, 0).unwrap();
+    let sym = Symmetry::new(&world, Protocol::MERGED, true);
+    for parent in plain_states("merged", &world, 2)
+        .iter()
+        .filter(|s| !s.stuck)
+    {
+        let th = parent.threads();
+        let before = sym.key(&parent.k, th, &mut Scratch::default());
+        for f in 0..world.functions {
+            let mut mutations = [parent.k.clone(), parent.k.clone(), parent.k.clone()];
+            mutations[0].fns[f as usize].klp_stack += 1;
+            for (k, owner) in mutations[1..]
+                .iter_mut()
+                .zip([OpsOwner::Klp(FnId(f)), OpsOwner::Bpf(FnId(f))])
+            {
+                let id = k.id(owner);
+                k.op_mut(id).flags ^= fl::PERMANENT;
+            }
+            for (i, k) in mutations.iter().enumerate() {
+                let after = sym.key_after(&parent.k, k, th, &mut Scratch::default());
+                assert_eq!(
+                    after,
+                    sym.key(k, th, &mut Scratch::default()),
+                    "f{f} mutation {i}"
+                );
+                assert_ne!(after, before, "f{f} mutation {i}");
+            }
+        }
+    }
+}
+
 #[test]
 fn symmetry_agrees_with_plain_search() {
     // Reduced counts are orbit counts of the plain search; the plain search without reduction

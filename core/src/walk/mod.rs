@@ -407,6 +407,37 @@ pub fn walk<R: Rename, S: Sink>(
     sink.hashed(Field::Proto, proto);
 }
 
+/// The sections of one function alone, as [`walk`] visits them under `r`: function `new`
+/// (renamed id) and then the ops slots it owns (its livepatch's, then its trampoline's). With a
+/// sink whose [`Sink::PER_FUNCTION`] is false, [`walk`] visits every other field: the two
+/// together see what one [`walk`] sees, so a sink that keeps per-function parts can walk only
+/// the functions that changed and the rest. Only meaningful for a non-identity `r` when no
+/// thread has an operation in flight, as [`walk`].
+pub fn walk_function<R: Rename, S: Sink>(
+    k: &Kernel,
+    r: &R,
+    buf: &mut Buf,
+    new: FnId,
+    sink: &mut S,
+) {
+    let old = r.fun_inv(new.0);
+    sink.begin(Section::Fn { new, old });
+    walk_fn(k, r, &k.fns[old.0 as usize], sink);
+    let layout = k.info.layout;
+    for (owner, old_owner) in [
+        (OpsOwner::Klp(new), OpsOwner::Klp(old)),
+        (OpsOwner::Bpf(new), OpsOwner::Bpf(old)),
+    ] {
+        let old = layout.id(old_owner);
+        sink.begin(Section::Ops {
+            new: layout.id(owner),
+            old,
+            owner,
+        });
+        walk_ops(k, r, buf, &k.ops[old.0 as usize], sink);
+    }
+}
+
 /// The walk of the kernel alone, for a sink that ignores the threads ([`THREADS`]) and the state
 /// generation (which the fingerprint reads only while a thread is mid-operation): [`walk`] with
 /// no thread. A sink that does not ignore them does not compile here.

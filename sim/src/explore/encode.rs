@@ -151,6 +151,22 @@ pub struct Scratch {
     pub(super) fp_parent: ftsim_drive::check::Footprint,
     pub(super) fp_parent_valid: bool,
     pub(super) fp_child: ftsim_drive::check::Footprint,
+    /// The own parts of the state being expanded (taken at its first successor's key, when
+    /// `own_parent_valid`; every entry point of the sequential space resets it), see
+    /// [`super::parts::gather_after`].
+    pub(super) own_parent: Vec<super::parts::Own>,
+    pub(super) own_parent_valid: bool,
+    /// A bit per function: in the buffer the successors of a state are built in, its state and
+    /// the ops slots it owns are equal to the expanded state's (see `seq::copy_kernel`).
+    pub(super) copy_same: u32,
+}
+
+impl Scratch {
+    /// The functions' own parts taken from a parent's and walked, for statistics (see
+    /// [`super::Symmetry::key_after`]).
+    pub fn own_parts(&self) -> (u64, u64) {
+        (self.parts.own_kept, self.parts.own_walked)
+    }
 }
 
 /// The words the core fingerprint hashes for π(k) with `threads`, in order: the core's

@@ -39,6 +39,18 @@
 //! names nothing else and that nothing else names is *free*, and free ones with equal parts are
 //! interchangeable by an automorphism of the state ([`SIGNATURE_IGNORES`]).
 
+//!
+//! **Successors.** A function's part is its *own* part (its own sections: record, owner state,
+//! trampoline and the two ops slots it owns, walked alone by [`walk_function`]) followed by the
+//! references to it that the walk of the rest (every other section, [`Sink::PER_FUNCTION`]
+//! false) records. An own part that names nothing else and holds no stale address depends on
+//! its sections alone, so the explorer keys a successor from its parent's own parts
+//! ([`gather_after`]): it re-walks only the functions whose sections differ from the parent's
+//! (compared with `==`, far cheaper than a walk with hashing), and the rest. The words, and so
+//! the key, are the ones [`gather`] takes from scratch (`sim/tests/explore.rs` compares the
+//! two over every transition of small searches; the walk's coverage test mutates every field
+//! under a successor of the base state).
+
 use ftsim_core::fingerprint::{Canon, Fingerprint};
 use ftsim_core::hash::DEAD_IP;
 use ftsim_core::ids::{FnId, OpsId, OpsLayout, OpsOwner, ProgId, Tid};
@@ -46,7 +58,8 @@ use ftsim_core::kernel::{CallSite, Kernel};
 use ftsim_core::locks::Lock;
 use ftsim_core::machine::Thread;
 use ftsim_core::walk::{
-    fields, walk, AddrView, Buf, Field, Fields, Identity, Section, Sink, Words, EXECUTOR,
+    fields, walk, walk_function, AddrView, Buf, Field, Fields, Identity, Section, Sink, Words,
+    EXECUTOR,
 };
 use std::hash::Hash;
 
@@ -144,12 +157,41 @@ impl Words for Router {
     }
 }
 
+/// One function's own part: what its own sections say (its record, owner state and trampoline,
+/// and the ops slots it owns), hashed as far as they go (the walk of the rest adds the references
+/// to it from elsewhere), and what it names. It depends on nothing but those sections unless it
+/// is `open` (an address of another function, whose `current` the other's state decides, or a
+/// stale one): a successor whose sections of a function equal its parent's, where the parent's
+/// part is not open, has the parent's part of that function ([`gather_after`]).
+#[derive(Debug, Default)]
+pub(super) struct Own {
+    stream: Stream,
+    /// The part names another function or tracer (those of `names`, a bit per function, then
+    /// per tracer) or holds a stale address.
+    open: bool,
+    names: u32,
+    /// The programs the part holds, each once, in walk order.
+    progs: Vec<ProgId>,
+}
+
+impl Own {
+    /// `self = src.clone()`, keeping `self`'s allocation.
+    fn copy_from(&mut self, src: &Own) {
+        self.stream = src.stream;
+        self.open = src.open;
+        self.names = src.names;
+        self.progs.clone_from(&src.progs);
+    }
+}
+
 /// What one walk under the identity gathers (see the module docs), and the key's buffers.
 #[derive(Default)]
 pub struct PartsBuf {
     router: Router,
     canon: Canon,
     pairs: Vec<(u16, u16)>,
+    /// Each function's own part.
+    pub(super) own: Vec<Own>,
     /// Each program met, and the function whose part holds it.
     progs: Vec<(ProgId, u16)>,
     /// The part hashes: per function, per tracer, then the rest's.
@@ -157,25 +199,31 @@ pub struct PartsBuf {
     /// What a tracer's slot says about a function, with two or more tracers: (function,
     /// tracer, word), in walk order.
     pub(super) ftr: Vec<(u16, u8, u64)>,
-    /// Per function, then per tracer: some other part names it.
-    pub(super) mentioned: Vec<bool>,
-    /// Per function, then per tracer: its part names another function or tracer or holds a
-    /// stale address.
-    pub(super) open: Vec<bool>,
+    /// A bit per function, then per tracer: some other part names it.
+    mentioned: u32,
+    /// A bit per function, then per tracer: its part names another function or tracer or holds
+    /// a stale address.
+    open: u32,
     /// Some part cannot be written without naming another (see the module docs).
     pub(super) tangled: bool,
     /// The functions and tracers of the state gathered.
     pub(super) n: usize,
     pub(super) nt: usize,
     q: Vec<u128>,
+    /// A bit per function: [`gather_after`] found its own sections equal to the parent's (0
+    /// after any other key).
+    pub(super) same: u32,
+    /// Own parts walked, and taken from the parent's ([`gather_after`]), for statistics.
+    pub(super) own_walked: u64,
+    pub(super) own_kept: u64,
 }
 
 impl PartsBuf {
     /// Function `f` (or tracer `n + t`) is free: its part names nothing else and nothing else
     /// names it (see the module docs).
     pub(super) fn free(&self, i: usize, n: usize) -> bool {
-        !self.mentioned[i]
-            && !self.open[i]
+        self.mentioned >> i & 1 == 0
+            && self.open >> i & 1 == 0
             && !self.ftr.iter().any(|e| {
                 if i < n {
                     e.0 as usize == i
@@ -207,10 +255,12 @@ struct Parts<'a> {
     nt: usize,
     part: Part,
     pairs: &'a mut Vec<(u16, u16)>,
-    progs: &'a mut Vec<(ProgId, u16)>,
+    /// In a function's own sections: the programs its part holds.
+    progs: &'a mut Vec<ProgId>,
     ftr: &'a mut Vec<(u16, u8, u64)>,
-    mentioned: &'a mut Vec<bool>,
-    open: &'a mut Vec<bool>,
+    /// Bits as [`PartsBuf`]'s, of what this walk saw.
+    mentioned: u32,
+    open: u32,
     tangled: bool,
     /// On the ops list: the place; in the rest: the tracer.
     pos: u64,
@@ -225,9 +275,9 @@ impl Parts<'_> {
     #[inline(never)]
     fn tangle(&mut self, i: usize, other: Option<usize>) {
         self.tangled = true;
-        self.open[i] = true;
+        self.open |= 1 << i;
         if let Some(o) = other {
-            self.mentioned[o] = true;
+            self.mentioned |= 1 << o;
         }
     }
 
@@ -297,6 +347,8 @@ impl Parts<'_> {
 
 impl Sink for Parts<'_> {
     const IGNORES: Fields = <Fingerprint<'static, Vec<u64>> as Sink>::IGNORES;
+    /// The functions' own sections are walked one function at a time ([`walk_function`]).
+    const PER_FUNCTION: bool = false;
 
     #[inline(always)]
     fn begin(&mut self, s: Section) {
@@ -396,12 +448,8 @@ impl Sink for Parts<'_> {
     }
     #[inline(always)]
     fn prog(&mut self, f: Field, p: ProgId) {
-        if let Part::Fn(c) = self.part {
-            match self.progs.iter().find(|e| e.0 == p) {
-                None => self.progs.push((p, c)),
-                Some(&(_, d)) if d != c => self.tangle(c as usize, Some(d as usize)),
-                Some(_) => {}
-            }
+        if matches!(self.part, Part::Fn(_)) && !self.progs.contains(&p) {
+            self.progs.push(p);
         }
         self.inner.prog(f, p);
     }
@@ -504,39 +552,153 @@ impl Sink for Parts<'_> {
 /// Walks `k` (with `threads`) once under the identity into `pb`: the part hashes, what tracers
 /// say about functions, what names what, and whether the state is tangled (see the module docs).
 pub(super) fn gather(k: &Kernel, threads: &[Thread], buf: &mut Buf, pb: &mut PartsBuf) {
-    let n = k.fns.len();
-    let nt = k.tracers.len();
-    let parts = n + nt + 1;
-    let r = &mut pb.router;
-    r.park();
-    r.parts.clear();
-    r.parts.resize(parts, Stream::default());
-    pb.progs.clear();
-    pb.ftr.clear();
-    pb.mentioned.clear();
-    pb.mentioned.resize(n + nt, false);
-    pb.open.clear();
-    pb.open.resize(n + nt, false);
-    let mut sink = Parts {
-        inner: Fingerprint::new(&mut pb.router, &mut pb.canon),
+    own_parts(k, buf, pb);
+    rest(k, threads, buf, pb);
+}
+
+/// The own parts of `k`'s functions, into `pb.own` (the rest of `pb` is left as it was).
+pub(super) fn own_parts(k: &Kernel, buf: &mut Buf, pb: &mut PartsBuf) {
+    prepare(k, pb);
+    for f in 0..k.fns.len() {
+        own(k, buf, pb, f);
+    }
+}
+
+/// [`gather`] of `k`, a successor of `parent` whose own parts are `parent_own`: a function
+/// whose own sections (its [`FnState`](ftsim_core::kernel::FnState) and the two ops slots it
+/// owns) equal the parent's keeps the parent's own part unless that is open (see [`Own`]); the
+/// other functions and the rest are walked.
+pub(super) fn gather_after(
+    parent: &Kernel,
+    parent_own: &[Own],
+    k: &Kernel,
+    threads: &[Thread],
+    buf: &mut Buf,
+    pb: &mut PartsBuf,
+) {
+    prepare(k, pb);
+    let layout = k.info.layout;
+    for (f, kept) in parent_own.iter().enumerate().take(k.fns.len()) {
+        let (klp, bpf) = (
+            layout.id(OpsOwner::Klp(FnId(f as u16))).0 as usize,
+            layout.id(OpsOwner::Bpf(FnId(f as u16))).0 as usize,
+        );
+        let same = !kept.open
+            && k.fns[f] == parent.fns[f]
+            && k.ops[klp] == parent.ops[klp]
+            && k.ops[bpf] == parent.ops[bpf];
+        if same {
+            pb.own[f].copy_from(kept);
+            pb.own_kept += 1;
+            pb.same |= 1 << f;
+        } else {
+            own(k, buf, pb, f);
+        }
+    }
+    rest(k, threads, buf, pb);
+}
+
+/// Sizes `pb` for `k`'s functions and tracers.
+fn prepare(k: &Kernel, pb: &mut PartsBuf) {
+    let (n, nt) = (k.fns.len(), k.tracers.len());
+    pb.router.park();
+    pb.router.parts.clear();
+    pb.router.parts.resize(n + nt + 1, Stream::default());
+    pb.own.resize_with(n, Own::default);
+    (pb.n, pb.nt) = (n, nt);
+}
+
+/// A sink of the walk into `pb`'s buffers, its bits clear; `progs` receives the programs met.
+fn sink<'a>(
+    k: &Kernel,
+    router: &'a mut Router,
+    canon: &'a mut Canon,
+    pairs: &'a mut Vec<(u16, u16)>,
+    progs: &'a mut Vec<ProgId>,
+    ftr: &'a mut Vec<(u16, u8, u64)>,
+) -> Parts<'a> {
+    Parts {
+        inner: Fingerprint::new(router, canon),
         layout: k.info.layout,
-        n,
-        nt,
+        n: k.fns.len(),
+        nt: k.tracers.len(),
         part: Part::Rest,
-        pairs: &mut pb.pairs,
-        progs: &mut pb.progs,
-        ftr: &mut pb.ftr,
-        mentioned: &mut pb.mentioned,
-        open: &mut pb.open,
+        pairs,
+        progs,
+        ftr,
+        mentioned: 0,
+        open: 0,
         tangled: false,
         pos: 0,
         ip: DEAD_IP,
         idx: 0,
-    };
-    walk(k, threads, &Identity, buf, &mut sink);
-    pb.tangled = sink.tangled;
+    }
+}
+
+/// Walks function `f`'s own sections into `pb.own[f]`.
+fn own(k: &Kernel, buf: &mut Buf, pb: &mut PartsBuf, f: usize) {
+    pb.own_walked += 1;
+    let o = &mut pb.own[f];
+    o.progs.clear();
+    pb.router.parts[f] = Stream::default();
+    let mut s = sink(
+        k,
+        &mut pb.router,
+        &mut pb.canon,
+        &mut pb.pairs,
+        &mut o.progs,
+        &mut pb.ftr,
+    );
+    walk_function(k, &Identity, buf, FnId(f as u16), &mut s);
+    debug_assert_eq!(s.open & !(1 << f), 0, "an own part opens only itself");
+    (o.open, o.names) = (s.open != 0, s.mentioned);
     pb.router.park();
-    (pb.n, pb.nt) = (n, nt);
+    o.stream = pb.router.parts[f];
+}
+
+/// Walks everything but the functions' own sections, whose parts are in `pb.own`, and finishes
+/// `pb`: the part hashes, what names what, whether the state is tangled.
+fn rest(k: &Kernel, threads: &[Thread], buf: &mut Buf, pb: &mut PartsBuf) {
+    let n = pb.n;
+    for (part, o) in pb.router.parts.iter_mut().zip(&pb.own) {
+        *part = o.stream;
+    }
+    pb.ftr.clear();
+    let mut none = Vec::new();
+    let mut s = sink(
+        k,
+        &mut pb.router,
+        &mut pb.canon,
+        &mut pb.pairs,
+        &mut none,
+        &mut pb.ftr,
+    );
+    walk(k, threads, &Identity, buf, &mut s);
+    let (mut mentioned, mut open, mut tangled) = (s.mentioned, s.open, s.tangled);
+    debug_assert!(none.is_empty(), "programs are met only in own sections");
+    // Two functions that hold one program: the later names the earlier.
+    pb.progs.clear();
+    for (c, o) in pb.own.iter().enumerate() {
+        mentioned |= o.names;
+        if o.open {
+            open |= 1 << c;
+            tangled = true;
+        }
+        for &p in &o.progs {
+            match pb.progs.iter().find(|e| e.0 == p) {
+                None => pb.progs.push((p, c as u16)),
+                Some(&(_, d)) => {
+                    debug_assert_ne!(d as usize, c, "an own part lists a program once");
+                    tangled = true;
+                    open |= 1 << c;
+                    mentioned |= 1 << d;
+                }
+            }
+        }
+    }
+    debug_assert!(n + pb.nt <= 32);
+    (pb.mentioned, pb.open, pb.tangled) = (mentioned, open, tangled);
+    pb.router.park();
     pb.hashes.clear();
     pb.hashes.extend(pb.router.parts.iter().map(Stream::finish));
 }

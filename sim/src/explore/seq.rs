@@ -1,6 +1,7 @@
 //! The sequential space: a state is the [`Sequential`] driver at quiescence plus its lockdep
 //! order graph; a transition runs one operation of the alphabet (with at most one fault).
 
+use ftsim_core::ids::{FnId, OpsOwner};
 use ftsim_core::kernel::Kernel;
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
@@ -128,19 +129,24 @@ impl SeqSpace {
     pub fn step(&self, st: &SeqState, i: usize, sc: &mut Scratch) -> SeqState {
         sc.fp_parent_valid = false;
         let mut next = st.clone();
-        self.transition(st, i, Faults::NONE, sc, &mut next)
+        self.transition(st, i, Faults::NONE, sc, &mut next, false)
             .expect("[explore internal bug] a fault-free transition emits its edge");
         next
     }
 
-    fn key_of(&self, s: &Sequential, mask: u64, sc: &mut Scratch) -> u128 {
-        combine(self.sym.key(&s.k, s.threads(), sc), &[mask, s.stuck as u64])
+    /// The key of `s` with lock-order mask `mask`; with `parent`, of a successor of it, from
+    /// the parent's parts kept in `sc` ([`Symmetry::key_with`]).
+    fn key_of(&self, parent: Option<&Kernel>, s: &Sequential, mask: u64, sc: &mut Scratch) -> u128 {
+        let key = self.sym.key_with(parent, &s.k, s.threads(), sc);
+        combine(key, &[mask, s.stuck as u64])
     }
 
     /// Runs operation `i` with `faults` from `st` in `c`, which holds a copy of `st` (see
     /// [`copy_state`]), and returns the transition's violations and whether it is terminal. With
     /// a fault: `None` when the operation never reached the faulted decision (`c` is then left
-    /// changed).
+    /// changed). `after`: the key from the parent's parts kept in `sc` (one expansion's
+    /// successors; see [`Symmetry::key_with`]), checked against the key from scratch in debug
+    /// builds (the tests).
     fn transition(
         &self,
         st: &SeqState,
@@ -148,6 +154,7 @@ impl SeqSpace {
         faults: Faults,
         sc: &mut Scratch,
         c: &mut SeqState,
+        after: bool,
     ) -> Option<(Vec<Violation>, bool)> {
         let s = &st.s;
         let op = &self.alphabet[i];
@@ -182,9 +189,21 @@ impl SeqSpace {
         let violations = out.violations;
         c.key = if unchanged && mask == st.mask {
             st.key
+        } else if after {
+            let key = self.key_of(Some(&s.k), &c.s, mask, sc);
+            debug_assert_eq!(
+                key,
+                self.key_of(None, &c.s, mask, &mut Scratch::default()),
+                "[explore internal bug] `{op}`: the key from the parent's parts went stale"
+            );
+            key
         } else {
-            self.key_of(&c.s, mask, sc)
+            self.key_of(None, &c.s, mask, sc)
         };
+        if after {
+            // What the key found unchanged need not be compared again by the next copy.
+            sc.copy_same = if unchanged { u32::MAX } else { sc.parts.same };
+        }
         c.mask = mask;
         Some((violations, out.stuck))
     }
@@ -200,8 +219,9 @@ impl SeqSpace {
         c: &mut SeqState,
         emit: &mut dyn FnMut(Edge<'_, SeqState>),
     ) -> bool {
-        copy_state(c, st);
-        let Some((violations, terminal)) = self.transition(st, i, faults, sc, c) else {
+        copy_state(c, st, sc.copy_same);
+        sc.copy_same = 0;
+        let Some((violations, terminal)) = self.transition(st, i, faults, sc, c, true) else {
             return false;
         };
         emit(Edge {
@@ -216,9 +236,9 @@ impl SeqSpace {
 }
 
 /// `dst = src.clone()`, reusing `dst`'s allocations (a transition is run in one buffer per
-/// expanded state): the kernel and the thread by their own `copy_from`. Every field is named, so
-/// a new field of the state cannot be forgotten.
-fn copy_state(dst: &mut SeqState, src: &SeqState) {
+/// expanded state): the kernel by [`copy_kernel`] (`same` as there), the thread by its own
+/// `copy_from`. Every field is named, so a new field of the state cannot be forgotten.
+fn copy_state(dst: &mut SeqState, src: &SeqState, same: u32) {
     let SeqState { s, key, mask } = src;
     let Sequential {
         k,
@@ -227,13 +247,96 @@ fn copy_state(dst: &mut SeqState, src: &SeqState) {
         check_atomicity,
         stuck,
     } = s;
-    dst.s.k.copy_from(k);
+    copy_kernel(&mut dst.s.k, k, same);
     dst.s.th.copy_from(th);
     dst.s.order.clone_from(order);
     dst.s.check_atomicity = *check_atomicity;
     dst.s.stuck = *stuck;
     dst.key = *key;
     dst.mask = *mask;
+}
+
+/// `*dst = src.clone()` when they differ.
+#[inline]
+fn copy_if_changed<T: Clone + PartialEq>(dst: &mut T, src: &T) {
+    if dst != src {
+        *dst = src.clone();
+    }
+}
+
+/// `dst = src.clone()` as [`Kernel::copy_from`] does it (each piece compared, and copied only
+/// when it differs), but for the functions of `same` (a bit per function): their states and the
+/// two ops slots each owns are known equal already (the key of the successor last built in
+/// `dst` compared them with its parent's, `src`: see [`super::parts::gather_after`]), and are
+/// neither compared nor copied. Every field is named.
+fn copy_kernel(dst: &mut Kernel, src: &Kernel, same: u32) {
+    let Kernel {
+        proto,
+        info,
+        fns,
+        ops,
+        ops_list,
+        direct_functions,
+        modules,
+        tracers,
+        kprobe_ftrace_enabled,
+        locks,
+        gen,
+        next_prog,
+        next_sample,
+        violations,
+        dirty,
+        trace,
+    } = src;
+    dst.proto = *proto;
+    if !std::sync::Arc::ptr_eq(&dst.info, info) {
+        dst.info = info.clone();
+    }
+    assert_eq!(
+        dst.fns.len(),
+        fns.len(),
+        "[explore internal bug] another world"
+    );
+    assert_eq!(
+        dst.ops.len(),
+        ops.len(),
+        "[explore internal bug] another world"
+    );
+    // The ops slots of the functions of `same`, a bit per slot id (fewer than 64 slots).
+    let mut owned = 0u64;
+    for f in (0..fns.len()).filter(|f| same >> f & 1 != 0) {
+        let f = FnId(f as u16);
+        owned |= 1 << info.layout.id(OpsOwner::Klp(f)).0 | 1 << info.layout.id(OpsOwner::Bpf(f)).0;
+    }
+    for (f, (d, s)) in dst.fns.iter_mut().zip(fns).enumerate() {
+        if same >> f & 1 == 0 {
+            copy_if_changed(d, s);
+        } else {
+            debug_assert!(d == s, "[explore internal bug] f{f} is not as its parent's");
+        }
+    }
+    for (i, (d, s)) in dst.ops.iter_mut().zip(ops).enumerate() {
+        if owned >> i & 1 == 0 {
+            copy_if_changed(d, s);
+        } else {
+            debug_assert!(
+                d == s,
+                "[explore internal bug] slot {i} is not as its parent's"
+            );
+        }
+    }
+    copy_if_changed(&mut dst.ops_list, ops_list);
+    copy_if_changed(&mut dst.direct_functions, direct_functions);
+    copy_if_changed(&mut dst.modules, modules);
+    copy_if_changed(&mut dst.tracers, tracers);
+    dst.kprobe_ftrace_enabled = *kprobe_ftrace_enabled;
+    copy_if_changed(&mut dst.locks, locks);
+    dst.gen = *gen;
+    dst.next_prog = *next_prog;
+    dst.next_sample = *next_sample;
+    dst.violations.clone_from(violations);
+    copy_if_changed(&mut dst.dirty, dirty);
+    dst.trace.clone_from(trace);
 }
 
 impl Space for SeqSpace {
@@ -243,7 +346,7 @@ impl Space for SeqSpace {
         let mut s = Sequential::new(&self.world, self.proto);
         s.check_atomicity = false;
         let mask = s.order.mask();
-        let key = self.key_of(&s, mask, &mut Scratch::default());
+        let key = self.key_of(None, &s, mask, &mut Scratch::default());
         SeqState { s, key, mask }
     }
 
@@ -259,6 +362,8 @@ impl Space for SeqSpace {
         // Every successor is built in this one buffer.
         let mut c = st.clone();
         sc.fp_parent_valid = false;
+        sc.own_parent_valid = false;
+        sc.copy_same = u32::MAX;
         for (i, op) in self.alphabet.iter().enumerate() {
             if self_loop(&s.k, op) {
                 sc.skipped += 1;
@@ -271,7 +376,7 @@ impl Space for SeqSpace {
                             && out.violations.is_empty()
                             && !out.stuck
                             && mask == st.mask
-                            && self.key_of(&c, mask, sc) == st.key,
+                            && self.key_of(None, &c, mask, sc) == st.key,
                         "[explore internal bug] `{op}` was predicted to be refused without effect, \
                          but it returned {:?}, raised {:?} or changed the state",
                         out.result,
@@ -300,7 +405,7 @@ impl Space for SeqSpace {
         let (i, faults) = seq_label_parts(label);
         sc.fp_parent_valid = false;
         let mut next = st.clone();
-        self.transition(st, i, faults, sc, &mut next)
+        self.transition(st, i, faults, sc, &mut next, false)
             .expect("[explore internal bug] a replayed transition emits no edge");
         next
     }
