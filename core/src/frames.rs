@@ -33,6 +33,7 @@ macro_rules! frames {
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         pub enum Frame { $($var($ty)),+ }
         impl Frame {
+            #[inline]
             pub(crate) fn step(&mut self, k: &mut Kernel, t: Tid, input: Input) -> Flow {
                 match self { $(Frame::$var(x) => x.step(k, t, input)),+ }
             }

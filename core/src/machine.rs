@@ -57,12 +57,24 @@ impl Thread {
 
     /// An idle thread, as `Thread::default()`, that keeps its stack's allocation (the
     /// explorer runs every transition in one buffer: its frames need no allocation).
+    #[inline]
     fn reset(&mut self) {
-        let stack = std::mem::take(&mut self.stack);
-        *self = Thread {
+        let Thread {
             stack,
-            ..Thread::default()
-        };
+            pending,
+            input,
+            op,
+            contended,
+            faulted,
+            stuck,
+        } = self;
+        stack.clear();
+        *pending = None;
+        *input = None;
+        *op = None;
+        *contended = false;
+        *faulted = false;
+        *stuck = false;
     }
 
     /// Starts owner-level operation `op` on this thread, idle, as thread `t` of kernel `k`.
@@ -135,8 +147,10 @@ impl Thread {
                     if k.trace.is_some() {
                         k.ev(t, EventKind::Leave(frame.name(), r));
                     }
-                    self.stack.pop();
-                    if self.stack.is_empty() {
+                    // Dropped where it lies (`pop` would move it out first).
+                    let depth = self.stack.len() - 1;
+                    self.stack.truncate(depth);
+                    if depth == 0 {
                         let res = r.map(|_| ());
                         k.ev(t, EventKind::Finish(res));
                         self.op = None;
