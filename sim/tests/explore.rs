@@ -408,9 +408,10 @@ fn plain_states(name: &str, world: &World, depth: u32) -> Vec<Sequential> {
     all
 }
 
-/// The explorer keys a successor from its parent's parts, walking only the functions whose
-/// sections changed (`Symmetry::key_after`): over every transition of a plain search, with and
-/// without symmetry, that key is the key from scratch (a stale part, say of a function whose
+/// The explorer keys a successor from its parent's parts (without symmetry: its parent's
+/// per-function words), walking only the functions whose sections changed
+/// (`Symmetry::key_after`): over every transition of a plain search, with and without symmetry,
+/// that key is the key from scratch (a stale part, say of a function whose
 /// change the comparison missed or one whose part reads another function's state, fails it).
 #[test]
 fn keys_from_the_parents_parts_are_the_keys_from_scratch() {
@@ -451,12 +452,12 @@ fn keys_from_the_parents_parts_are_the_keys_from_scratch() {
                         as u64;
                 }
             }
-            // Each quiet successor walks its parent's own parts, and those of its functions that
-            // changed: both paths are taken.
+            // Each quiet successor walks its parent's own parts (or words, without symmetry),
+            // and those of its functions that changed: both paths are taken.
             let (kept, walked) = sc.own_parts();
             let parents = world.functions as u64 * quiet;
             assert!(
-                !symmetry || (kept > 0 && walked > parents),
+                kept > 0 && walked > parents,
                 "{name} {world}: {kept} own parts kept, {walked} walked ({parents} of parents)"
             );
         }
@@ -464,19 +465,21 @@ fn keys_from_the_parents_parts_are_the_keys_from_scratch() {
 }
 
 /// A change of any one of a function's own sections (its state, its livepatch's ops slot, its
-/// trampoline's) is seen by the key from the parent's parts: it is the key from scratch, and
-/// another key than the parent's (in the walk's coverage test the mutated slot is f0's
+/// trampoline's) is seen by the key from the parent's parts (or words, without symmetry): it is
+/// the key from scratch, and another key than the parent's (in the walk's coverage test the mutated slot is f0's
 /// livepatch's alone).
 #[test]
 fn keys_from_the_parents_parts_see_every_own_section() {
     use ftsim_core::ids::{FnId, OpsOwner};
     use ftsim_core::kernel::fl;
     let world = explore::world(3, 1, 0).unwrap();
-    let sym = Symmetry::new(&world, Protocol::MERGED, true);
-    for parent in plain_states("merged", &world, 2)
+    let states = plain_states("merged", &world, 2);
+    for (parent, symmetry) in states
         .iter()
         .filter(|s| !s.stuck)
+        .flat_map(|s| [(s, true), (s, false)])
     {
+        let sym = Symmetry::new(&world, Protocol::MERGED, symmetry);
         let th = parent.threads();
         let before = sym.key(&parent.k, th, &mut Scratch::default());
         for f in 0..world.functions {
@@ -491,12 +494,9 @@ fn keys_from_the_parents_parts_see_every_own_section() {
             }
             for (i, k) in mutations.iter().enumerate() {
                 let after = sym.key_after(&parent.k, k, th, &mut Scratch::default());
-                assert_eq!(
-                    after,
-                    sym.key(k, th, &mut Scratch::default()),
-                    "f{f} mutation {i}"
-                );
-                assert_ne!(after, before, "f{f} mutation {i}");
+                let scratch = sym.key(k, th, &mut Scratch::default());
+                assert_eq!(after, scratch, "f{f} mutation {i} symmetry={symmetry}");
+                assert_ne!(after, before, "f{f} mutation {i} symmetry={symmetry}");
             }
         }
     }

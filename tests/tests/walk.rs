@@ -260,6 +260,10 @@ struct Projections {
     /// The symmetric key as the explorer takes it for a successor of the base state: from the
     /// base's parts, walking only the functions whose sections differ from the base's.
     key_after: u128,
+    /// The key without symmetry (the fingerprint's words per function and the rest), from
+    /// scratch and from the base's words.
+    plain_key: u128,
+    plain_key_after: u128,
     footprint: ftsim_core::footprint::Footprint,
     /// The footprint as the fuzz harness takes it, beside its words in one walk (a tee).
     snapshot_footprint: ftsim_core::footprint::Footprint,
@@ -270,7 +274,10 @@ struct Projections {
 
 fn project(s: &State, sym: &Symmetry, base: &State) -> Projections {
     let k = &s.k;
+    let plain = Symmetry::new(&world(), PROTO, false);
     Projections {
+        plain_key: plain.key(k, &s.th, &mut Scratch::default()),
+        plain_key_after: plain.key_after(&base.k, k, &s.th, &mut Scratch::default()),
         fingerprint: fingerprint(k, &s.th),
         key: sym.key(k, &s.th, &mut Scratch::default()),
         key_after: sym.key_after(&base.k, k, &s.th, &mut Scratch::default()),
@@ -306,7 +313,7 @@ fn every_sink_sees_every_field_it_does_not_ignore() {
         let before = &projected[b];
         let after = project(&s, &sym, base);
         let k = &s.k;
-        let sinks: [(&str, Fields, bool); 10] = [
+        let sinks: [(&str, Fields, bool); 12] = [
             (
                 "fingerprint",
                 <Fp as Sink>::IGNORES,
@@ -321,6 +328,16 @@ fn every_sink_sees_every_field_it_does_not_ignore() {
                 "symmetric key from the base's parts",
                 <Fp as Sink>::IGNORES,
                 before.key_after != after.key_after,
+            ),
+            (
+                "key without symmetry",
+                <Fp as Sink>::IGNORES,
+                before.plain_key != after.plain_key,
+            ),
+            (
+                "key without symmetry from the base's words",
+                <Fp as Sink>::IGNORES,
+                before.plain_key_after != after.plain_key_after,
             ),
             (
                 "footprint",

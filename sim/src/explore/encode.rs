@@ -3,11 +3,15 @@
 
 use super::{FUNCTIONS_MAX, TRACERS_MAX};
 use ftsim_core::fingerprint::{Canon, Fingerprint, StableHasher};
-use ftsim_core::ids::{FnId, TracerId};
-use ftsim_core::kernel::Kernel;
+use ftsim_core::ids::{FnId, OpsId, OpsOwner, ProgId, Tid, TracerId};
+use ftsim_core::kernel::{CallSite, Kernel};
+use ftsim_core::locks::Lock;
 use ftsim_core::machine::Thread;
 use ftsim_core::op::Op;
-use ftsim_core::walk::{walk, Buf, Rename};
+use ftsim_core::walk::{
+    walk, walk_function, AddrView, Buf, Field, Fields, Identity, Rename, Section, Sink, Words,
+};
+use std::hash::Hash;
 
 /// A renaming of functions and tracers (old id -> new id), within their symmetry classes.
 /// Fixed-size and `Copy`, so that trying renamings allocates nothing.
@@ -155,6 +159,11 @@ pub struct Scratch {
     /// `own_parent_valid`; every entry point of the sequential space resets it), see
     /// [`super::parts::gather_after`].
     pub(super) own_parent: Vec<super::parts::Own>,
+    /// With no renaming possible: the functions' own words ([`plain_key`]) of the state keyed
+    /// and of the state being expanded (valid with `own_parent_valid`, which covers both: a
+    /// search keys every state one way).
+    pub(super) plain_own: Vec<OwnWords>,
+    pub(super) plain_parent: Vec<OwnWords>,
     pub(super) own_parent_valid: bool,
     /// A bit per function: in the buffer the successors of a state are built in, its state and
     /// the ops slots it owns are equal to the expanded state's (see `seq::copy_kernel`).
@@ -301,4 +310,224 @@ impl Rename for Perm {
     fn tracer_inv(&self, new: u8) -> TracerId {
         TracerId(self.tinv[new as usize])
     }
+}
+
+impl Words for Stream {
+    #[inline(always)]
+    fn word(&mut self, w: u64) {
+        Stream::word(self, w);
+    }
+}
+
+/// The first word of every key [`plain_key`] computes.
+const PLAIN_DOMAIN: u64 = 0x706c_6169_6e5f_6b65;
+
+/// One function's own words of the fingerprint (its record, owner state, trampoline and the ops
+/// slots it owns, [`walk_function`]) under the identity, with programs and stale addresses
+/// numbered within them, hashed; the programs met; whether an address is stale, and whether one
+/// is another function's (whose `current` that function's state decides).
+#[derive(Debug, Default)]
+pub(super) struct OwnWords {
+    stream: Stream,
+    progs: Vec<ProgId>,
+    stale: bool,
+    foreign: bool,
+}
+
+impl OwnWords {
+    /// `self = src.clone()`, keeping `self`'s allocation.
+    fn copy_from(&mut self, src: &OwnWords) {
+        self.stream = src.stream;
+        self.progs.clone_from(&src.progs);
+        (self.stale, self.foreign) = (src.stale, src.foreign);
+    }
+}
+
+/// The fingerprint as a sink, into a [`Stream`], noting the programs, stale addresses and
+/// addresses of functions other than `f` it meets. `PER_FUNCTION` false: a function's sections
+/// are walked alone ([`walk_function`]).
+struct Plain<'a> {
+    inner: Fingerprint<'a, Stream>,
+    f: Option<u16>,
+    progs: &'a mut Vec<ProgId>,
+    stale: bool,
+    foreign: bool,
+}
+
+impl Plain<'_> {
+    #[inline(always)]
+    fn see(&mut self, a: Option<AddrView>) {
+        if let Some(a) = a {
+            self.stale |= !a.current;
+            self.foreign |= self.f.is_some_and(|f| a.f.0 != f);
+        }
+    }
+}
+
+impl Sink for Plain<'_> {
+    const IGNORES: Fields = <Fingerprint<'static, Vec<u64>> as Sink>::IGNORES;
+    const PER_FUNCTION: bool = false;
+    #[inline(always)]
+    fn begin(&mut self, s: Section) {
+        self.inner.begin(s);
+    }
+    #[inline(always)]
+    fn val(&mut self, f: Field, v: u64) {
+        self.inner.val(f, v);
+    }
+    #[inline(always)]
+    fn len(&mut self, f: Field, n: usize) {
+        self.inner.len(f, n);
+    }
+    #[inline(always)]
+    fn site(&mut self, f: Field, site: CallSite, a: Option<AddrView>) {
+        self.see(a);
+        self.inner.site(f, site, a);
+    }
+    #[inline(always)]
+    fn addr(&mut self, f: Field, a: Option<AddrView>) {
+        self.see(a);
+        self.inner.addr(f, a);
+    }
+    #[inline(always)]
+    fn prog(&mut self, f: Field, p: ProgId) {
+        if !self.progs.contains(&p) {
+            self.progs.push(p);
+        }
+        self.inner.prog(f, p);
+    }
+    #[inline(always)]
+    fn ips(&mut self, f: Field, pairs: &[(u16, u16)]) {
+        self.inner.ips(f, pairs);
+    }
+    #[inline(always)]
+    fn ops_ref(&mut self, f: Field, id: Option<OpsId>) {
+        self.inner.ops_ref(f, id);
+    }
+    #[inline(always)]
+    fn lock(&mut self, l: Lock, holder: Tid) {
+        self.inner.lock(l, holder);
+    }
+    #[inline(always)]
+    fn hashed<T: Hash>(&mut self, f: Field, v: &T) {
+        self.inner.hashed(f, v);
+    }
+    #[inline(always)]
+    fn gen(&mut self, gen: u64, in_flight: bool) {
+        self.inner.gen(gen, in_flight);
+    }
+}
+
+/// Walks function `f`'s sections of `k` into `o`.
+fn own_words(k: &Kernel, f: usize, buf: &mut Buf, canon: &mut Canon, o: &mut OwnWords) {
+    o.progs.clear();
+    o.stream = Stream::default();
+    let mut s = Plain {
+        inner: Fingerprint::new(&mut o.stream, canon),
+        f: Some(f as u16),
+        progs: &mut o.progs,
+        stale: false,
+        foreign: false,
+    };
+    walk_function(k, &Identity, buf, FnId(f as u16), &mut s);
+    (o.stale, o.foreign) = (s.stale, s.foreign);
+}
+
+/// The key of `k` with `threads` when no renaming is possible, from the fingerprint's words
+/// split into each function's own words and the rest's, each hashed; `None` where that split
+/// loses what the fingerprint says: a program held by two functions or a stale address (both
+/// numbered across the whole state). Elsewhere the fingerprint's numbering is each function's
+/// own, shifted by the programs of the functions before it, so two such states have one key
+/// exactly when they have one fingerprint (being split so is a property of the fingerprint).
+/// With `parent` (of which `k` is a successor), a function whose sections equal the parent's
+/// keeps the parent's own words, unless they hold another function's address or a stale one;
+/// the parent's are taken once, at the first call after `sc.own_parent_valid` was reset. Also
+/// returns a bit per function found equal to the parent's.
+pub(super) fn plain_key(
+    parent: Option<&Kernel>,
+    k: &Kernel,
+    threads: &[Thread],
+    sc: &mut Scratch,
+) -> (Option<u128>, u32) {
+    let n = k.fns.len();
+    let mut own = std::mem::take(&mut sc.plain_own);
+    own.resize_with(n, OwnWords::default);
+    let mut same = 0u32;
+    match parent {
+        Some(p) => {
+            let mut kept = std::mem::take(&mut sc.plain_parent);
+            if !sc.own_parent_valid {
+                kept.resize_with(n, OwnWords::default);
+                sc.parts.own_walked += n as u64;
+                for (f, o) in kept.iter_mut().enumerate() {
+                    own_words(p, f, &mut sc.buf, &mut sc.canon, o);
+                }
+                sc.own_parent_valid = true;
+            }
+            let layout = k.info.layout;
+            for (f, (o, q)) in own.iter_mut().zip(&kept).enumerate() {
+                let g = FnId(f as u16);
+                let (klp, bpf) = (
+                    layout.id(OpsOwner::Klp(g)).0 as usize,
+                    layout.id(OpsOwner::Bpf(g)).0 as usize,
+                );
+                if !q.stale
+                    && !q.foreign
+                    && k.fns[f] == p.fns[f]
+                    && k.ops[klp] == p.ops[klp]
+                    && k.ops[bpf] == p.ops[bpf]
+                {
+                    o.copy_from(q);
+                    same |= 1 << f;
+                    sc.parts.own_kept += 1;
+                } else {
+                    own_words(k, f, &mut sc.buf, &mut sc.canon, o);
+                    sc.parts.own_walked += 1;
+                }
+            }
+            sc.plain_parent = kept;
+        }
+        None => {
+            sc.parts.own_walked += n as u64;
+            for (f, o) in own.iter_mut().enumerate() {
+                own_words(k, f, &mut sc.buf, &mut sc.canon, o);
+            }
+        }
+    }
+    let key = plain_rest(k, threads, sc, &own);
+    sc.plain_own = own;
+    (key, same)
+}
+
+/// [`plain_key`] from the functions' own words `own`: the rest walked, and the hashes combined.
+fn plain_rest(k: &Kernel, threads: &[Thread], sc: &mut Scratch, own: &[OwnWords]) -> Option<u128> {
+    for (f, o) in own.iter().enumerate() {
+        let shared = o
+            .progs
+            .iter()
+            .any(|p| own[..f].iter().any(|e| e.progs.contains(p)));
+        if o.stale || shared {
+            return None;
+        }
+    }
+    let mut rest = Stream::default();
+    let mut none = Vec::new();
+    let mut s = Plain {
+        inner: Fingerprint::new(&mut rest, &mut sc.canon),
+        f: None,
+        progs: &mut none,
+        stale: false,
+        foreign: false,
+    };
+    walk(k, threads, &Identity, &mut sc.buf, &mut s);
+    if s.stale {
+        return None;
+    }
+    let mut h = Stream::default();
+    h.word(PLAIN_DOMAIN);
+    for p in own.iter().map(|o| o.stream.finish()).chain([rest.finish()]) {
+        h.word(p as u64);
+        h.word((p >> 64) as u64);
+    }
+    Some(h.finish())
 }

@@ -10,7 +10,7 @@ use ftsim_core::machine::Thread;
 use ftsim_core::protocol::Protocol;
 use ftsim_core::world::World;
 
-use super::encode::{mix, mum, SECRET};
+use super::encode::{mix, mum, plain_key, SECRET};
 pub use super::parts::SIGNATURE_IGNORES;
 use super::parts::{self, gather, gather_after, own_parts};
 use super::{encode, hash128, Perm, Scratch, FUNCTIONS_MAX, PERMS_MAX};
@@ -73,13 +73,15 @@ impl Symmetry {
         !self.enabled || (self.classes.is_empty() && self.tracers < 2)
     }
 
-    /// The canonical key of a kernel and its threads (see the module docs): with no renaming
-    /// possible or an operation in flight, the hash of the fingerprint's words; otherwise, from
-    /// one walk ([`gather`]), the key from the parts, or for a tangled state (or parts off) the
-    /// hash of the least encoding over the candidate renamings. (With no renaming possible the
-    /// key from parts, in their own order, is exact too, but costs more than the fingerprint's
-    /// words: callgrind, 3 functions, depth 4, `--no-symmetry`, 8.10 G instructions against
-    /// 7.02 G.)
+    /// The canonical key of a kernel and its threads (see the module docs): with an operation
+    /// in flight (or no renaming possible and parts off), the hash of the fingerprint's words;
+    /// with no renaming possible, the hash of the fingerprint's words per function and the
+    /// rest's ([`plain_key`]; where that split loses what the fingerprint says, the hash of
+    /// its words); otherwise, from one walk ([`gather`]), the key from the parts, or for a
+    /// tangled state (or parts off) the hash of the least encoding over the candidate
+    /// renamings. (With no renaming possible the key from parts, in their own order, is exact
+    /// too, but costs more: callgrind, 3 functions, depth 4, `--no-symmetry`, 8.10 G
+    /// instructions against 7.02 G for the fingerprint's words at 0f93650.)
     pub fn key(&self, k: &Kernel, threads: &[Thread], sc: &mut Scratch) -> u128 {
         self.key_with(None, k, threads, sc)
     }
@@ -115,7 +117,17 @@ impl Symmetry {
         let mut best = std::mem::take(&mut sc.best);
         sc.keys += 1;
         sc.parts.same = 0;
-        if self.trivial() || !quiet {
+        let trivial = self.trivial();
+        if !quiet || (trivial && !self.parts) {
+            encode(k, threads, &self.identity, sc, &mut best);
+        } else if trivial {
+            let (key, same) = plain_key(parent, k, threads, sc);
+            sc.parts.same = same;
+            if let Some(key) = key {
+                sc.keys_from_parts += 1;
+                sc.best = best;
+                return key;
+            }
             encode(k, threads, &self.identity, sc, &mut best);
         } else {
             match parent {
