@@ -35,6 +35,7 @@ pub enum Advance {
 /// One step of `th`, thread `t` of kernel `k`, which has an operation in flight: answers its
 /// pending request (none right after `Thread::start`), then runs it until it needs the next
 /// decision.
+#[inline]
 pub fn advance(
     k: &mut Kernel,
     th: &mut Thread,
