@@ -123,7 +123,6 @@ impl Symmetry {
             let (key, same) = plain_key(parent, k, threads, sc);
             sc.parts.same = same;
             if let Some(key) = key {
-                sc.keys_from_parts += 1;
                 sc.best = best;
                 return key;
             }
