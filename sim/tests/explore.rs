@@ -277,10 +277,8 @@ fn results_do_not_depend_on_threads() {
         cfg.interleave = interleave;
         cfg.faults = faults;
         let one = explore::explore(&cfg);
-        // Levels of at least 8 states (`par::SMALL`) are expanded on the threads, and these are
-        // cut into many chunks.
+        // Levels of many states, cut into chunks that find the same states.
         assert!(one.stats.levels.iter().any(|l| l.expanded >= 64));
-        // More threads than cores: chunks finish out of order, so claims are taken over.
         for threads in [2, 3, 8] {
             cfg.threads = threads;
             let many = explore::explore(&cfg);

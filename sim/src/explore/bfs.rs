@@ -4,26 +4,14 @@
 //!
 //! # Memory
 //!
-//! The store holds, per distinct state, a 64-bit fingerprint (in one of [`SHARDS`] hash sets,
-//! chosen by bits of the fingerprint) and a parent link (parent index and transition label, 8
-//! bytes); the links give the counterexample paths. The
+//! The store holds, per distinct state, a 64-bit fingerprint (in a hash set) and a parent link
+//! (parent index and transition label, 8 bytes); the links give the counterexample paths. The
 //! frontier holds no states: a level is a list of indices into the links, and a worker rebuilds
 //! each state it expands by replaying its path's last transition from its parent
 //! ([`Space::replay`]), keeping the one path it is on (a stack of at most `depth` states).
 //! Because a level lists its states in the order of their parents, consecutive states share
 //! their ancestors, so the rebuilding costs about one transition per expanded state (the
 //! expanded levels hold a small part of the states: each new level is several times the last).
-//!
-//! # Threads
-//!
-//! With `--threads` above 1, a level of at least [`par::SMALL`] states is expanded as
-//! [`par`] says: in chunks taken in order by the workers, against the store of the earlier
-//! levels (read-only) and a table of the level's claims shared by the workers, which gives each
-//! new state to its first generation in frontier order and has it checked there (a state is
-//! checked twice only when two chunks expanded at the same time reach it and the later one got
-//! there first); then the new keys join the store shard by shard on every thread while the
-//! chunks' records are merged in order on this one. Every index, count and first hit is the
-//! one [`expand_inline`] computes on a single thread.
 //!
 //! # Fingerprint collisions
 //!
@@ -35,7 +23,6 @@
 //! folds the 128-bit key, a uniform hash, so this is the birthday bound).
 
 use super::os::{cpu_seconds, peak_rss_bytes};
-use super::par;
 use super::{Edge, ExploreConfig, Level, Scratch, Space, Stats};
 use ftsim_core::property::{Property, Violation};
 use std::collections::{BTreeMap, HashSet};
@@ -64,43 +51,6 @@ impl Hasher for KeyHasher {
 /// collision costs).
 pub(super) type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
 
-/// Shards of the store: a level's new keys join it on every thread at once (see [`par`]).
-pub(super) const SHARDS: usize = 64;
-
-/// The shard of a fingerprint: bits 40..46, which the shard's own table reads neither for the
-/// bucket (the low bits) nor for the tag (the top 7 bits).
-pub(super) fn shard(key: u64) -> usize {
-    (key >> 40) as usize % SHARDS
-}
-
-/// The fingerprints of the states seen, in [`SHARDS`] sets by [`shard`]. What each set holds,
-/// and so its capacity, depends only on the states found, never on the number of threads.
-pub(super) struct Store {
-    pub(super) shards: Vec<KeySet>,
-}
-
-impl Store {
-    fn new() -> Store {
-        Store {
-            shards: (0..SHARDS).map(|_| KeySet::default()).collect(),
-        }
-    }
-
-    pub(super) fn contains(&self, key: u64) -> bool {
-        self.shards[shard(key)].contains(&key)
-    }
-
-    pub(super) fn insert(&mut self, key: u64) -> bool {
-        self.shards[shard(key)].insert(key)
-    }
-
-    /// Bytes of the sets: a key and a control byte per slot.
-    fn bytes(&self) -> u64 {
-        let slots: usize = self.shards.iter().map(|s| s.capacity()).sum();
-        (slots * (std::mem::size_of::<u64>() + 1)) as u64
-    }
-}
-
 /// The 64-bit fingerprint a 128-bit key is stored as.
 pub(super) fn fp(key: u128) -> u64 {
     (key ^ key >> 64) as u64
@@ -128,6 +78,29 @@ pub(super) fn props_of(vs: Vec<Violation>, have: &mut Props, first: &mut Vec<Vio
     m
 }
 
+/// One result of a worker, in generation order. Violations are kept only for the first
+/// occurrence of a property in the chunk (no later one can be the first of the level).
+pub(super) struct Rec {
+    parent: u32,
+    label: u32,
+    /// Properties raised by the transition.
+    props: Props,
+    /// Present when the transition leads to a state new to this chunk.
+    new: Option<New>,
+    /// Where the violations of `props` and `new.props` seen first here start in the chunk's
+    /// `firsts` (they end where the next record's start).
+    first: u32,
+}
+
+pub(super) struct New {
+    key: u64,
+    /// Expanded at the next level.
+    keep: bool,
+    terminal: bool,
+    /// Properties the new state violates.
+    props: Props,
+}
+
 /// The first hit of a property: where it was found.
 pub struct Hit {
     pub parent: u32,
@@ -140,62 +113,13 @@ pub struct Hit {
 
 pub struct Search {
     pub(super) links: Vec<(u32, u32)>,
-    pub(super) keys: Store,
+    pub(super) keys: KeySet,
     pub(super) hits: BTreeMap<Property, Hit>,
     pub(super) found: Props,
     pub(super) stats: Stats,
 }
 
-/// Notes that the transition `(parent, label)` at `depth` raised `props` (or that the state it
-/// leads to violates them, when `state`): counted, and the first of each property kept as its
-/// hit, with its violation from `first`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn note(
-    hits: &mut BTreeMap<Property, Hit>,
-    found: &mut Props,
-    parent: u32,
-    label: u32,
-    depth: usize,
-    props: Props,
-    first: &[Violation],
-    state: bool,
-) {
-    if props == 0 {
-        return;
-    }
-    for (i, p) in Property::ALL.iter().enumerate() {
-        if props & 1 << i == 0 {
-            continue;
-        }
-        if *found & 1 << i == 0 {
-            let v = first
-                .iter()
-                .find(|v| v.property == *p)
-                .expect("[explore internal bug] the first violation of a property was dropped");
-            *found |= 1 << i;
-            hits.insert(
-                *p,
-                Hit {
-                    parent,
-                    label,
-                    depth,
-                    violation: v.clone(),
-                    states: 0,
-                    transitions: 0,
-                },
-            );
-        }
-        let h = hits.get_mut(p).unwrap();
-        if state {
-            h.states += 1;
-        } else {
-            h.transitions += 1;
-        }
-    }
-}
-
 impl Search {
-    #[allow(clippy::too_many_arguments)]
     fn note(
         &mut self,
         parent: u32,
@@ -205,16 +129,38 @@ impl Search {
         first: &[Violation],
         state: bool,
     ) {
-        note(
-            &mut self.hits,
-            &mut self.found,
-            parent,
-            label,
-            depth,
-            props,
-            first,
-            state,
-        );
+        if props == 0 {
+            return;
+        }
+        for (i, p) in Property::ALL.iter().enumerate() {
+            if props & 1 << i == 0 {
+                continue;
+            }
+            if self.found & 1 << i == 0 {
+                let v = first
+                    .iter()
+                    .find(|v| v.property == *p)
+                    .expect("[explore internal bug] the first violation of a property was dropped");
+                self.found |= 1 << i;
+                self.hits.insert(
+                    *p,
+                    Hit {
+                        parent,
+                        label,
+                        depth,
+                        violation: v.clone(),
+                        states: 0,
+                        transitions: 0,
+                    },
+                );
+            }
+            let h = self.hits.get_mut(p).unwrap();
+            if state {
+                h.states += 1;
+            } else {
+                h.transitions += 1;
+            }
+        }
     }
 
     pub fn path(&self, mut i: u32) -> Vec<u32> {
@@ -229,7 +175,8 @@ impl Search {
     }
 
     fn store_bytes(&self) -> u64 {
-        self.keys.bytes() + (self.links.capacity() * std::mem::size_of::<(u32, u32)>()) as u64
+        (self.keys.capacity() * (std::mem::size_of::<u64>() + 1)
+            + self.links.capacity() * std::mem::size_of::<(u32, u32)>()) as u64
     }
 }
 
@@ -286,8 +233,78 @@ impl<S: Clone> Replay<S> {
     }
 }
 
-/// One level on one thread: the decisions [`par::level`] makes on several, made in place (no
-/// records, no claims).
+/// What a worker hands back for its chunk.
+pub(super) struct Chunk {
+    recs: Vec<Rec>,
+    /// The records' first violations, in record order (kept apart: most records have none).
+    firsts: Vec<Violation>,
+    explored: u64,
+    skipped: u64,
+    renamings: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn expand_chunk<P: Space>(
+    space: &P,
+    root: &P::State,
+    links: &[(u32, u32)],
+    chunk: &[u32],
+    keys: &KeySet,
+    found: Props,
+    keep: bool,
+) -> Chunk {
+    let mut sc = Scratch::default();
+    let mut replay = Replay::new(root);
+    let mut local: KeySet = KeySet::default();
+    let mut recs = Vec::new();
+    let mut firsts = Vec::new();
+    let mut explored = 0;
+    let mut have = found;
+    for parent in chunk {
+        let s = replay.state(space, links, *parent);
+        space.expand(s, &mut sc, &mut |e: Edge<'_, P::State>| {
+            explored += 1;
+            let first = firsts.len() as u32;
+            let props = props_of(e.violations, &mut have, &mut firsts);
+            let key = fp(e.key);
+            if keys.contains(&key) || !local.insert(key) {
+                if props != 0 {
+                    recs.push(Rec {
+                        parent: *parent,
+                        label: e.label,
+                        props,
+                        new: None,
+                        first,
+                    });
+                }
+                return;
+            }
+            let sprops = props_of(space.check(e.next), &mut have, &mut firsts);
+            recs.push(Rec {
+                parent: *parent,
+                label: e.label,
+                props,
+                new: Some(New {
+                    key,
+                    keep: keep && !e.terminal,
+                    terminal: e.terminal,
+                    props: sprops,
+                }),
+                first,
+            });
+        });
+    }
+    Chunk {
+        recs,
+        firsts,
+        explored,
+        skipped: sc.skipped,
+        renamings: sc.renamings,
+    }
+}
+
+/// One level on one thread: the same decisions as [`expand_chunk`] followed by the merge, made
+/// in place (no records, one key lookup per transition).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn expand_inline<P: Space>(
     space: &P,
@@ -310,9 +327,10 @@ pub(super) fn expand_inline<P: Space>(
             let props = props_of(e.violations, &mut have, &mut first);
             search.note(*parent, e.label, depth, props, &first, false);
             // A look-up first: the set grows at an insertion when full, even of a key it holds,
-            // and its capacity must depend only on the states found (as in `par`).
+            // and its capacity must depend only on the states found, not on the duplicates
+            // (the merge of the chunks meets others).
             let key = fp(e.key);
-            if search.keys.contains(key) {
+            if search.keys.contains(&key) {
                 return;
             }
             search.keys.insert(key);
@@ -341,7 +359,7 @@ pub fn bfs<P: Space>(space: &P, cfg: &ExploreConfig, max_levels: u32) -> Search 
     let root = space.root();
     let mut search = Search {
         links: vec![(u32::MAX, 0)],
-        keys: Store::new(),
+        keys: KeySet::default(),
         hits: BTreeMap::new(),
         found: 0,
         stats: Stats::default(),
@@ -365,7 +383,7 @@ pub fn bfs<P: Space>(space: &P, cfg: &ExploreConfig, max_levels: u32) -> Search 
         let keep = level < max_levels;
         let expanded = frontier.len() as u64;
         let mut next = Vec::new();
-        let new = if threads == 1 || frontier.len() < par::SMALL {
+        let new = if threads == 1 {
             expand_inline(
                 space,
                 &mut replay,
@@ -376,16 +394,8 @@ pub fn bfs<P: Space>(space: &P, cfg: &ExploreConfig, max_levels: u32) -> Search 
                 &mut next,
             )
         } else {
-            par::level(
-                space,
-                &root,
-                &frontier,
-                &mut search,
-                keep,
-                depth,
-                threads,
-                &mut next,
-            )
+            let chunks = expand_chunks(space, &root, &frontier, &search, keep, threads);
+            merge_chunks(chunks, &mut search, depth, &mut next)
         };
         let bytes = frontier_bytes(&frontier, &next);
         frontier = next;
@@ -436,4 +446,81 @@ pub(super) fn finish_level(
         return true;
     }
     false
+}
+
+/// One level's frontier, cut into chunks expanded in parallel against the states of earlier
+/// levels (read-only); the chunks come back in frontier order.
+fn expand_chunks<P: Space>(
+    space: &P,
+    root: &P::State,
+    frontier: &[u32],
+    search: &Search,
+    keep: bool,
+    threads: usize,
+) -> Vec<Chunk> {
+    let keys = &search.keys;
+    let links = &search.links;
+    let found = search.found;
+    if frontier.len() < 2 {
+        vec![expand_chunk(
+            space, root, links, frontier, keys, found, keep,
+        )]
+    } else {
+        // Small chunks handed out in order balance the load; merging them in index order
+        // keeps the result independent of the number of threads.
+        let size = frontier.len().div_ceil(threads * 8).max(1);
+        let parts: Vec<&[u32]> = frontier.chunks(size).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<std::sync::Mutex<Option<Chunk>>> =
+            parts.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= parts.len() {
+                        break;
+                    }
+                    let c = expand_chunk(space, root, links, parts[i], keys, found, keep);
+                    *slots[i].lock().unwrap() = Some(c);
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|m| m.into_inner().unwrap().unwrap())
+            .collect()
+    }
+}
+
+/// Merges the chunks of a level in order (so the result never depends on the number of
+/// threads): the new states join the store, and `next` when kept. Returns how many are new.
+fn merge_chunks(chunks: Vec<Chunk>, search: &mut Search, depth: usize, next: &mut Vec<u32>) -> u64 {
+    let mut new = 0u64;
+    for c in chunks {
+        search.stats.explored += c.explored;
+        search.stats.skipped += c.skipped;
+        search.stats.renamings += c.renamings;
+        for (i, r) in c.recs.iter().enumerate() {
+            let end = c
+                .recs
+                .get(i + 1)
+                .map_or(c.firsts.len(), |n| n.first as usize);
+            let first = &c.firsts[r.first as usize..end];
+            search.note(r.parent, r.label, depth, r.props, first, false);
+            let Some(n) = &r.new else { continue };
+            if search.keys.contains(&n.key) {
+                continue; // found first by an earlier chunk of this level
+            }
+            search.keys.insert(n.key);
+            let idx = search.links.len() as u32;
+            search.links.push((r.parent, r.label));
+            new += 1;
+            search.stats.terminal += n.terminal as u64;
+            search.note(r.parent, r.label, depth, n.props, first, true);
+            if n.keep {
+                next.push(idx);
+            }
+        }
+    }
+    new
 }

@@ -120,9 +120,9 @@
 //! `space` holds the public [`Space`] trait the engine ([`bfs`]) is generic over,
 //! [`Edge`] and the [`alphabet`]; `seq` and `inter` are the two spaces; `encode` the renamed
 //! fingerprint ([`encode`], [`Perm`], [`hash128`]); `symmetry` the canonical key ([`Symmetry`]);
-//! `parts` the walk's split into per-function parts, the key from them and the signatures; `par`
-//! a level of the engine on several threads; `os` the `/proc` probes. The `ftsim explore`
-//! command line and printing are the binary's (`cli/src/bin/ftsim/explore_cmd.rs`).
+//! `parts` the walk's split into per-function parts, the key from them and the signatures; `os`
+//! the `/proc` probes. The `ftsim explore` command line and printing are the binary's
+//! (`cli/src/bin/ftsim/explore_cmd.rs`).
 //!
 //! [`Sequential`]: ftsim_drive::seq::Sequential
 //! [`Sequential::apply`]: ftsim_drive::seq::Sequential::apply
@@ -133,7 +133,6 @@ mod bfs;
 mod encode;
 mod inter;
 mod os;
-mod par;
 mod parts;
 mod seq;
 mod space;
