@@ -305,6 +305,15 @@ impl Kernel {
     /// one buffer per expanded state). Every field is named, so a new field cannot be forgotten.
     #[inline]
     pub fn copy_from(&mut self, src: &Kernel) {
+        self.copy_from_but(src, 0);
+    }
+
+    /// [`Kernel::copy_from`] but for the functions of `same` (a bit per function), whose states
+    /// and the two ops slots each owns the caller knows equal already (the explorer's key
+    /// compared them, `sim/src/explore/parts.rs`): they are neither compared nor copied. Both
+    /// kernels are of one world when `same` is not empty.
+    #[inline]
+    pub fn copy_from_but(&mut self, src: &Kernel, same: u32) {
         let Kernel {
             proto,
             info,
@@ -327,8 +336,12 @@ impl Kernel {
         if !std::sync::Arc::ptr_eq(&self.info, info) {
             self.info = info.clone();
         }
-        copy_changed(&mut self.fns, fns);
-        copy_changed(&mut self.ops, ops);
+        if same == 0 {
+            copy_changed(&mut self.fns, fns);
+            copy_changed(&mut self.ops, ops);
+        } else {
+            self.copy_functions_but(src, same);
+        }
         copy_if_changed(&mut self.ops_list, ops_list);
         copy_if_changed(&mut self.direct_functions, direct_functions);
         copy_if_changed(&mut self.modules, modules);
@@ -341,6 +354,38 @@ impl Kernel {
         self.violations.clone_from(violations);
         copy_if_changed(&mut self.dirty, dirty);
         self.trace.clone_from(trace);
+    }
+
+    /// The functions and ops slots of [`Kernel::copy_from_but`].
+    fn copy_functions_but(&mut self, src: &Kernel, same: u32) {
+        assert!(
+            self.fns.len() == src.fns.len() && self.ops.len() == src.ops.len(),
+            "[core internal bug] copy_from_but across worlds"
+        );
+        // The ops slots of the functions of `same`, a bit per slot id (fewer than 64 slots).
+        let mut owned = 0u64;
+        for f in (0..src.fns.len()).filter(|f| same >> f & 1 != 0) {
+            let f = FnId(f as u16);
+            let layout = &src.info.layout;
+            owned |= 1 << layout.id(OpsOwner::Klp(f)).0 | 1 << layout.id(OpsOwner::Bpf(f)).0;
+        }
+        for (f, (d, s)) in self.fns.iter_mut().zip(&src.fns).enumerate() {
+            if same >> f & 1 == 0 {
+                copy_if_changed(d, s);
+            } else {
+                debug_assert!(d == s, "[core internal bug] f{f} is not as in the source");
+            }
+        }
+        for (i, (d, s)) in self.ops.iter_mut().zip(&src.ops).enumerate() {
+            if owned >> i & 1 == 0 {
+                copy_if_changed(d, s);
+            } else {
+                debug_assert!(
+                    d == s,
+                    "[core internal bug] slot {i} is not as in the source"
+                );
+            }
+        }
     }
 
     /// The initial state: built-in functions present with count 0, modules unloaded, no owner.

@@ -166,7 +166,7 @@ pub struct Scratch {
     pub(super) plain_parent: Vec<OwnWords>,
     pub(super) own_parent_valid: bool,
     /// A bit per function: in the buffer the successors of a state are built in, its state and
-    /// the ops slots it owns are equal to the expanded state's (see `seq::copy_kernel`).
+    /// the ops slots it owns are equal to the expanded state's (see `Kernel::copy_from_but`).
     pub(super) copy_same: u32,
 }
 

@@ -1,7 +1,6 @@
 //! The sequential space: a state is the [`Sequential`] driver at quiescence plus its lockdep
 //! order graph; a transition runs one operation of the alphabet (with at most one fault).
 
-use ftsim_core::ids::{FnId, OpsOwner};
 use ftsim_core::kernel::Kernel;
 use ftsim_core::op::Op;
 use ftsim_core::property::Violation;
@@ -236,7 +235,7 @@ impl SeqSpace {
 }
 
 /// `dst = src.clone()`, reusing `dst`'s allocations (a transition is run in one buffer per
-/// expanded state): the kernel by [`copy_kernel`] (`same` as there), the thread by its own
+/// expanded state): the kernel by [`Kernel::copy_from_but`] (`same` as there), the thread by its own
 /// `copy_from`. Every field is named, so a new field of the state cannot be forgotten.
 fn copy_state(dst: &mut SeqState, src: &SeqState, same: u32) {
     let SeqState { s, key, mask } = src;
@@ -247,96 +246,13 @@ fn copy_state(dst: &mut SeqState, src: &SeqState, same: u32) {
         check_atomicity,
         stuck,
     } = s;
-    copy_kernel(&mut dst.s.k, k, same);
+    dst.s.k.copy_from_but(k, same);
     dst.s.th.copy_from(th);
     dst.s.order.clone_from(order);
     dst.s.check_atomicity = *check_atomicity;
     dst.s.stuck = *stuck;
     dst.key = *key;
     dst.mask = *mask;
-}
-
-/// `*dst = src.clone()` when they differ.
-#[inline]
-fn copy_if_changed<T: Clone + PartialEq>(dst: &mut T, src: &T) {
-    if dst != src {
-        *dst = src.clone();
-    }
-}
-
-/// `dst = src.clone()` as [`Kernel::copy_from`] does it (each piece compared, and copied only
-/// when it differs), but for the functions of `same` (a bit per function): their states and the
-/// two ops slots each owns are known equal already (the key of the successor last built in
-/// `dst` compared them with its parent's, `src`: see [`super::parts::gather_after`]), and are
-/// neither compared nor copied. Every field is named.
-fn copy_kernel(dst: &mut Kernel, src: &Kernel, same: u32) {
-    let Kernel {
-        proto,
-        info,
-        fns,
-        ops,
-        ops_list,
-        direct_functions,
-        modules,
-        tracers,
-        kprobe_ftrace_enabled,
-        locks,
-        gen,
-        next_prog,
-        next_sample,
-        violations,
-        dirty,
-        trace,
-    } = src;
-    dst.proto = *proto;
-    if !std::sync::Arc::ptr_eq(&dst.info, info) {
-        dst.info = info.clone();
-    }
-    assert_eq!(
-        dst.fns.len(),
-        fns.len(),
-        "[explore internal bug] another world"
-    );
-    assert_eq!(
-        dst.ops.len(),
-        ops.len(),
-        "[explore internal bug] another world"
-    );
-    // The ops slots of the functions of `same`, a bit per slot id (fewer than 64 slots).
-    let mut owned = 0u64;
-    for f in (0..fns.len()).filter(|f| same >> f & 1 != 0) {
-        let f = FnId(f as u16);
-        owned |= 1 << info.layout.id(OpsOwner::Klp(f)).0 | 1 << info.layout.id(OpsOwner::Bpf(f)).0;
-    }
-    for (f, (d, s)) in dst.fns.iter_mut().zip(fns).enumerate() {
-        if same >> f & 1 == 0 {
-            copy_if_changed(d, s);
-        } else {
-            debug_assert!(d == s, "[explore internal bug] f{f} is not as its parent's");
-        }
-    }
-    for (i, (d, s)) in dst.ops.iter_mut().zip(ops).enumerate() {
-        if owned >> i & 1 == 0 {
-            copy_if_changed(d, s);
-        } else {
-            debug_assert!(
-                d == s,
-                "[explore internal bug] slot {i} is not as its parent's"
-            );
-        }
-    }
-    copy_if_changed(&mut dst.ops_list, ops_list);
-    copy_if_changed(&mut dst.direct_functions, direct_functions);
-    copy_if_changed(&mut dst.modules, modules);
-    copy_if_changed(&mut dst.tracers, tracers);
-    dst.kprobe_ftrace_enabled = *kprobe_ftrace_enabled;
-    copy_if_changed(&mut dst.locks, locks);
-    dst.gen = *gen;
-    dst.next_prog = *next_prog;
-    dst.next_sample = *next_sample;
-    dst.violations.clone_from(violations);
-    copy_if_changed(&mut dst.dirty, dirty);
-    dst.trace.clone_from(trace);
 }
 
 impl Space for SeqSpace {
