@@ -255,6 +255,16 @@ fn copy_changed<T: Clone + PartialEq>(dst: &mut Vec<T>, src: &[T]) {
     }
 }
 
+/// Marks record `f` as awaiting the code update and counts a change of the state
+/// ([`Kernel::touch`], on the two fields alone, for a loop that borrows the others).
+#[inline]
+fn touch(dirty: &mut SmallVec<[FnId; 4]>, gen: &mut u64, f: FnId) {
+    if !dirty.contains(&f) {
+        dirty.push(f);
+    }
+    *gen += 1;
+}
+
 /// `*dst = src.clone()` when they differ (see [`copy_changed`]).
 #[inline]
 fn copy_if_changed<T: Clone + PartialEq>(dst: &mut T, src: &T) {
@@ -365,9 +375,9 @@ impl Kernel {
         // The ops slots of the functions of `same`, a bit per slot id (fewer than 64 slots).
         let mut owned = 0u64;
         for f in (0..src.fns.len()).filter(|f| same >> f & 1 != 0) {
-            let f = FnId(f as u16);
-            let layout = &src.info.layout;
-            owned |= 1 << layout.id(OpsOwner::Klp(f)).0 | 1 << layout.id(OpsOwner::Bpf(f)).0;
+            for slot in src.own_slots(FnId(f as u16)) {
+                owned |= 1 << slot;
+            }
         }
         for (f, (d, s)) in self.fns.iter_mut().zip(&src.fns).enumerate() {
             if same >> f & 1 == 0 {
@@ -386,6 +396,27 @@ impl Kernel {
                 );
             }
         }
+    }
+
+    /// The two ops slots function `f` owns: its livepatch's and its trampoline's (the
+    /// function's own sections beside its [`FnState`], as `walk::walk_function` walks them).
+    #[inline(always)]
+    pub fn own_slots(&self, f: FnId) -> [usize; 2] {
+        let layout = &self.info.layout;
+        [
+            layout.id(OpsOwner::Klp(f)).0 as usize,
+            layout.id(OpsOwner::Bpf(f)).0 as usize,
+        ]
+    }
+
+    /// Whether function `f`'s own sections (its [`FnState`] and the two ops slots it owns) are
+    /// equal in `self` and `other`, a kernel of the same world.
+    #[inline(always)]
+    pub fn own_sections_eq(&self, other: &Kernel, f: FnId) -> bool {
+        let [klp, bpf] = self.own_slots(f);
+        self.fns[f.0 as usize] == other.fns[f.0 as usize]
+            && self.ops[klp] == other.ops[klp]
+            && self.ops[bpf] == other.ops[bpf]
     }
 
     /// The initial state: built-in functions present with count 0, modules unloaded, no owner.
@@ -751,10 +782,7 @@ impl Kernel {
     // ----- record accounting -----------------------------------------------------------------
 
     fn touch(&mut self, f: FnId) {
-        if !self.dirty.contains(&f) {
-            self.dirty.push(f);
-        }
-        self.gen += 1;
+        touch(&mut self.dirty, &mut self.gen, f);
     }
 
     /// `__ftrace_hash_rec_update(ops, filter_hash, inc)`. The records the accounting covers:
@@ -813,11 +841,7 @@ impl Kernel {
                     rec.direct = false;
                 }
             }
-            // `touch`, on the fields the loop borrows.
-            if !dirty.contains(&f) {
-                dirty.push(f);
-            }
-            *gen += 1;
+            touch(dirty, gen, f);
         };
         if all {
             (0..n).map(FnId).for_each(&mut account);

@@ -3,7 +3,7 @@
 
 use super::{FUNCTIONS_MAX, TRACERS_MAX};
 use ftsim_core::fingerprint::{Canon, Fingerprint, StableHasher};
-use ftsim_core::ids::{FnId, OpsId, OpsOwner, ProgId, Tid, TracerId};
+use ftsim_core::ids::{FnId, OpsId, ProgId, Tid, TracerId};
 use ftsim_core::kernel::{CallSite, Kernel};
 use ftsim_core::locks::Lock;
 use ftsim_core::machine::Thread;
@@ -464,19 +464,8 @@ pub(super) fn plain_key(
                 }
                 sc.own_parent_valid = true;
             }
-            let layout = k.info.layout;
             for (f, (o, q)) in own.iter_mut().zip(&kept).enumerate() {
-                let g = FnId(f as u16);
-                let (klp, bpf) = (
-                    layout.id(OpsOwner::Klp(g)).0 as usize,
-                    layout.id(OpsOwner::Bpf(g)).0 as usize,
-                );
-                if !q.stale
-                    && !q.foreign
-                    && k.fns[f] == p.fns[f]
-                    && k.ops[klp] == p.ops[klp]
-                    && k.ops[bpf] == p.ops[bpf]
-                {
+                if !q.stale && !q.foreign && k.own_sections_eq(p, FnId(f as u16)) {
                     o.copy_from(q);
                     same |= 1 << f;
                     sc.parts.own_kept += 1;

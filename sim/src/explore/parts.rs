@@ -577,17 +577,8 @@ pub(super) fn gather_after(
     pb: &mut PartsBuf,
 ) {
     prepare(k, pb);
-    let layout = k.info.layout;
     for (f, kept) in parent_own.iter().enumerate().take(k.fns.len()) {
-        let (klp, bpf) = (
-            layout.id(OpsOwner::Klp(FnId(f as u16))).0 as usize,
-            layout.id(OpsOwner::Bpf(FnId(f as u16))).0 as usize,
-        );
-        let same = !kept.open
-            && k.fns[f] == parent.fns[f]
-            && k.ops[klp] == parent.ops[klp]
-            && k.ops[bpf] == parent.ops[bpf];
-        if same {
+        if !kept.open && k.own_sections_eq(parent, FnId(f as u16)) {
             pb.own[f].copy_from(kept);
             pb.own_kept += 1;
             pb.same |= 1 << f;
