@@ -13,6 +13,7 @@ use crate::ids::{Addr, FnId, ModId, OpsId, OpsLayout, OpsOwner, ProgId, ProgKind
 use crate::locks::Lock;
 use crate::property::{Property, Violation};
 use crate::protocol::{BpfDirectApi, BpfShareState, Protocol};
+use crate::slots::Slots;
 use crate::step::{Event, EventKind};
 use crate::world::World;
 use smallvec::SmallVec;
@@ -240,21 +241,6 @@ impl Guard {
     }
 }
 
-/// `dst = src.clone()` writing only the items that differ: the explorer copies a state into a
-/// buffer that holds a sibling successor, which differs from it in the few functions and ops one
-/// operation touched, and comparing small plain items is cheaper than rebuilding them.
-#[inline]
-fn copy_changed<T: Clone + PartialEq>(dst: &mut Vec<T>, src: &[T]) {
-    if dst.len() != src.len() {
-        dst.clear();
-        dst.extend_from_slice(src);
-        return;
-    }
-    for (d, s) in dst.iter_mut().zip(src) {
-        copy_if_changed(d, s);
-    }
-}
-
 /// Marks record `f` as awaiting the code update and counts a change of the state
 /// ([`Kernel::touch`], on the two fields alone, for a loop that borrows the others).
 #[inline]
@@ -263,14 +249,6 @@ fn touch(dirty: &mut SmallVec<[FnId; 4]>, gen: &mut u64, f: FnId) {
         dirty.push(f);
     }
     *gen += 1;
-}
-
-/// `*dst = src.clone()` when they differ (see [`copy_changed`]).
-#[inline]
-fn copy_if_changed<T: Clone + PartialEq>(dst: &mut T, src: &T) {
-    if dst != src {
-        *dst = src.clone();
-    }
 }
 
 /// The retry bound of every retry loop (the BPF `goto again`, the rinse-and-repeat accounting).
@@ -286,8 +264,10 @@ pub const BPF_MAX_TRAMP_LINKS: usize = 38;
 pub struct Kernel {
     pub proto: Protocol,
     pub info: Arc<WorldInfo>,
-    pub fns: Vec<FnState>,
-    pub ops: Vec<Ops>,
+    /// Per function (a [`Slots`]: it marks what a transition writes, for the explorer).
+    pub fns: Slots<FnState>,
+    /// Per ops slot, as `fns`.
+    pub ops: Slots<Ops>,
     /// `ftrace_ops_list`, head first.
     pub ops_list: SmallVec<[OpsId; 8]>,
     pub direct_functions: DirectHash,
@@ -311,114 +291,6 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// `*self = src.clone()`, reusing `self`'s allocations (the explorer runs every transition in
-    /// one buffer per expanded state). Every field is named, so a new field cannot be forgotten.
-    #[inline]
-    pub fn copy_from(&mut self, src: &Kernel) {
-        self.copy_from_but(src, 0);
-    }
-
-    /// [`Kernel::copy_from`] but for the functions of `same` (a bit per function), whose states
-    /// and the two ops slots each owns the caller knows equal already (the explorer's key
-    /// compared them, `sim/src/explore/parts.rs`): they are neither compared nor copied. Both
-    /// kernels are of one world when `same` is not empty.
-    #[inline]
-    pub fn copy_from_but(&mut self, src: &Kernel, same: u32) {
-        let Kernel {
-            proto,
-            info,
-            fns,
-            ops,
-            ops_list,
-            direct_functions,
-            modules,
-            tracers,
-            kprobe_ftrace_enabled,
-            locks,
-            gen,
-            next_prog,
-            next_sample,
-            violations,
-            dirty,
-            trace,
-        } = src;
-        self.proto = *proto;
-        if !std::sync::Arc::ptr_eq(&self.info, info) {
-            self.info = info.clone();
-        }
-        if same == 0 {
-            copy_changed(&mut self.fns, fns);
-            copy_changed(&mut self.ops, ops);
-        } else {
-            self.copy_functions_but(src, same);
-        }
-        copy_if_changed(&mut self.ops_list, ops_list);
-        copy_if_changed(&mut self.direct_functions, direct_functions);
-        copy_if_changed(&mut self.modules, modules);
-        copy_if_changed(&mut self.tracers, tracers);
-        self.kprobe_ftrace_enabled = *kprobe_ftrace_enabled;
-        copy_if_changed(&mut self.locks, locks);
-        self.gen = *gen;
-        self.next_prog = *next_prog;
-        self.next_sample = *next_sample;
-        self.violations.clone_from(violations);
-        copy_if_changed(&mut self.dirty, dirty);
-        self.trace.clone_from(trace);
-    }
-
-    /// The functions and ops slots of [`Kernel::copy_from_but`].
-    fn copy_functions_but(&mut self, src: &Kernel, same: u32) {
-        assert!(
-            self.fns.len() == src.fns.len() && self.ops.len() == src.ops.len(),
-            "[core internal bug] copy_from_but across worlds"
-        );
-        // The ops slots of the functions of `same`, a bit per slot id (fewer than 64 slots).
-        let mut owned = 0u64;
-        for f in (0..src.fns.len()).filter(|f| same >> f & 1 != 0) {
-            for slot in src.own_slots(FnId(f as u16)) {
-                owned |= 1 << slot;
-            }
-        }
-        for (f, (d, s)) in self.fns.iter_mut().zip(&src.fns).enumerate() {
-            if same >> f & 1 == 0 {
-                copy_if_changed(d, s);
-            } else {
-                debug_assert!(d == s, "[core internal bug] f{f} is not as in the source");
-            }
-        }
-        for (i, (d, s)) in self.ops.iter_mut().zip(&src.ops).enumerate() {
-            if owned >> i & 1 == 0 {
-                copy_if_changed(d, s);
-            } else {
-                debug_assert!(
-                    d == s,
-                    "[core internal bug] slot {i} is not as in the source"
-                );
-            }
-        }
-    }
-
-    /// The two ops slots function `f` owns: its livepatch's and its trampoline's (the
-    /// function's own sections beside its [`FnState`], as `walk::walk_function` walks them).
-    #[inline(always)]
-    pub fn own_slots(&self, f: FnId) -> [usize; 2] {
-        let layout = &self.info.layout;
-        [
-            layout.id(OpsOwner::Klp(f)).0 as usize,
-            layout.id(OpsOwner::Bpf(f)).0 as usize,
-        ]
-    }
-
-    /// Whether function `f`'s own sections (its [`FnState`] and the two ops slots it owns) are
-    /// equal in `self` and `other`, a kernel of the same world.
-    #[inline(always)]
-    pub fn own_sections_eq(&self, other: &Kernel, f: FnId) -> bool {
-        let [klp, bpf] = self.own_slots(f);
-        self.fns[f.0 as usize] == other.fns[f.0 as usize]
-            && self.ops[klp] == other.ops[klp]
-            && self.ops[bpf] == other.ops[bpf]
-    }
-
     /// The initial state: built-in functions present with count 0, modules unloaded, no owner.
     pub fn new(world: &World, proto: Protocol) -> Kernel {
         world
@@ -457,8 +329,8 @@ impl Kernel {
                 module_of,
                 layout,
             }),
-            fns,
-            ops: vec![Ops::default(); layout.len()],
+            fns: Slots::new(fns),
+            ops: Slots::new(vec![Ops::default(); layout.len()]),
             ops_list: SmallVec::new(),
             direct_functions: DirectHash::default(),
             modules: (0..world.modules.len())
@@ -811,7 +683,7 @@ impl Kernel {
         let (fns, dirty, gen) = (&mut self.fns, &mut self.dirty, &mut self.gen);
         let mut below_zero: SmallVec<[FnId; 2]> = SmallVec::new();
         let mut account = |f: FnId| {
-            let rec = &mut fns[f.0 as usize].rec;
+            let rec = &fns[f.0 as usize].rec;
             if !rec.present || rec.disabled {
                 return;
             }
@@ -825,6 +697,8 @@ impl Kernel {
             if !matched {
                 return;
             }
+            // A write from here on (a record the loop skips is not marked written).
+            let rec = &mut fns[f.0 as usize].rec;
             if inc {
                 rec.count += 1;
                 if is_direct {

@@ -20,6 +20,7 @@
 //! assert!(matches!(th.run(&mut k, 0), Status::Wants(Request::Lock(_))));
 //! ```
 
+pub mod copy;
 pub mod direct;
 pub mod errno;
 pub mod fingerprint;
@@ -35,6 +36,7 @@ pub mod op;
 pub mod owners;
 pub mod property;
 pub mod protocol;
+pub mod slots;
 pub mod step;
 pub mod walk;
 pub mod world;

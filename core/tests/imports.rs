@@ -288,6 +288,8 @@ const LAYERS: &[(&str, u8)] = &[
     // 2 state
     ("kernel", 2),
     ("hash", 2),
+    ("slots", 2),
+    ("copy", 2),
     // 3 frames: the registry and the bodies, one node
     ("<program>", 3),
     // 4 interpreter

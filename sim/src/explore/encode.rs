@@ -165,9 +165,6 @@ pub struct Scratch {
     pub(super) plain_own: Vec<OwnWords>,
     pub(super) plain_parent: Vec<OwnWords>,
     pub(super) own_parent_valid: bool,
-    /// A bit per function: in the buffer the successors of a state are built in, its state and
-    /// the ops slots it owns are equal to the expanded state's (see `Kernel::copy_from_but`).
-    pub(super) copy_same: u32,
 }
 
 impl Scratch {
@@ -439,20 +436,20 @@ fn own_words(k: &Kernel, f: usize, buf: &mut Buf, canon: &mut Canon, o: &mut Own
 /// numbered across the whole state). Elsewhere the fingerprint's numbering is each function's
 /// own, shifted by the programs of the functions before it, so two such states have one key
 /// exactly when they have one fingerprint (being split so is a property of the fingerprint).
-/// With `parent` (of which `k` is a successor), a function whose sections equal the parent's
-/// keeps the parent's own words, unless they hold another function's address or a stale one;
-/// the parent's are taken once, at the first call after `sc.own_parent_valid` was reset. Also
-/// returns a bit per function found equal to the parent's.
+/// With `parent` (of which `k` is a successor, built in a buffer restored from it by
+/// [`Kernel::restore_from`], so that its marks say what the transition wrote), a function whose
+/// sections equal the parent's keeps the parent's own words, unless they hold another function's
+/// address or a stale one; the parent's are taken once, at the first call after
+/// `sc.own_parent_valid` was reset.
 pub(super) fn plain_key(
     parent: Option<&Kernel>,
     k: &Kernel,
     threads: &[Thread],
     sc: &mut Scratch,
-) -> (Option<u128>, u32) {
+) -> Option<u128> {
     let n = k.fns.len();
     let mut own = std::mem::take(&mut sc.plain_own);
     own.resize_with(n, OwnWords::default);
-    let mut same = 0u32;
     match parent {
         Some(p) => {
             let mut kept = std::mem::take(&mut sc.plain_parent);
@@ -465,9 +462,8 @@ pub(super) fn plain_key(
                 sc.own_parent_valid = true;
             }
             for (f, (o, q)) in own.iter_mut().zip(&kept).enumerate() {
-                if !q.stale && !q.foreign && k.own_sections_eq(p, FnId(f as u16)) {
+                if !q.stale && !q.foreign && k.own_sections_eq_parent(p, FnId(f as u16)) {
                     o.copy_from(q);
-                    same |= 1 << f;
                     sc.parts.own_kept += 1;
                 } else {
                     own_words(k, f, &mut sc.buf, &mut sc.canon, o);
@@ -485,7 +481,7 @@ pub(super) fn plain_key(
     }
     let key = plain_rest(k, threads, sc, &own);
     sc.plain_own = own;
-    (key, same)
+    key
 }
 
 /// [`plain_key`] from the functions' own words `own`: the rest walked, and the hashes combined.

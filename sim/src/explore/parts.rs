@@ -46,7 +46,8 @@
 //! false) records. An own part that names nothing else and holds no stale address depends on
 //! its sections alone, so the explorer keys a successor from its parent's own parts
 //! ([`gather_after`]): it re-walks only the functions whose sections differ from the parent's
-//! (compared with `==`, far cheaper than a walk with hashing), and the rest. The words, and so
+//! (those the transition wrote, as the kernel's marks say, compared with `==`, far cheaper than
+//! a walk with hashing), and the rest. The words, and so
 //! the key, are the ones [`gather`] takes from scratch (`sim/tests/explore.rs` compares the
 //! two over every transition of small searches; the walk's coverage test mutates every field
 //! under a successor of the base state).
@@ -210,9 +211,6 @@ pub struct PartsBuf {
     pub(super) n: usize,
     pub(super) nt: usize,
     q: Vec<u128>,
-    /// A bit per function: [`gather_after`] found its own sections equal to the parent's (0
-    /// after any other key).
-    pub(super) same: u32,
     /// Own parts walked, and taken from the parent's ([`gather_after`]), for statistics.
     pub(super) own_walked: u64,
     pub(super) own_kept: u64,
@@ -564,8 +562,9 @@ pub(super) fn own_parts(k: &Kernel, buf: &mut Buf, pb: &mut PartsBuf) {
     }
 }
 
-/// [`gather`] of `k`, a successor of `parent` whose own parts are `parent_own`: a function
-/// whose own sections (its [`FnState`](ftsim_core::kernel::FnState) and the two ops slots it
+/// [`gather`] of `k`, a successor of `parent` whose own parts are `parent_own`, built in a
+/// buffer restored from it ([`Kernel::restore_from`]: its marks say what the transition wrote,
+/// so [`Kernel::own_sections_eq_parent`] compares only that): a function whose own sections (its [`FnState`](ftsim_core::kernel::FnState) and the two ops slots it
 /// owns) equal the parent's keeps the parent's own part unless that is open (see [`Own`]); the
 /// other functions and the rest are walked.
 pub(super) fn gather_after(
@@ -578,10 +577,9 @@ pub(super) fn gather_after(
 ) {
     prepare(k, pb);
     for (f, kept) in parent_own.iter().enumerate().take(k.fns.len()) {
-        if !kept.open && k.own_sections_eq(parent, FnId(f as u16)) {
+        if !kept.open && k.own_sections_eq_parent(parent, FnId(f as u16)) {
             pb.own[f].copy_from(kept);
             pb.own_kept += 1;
-            pb.same |= 1 << f;
         } else {
             own(k, buf, pb, f);
         }

@@ -199,10 +199,6 @@ impl SeqSpace {
         } else {
             self.key_of(None, &c.s, mask, sc)
         };
-        if after {
-            // What the key found unchanged need not be compared again by the next copy.
-            sc.copy_same = if unchanged { u32::MAX } else { sc.parts.same };
-        }
         c.mask = mask;
         Some((violations, out.stuck))
     }
@@ -218,8 +214,7 @@ impl SeqSpace {
         c: &mut SeqState,
         emit: &mut dyn FnMut(Edge<'_, SeqState>),
     ) -> bool {
-        copy_state(c, st, sc.copy_same);
-        sc.copy_same = 0;
+        copy_state(c, st);
         let Some((violations, terminal)) = self.transition(st, i, faults, sc, c, true) else {
             return false;
         };
@@ -235,9 +230,10 @@ impl SeqSpace {
 }
 
 /// `dst = src.clone()`, reusing `dst`'s allocations (a transition is run in one buffer per
-/// expanded state): the kernel by [`Kernel::copy_from_but`] (`same` as there), the thread by its own
+/// expanded state, which holds a copy of `src` with one transition's writes): the kernel by
+/// [`Kernel::restore_from`] (only what the transition wrote), the thread by its own
 /// `copy_from`. Every field is named, so a new field of the state cannot be forgotten.
-fn copy_state(dst: &mut SeqState, src: &SeqState, same: u32) {
+fn copy_state(dst: &mut SeqState, src: &SeqState) {
     let SeqState { s, key, mask } = src;
     let Sequential {
         k,
@@ -246,7 +242,7 @@ fn copy_state(dst: &mut SeqState, src: &SeqState, same: u32) {
         check_atomicity,
         stuck,
     } = s;
-    dst.s.k.copy_from_but(k, same);
+    dst.s.k.restore_from(k);
     dst.s.th.copy_from(th);
     dst.s.order.clone_from(order);
     dst.s.check_atomicity = *check_atomicity;
@@ -279,7 +275,6 @@ impl Space for SeqSpace {
         let mut c = st.clone();
         sc.fp_parent_valid = false;
         sc.own_parent_valid = false;
-        sc.copy_same = u32::MAX;
         for (i, op) in self.alphabet.iter().enumerate() {
             if self_loop(&s.k, op) {
                 sc.skipped += 1;

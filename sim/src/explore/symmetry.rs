@@ -115,13 +115,11 @@ impl Symmetry {
                 .all(|th| th.stack.is_empty() && th.pending.is_none());
         let mut best = std::mem::take(&mut sc.best);
         sc.keys += 1;
-        sc.parts.same = 0;
         let trivial = self.trivial();
         if !quiet || (trivial && !self.parts) {
             encode(k, threads, &self.identity, sc, &mut best);
         } else if trivial {
-            let (key, same) = plain_key(parent, k, threads, sc);
-            sc.parts.same = same;
+            let key = plain_key(parent, k, threads, sc);
             if let Some(key) = key {
                 sc.best = best;
                 return key;
