@@ -1,7 +1,7 @@
 //! The copies and comparisons of `Kernel` the explorer makes per transition
 //! ([`Kernel::copy_from`], [`Kernel::restore_from`], [`Kernel::own_sections_eq`],
-//! [`Kernel::own_sections_eq_parent`]), beside the kernel's definition for its size: the marks
-//! they read are [`Slots`](crate::slots::Slots)'.
+//! [`Kernel::own_sections_eq_parent`], `Kernel`'s `PartialEq` and [`Kernel::eq_parent`]), beside
+//! the kernel's definition for its size: the marks they read are [`Slots`](crate::slots::Slots)'.
 
 use crate::ids::{FnId, OpsOwner};
 use crate::kernel::Kernel;
@@ -108,5 +108,64 @@ impl Kernel {
         (!self.fns.written(i) || self.fns[i] == parent.fns[i])
             && (!self.ops.written(klp) || self.ops[klp] == parent.ops[klp])
             && (!self.ops.written(bpf) || self.ops[bpf] == parent.ops[bpf])
+    }
+}
+
+/// Equality of kernels: every field of the kernel but the counters ([`EqScope`](crate::walk::EqScope); the threads are
+/// not the kernel's, `Thread` derives its equality), compared field by field with
+/// the derived equality of the structs the state holds: the explorer compares states on every
+/// failed operation, and a derived comparison stops at the first difference where two walks and
+/// a comparison of their words would not. It destructures `Kernel` without `..`
+/// like the walk, and `tests/tests/walk.rs` checks that it sees exactly the fields the walk
+/// visits outside [`EqScope`](crate::walk::EqScope).
+impl PartialEq for Kernel {
+    fn eq(&self, o: &Kernel) -> bool {
+        self.eq_with(o, false)
+    }
+}
+
+impl Kernel {
+    /// `self == parent` for a `self` that was a copy of `parent` before the writes its marks
+    /// record (as [`Kernel::restore_from`]'s): only the marked functions and ops slots are
+    /// compared (debug builds compare the others too, and check them equal).
+    #[inline]
+    pub fn eq_parent(&self, parent: &Kernel) -> bool {
+        self.eq_with(parent, true)
+    }
+
+    /// The equality of both: with `marked`, the unmarked items of `fns` and `ops` are taken as
+    /// equal.
+    #[inline]
+    fn eq_with(&self, o: &Kernel, marked: bool) -> bool {
+        let Kernel {
+            proto,
+            info: _,
+            fns,
+            ops,
+            ops_list,
+            direct_functions,
+            modules,
+            tracers,
+            kprobe_ftrace_enabled,
+            locks,
+            gen: _,
+            next_prog: _,
+            next_sample: _,
+            violations: _,
+            dirty: _,
+            trace: _,
+        } = self;
+        *proto == o.proto
+            && if marked {
+                fns.eq_marked(&o.fns) && ops.eq_marked(&o.ops)
+            } else {
+                *fns == o.fns && *ops == o.ops
+            }
+            && *ops_list == o.ops_list
+            && *direct_functions == o.direct_functions
+            && *modules == o.modules
+            && *tracers == o.tracers
+            && *kprobe_ftrace_enabled == o.kprobe_ftrace_enabled
+            && *locks == o.locks
     }
 }

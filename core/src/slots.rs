@@ -80,6 +80,25 @@ impl<T: Clone + PartialEq> Slots<T> {
     }
 }
 
+impl<T: PartialEq> Slots<T> {
+    /// `self == parent` for a `self` that was a copy of `parent` before the writes its marks
+    /// record: only the marked items are compared. Debug builds check the premise.
+    #[inline]
+    pub(crate) fn eq_marked(&self, parent: &Slots<T>) -> bool {
+        debug_assert!(
+            (0..self.items.len()).all(|i| self.written(i) || self.items[i] == parent.items[i]),
+            "[core internal bug] an item was changed without a mark"
+        );
+        self.items.len() == parent.items.len()
+            && self
+                .items
+                .iter()
+                .zip(&parent.items)
+                .enumerate()
+                .all(|(i, (a, b))| !self.written(i) || a == b)
+    }
+}
+
 impl<T> Deref for Slots<T> {
     type Target = [T];
     #[inline(always)]

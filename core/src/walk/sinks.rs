@@ -1,9 +1,10 @@
 //! The walk's general-purpose sinks: [`Tee`] (two sinks, one walk), the word sinks ([`Words`],
-//! [`HashWords`]), equality over a scope of fields ([`Exact`]) and `Kernel`'s `PartialEq`.
+//! [`HashWords`]), equality over a scope of fields ([`Exact`]) and the scope of `Kernel`'s
+//! `PartialEq` ([`EqScope`]; the comparison itself is in `core/src/copy.rs`, beside the copies).
 
 use super::{has, AddrView, Field, Fields, Section, Sink, COUNTERS, THREADS};
 use crate::ids::{Addr, OpsId, ProgId, Tid};
-use crate::kernel::{CallSite, Kernel};
+use crate::kernel::CallSite;
 use crate::locks::Lock;
 use std::hash::{Hash, Hasher};
 
@@ -237,45 +238,6 @@ impl<S: Scope, W: Words> Sink for Exact<'_, S, W> {
         if !Self::skip(Field::Gen) {
             self.out.word(gen);
         }
-    }
-}
-
-/// Equality of kernels: every field of the kernel but the counters ([`EqScope`]; the threads are
-/// not the kernel's, `Thread` derives its equality), compared field by field with
-/// the derived equality of the structs the state holds: the explorer compares states on every
-/// failed operation, and a derived comparison stops at the first difference where two walks and
-/// a comparison of their words would not. It destructures `Kernel` without `..`
-/// like the walk, and `tests/tests/walk.rs` checks that it sees exactly the fields the walk
-/// visits outside [`EqScope`].
-impl PartialEq for Kernel {
-    fn eq(&self, o: &Kernel) -> bool {
-        let Kernel {
-            proto,
-            info: _,
-            fns,
-            ops,
-            ops_list,
-            direct_functions,
-            modules,
-            tracers,
-            kprobe_ftrace_enabled,
-            locks,
-            gen: _,
-            next_prog: _,
-            next_sample: _,
-            violations: _,
-            dirty: _,
-            trace: _,
-        } = self;
-        *proto == o.proto
-            && *fns == o.fns
-            && *ops == o.ops
-            && *ops_list == o.ops_list
-            && *direct_functions == o.direct_functions
-            && *modules == o.modules
-            && *tracers == o.tracers
-            && *kprobe_ftrace_enabled == o.kprobe_ftrace_enabled
-            && *locks == o.locks
     }
 }
 

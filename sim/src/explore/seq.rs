@@ -174,7 +174,10 @@ impl SeqSpace {
         // checked sequential run judges it (`judge_seq`), against the parent's footprint, taken
         // once per expansion (the successor's goes to a reused buffer). The property check of
         // the state reached is the search's, once per distinct state (`Space::check`).
-        let unchanged = !out.stuck && out.result.is_err() && c.s.k == s.k && c.s.th == s.th;
+        // `c` was a copy of `st` before the run (`copy_state`, or a clone), so the kernels are
+        // compared only where the run wrote (`Kernel::eq_parent`).
+        let unchanged =
+            !out.stuck && out.result.is_err() && c.s.k.eq_parent(&s.k) && c.s.th == s.th;
         let before = if !out.stuck && out.result.is_err() && !unchanged {
             if !sc.fp_parent_valid {
                 footprint_into(&s.k, &mut sc.fp_parent);
