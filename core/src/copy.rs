@@ -91,6 +91,24 @@ impl Kernel {
             && self.ops[bpf] == other.ops[bpf]
     }
 
+    /// Whether the ops slots `ids` are equal in `self` and `parent`, for a `self` that was a copy
+    /// of `parent` before the writes its marks record (as [`Kernel::own_sections_eq_parent`]):
+    /// only the marked slots are compared (debug builds compare the others too).
+    #[inline]
+    pub fn ops_eq_parent(&self, parent: &Kernel, ids: std::ops::Range<usize>) -> bool {
+        ids.into_iter().all(|i| {
+            if self.ops.written(i) {
+                self.ops[i] == parent.ops[i]
+            } else {
+                debug_assert!(
+                    self.ops[i] == parent.ops[i],
+                    "[core internal bug] ops slot {i} was changed without a mark"
+                );
+                true
+            }
+        })
+    }
+
     /// [`Kernel::own_sections_eq`] against `parent`, for a `self` that was a copy of `parent`
     /// before the writes its marks record (as [`Kernel::restore_from`]'s): unmarked sections are
     /// equal without a comparison (debug builds compare them anyway).

@@ -213,6 +213,11 @@ impl OpsLayout {
     pub fn is_empty(&self) -> bool {
         false
     }
+    /// The slots no function or tracer owns are the first, ids `0..statics()`.
+    #[inline]
+    pub fn statics(&self) -> usize {
+        FIXED_SLOTS as usize
+    }
     pub fn id(&self, o: OpsOwner) -> OpsId {
         OpsId(match o {
             OpsOwner::Kprobe => 0,

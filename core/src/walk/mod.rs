@@ -200,6 +200,14 @@ pub trait Sink {
     /// Whether the walk visits the functions and the ops slots each function owns (its
     /// livepatch's and its trampoline's): a sink that has those parts already says no.
     const PER_FUNCTION: bool = true;
+    /// Whether [`walk`] visits ops slot section `s` (it asks only of the ops slots): a sink that
+    /// holds what the section would say already, from an earlier walk of an equal slot, says no
+    /// and stands for it (the explorer's incremental key, `sim/src/explore/parts.rs`). Yes by
+    /// default.
+    #[inline(always)]
+    fn wants(&mut self, _s: Section) -> bool {
+        true
+    }
     /// A new section begins.
     fn begin(&mut self, _s: Section) {}
     /// A scalar field (booleans, counters, flag words, kinds).
@@ -357,11 +365,15 @@ pub fn walk<R: Rename, S: Sink>(
         } else {
             layout.id(owner_inv(r, owner))
         };
-        sink.begin(Section::Ops {
+        let section = Section::Ops {
             new: OpsId(new),
             old,
             owner,
-        });
+        };
+        if !sink.wants(section) {
+            continue;
+        }
+        sink.begin(section);
         walk_ops(k, r, buf, &ops[old.0 as usize], sink);
     }
     sink.begin(Section::OpsList);

@@ -23,6 +23,15 @@ impl<A: Sink, B: Sink> Sink for Tee<A, B> {
         A::PER_FUNCTION
     };
     #[inline]
+    fn wants(&mut self, s: Section) -> bool {
+        let want = self.0.wants(s);
+        assert!(
+            want == self.1.wants(s),
+            "[core internal bug] a tee's sinks must agree on the sections they are fed"
+        );
+        want
+    }
+    #[inline]
     fn begin(&mut self, s: Section) {
         self.0.begin(s);
         self.1.begin(s);

@@ -1,6 +1,7 @@
 //! Renamed fingerprints: the words the core fingerprint hashes, under a renaming of functions
 //! and tracers ([`Perm`]), and the 128-bit hash of them.
 
+use super::parts::{is_static, PrefixState, Statics};
 use super::{FUNCTIONS_MAX, TRACERS_MAX};
 use ftsim_core::fingerprint::{Canon, Fingerprint, StableHasher};
 use ftsim_core::ids::{FnId, OpsId, ProgId, Tid, TracerId};
@@ -165,6 +166,9 @@ pub struct Scratch {
     pub(super) plain_own: Vec<OwnWords>,
     pub(super) plain_parent: Vec<OwnWords>,
     pub(super) own_parent_valid: bool,
+    /// The plain key's rest after the static ops slots of the state being expanded (see
+    /// `super::parts::Prefix`).
+    pub(super) plain_prefix: (PrefixState, Stream),
 }
 
 impl Scratch {
@@ -349,12 +353,19 @@ struct Plain<'a> {
     progs: &'a mut Vec<ProgId>,
     stale: bool,
     foreign: bool,
+    /// In the rest: the static ops slots skipped (their words are in already), or walked and
+    /// kept (whether one held an address, and the stream after them), as in `super::parts`.
+    statics: Statics,
+    static_addr: bool,
+    in_static: bool,
+    after_statics: Option<Stream>,
 }
 
 impl Plain<'_> {
     #[inline(always)]
     fn see(&mut self, a: Option<AddrView>) {
         if let Some(a) = a {
+            self.static_addr |= self.in_static;
             self.stale |= !a.current;
             self.foreign |= self.f.is_some_and(|f| a.f.0 != f);
         }
@@ -365,7 +376,15 @@ impl Sink for Plain<'_> {
     const IGNORES: Fields = <Fingerprint<'static, Vec<u64>> as Sink>::IGNORES;
     const PER_FUNCTION: bool = false;
     #[inline(always)]
+    fn wants(&mut self, s: Section) -> bool {
+        self.statics != Statics::Reuse || !is_static(s)
+    }
+    #[inline(always)]
     fn begin(&mut self, s: Section) {
+        self.in_static = is_static(s);
+        if self.statics == Statics::Keep && self.after_statics.is_none() && !self.in_static {
+            self.after_statics = Some(*self.inner.out);
+        }
         self.inner.begin(s);
     }
     #[inline(always)]
@@ -425,6 +444,10 @@ fn own_words(k: &Kernel, f: usize, buf: &mut Buf, canon: &mut Canon, o: &mut Own
         progs: &mut o.progs,
         stale: false,
         foreign: false,
+        statics: Statics::Walk,
+        static_addr: false,
+        in_static: false,
+        after_statics: None,
     };
     walk_function(k, &Identity, buf, FnId(f as u16), &mut s);
     (o.stale, o.foreign) = (s.stale, s.foreign);
@@ -448,6 +471,7 @@ pub(super) fn plain_key(
     sc: &mut Scratch,
 ) -> Option<u128> {
     let n = k.fns.len();
+    let mut statics = Statics::Walk;
     let mut own = std::mem::take(&mut sc.plain_own);
     own.resize_with(n, OwnWords::default);
     match parent {
@@ -459,6 +483,7 @@ pub(super) fn plain_key(
                 for (f, o) in kept.iter_mut().enumerate() {
                     own_words(p, f, &mut sc.buf, &mut sc.canon, o);
                 }
+                sc.plain_prefix.0 = PrefixState::Unknown;
                 sc.own_parent_valid = true;
             }
             for (f, (o, q)) in own.iter_mut().zip(&kept).enumerate() {
@@ -471,6 +496,7 @@ pub(super) fn plain_key(
                 }
             }
             sc.plain_parent = kept;
+            statics = Statics::after(p, k, sc.plain_prefix.0);
         }
         None => {
             sc.parts.own_walked += n as u64;
@@ -479,13 +505,21 @@ pub(super) fn plain_key(
             }
         }
     }
-    let key = plain_rest(k, threads, sc, &own);
+    let key = plain_rest(k, threads, sc, &own, statics);
     sc.plain_own = own;
     key
 }
 
-/// [`plain_key`] from the functions' own words `own`: the rest walked, and the hashes combined.
-fn plain_rest(k: &Kernel, threads: &[Thread], sc: &mut Scratch, own: &[OwnWords]) -> Option<u128> {
+/// [`plain_key`] from the functions' own words `own`: the rest walked (the static ops slots as
+/// `statics` says, from or into `sc.plain_prefix`: `super::parts::Prefix`), and the hashes
+/// combined.
+fn plain_rest(
+    k: &Kernel,
+    threads: &[Thread],
+    sc: &mut Scratch,
+    own: &[OwnWords],
+    statics: Statics,
+) -> Option<u128> {
     for (f, o) in own.iter().enumerate() {
         let shared = o
             .progs
@@ -495,7 +529,12 @@ fn plain_rest(k: &Kernel, threads: &[Thread], sc: &mut Scratch, own: &[OwnWords]
             return None;
         }
     }
-    let mut rest = Stream::default();
+    let mut rest = if statics == Statics::Reuse {
+        debug_assert!(sc.plain_prefix.0 == PrefixState::Kept);
+        sc.plain_prefix.1
+    } else {
+        Stream::default()
+    };
     let mut none = Vec::new();
     let mut s = Plain {
         inner: Fingerprint::new(&mut rest, &mut sc.canon),
@@ -503,8 +542,19 @@ fn plain_rest(k: &Kernel, threads: &[Thread], sc: &mut Scratch, own: &[OwnWords]
         progs: &mut none,
         stale: false,
         foreign: false,
+        statics,
+        static_addr: false,
+        in_static: false,
+        after_statics: None,
     };
     walk(k, threads, &Identity, &mut sc.buf, &mut s);
+    if statics == Statics::Keep {
+        // Without an address the static slots number nothing: what they say is their words.
+        sc.plain_prefix = match s.after_statics {
+            Some(stream) if !s.static_addr => (PrefixState::Kept, stream),
+            _ => (PrefixState::Unkept, Stream::default()),
+        };
+    }
     if s.stale {
         return None;
     }

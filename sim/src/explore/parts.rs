@@ -47,7 +47,8 @@
 //! its sections alone, so the explorer keys a successor from its parent's own parts
 //! ([`gather_after`]): it re-walks only the functions whose sections differ from the parent's
 //! (those the transition wrote, as the kernel's marks say, compared with `==`, far cheaper than
-//! a walk with hashing), and the rest. The words, and so
+//! a walk with hashing), and the rest; of the rest, the static ops slots (walked first) are
+//! taken from the parent too when they equal its and hold no address ([`Prefix`]). The words, and so
 //! the key, are the ones [`gather`] takes from scratch (`sim/tests/explore.rs` compares the
 //! two over every transition of small searches; the walk's coverage test mutates every field
 //! under a successor of the base state).
@@ -143,6 +144,16 @@ impl Router {
         }
     }
 
+    /// Part `i`'s hash as far as it is written.
+    #[inline]
+    fn peek(&self, i: usize) -> Stream {
+        if i == self.at {
+            self.cur
+        } else {
+            self.parts[i]
+        }
+    }
+
     /// A word into part `i`, which is not the one being written.
     #[inline]
     fn other(&mut self, i: usize, w: u64) {
@@ -185,6 +196,54 @@ impl Own {
     }
 }
 
+/// What the static ops slots (those no function or tracer owns, the rest's first sections) of
+/// the state being expanded say: the rest's hash after them and the reference words they record
+/// into function parts, in order. That depends on the slots alone unless one holds an address
+/// (whose `current` the function's state decides), so a successor whose static slots are its
+/// parent's takes it instead of walking them ([`gather_after`]); it is not kept when a slot holds
+/// an address.
+#[derive(Default)]
+struct Prefix {
+    state: PrefixState,
+    stream: Stream,
+    refs: Vec<(u16, u64)>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum PrefixState {
+    /// Not taken yet for the state being expanded.
+    #[default]
+    Unknown,
+    Kept,
+    /// A static slot holds an address.
+    Unkept,
+}
+
+/// How [`rest`] (and the plain key's rest, `super::encode`) walks the static ops slots.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Statics {
+    Walk,
+    /// Walk them, and keep what they say as the parent's [`Prefix`] (they are the parent's).
+    Keep,
+    /// Take them from the parent's [`Prefix`] (they are the parent's).
+    Reuse,
+}
+
+impl Statics {
+    /// How a successor `k` of `parent` (restored from it, as [`gather_after`]'s) walks its static
+    /// slots, with the parent's prefix in `state`.
+    pub(super) fn after(parent: &Kernel, k: &Kernel, state: PrefixState) -> Statics {
+        if !k.ops_eq_parent(parent, 0..k.info.layout.statics()) {
+            return Statics::Walk;
+        }
+        match state {
+            PrefixState::Unknown => Statics::Keep,
+            PrefixState::Kept => Statics::Reuse,
+            PrefixState::Unkept => Statics::Walk,
+        }
+    }
+}
+
 /// What one walk under the identity gathers (see the module docs), and the key's buffers.
 #[derive(Default)]
 pub struct PartsBuf {
@@ -211,12 +270,19 @@ pub struct PartsBuf {
     pub(super) n: usize,
     pub(super) nt: usize,
     q: Vec<u128>,
+    /// The parent's static slots, for [`gather_after`] (reset by [`PartsBuf::new_parent`]).
+    prefix: Prefix,
     /// Own parts walked, and taken from the parent's ([`gather_after`]), for statistics.
     pub(super) own_walked: u64,
     pub(super) own_kept: u64,
 }
 
 impl PartsBuf {
+    /// The state being expanded changed: what was kept of the last one's static slots goes.
+    pub(super) fn new_parent(&mut self) {
+        self.prefix.state = PrefixState::Unknown;
+    }
+
     /// Function `f` (or tracer `n + t`) is free: its part names nothing else and nothing else
     /// names it (see the module docs).
     pub(super) fn free(&self, i: usize, n: usize) -> bool {
@@ -265,6 +331,13 @@ struct Parts<'a> {
     /// In `direct_functions`: the entry's ip, and its index among the entries of that ip.
     ip: u16,
     idx: u64,
+    /// The static slots: skipped (their words are in already), or walked and kept: the
+    /// reference words they record (`keep`), whether one held an address and the rest's hash
+    /// after them.
+    statics: Statics,
+    keep: &'a mut Vec<(u16, u64)>,
+    static_addr: bool,
+    after_statics: Option<Stream>,
 }
 
 impl Parts<'_> {
@@ -282,6 +355,9 @@ impl Parts<'_> {
     /// A reference word into part `i` (a function's or a tracer's).
     #[inline]
     fn record(&mut self, i: usize, w: u64) {
+        if self.statics == Statics::Keep && matches!(self.part, Part::Static(_)) {
+            self.keep.push((i as u16, REF_WORD | w));
+        }
         self.inner.out.other(i, REF_WORD | w);
     }
 
@@ -343,13 +419,28 @@ impl Parts<'_> {
     }
 }
 
+/// An ops slot no function or tracer owns (walked first, in id order: [`Prefix`]).
+#[inline(always)]
+pub(super) fn is_static(s: Section) -> bool {
+    matches!(s, Section::Ops { owner, .. }
+        if !matches!(owner, OpsOwner::Klp(_) | OpsOwner::Bpf(_) | OpsOwner::Tracer(_)))
+}
+
 impl Sink for Parts<'_> {
     const IGNORES: Fields = <Fingerprint<'static, Vec<u64>> as Sink>::IGNORES;
     /// The functions' own sections are walked one function at a time ([`walk_function`]).
     const PER_FUNCTION: bool = false;
 
     #[inline(always)]
+    fn wants(&mut self, s: Section) -> bool {
+        self.statics != Statics::Reuse || !is_static(s)
+    }
+    #[inline(always)]
     fn begin(&mut self, s: Section) {
+        if self.statics == Statics::Keep && self.after_statics.is_none() && !is_static(s) {
+            // The static slots come first: the rest's hash after them.
+            self.after_statics = Some(self.inner.out.peek(self.rest()));
+        }
         self.pos = 0;
         let (part, target, mark) = match s {
             Section::Fn { old, .. } => (Part::Fn(old.0), old.0 as usize, 1),
@@ -412,6 +503,7 @@ impl Sink for Parts<'_> {
         let a = match self.part {
             Part::Fn(c) | Part::Own(c) => self.own(c, a),
             Part::Static(s) => {
+                self.static_addr = true;
                 if !a.current {
                     self.tangle(a.f.0 as usize, None);
                 }
@@ -551,7 +643,7 @@ impl Sink for Parts<'_> {
 /// say about functions, what names what, and whether the state is tangled (see the module docs).
 pub(super) fn gather(k: &Kernel, threads: &[Thread], buf: &mut Buf, pb: &mut PartsBuf) {
     own_parts(k, buf, pb);
-    rest(k, threads, buf, pb);
+    rest(k, threads, buf, pb, Statics::Walk);
 }
 
 /// The own parts of `k`'s functions, into `pb.own` (the rest of `pb` is left as it was).
@@ -564,9 +656,11 @@ pub(super) fn own_parts(k: &Kernel, buf: &mut Buf, pb: &mut PartsBuf) {
 
 /// [`gather`] of `k`, a successor of `parent` whose own parts are `parent_own`, built in a
 /// buffer restored from it ([`Kernel::restore_from`]: its marks say what the transition wrote,
-/// so [`Kernel::own_sections_eq_parent`] compares only that): a function whose own sections (its [`FnState`](ftsim_core::kernel::FnState) and the two ops slots it
-/// owns) equal the parent's keeps the parent's own part unless that is open (see [`Own`]); the
-/// other functions and the rest are walked.
+/// so [`Kernel::own_sections_eq_parent`] compares only that): a function whose own sections
+/// (its [`FnState`](ftsim_core::kernel::FnState) and the two ops slots it owns) equal the
+/// parent's keeps the parent's own part unless that is open (see [`Own`]); the other functions
+/// and the rest are walked, but for the static ops slots when they equal the parent's and what
+/// they say was kept ([`Prefix`]: the first such successor of a parent keeps it).
 pub(super) fn gather_after(
     parent: &Kernel,
     parent_own: &[Own],
@@ -584,7 +678,8 @@ pub(super) fn gather_after(
             own(k, buf, pb, f);
         }
     }
-    rest(k, threads, buf, pb);
+    let statics = Statics::after(parent, k, pb.prefix.state);
+    rest(k, threads, buf, pb, statics);
 }
 
 /// Sizes `pb` for `k`'s functions and tracers.
@@ -605,6 +700,7 @@ fn sink<'a>(
     pairs: &'a mut Vec<(u16, u16)>,
     progs: &'a mut Vec<ProgId>,
     ftr: &'a mut Vec<(u16, u8, u64)>,
+    (statics, keep): (Statics, &'a mut Vec<(u16, u64)>),
 ) -> Parts<'a> {
     Parts {
         inner: Fingerprint::new(router, canon),
@@ -621,6 +717,10 @@ fn sink<'a>(
         pos: 0,
         ip: DEAD_IP,
         idx: 0,
+        statics,
+        keep,
+        static_addr: false,
+        after_statics: None,
     }
 }
 
@@ -637,6 +737,7 @@ fn own(k: &Kernel, buf: &mut Buf, pb: &mut PartsBuf, f: usize) {
         &mut pb.pairs,
         &mut o.progs,
         &mut pb.ftr,
+        (Statics::Walk, &mut pb.prefix.refs),
     );
     walk_function(k, &Identity, buf, FnId(f as u16), &mut s);
     debug_assert_eq!(s.open & !(1 << f), 0, "an own part opens only itself");
@@ -647,10 +748,24 @@ fn own(k: &Kernel, buf: &mut Buf, pb: &mut PartsBuf, f: usize) {
 
 /// Walks everything but the functions' own sections, whose parts are in `pb.own`, and finishes
 /// `pb`: the part hashes, what names what, whether the state is tangled.
-fn rest(k: &Kernel, threads: &[Thread], buf: &mut Buf, pb: &mut PartsBuf) {
+/// `statics`: how the static ops slots are walked (see [`Prefix`]; `Reuse` only when
+/// `pb.prefix` is kept and the slots are the ones it was taken from).
+fn rest(k: &Kernel, threads: &[Thread], buf: &mut Buf, pb: &mut PartsBuf, statics: Statics) {
     let n = pb.n;
     for (part, o) in pb.router.parts.iter_mut().zip(&pb.own) {
         *part = o.stream;
+    }
+    match statics {
+        Statics::Reuse => {
+            debug_assert!(pb.prefix.state == PrefixState::Kept);
+            let rest = pb.router.parts.len() - 1;
+            pb.router.parts[rest] = pb.prefix.stream;
+            for &(i, w) in &pb.prefix.refs {
+                pb.router.parts[i as usize].word(w);
+            }
+        }
+        Statics::Keep => pb.prefix.refs.clear(),
+        Statics::Walk => {}
     }
     pb.ftr.clear();
     let mut none = Vec::new();
@@ -661,9 +776,18 @@ fn rest(k: &Kernel, threads: &[Thread], buf: &mut Buf, pb: &mut PartsBuf) {
         &mut pb.pairs,
         &mut none,
         &mut pb.ftr,
+        (statics, &mut pb.prefix.refs),
     );
     walk(k, threads, &Identity, buf, &mut s);
     let (mut mentioned, mut open, mut tangled) = (s.mentioned, s.open, s.tangled);
+    if statics == Statics::Keep {
+        // Without an address the static slots tangle nothing and number nothing: what they
+        // say is their words alone.
+        (pb.prefix.state, pb.prefix.stream) = match s.after_statics {
+            Some(stream) if !s.static_addr => (PrefixState::Kept, stream),
+            _ => (PrefixState::Unkept, Stream::default()),
+        };
+    }
     debug_assert!(none.is_empty(), "programs are met only in own sections");
     // Two functions that hold one program: the later names the earlier.
     pb.progs.clear();

@@ -131,6 +131,7 @@ impl Symmetry {
                     if !sc.own_parent_valid {
                         own_parts(p, &mut sc.buf, &mut sc.parts);
                         std::mem::swap(&mut sc.own_parent, &mut sc.parts.own);
+                        sc.parts.new_parent();
                         sc.own_parent_valid = true;
                     }
                     gather_after(p, &sc.own_parent, k, threads, &mut sc.buf, &mut sc.parts);
