@@ -123,6 +123,22 @@ impl Thread {
     /// top frame steps where it lies on the stack (a step sees the kernel, never its thread), so
     /// a frame is not moved off the stack and back at every step.
     pub fn run(&mut self, k: &mut Kernel, t: Tid) -> Status {
+        self.run_with(k, t, |_, _| None)
+    }
+
+    /// [`Thread::run`], answering the requests it meets on the way with `decide` (called with
+    /// the request pending, as a driver would see it after `run`): `Some(ok)` is answered at once
+    /// ([`Thread::answer`]) and the thread runs on, `None` returns the request as `run` does.
+    /// The same requests, answers and events as `run` then `answer` in turn; a driver that
+    /// answers every request itself (the sequential one) so does not leave and re-enter the
+    /// interpreter at each.
+    #[inline]
+    pub fn run_with(
+        &mut self,
+        k: &mut Kernel,
+        t: Tid,
+        mut decide: impl FnMut(&mut Kernel, Request) -> Option<bool>,
+    ) -> Status {
         let Some(mut input) = self.input.take() else {
             return self.status();
         };
@@ -137,7 +153,12 @@ impl Thread {
             match frame.step(k, t, input) {
                 Flow::Wait(req) => {
                     self.pending = Some(req);
-                    return Status::Wants(req);
+                    let Some(ok) = decide(k, req) else {
+                        return Status::Wants(req);
+                    };
+                    self.answer(k, t, ok);
+                    input = Input::Answer(ok);
+                    self.input = None;
                 }
                 Flow::Call(child) => {
                     self.stack.push(child);

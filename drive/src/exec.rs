@@ -61,6 +61,46 @@ pub fn advance(
     }
 }
 
+/// [`advance`] over and over until the operation of `th` ends, for an executor that steps one
+/// thread and answers every request at once (the sequential driver): each request is validated
+/// and answered as `advance` would, in the same order, but inside the thread's run
+/// (`Thread::run_with`), which so is entered once per operation, not once per request. Never
+/// `Wants`: it returns once the operation finishes or recurses on a lock.
+#[inline]
+pub fn run_to_end(
+    k: &mut Kernel,
+    th: &mut Thread,
+    order: &mut LockOrder,
+    t: Tid,
+    d: &mut impl Decider,
+) -> Advance {
+    if let Some(req) = th.pending {
+        let ok = answer(k, t, req, d);
+        th.answer(k, t, ok);
+    }
+    let mut recursion = None;
+    let status = th.run_with(k, t, |k, req| {
+        if let Request::Lock(l) = req {
+            if let Err(v) = lockdep::validate(order, k, t, l) {
+                recursion = Some(v);
+                return None;
+            }
+        }
+        Some(answer(k, t, req, d))
+    });
+    if let Some(v) = recursion {
+        th.stuck = true;
+        return Advance::Recursion(v);
+    }
+    match status {
+        Status::Done(r) => Advance::Done(r),
+        Status::Wants(req) => {
+            unreachable!("[core internal bug] thread {t} left waiting for {req} though answered")
+        }
+        Status::Idle => unreachable!("[core internal bug] thread {t} went idle without finishing"),
+    }
+}
+
 /// The executor's answer to thread `t`'s request `req`, validated when it was made (`advance`):
 /// `true` grants or succeeds. A blocking `Lock` is granted once free (the executor steps the
 /// thread only then).

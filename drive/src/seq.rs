@@ -7,7 +7,7 @@
 
 use crate::check::{check, footprint};
 use crate::decide::FaultPlan;
-use crate::exec::{advance, Advance};
+use crate::exec::{run_to_end, Advance};
 use ftsim_core::errno::Errno;
 use ftsim_core::frames::Frame;
 use ftsim_core::kernel::Kernel;
@@ -99,24 +99,22 @@ impl Sequential {
         let t = 0;
         let mut plan = FaultPlan::new(faults);
         let mut violations = Vec::new();
-        let result = loop {
-            match advance(&mut self.k, &mut self.th, &mut self.order, t, &mut plan) {
-                Advance::Done(r) => break r,
-                Advance::Recursion(v) => {
-                    violations.push(v);
-                    self.stuck = true;
-                    violations.append(&mut self.k.violations);
-                    return OpResult {
-                        result: Err(Errno::EBUSY),
-                        violations,
-                        contended: false,
-                        faulted: false,
-                        stuck: true,
-                    };
-                }
-                // A lock asked for is free: `validate` found the one thread not holding it,
-                // and `Kernel::grant` asserts it free when it is answered.
-                Advance::Wants(_) => {}
+        let result = match run_to_end(&mut self.k, &mut self.th, &mut self.order, t, &mut plan) {
+            Advance::Done(r) => r,
+            Advance::Recursion(v) => {
+                violations.push(v);
+                self.stuck = true;
+                violations.append(&mut self.k.violations);
+                return OpResult {
+                    result: Err(Errno::EBUSY),
+                    violations,
+                    contended: false,
+                    faulted: false,
+                    stuck: true,
+                };
+            }
+            Advance::Wants(req) => {
+                unreachable!("[core internal bug] the sequential driver left {req} unanswered")
             }
         };
         violations.append(&mut self.k.violations);
