@@ -142,12 +142,14 @@ impl Thread {
         let Some(mut input) = self.input.take() else {
             return self.status();
         };
+        // No frame (nor a driver's answer) turns the trace on or off: read once per run.
+        let tracing = k.trace.is_some();
         loop {
             let frame = self
                 .stack
                 .last_mut()
                 .expect("[core internal bug] running an idle thread");
-            if matches!(input, Input::Start) && k.trace.is_some() {
+            if tracing && matches!(input, Input::Start) {
                 k.ev(t, EventKind::Enter(frame.name()));
             }
             match frame.step(k, t, input) {
@@ -165,7 +167,7 @@ impl Thread {
                     input = Input::Start;
                 }
                 Flow::Ret(r) => {
-                    if k.trace.is_some() {
+                    if tracing {
                         k.ev(t, EventKind::Leave(frame.name(), r));
                     }
                     // Dropped where it lies (`pop` would move it out first).
