@@ -2,8 +2,9 @@
 //! proptest and fuzzing. Locks are always free (a thread asking for a lock it holds is a
 //! `lock-recursion` finding and leaves the model stuck); the lock order of every acquisition is
 //! recorded lockdep-style; allocation, build and trylock decisions come from a [`Faults`] plan
-//! ([`FaultPlan`]); each step is the one executor step ([`advance`]), as in the concurrent
-//! executor.
+//! ([`FaultPlan`]); each request is validated and answered as the one executor step
+//! (`exec::advance`) does in the concurrent executor, inside the thread's run
+//! ([`run_to_end`]).
 
 use crate::check::{check, footprint};
 use crate::decide::FaultPlan;
