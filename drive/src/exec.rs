@@ -6,7 +6,10 @@
 //! thread waits forever; a dependency cycle is a `lock-order` finding (`lockdep.rs`: the one
 //! policy for recursion, deadlock, lock order and livelock, and where it stands against the
 //! kernel's lockdep). The thread driver over real mutexes steps through it too
-//! (`Sched::step_with`).
+//! (`Sched::step_with`). The sequential driver, which answers every request at once, takes the
+//! same step with the answers given inside the thread's run ([`run_to_end`]: the same `answer`
+//! and `lockdep::validate`, in the same order; `run_to_end_is_advance_in_a_loop` holds the two
+//! to one another).
 //!
 //! Starting an operation, choosing the thread, draining the step's findings and judging the
 //! state are the callers' (the executors and the checked runs, `checked.rs`).
@@ -113,5 +116,100 @@ pub fn answer(k: &Kernel, t: Tid, req: Request, d: &mut impl Decider) -> bool {
         }
         Request::Alloc(_) | Request::Build(_) => !d.fails(t, req),
         Request::Sleep => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{advance, Advance};
+    use crate::decide::FaultPlan;
+    use crate::seq::{Faults, Sequential};
+    use ftsim_core::op::Op;
+    use ftsim_core::protocol::{Protocol, PRESETS};
+    use ftsim_core::world::World;
+
+    /// The sequential driver's step (`run_to_end`, requests answered inside the run) does what
+    /// `advance` in a loop does: the same result, findings, kernel, thread and lock order, over
+    /// every preset and operation sequences with faults.
+    #[test]
+    fn run_to_end_is_advance_in_a_loop() {
+        let ops: Vec<Op> = [
+            "klp-enable f0",
+            "klp-disable f0",
+            "bpf-link fentry f0",
+            "bpf-link fexit f1",
+            "bpf-unlink fentry f0",
+            "kprobe-arm f0",
+            "kprobe-disarm f0",
+            "direct-register f0",
+            "direct-modify f0",
+            "direct-unregister f0",
+            "tracer-register t0 filter={f0} notrace={}",
+            "tracer-filter-add t0 f1",
+            "tracer-unregister t0",
+        ]
+        .iter()
+        .map(|s| s.parse().expect("a valid operation"))
+        .collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut ops_run, mut recursions) = (0, 0);
+        for (name, _) in PRESETS {
+            let proto = Protocol::preset(name).expect("a preset");
+            for _ in 0..100 {
+                let mut a = Sequential::new(&World::new(2), proto);
+                let mut b = a.clone();
+                for _ in 0..10 {
+                    if a.stuck {
+                        break;
+                    }
+                    let op = &ops[next() as usize % ops.len()];
+                    let mut faults = Faults::NONE;
+                    match next() % 4 {
+                        0 => faults.allocs = 1 << (next() % 3),
+                        1 => faults.trylocks = 1 << (next() % 3),
+                        _ => {}
+                    }
+                    let out = a.run(op, faults);
+                    b.th.start(&mut b.k, 0, op.clone());
+                    let mut plan = FaultPlan::new(faults);
+                    let stepped = loop {
+                        match advance(&mut b.k, &mut b.th, &mut b.order, 0, &mut plan) {
+                            Advance::Wants(_) => {}
+                            end => break end,
+                        }
+                    };
+                    match stepped {
+                        Advance::Done(r) => assert_eq!(out.result, r, "{name}: `{op}`"),
+                        Advance::Recursion(v) => {
+                            recursions += 1;
+                            assert!(out.stuck && out.violations.contains(&v), "{name}: `{op}`");
+                            b.stuck = true;
+                        }
+                        Advance::Wants(_) => unreachable!(),
+                    }
+                    b.k.violations.clear();
+                    assert!(
+                        a.k == b.k
+                            && a.th == b.th
+                            && a.order.mask() == b.order.mask()
+                            && a.stuck == b.stuck,
+                        "{name}: `{op}` with {faults:?} left the two steps apart"
+                    );
+                    assert_eq!(a.k.gen, b.k.gen);
+                    ops_run += 1;
+                }
+            }
+        }
+        // The comparison met both ends of a step: finished operations and recursions.
+        assert!(
+            ops_run > 10_000 && recursions > 0,
+            "{ops_run} operations compared, {recursions} recursions"
+        );
     }
 }
