@@ -46,10 +46,7 @@ pub fn advance(
     t: Tid,
     d: &mut impl Decider,
 ) -> Advance {
-    if let Some(req) = th.pending {
-        let ok = answer(k, t, req, d);
-        th.answer(k, t, ok);
-    }
+    answer_pending(k, th, t, d);
     match th.run(k, t) {
         Status::Done(r) => Advance::Done(r),
         Status::Wants(Request::Lock(l)) => match lockdep::validate(order, k, t, l) {
@@ -77,10 +74,7 @@ pub fn run_to_end(
     t: Tid,
     d: &mut impl Decider,
 ) -> Advance {
-    if let Some(req) = th.pending {
-        let ok = answer(k, t, req, d);
-        th.answer(k, t, ok);
-    }
+    answer_pending(k, th, t, d);
     let mut recursion = None;
     let status = th.run_with(k, t, |k, req| {
         if let Request::Lock(l) = req {
@@ -101,6 +95,16 @@ pub fn run_to_end(
             unreachable!("[core internal bug] thread {t} left waiting for {req} though answered")
         }
         Status::Idle => unreachable!("[core internal bug] thread {t} went idle without finishing"),
+    }
+}
+
+/// Answers the request `th` waits on, if any (none right after `Thread::start`), the one way
+/// ([`answer`]).
+#[inline(always)]
+fn answer_pending(k: &mut Kernel, th: &mut Thread, t: Tid, d: &mut impl Decider) {
+    if let Some(req) = th.pending {
+        let ok = answer(k, t, req, d);
+        th.answer(k, t, ok);
     }
 }
 
