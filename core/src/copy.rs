@@ -96,17 +96,8 @@ impl Kernel {
     /// only the marked slots are compared (debug builds compare the others too).
     #[inline]
     pub fn ops_eq_parent(&self, parent: &Kernel, ids: std::ops::Range<usize>) -> bool {
-        ids.into_iter().all(|i| {
-            if self.ops.written(i) {
-                self.ops[i] == parent.ops[i]
-            } else {
-                debug_assert!(
-                    self.ops[i] == parent.ops[i],
-                    "[core internal bug] ops slot {i} was changed without a mark"
-                );
-                true
-            }
-        })
+        ids.into_iter()
+            .all(|i| self.ops.eq_at_parent(&parent.ops, i))
     }
 
     /// [`Kernel::own_sections_eq`] against `parent`, for a `self` that was a copy of `parent`
@@ -115,17 +106,9 @@ impl Kernel {
     #[inline(always)]
     pub fn own_sections_eq_parent(&self, parent: &Kernel, f: FnId) -> bool {
         let [klp, bpf] = self.own_slots(f);
-        let i = f.0 as usize;
-        if !self.fns.written(i) && !self.ops.written(klp) && !self.ops.written(bpf) {
-            debug_assert!(
-                self.own_sections_eq(parent, f),
-                "[core internal bug] {f}'s sections were changed without a mark"
-            );
-            return true;
-        }
-        (!self.fns.written(i) || self.fns[i] == parent.fns[i])
-            && (!self.ops.written(klp) || self.ops[klp] == parent.ops[klp])
-            && (!self.ops.written(bpf) || self.ops[bpf] == parent.ops[bpf])
+        self.fns.eq_at_parent(&parent.fns, f.0 as usize)
+            && self.ops.eq_at_parent(&parent.ops, klp)
+            && self.ops.eq_at_parent(&parent.ops, bpf)
     }
 }
 

@@ -81,21 +81,27 @@ impl<T: Clone + PartialEq> Slots<T> {
 }
 
 impl<T: PartialEq> Slots<T> {
-    /// `self == parent` for a `self` that was a copy of `parent` before the writes its marks
-    /// record: only the marked items are compared. Debug builds check the premise.
+    /// Item `i` equals `parent`'s, for a `self` that was a copy of `parent` before the writes its
+    /// marks record: compared only when marked (debug builds check an unmarked one equal, the
+    /// premise). The one comparison every `_parent` test of the kernel's copies is made of.
+    #[inline(always)]
+    pub fn eq_at_parent(&self, parent: &Slots<T>, i: usize) -> bool {
+        if self.written(i) {
+            self.items[i] == parent.items[i]
+        } else {
+            debug_assert!(
+                self.items[i] == parent.items[i],
+                "[core internal bug] item {i} was changed without a mark"
+            );
+            true
+        }
+    }
+
+    /// `self == parent` under the premise of [`Slots::eq_at_parent`].
     #[inline]
     pub(crate) fn eq_marked(&self, parent: &Slots<T>) -> bool {
-        debug_assert!(
-            (0..self.items.len()).all(|i| self.written(i) || self.items[i] == parent.items[i]),
-            "[core internal bug] an item was changed without a mark"
-        );
         self.items.len() == parent.items.len()
-            && self
-                .items
-                .iter()
-                .zip(&parent.items)
-                .enumerate()
-                .all(|(i, (a, b))| !self.written(i) || a == b)
+            && (0..self.items.len()).all(|i| self.eq_at_parent(parent, i))
     }
 }
 
