@@ -175,9 +175,12 @@ impl SeqSpace {
         // once per expansion (the successor's goes to a reused buffer). The property check of
         // the state reached is the search's, once per distinct state (`Space::check`).
         // `c` was a copy of `st` before the run (`copy_state`, or a clone), so the kernels are
-        // compared only where the run wrote (`Kernel::eq_parent`).
-        let unchanged =
-            !out.stuck && out.result.is_err() && c.s.k.eq_parent(&s.k) && c.s.th == s.th;
+        // compared only where the run wrote (`Kernel::eq_parent`). Any operation that leaves
+        // the kernel, the thread and the lock order as they were, failed or not (a tracer
+        // removing an ip its filter does not hold succeeds), keeps the parent's key: the key
+        // is a function of those alone (checked against a key from scratch in debug builds).
+        let same = !out.stuck && c.s.k.eq_parent(&s.k) && c.s.th == s.th;
+        let unchanged = same && out.result.is_err();
         let before = if !out.stuck && out.result.is_err() && !unchanged {
             if !sc.fp_parent_valid {
                 footprint_into(&s.k, &mut sc.fp_parent);
@@ -189,7 +192,12 @@ impl SeqSpace {
         };
         judge_seq(&mut out, op, before, &c.s.k, &mut sc.fp_child, false);
         let violations = out.violations;
-        c.key = if unchanged && mask == st.mask {
+        c.key = if same && mask == st.mask {
+            debug_assert_eq!(
+                st.key,
+                self.key_of(None, &c.s, mask, &mut Scratch::default()),
+                "[explore internal bug] `{op}` left the state as it was, with another key"
+            );
             st.key
         } else if after {
             let key = self.key_of(Some(&s.k), &c.s, mask, sc);
