@@ -180,8 +180,7 @@ impl SeqSpace {
         // removing an ip its filter does not hold succeeds), keeps the parent's key: the key
         // is a function of those alone (checked against a key from scratch in debug builds).
         let same = !out.stuck && c.s.k.eq_parent(&s.k) && c.s.th == s.th;
-        let unchanged = same && out.result.is_err();
-        let before = if !out.stuck && out.result.is_err() && !unchanged {
+        let before = if !out.stuck && out.result.is_err() && !same {
             if !sc.fp_parent_valid {
                 footprint_into(&s.k, &mut sc.fp_parent);
                 sc.fp_parent_valid = true;
